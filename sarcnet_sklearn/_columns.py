@@ -1,0 +1,39 @@
+"""Canonical column names shared by the datasets, the pipelines and the CLI."""
+
+PROTOCOL_1 = [
+    "cell_area",
+    "cell_aspect_ratio",
+    "max_coefficient_variation",
+    "peak_height",
+    "peak_distance",
+]
+"""Set 1 (morphology) and Set 2 (global alignment) features: the paper's Protocol 1."""
+
+PROTOCOL_2 = PROTOCOL_1 + [
+    "frac_area_background",
+    "frac_area_diffuse_other",
+    "frac_area_fibers",
+    "frac_area_disorganized_puncta",
+    "frac_area_organized_puncta",
+    "frac_area_organized_zdiscs",
+]
+"""Protocol 1 plus Set 3 (local organization): the paper's Protocol 2."""
+
+PROTOCOLS = {1: PROTOCOL_1, 2: PROTOCOL_2}
+
+IMAGE_COLUMN = "image_path"
+TARGET_COLUMN = "score"
+EXPERT_COLUMNS = ["expert_1", "expert_2"]
+DAY_COLUMN = "day"
+COHORT_COLUMN = "cohort"
+
+PIXEL_SIZE_UM = 0.12
+"""Pixel size of the AICS single-cell images, in micrometres."""
+
+STRUCTURE_PAGE = 1
+"""Page of the AICS single-cell TIFF holding alpha-actinin-2 (the structure)."""
+
+CELL_MASK_PAGE = 9
+"""Page of the AICS single-cell TIFF holding the cell mask."""
+
+N_AICS_PAGES = 10

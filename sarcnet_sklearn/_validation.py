@@ -1,0 +1,75 @@
+"""Input checks shared by the selector, the regressor and the loaders.
+
+Each check raises a ValueError that names the column, row or file at fault.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+
+def as_frame(X, what: str = "X") -> pd.DataFrame:
+    """Accept a DataFrame or a dict of equal-length 1-D arrays; return a DataFrame."""
+    if isinstance(X, pd.DataFrame):
+        return X
+    if isinstance(X, Mapping):
+        try:
+            return pd.DataFrame({key: np.asarray(value) for key, value in X.items()})
+        except ValueError as exc:
+            raise ValueError(f"{what}: a dict input must map column names to "
+                             f"equal-length 1-D arrays ({exc})") from exc
+    raise TypeError(
+        f"{what} must be a pandas DataFrame (or a dict of column arrays) with an image-path "
+        f"column and feature columns, got {type(X).__name__}"
+    )
+
+
+def check_columns(df: pd.DataFrame, columns: Iterable[str], what: str = "X") -> None:
+    """Raise if any of ``columns`` is missing from ``df``, naming all that are."""
+    missing = [column for column in columns if column not in df.columns]
+    if missing:
+        raise ValueError(
+            f"{what} is missing column(s) {missing}; it has {list(df.columns)}"
+        )
+
+
+def check_finite_features(df: pd.DataFrame, columns: Iterable[str], what: str = "X") -> np.ndarray:
+    """Return ``df[columns]`` as float64; raise naming the first non-numeric or non-finite cell."""
+    columns = list(columns)
+    check_columns(df, columns, what)
+    values = np.empty((len(df), len(columns)), dtype=np.float64)
+    for j, column in enumerate(columns):
+        try:
+            values[:, j] = pd.to_numeric(df[column], errors="raise")
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{what}: feature column {column!r} is not numeric ({exc})") from exc
+    bad_rows, bad_cols = np.nonzero(~np.isfinite(values))
+    if len(bad_rows):
+        row, column = df.index[bad_rows[0]], columns[bad_cols[0]]
+        raise ValueError(
+            f"{what}: feature {column!r} is {values[bad_rows[0], bad_cols[0]]} in row {row!r} "
+            f"({len(bad_rows)} non-finite value(s) in all); fill or drop these rows first"
+        )
+    return values
+
+
+def check_target(y, n_samples: int) -> np.ndarray:
+    """Return ``y`` as a float32 column vector; accepts 1-D or ``(n, 1)`` input."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D (one score per cell), got shape {y.shape}")
+    if len(y) != n_samples:
+        raise ValueError(f"y has {len(y)} values but X has {n_samples} rows")
+    try:
+        y = y.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"y must be numeric scores ({exc})") from exc
+    bad = np.flatnonzero(~np.isfinite(y))
+    if len(bad):
+        raise ValueError(f"y has {len(bad)} non-finite value(s), first at position {bad[0]}")
+    return y.astype(np.float32).reshape(-1, 1)

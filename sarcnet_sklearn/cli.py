@@ -1,0 +1,44 @@
+"""The ``sarcnet-sklearn`` command line tool.
+
+Each subcommand lives in the module that does its work and is registered here
+through that module's ``add_subcommand(subparsers)``, which adds a parser whose
+``func`` default takes the parsed arguments and returns an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import demo
+    from .features import _cli as features_cli
+
+    parser = argparse.ArgumentParser(
+        prog="sarcnet-sklearn",
+        description="Score sarcomere organization of hiPSC-CMs with SarcNet (scikit-learn API).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (demo, features_cli):
+        module.add_subcommand(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line tool; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"sarcnet-sklearn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,231 @@
+"""Reading the AICS hiPSC-CM dataset (Gerbin et al. 2021) from its Quilt layout."""
+
+from __future__ import annotations
+
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from .._columns import (
+    COHORT_COLUMN,
+    DAY_COLUMN,
+    EXPERT_COLUMNS,
+    IMAGE_COLUMN,
+    PIXEL_SIZE_UM,
+    PROTOCOL_2,
+    TARGET_COLUMN,
+)
+
+COHORTS = ("fish_1", "fish_2")
+FEATURES_DIR = "2d_autocontrasted_single_cell_features_{cohort}/features"
+FIELDS_DIR = "2d_autocontrasted_fields_and_single_cells_{cohort}"
+IMAGE_DIR = "rescaled_2D_single_cell_tiff_path"
+KEYS = ["napariCell_ObjectNumber", "fov_path"]
+
+EXPERT_1, EXPERT_2 = "mh_structure_org_score", "kg_structure_org_score"
+FEATURE_TABLE_COLUMNS = [
+    "napariCell_ObjectNumber",
+    "fov_path",
+    "napariCell_AreaShape_Area",
+    "napariCell_AreaShape_MinorAxisLength",
+    "napariCell_AreaShape_MajorAxisLength",
+    "Frac_Area_Background",
+    "Frac_Area_DiffuseOthers",
+    "Frac_Area_Fibers",
+    "Frac_Area_Disorganized_Puncta",
+    "Frac_Area_Organized_Puncta",
+    "Frac_Area_Organized_ZDisks",
+    "Maximum_Coefficient_Variation",
+    "Peak_Height",
+    "Peak_Distance",
+    "cell_age",
+    EXPERT_1,
+    EXPERT_2,
+]
+METADATA_COLUMNS = [
+    "napariCell_ObjectNumber",
+    "original_fov_location",
+    "rescaled_2D_single_cell_tiff_path",
+]
+RENAMED_FEATURES = {
+    "Frac_Area_Background": "frac_area_background",
+    "Frac_Area_DiffuseOthers": "frac_area_diffuse_other",
+    "Frac_Area_Fibers": "frac_area_fibers",
+    "Frac_Area_Disorganized_Puncta": "frac_area_disorganized_puncta",
+    "Frac_Area_Organized_Puncta": "frac_area_organized_puncta",
+    "Frac_Area_Organized_ZDisks": "frac_area_organized_zdiscs",
+    "Maximum_Coefficient_Variation": "max_coefficient_variation",
+    "Peak_Height": "peak_height",
+}
+OUTPUT_COLUMNS = (
+    [IMAGE_COLUMN]
+    + PROTOCOL_2
+    + [TARGET_COLUMN, *EXPERT_COLUMNS, DAY_COLUMN, COHORT_COLUMN]
+    + KEYS
+)
+
+
+def aics_paths(root: str | PathLike, cohort: str) -> dict[str, Path]:
+    """Locations of one cohort's features table, metadata table and image folder under ``root``.
+
+    Raises FileNotFoundError naming what is missing.
+    """
+    root = Path(root)
+    features_dir = root / FEATURES_DIR.format(cohort=cohort)
+    fields_dir = root / FIELDS_DIR.format(cohort=cohort)
+    found = sorted(features_dir.glob("*_cp_features.csv"))
+    if len(found) > 1:
+        raise ValueError(f"{features_dir}: expected one *_cp_features.csv, found {len(found)}")
+    paths = {
+        "features": found[0] if found else features_dir / "<hash>_cp_features.csv",
+        "metadata": fields_dir / "metadata.csv",
+        "images": fields_dir / IMAGE_DIR,
+    }
+    missing = [str(path) for path in paths.values() if not path.exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"not an AICS dataset root ({root}): missing {missing}. Expected the Quilt package "
+            "aics/integrated_transcriptomics_structural_organization_hipsc_cm (cohorts "
+            f"{', '.join(COHORTS)}), or a folder made by make_synthetic_aics."
+        )
+    return paths
+
+
+def _read_table(path: Path, columns: list[str]) -> pd.DataFrame:
+    table = pd.read_csv(path, low_memory=False)
+    missing = [column for column in columns if column not in table.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}")
+    return table
+
+
+def _read_cohort(root: Path, cohort: str) -> pd.DataFrame:
+    paths = aics_paths(root, cohort)
+    features = _read_table(paths["features"], FEATURE_TABLE_COLUMNS)[FEATURE_TABLE_COLUMNS]
+    metadata = _read_table(paths["metadata"], METADATA_COLUMNS)[METADATA_COLUMNS]
+    metadata = metadata.rename(columns={"original_fov_location": "fov_path"})
+    for table, path in ((features, paths["features"]), (metadata, paths["metadata"])):
+        numbers = pd.to_numeric(table["napariCell_ObjectNumber"], errors="coerce")
+        if numbers.isna().any():
+            row = table.index[numbers.isna().to_numpy()][0]
+            raise ValueError(f"{path}: napariCell_ObjectNumber is not a number in row {row}")
+        table["napariCell_ObjectNumber"] = numbers.astype(int).astype(str)
+        table["fov_path"] = table["fov_path"].astype(str)
+    try:
+        cells = features.merge(metadata, on=KEYS, how="inner", validate="one_to_one")
+    except pd.errors.MergeError as exc:
+        raise ValueError(
+            f"{paths['features']} / {paths['metadata']}: a cell ({', '.join(KEYS)}) appears "
+            f"more than once ({exc})"
+        ) from exc
+    cells[COHORT_COLUMN] = cohort
+    names = cells.pop("rescaled_2D_single_cell_tiff_path").astype(str)
+    images = paths["images"].resolve()
+    cells[IMAGE_COLUMN] = [str(images / Path(name.replace("\\", "/")).name) for name in names]
+    return cells
+
+
+def load_aics(root: str | PathLike, *, check_images: bool = True) -> pd.DataFrame:
+    """Load the AICS single-cell dataset as one table with the canonical columns.
+
+    Reads both cohorts (``fish_1``, ``fish_2``) of the Quilt package under
+    ``root``: each cohort's CellProfiler features table and metadata table are
+    inner-joined on ``napariCell_ObjectNumber`` and the field-of-view path;
+    cells are kept when both experts scored them above 0 (5,761 cells on the
+    real data); the image path is the metadata's file name looked up in the
+    cohort's image folder. Derived columns follow the SarcNet code: aspect
+    ratio = minor / major axis length, area in um^2 (pixels x 0.12^2), peak
+    distance in um (pixels x 0.12), ``score`` = mean of the two experts.
+
+    Parameters
+    ----------
+    root : str or path-like
+        Folder holding ``2d_autocontrasted_single_cell_features_fish_N/`` and
+        ``2d_autocontrasted_fields_and_single_cells_fish_N/`` (N = 1, 2).
+    check_images : bool, default=True
+        Raise if a kept cell's image file does not exist.
+
+    Returns
+    -------
+    cells : DataFrame
+        Columns ``image_path`` (absolute), the eleven
+        :data:`~sarcnet_sklearn.PROTOCOL_2` features, ``score``, ``expert_1``
+        (mh), ``expert_2`` (kg), ``day``, ``cohort``, ``napariCell_ObjectNumber``
+        and ``fov_path``; a fresh 0..n-1 index.
+
+    Raises
+    ------
+    FileNotFoundError
+        A table, the image folder or (with ``check_images``) an image is missing.
+    ValueError
+        A table lacks a required column or has an unreadable key.
+
+    Examples
+    --------
+    >>> from sarcnet_sklearn.datasets import load_aics, make_synthetic_aics
+    >>> cells = load_aics(make_synthetic_aics("synthetic_aics", n_cells=50))  # doctest: +SKIP
+    >>> cells[["image_path", "score"]].head()  # doctest: +SKIP
+    """
+    root = Path(root)
+    cells = pd.concat([_read_cohort(root, cohort) for cohort in COHORTS], ignore_index=True)
+    keep = (cells[EXPERT_1] > 0) & (cells[EXPERT_2] > 0)
+    cells = cells[keep.to_numpy()].reset_index(drop=True)
+    cells["cell_area"] = cells["napariCell_AreaShape_Area"] * PIXEL_SIZE_UM**2
+    cells["cell_aspect_ratio"] = (
+        cells["napariCell_AreaShape_MinorAxisLength"]
+        / cells["napariCell_AreaShape_MajorAxisLength"]
+    )
+    cells["peak_distance"] = cells["Peak_Distance"] * PIXEL_SIZE_UM
+    cells = cells.rename(
+        columns={**RENAMED_FEATURES, EXPERT_1: "expert_1", EXPERT_2: "expert_2", "cell_age": "day"}
+    )
+    cells[TARGET_COLUMN] = cells[EXPERT_COLUMNS].mean(axis=1)
+    if check_images:
+        exists = np.array([Path(path).is_file() for path in cells[IMAGE_COLUMN]], dtype=bool)
+        if not exists.all():
+            missing = cells.loc[~exists, IMAGE_COLUMN].tolist()
+            raise FileNotFoundError(
+                f"{len(missing)} image file(s) listed in the metadata are missing, "
+                f"e.g. {missing[:3]}"
+            )
+    return cells[OUTPUT_COLUMNS]
+
+
+def paper_split(
+    cells: pd.DataFrame, random_state: int = 42, stratify_column: str = "expert_1"
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The paper's train / validation / test split.
+
+    20 % of the cells go to the test set, then 20 % of the rest to validation,
+    both stratified on expert 1's score with ``random_state`` 42, as in the
+    SarcNet code: 3,686 / 922 / 1,153 cells on the 5,761 real cells.
+
+    Parameters
+    ----------
+    cells : DataFrame
+        A table from :func:`load_aics` (any table with ``stratify_column``).
+    random_state : int, default=42
+    stratify_column : str, default="expert_1"
+
+    Returns
+    -------
+    train, valid, test : DataFrame
+        Row subsets of ``cells`` (original index kept).
+
+    Examples
+    --------
+    >>> from sarcnet_sklearn.datasets import paper_split
+    >>> train, valid, test = paper_split(cells)  # doctest: +SKIP
+    """
+    if stratify_column not in cells.columns:
+        raise ValueError(f"cells has no column {stratify_column!r} to stratify on")
+    rest, test = train_test_split(
+        cells, test_size=0.2, random_state=random_state, stratify=cells[stratify_column]
+    )
+    train, valid = train_test_split(
+        rest, test_size=0.2, random_state=random_state, stratify=rest[stratify_column]
+    )
+    return train, valid, test

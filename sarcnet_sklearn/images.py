@@ -1,0 +1,196 @@
+"""Reading cell images and turning them into the compact uint8 cache the model trains on.
+
+A cell image is one plane of a file: a page of a multi-page (or OME) TIFF, or a
+colour channel of a PNG/JPEG. :func:`read_plane` reads it as stored;
+:func:`to_uint8` and :func:`resize_plane` bring it to the model's input size; and
+:func:`load_image_stack` does both for many files at once, in threads, with a
+progress bar, into one ``(n_cells, size, size)`` uint8 array.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from PIL import Image
+from tqdm.auto import tqdm
+
+TIFF_SUFFIXES = {".tif", ".tiff"}
+PIL_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
+
+
+class ImageReadError(ValueError):
+    """A cell image is missing, unreadable or lacks the requested plane."""
+
+
+def read_plane(path: str | PathLike, index: int = 0) -> np.ndarray:
+    """Read one 2-D plane of an image file, as stored.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A TIFF (multi-page, OME, any compression tifffile decodes) or a
+        PNG/JPEG/BMP file.
+    index : int, default=0
+        Page of a multi-page TIFF; for a single-page file with several channels
+        (RGB PNG, a ``(C, Y, X)`` or ``(Y, X, C)`` TIFF page), the channel.
+
+    Returns
+    -------
+    plane : ndarray of shape (height, width)
+        The plane in its stored dtype.
+
+    Raises
+    ------
+    ImageReadError
+        When the file is missing, cannot be decoded, or has no plane ``index``;
+        the message names the file.
+
+    Examples
+    --------
+    >>> from sarcnet_sklearn.images import read_plane
+    >>> structure = read_plane("cell.tiff", 1)  # doctest: +SKIP
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"image file not found: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in TIFF_SUFFIXES:
+            with tifffile.TiffFile(path) as tif:
+                n_pages = len(tif.pages)
+                if n_pages > 1:
+                    if not 0 <= index < n_pages:
+                        raise ImageReadError(
+                            f"{path}: has {n_pages} pages, page {index} was requested"
+                        )
+                    return _as_plane(tif.pages[index].asarray(), 0, path)
+                array = tif.pages[0].asarray()
+        elif suffix in PIL_SUFFIXES:
+            with Image.open(path) as image:
+                array = np.asarray(image)
+        else:
+            raise ImageReadError(
+                f"{path}: unsupported image type {suffix!r} "
+                f"(expected one of {sorted(TIFF_SUFFIXES | PIL_SUFFIXES)})"
+            )
+    except ImageReadError:
+        raise
+    except Exception as exc:  # tifffile and PIL raise many types on corrupt files
+        raise ImageReadError(f"cannot read image {path}: {exc}") from exc
+    return _as_plane(array, index, path)
+
+
+def _as_plane(array: np.ndarray, index: int, path: Path) -> np.ndarray:
+    array = np.squeeze(array)
+    if array.ndim == 2:
+        if index != 0:
+            raise ImageReadError(f"{path}: has a single plane, plane {index} was requested")
+        return array
+    if array.ndim == 3:
+        channel_axis = 2 if array.shape[2] <= 4 else 0
+        n_channels = array.shape[channel_axis]
+        if not 0 <= index < n_channels:
+            raise ImageReadError(
+                f"{path}: has {n_channels} channels, channel {index} was requested"
+            )
+        return np.take(array, index, axis=channel_axis)
+    raise ImageReadError(f"{path}: expected a 2-D image plane, found shape {array.shape}")
+
+
+def to_uint8(plane: np.ndarray) -> np.ndarray:
+    """Convert a plane to uint8 the way the model expects it.
+
+    8-bit planes are kept as they are (the AICS images are already
+    auto-contrasted to 8 bits). Planes of any other dtype (16-bit, float, bool)
+    are auto-contrasted: their minimum maps to 0 and their maximum to 255; a
+    constant plane becomes all zeros. Non-finite values are an error.
+    """
+    if plane.dtype == np.uint8:
+        return plane
+    values = plane.astype(np.float64)
+    if not np.all(np.isfinite(values)):
+        raise ValueError("image plane contains NaN or infinite values")
+    low, high = values.min(), values.max()
+    if high == low:
+        return np.zeros(plane.shape, dtype=np.uint8)
+    return np.round((values - low) * (255.0 / (high - low))).astype(np.uint8)
+
+
+def resize_plane(plane: np.ndarray, size: int) -> np.ndarray:
+    """Resize a uint8 plane to ``size x size`` with antialiased bilinear interpolation."""
+    if plane.shape == (size, size):
+        return plane
+    return np.asarray(Image.fromarray(plane).resize((size, size), Image.Resampling.BILINEAR))
+
+
+def load_cell_image(path: str | PathLike, index: int, size: int) -> np.ndarray:
+    """Read plane ``index`` of ``path`` and return it as a ``size x size`` uint8 array."""
+    plane = read_plane(path, index)
+    if plane.size == 0:
+        raise ImageReadError(f"{path}: image plane is empty")
+    try:
+        return resize_plane(to_uint8(plane), size)
+    except ValueError as exc:
+        raise ImageReadError(f"{path}: {exc}") from exc
+
+
+def load_image_stack(
+    paths: Sequence[str | PathLike],
+    index: int,
+    size: int,
+    *,
+    n_jobs: int | None = None,
+    progress: bool | None = None,
+) -> np.ndarray:
+    """Decode many cell images once into a compact ``(n, size, size)`` uint8 array.
+
+    Parameters
+    ----------
+    paths : sequence of str or path-like
+        One image file per cell.
+    index : int
+        Page (or channel) to read, see :func:`read_plane`.
+    size : int
+        Side of the square the planes are resized to.
+    n_jobs : int, optional
+        Reader threads; default: the number of CPUs (at most 8).
+    progress : bool, optional
+        Show a progress bar; default: only for more than 200 images.
+
+    Returns
+    -------
+    stack : ndarray of shape (n, size, size), dtype uint8
+
+    Raises
+    ------
+    ImageReadError
+        For the first file that cannot be read, naming it.
+
+    Examples
+    --------
+    >>> from sarcnet_sklearn.images import load_image_stack
+    >>> stack = load_image_stack(["a.tiff", "b.tiff"], index=1, size=96)  # doctest: +SKIP
+    """
+    paths = list(paths)
+    stack = np.empty((len(paths), size, size), dtype=np.uint8)
+    if not paths:
+        return stack
+    if n_jobs is None:
+        n_jobs = min(8, os.cpu_count() or 1)
+    if progress is None:
+        progress = len(paths) > 200
+
+    def load(i: int) -> None:
+        stack[i] = load_cell_image(paths[i], index, size)
+
+    with ThreadPoolExecutor(max_workers=max(1, n_jobs)) as pool:
+        jobs = pool.map(load, range(len(paths)))
+        for _ in tqdm(jobs, total=len(paths), desc="reading images", disable=not progress):
+            pass
+    return stack

@@ -1,0 +1,293 @@
+"""SarcNet as a skorch/scikit-learn regressor over a table of cells."""
+
+from __future__ import annotations
+
+from os import PathLike
+
+import numpy as np
+import pandas as pd
+import torch
+from skorch import NeuralNetRegressor
+from skorch.callbacks import EarlyStopping, EpochScoring
+from skorch.dataset import Dataset, ValidSplit
+
+from ._columns import IMAGE_COLUMN, STRUCTURE_PAGE
+from ._validation import as_frame, check_finite_features, check_target
+from .images import load_image_stack
+from .metrics import spearman_score
+from .nn import SarcNetModule
+
+DEFAULT_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+DEFAULT_TRAIN_SPLIT = ValidSplit(0.2, random_state=0)
+"""Hold out a fixed random 20 % of the training cells for validation."""
+
+
+class SarcNetRegressor(NeuralNetRegressor):
+    """SarcNet: predicts the 1-5 sarcomere organization score of a cell.
+
+    A skorch ``NeuralNetRegressor`` whose input is a table of cells: a
+    DataFrame (or a dict of column arrays) with an image-path column and the
+    cell-feature columns (every other column; standardise them first, as
+    :func:`~sarcnet_sklearn.make_sarcnet_pipeline` does). Images are decoded
+    once per ``fit``/``predict`` call into a compact uint8 cache at
+    ``image_size``; the module scales and normalises them on the device.
+
+    After each epoch the Spearman correlation on the validation data is
+    recorded (``valid_spearman`` in ``history``) and, at the end of training,
+    the weights of the epoch with the best value are restored. Validation data
+    is either an explicit ``validation_data=(X_valid, y_valid)`` passed to
+    :meth:`fit` (e.g. the paper's split) or carved out by ``train_split``.
+
+    Parameters
+    ----------
+    module : type, default=SarcNetModule
+        The torch module class; it receives ``n_features``, ``backbone``,
+        ``use_images``, ``use_features``, ``weights`` and ``head_activation``.
+    backbone : {"resnet18", "densenet121", "alexnet"}, default="resnet18"
+        Image branch. ResNet-18 with features is SarcNet; the others are the
+        paper's image-only baselines (use with ``use_features=False``).
+    use_features : bool, default=True
+        False: the image-only CNN regressor (feature columns are ignored).
+    use_images : bool, default=True
+        False: a feature-only MLP (the image column may be absent).
+    image_column : str, default="image_path"
+        Column holding each cell's image file.
+    image_channel : int, default=1
+        Page of a multi-page TIFF (1 = alpha-actinin-2 in the AICS files) or
+        channel of an RGB image to read.
+    image_size : int, default=224
+        Side of the square the images are resized to.
+    weights : None, "imagenet" or path, default=None
+        Initial backbone weights; see :func:`sarcnet_sklearn.nn.build_backbone`.
+    head_activation : bool, default=False
+        ReLU between the head's linear layers (the public code has none).
+    patience : int or None, default=None
+        Stop when the validation Spearman has not improved for this many epochs;
+        None trains all ``max_epochs`` (the best epoch is kept either way).
+    random_state : int or None, default=None
+        Seeds torch before the weights are initialised and batches shuffled.
+    criterion, optimizer, lr, max_epochs, batch_size, train_split, device, ...
+        skorch parameters, with the paper's recipe as defaults: MSE loss, Adam,
+        ``lr=5e-4``, ``batch_size=40``, ``max_epochs=100``; ``train_split``
+        holds out 20 % for validation unless ``validation_data`` is given;
+        ``device`` is "cuda" when a GPU is present, else "cpu". Any other skorch
+        argument (``callbacks``, ``iterator_train__num_workers``,
+        ``optimizer__weight_decay``, ...) is accepted too.
+
+    Attributes
+    ----------
+    feature_names_ : list of str
+        Feature columns the module was trained on, in order.
+    n_features_in_ : int
+        Number of input columns seen in ``fit`` (image column included).
+    module_, history_, ... : see skorch's ``NeuralNet``.
+
+    Examples
+    --------
+    >>> from sarcnet_sklearn import SarcNetRegressor
+    >>> from sarcnet_sklearn.datasets import load_aics, make_synthetic_aics
+    >>> cells = load_aics(make_synthetic_aics("synthetic", n_cells=100))  # doctest: +SKIP
+    >>> net = SarcNetRegressor(use_features=False, image_size=48, max_epochs=3)
+    >>> net.fit(cells[["image_path"]], cells["score"])  # doctest: +SKIP
+    >>> net.predict(cells[["image_path"]].head(1)).shape  # doctest: +SKIP
+    (1,)
+    """
+
+    def __init__(
+        self,
+        module=SarcNetModule,
+        *,
+        backbone: str = "resnet18",
+        use_features: bool = True,
+        use_images: bool = True,
+        image_column: str = IMAGE_COLUMN,
+        image_channel: int = STRUCTURE_PAGE,
+        image_size: int = 224,
+        weights: str | PathLike | None = None,
+        head_activation: bool = False,
+        patience: int | None = None,
+        random_state: int | None = None,
+        criterion=torch.nn.MSELoss,
+        optimizer=torch.optim.Adam,
+        lr: float = 5e-4,
+        max_epochs: int = 100,
+        batch_size: int = 40,
+        train_split=DEFAULT_TRAIN_SPLIT,
+        device: str | None = DEFAULT_DEVICE,
+        **kwargs,
+    ) -> None:
+        self.backbone = backbone
+        self.use_features = use_features
+        self.use_images = use_images
+        self.image_column = image_column
+        self.image_channel = image_channel
+        self.image_size = image_size
+        self.weights = weights
+        self.head_activation = head_activation
+        self.patience = patience
+        self.random_state = random_state
+        super().__init__(
+            module,
+            criterion=criterion,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            train_split=train_split,
+            device=device,
+            **kwargs,
+        )
+
+    # -- data -------------------------------------------------------------------------------
+
+    def _feature_columns(self, df: pd.DataFrame) -> list[str]:
+        if not self.use_features:
+            return []
+        return [column for column in df.columns if column != self.image_column]
+
+    def _net_input(self, X, *, fitting: bool = False) -> dict[str, np.ndarray]:
+        """Turn a table of cells into the module's inputs (uint8 images, float32 features)."""
+        df = as_frame(X)
+        if len(df) == 0:
+            raise ValueError("X has no rows")
+        if fitting:
+            self.feature_names_ = self._feature_columns(df)
+            self.n_features_in_ = df.shape[1]
+            self.feature_names_in_ = np.asarray(df.columns, dtype=object)
+            if self.use_features and not self.feature_names_:
+                raise ValueError(
+                    f"use_features=True but X has no feature columns besides "
+                    f"{self.image_column!r}; pass features or set use_features=False"
+                )
+        inputs = {}
+        if self.use_images:
+            if self.image_column not in df.columns:
+                raise ValueError(
+                    f"X has no image column {self.image_column!r} (columns: {list(df.columns)}); "
+                    "set image_column to the column holding the image paths"
+                )
+            paths = df[self.image_column]
+            blank = paths.isna() | (paths.astype(str).str.strip() == "")
+            if blank.any():
+                raise ValueError(
+                    f"X: no image path in column {self.image_column!r} at row "
+                    f"{df.index[np.argmax(blank.to_numpy())]!r}"
+                )
+            inputs["images"] = load_image_stack(
+                paths.astype(str).tolist(), self.image_channel, self.image_size
+            )
+        if self.use_features:
+            inputs["features"] = check_finite_features(df, self.feature_names_).astype(np.float32)
+        return inputs
+
+    # -- skorch hooks -----------------------------------------------------------------------
+
+    def initialize_module(self):
+        params = self.get_params_for("module")
+        params.update(
+            n_features=len(getattr(self, "feature_names_", [])),
+            backbone=self.backbone,
+            use_images=self.use_images,
+            use_features=self.use_features,
+            weights=self.weights,
+            head_activation=self.head_activation,
+        )
+        self.module_ = self.initialized_instance(self.module, params)
+        return self
+
+    def get_default_callbacks(self):
+        callbacks = list(super().get_default_callbacks())
+        if self._has_validation():
+            callbacks += [
+                (
+                    "valid_spearman",
+                    EpochScoring(
+                        _spearman_scoring, name="valid_spearman", lower_is_better=False
+                    ),
+                ),
+                (
+                    "best_valid_spearman",
+                    EarlyStopping(
+                        monitor="valid_spearman",
+                        lower_is_better=False,
+                        patience=self.patience,
+                        threshold=0.0,
+                        threshold_mode="abs",
+                        load_best=True,
+                        sink=_silent,
+                    ),
+                ),
+            ]
+        return callbacks
+
+    def _has_validation(self) -> bool:
+        explicit = getattr(self, "validation_dataset_", None) is not None
+        return explicit or self.train_split is not None
+
+    def get_split_datasets(self, X, y=None, **fit_params):
+        validation = getattr(self, "validation_dataset_", None)
+        if validation is None:
+            return super().get_split_datasets(X, y, **fit_params)
+        return self.get_dataset(X, y), validation
+
+    def get_iterator(self, dataset, training=False):
+        if training and len(dataset) > 1 and len(dataset) % self.batch_size == 1:
+            # BatchNorm cannot train on a final batch of one cell: drop it (it is
+            # a different cell each epoch, as batches are shuffled).
+            kwargs = self.get_params_for("iterator_train")
+            kwargs.setdefault("batch_size", self.batch_size)
+            kwargs["drop_last"] = True
+            return self.iterator_train(dataset, **kwargs)
+        return super().get_iterator(dataset, training=training)
+
+    # -- public API -------------------------------------------------------------------------
+
+    def fit(self, X, y, validation_data=None, **fit_params):
+        """Train on a table of cells.
+
+        Parameters
+        ----------
+        X : DataFrame or dict of arrays
+            Image-path column plus feature columns.
+        y : array-like of shape (n_cells,) or (n_cells, 1)
+            Scores (e.g. the mean of the experts' 1-5 scores).
+        validation_data : tuple (X_valid, y_valid), optional
+            Explicit validation cells (same columns as ``X``); the epoch with the
+            best Spearman on them is kept. Default: ``train_split`` holds out cells.
+        **fit_params
+            Passed to skorch's ``fit``.
+
+        Returns
+        -------
+        self : SarcNetRegressor
+        """
+        inputs = self._net_input(X, fitting=True)
+        target = check_target(y, len(next(iter(inputs.values()))))
+        self.validation_dataset_ = None
+        if validation_data is not None:
+            X_valid, y_valid = validation_data
+            valid_inputs = self._net_input(X_valid)
+            self.validation_dataset_ = Dataset(
+                valid_inputs, check_target(y_valid, len(next(iter(valid_inputs.values()))))
+            )
+        if self.random_state is not None:
+            torch.manual_seed(self.random_state)
+        try:
+            super().fit(inputs, target, **fit_params)
+        finally:
+            del self.validation_dataset_
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        """Predict one score per cell (1-D float array), in evaluation mode."""
+        inputs = self._net_input(X)
+        with torch.inference_mode():
+            return super().predict(inputs).reshape(-1)
+
+
+def _spearman_scoring(net, X, y) -> float:
+    return spearman_score(y, net.predict_proba(X))
+
+
+def _silent(*args, **kwargs) -> None:
+    return None
