@@ -1,32 +1,41 @@
-"""sarcnet-sklearn: SarcNet sarcomere-organization scoring as a scikit-learn estimator."""
+"""sarcnet-sklearn: SarcNet sarcomere-organization scoring as a scikit-learn estimator.
 
+The estimators and pipelines are imported on first use, so that light
+submodules (``sarcnet_sklearn.features`` in joblib workers, for instance) do
+not pay for importing torch.
+"""
+
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+
+from ._columns import PROTOCOL_1, PROTOCOL_2
 
 try:
     __version__ = version("sarcnet-sklearn")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
-from ._columns import PROTOCOL_1, PROTOCOL_2
-from .metrics import regression_report, spearman_score, spearman_scorer
-from .pipeline import (
-    ProtocolSelector,
-    SarcNetPipeline,
-    make_linear_baseline,
-    make_sarcnet_pipeline,
-)
-from .regressor import SarcNetRegressor
+_LAZY = {
+    "ProtocolSelector": "pipeline",
+    "SarcNetPipeline": "pipeline",
+    "make_linear_baseline": "pipeline",
+    "make_sarcnet_pipeline": "pipeline",
+    "SarcNetRegressor": "regressor",
+    "regression_report": "metrics",
+    "spearman_score": "metrics",
+    "spearman_scorer": "metrics",
+}
 
-__all__ = [
-    "PROTOCOL_1",
-    "PROTOCOL_2",
-    "ProtocolSelector",
-    "SarcNetPipeline",
-    "SarcNetRegressor",
-    "__version__",
-    "make_linear_baseline",
-    "make_sarcnet_pipeline",
-    "regression_report",
-    "spearman_score",
-    "spearman_scorer",
-]
+__all__ = ["PROTOCOL_1", "PROTOCOL_2", "__version__", *sorted(_LAZY)]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

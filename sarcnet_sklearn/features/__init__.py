@@ -1,0 +1,39 @@
+"""Protocol 1 features measured from cell images.
+
+Set 1 (cell morphology) and Set 2 (GLCM global alignment, section 5 of the
+facts page) of one cell with :func:`extract_protocol1`; of a table of image
+files with the scikit-learn transformer :class:`Protocol1Extractor`; and the
+individual steps for those who need them.
+"""
+
+from ._extractor import ERROR_COLUMN, Protocol1Extractor, measure_image_file
+from ._fit import decay_residuals, fit_exp_decay
+from ._glcm import (
+    ANGLES,
+    DISTANCES,
+    cooccurrence_matrices,
+    glcm_correlation,
+    glcm_correlation_from_matrices,
+    glcm_offsets,
+)
+from ._protocol1 import alignment_from_correlation, cell_morphology, extract_protocol1
+from ._quantize import check_cell, quantize_cell
+
+__all__ = [
+    "ANGLES",
+    "DISTANCES",
+    "ERROR_COLUMN",
+    "Protocol1Extractor",
+    "alignment_from_correlation",
+    "cell_morphology",
+    "check_cell",
+    "cooccurrence_matrices",
+    "decay_residuals",
+    "extract_protocol1",
+    "fit_exp_decay",
+    "glcm_correlation",
+    "glcm_correlation_from_matrices",
+    "glcm_offsets",
+    "measure_image_file",
+    "quantize_cell",
+]

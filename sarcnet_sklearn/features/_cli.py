@@ -1,0 +1,158 @@
+"""The ``sarcnet-sklearn features`` subcommand: Protocol 1 of image files into a CSV."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from .._columns import IMAGE_COLUMN, PIXEL_SIZE_UM, PROTOCOL_1, STRUCTURE_PAGE
+from ._extractor import measure_many
+
+IMAGE_SUFFIXES = {".tif", ".tiff", ".png"}
+COLUMNS = [IMAGE_COLUMN] + PROTOCOL_1 + ["peak_angle", "error"]
+
+
+def add_subcommand(subparsers) -> argparse.ArgumentParser:
+    """Register ``features`` on the ``sarcnet-sklearn`` subparsers.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> _ = add_subcommand(parser.add_subparsers(dest="command"))
+    >>> parser.parse_args(["features", "cells/", "-o", "f.csv"]).n_jobs
+    1
+    """
+    parser = subparsers.add_parser(
+        "features",
+        help="measure Protocol 1 features (morphology, GLCM alignment) of cell images",
+        description=(
+            "Measure the five Protocol 1 features of each cell image (cell area in um^2, "
+            "aspect ratio, max coefficient of variation, peak height, peak distance in um) "
+            "and write one CSV row per cell. A cell that cannot be measured gets NaN values "
+            "and the reason in the 'error' column."
+        ),
+    )
+    parser.add_argument(
+        "inputs", nargs="+", metavar="IMAGE_OR_FOLDER",
+        help="image files, or folders whose .tif/.tiff/.png files are all measured",
+    )
+    parser.add_argument("-o", "--output", required=True, help="CSV file to write")
+    parser.add_argument(
+        "--structure-page", type=int, default=STRUCTURE_PAGE,
+        help="page (or channel) with the structure (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--mask-page", type=int, default=None,
+        help="page (or channel) with the cell mask (default: 9)",
+    )
+    parser.add_argument(
+        "--pixel-size", type=float, default=PIXEL_SIZE_UM,
+        help="micrometres per pixel (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--n-jobs", type=int, default=1, help="cells measured in parallel (default: 1; -1: all)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def collect_images(inputs: list[str]) -> list[Path]:
+    """Expand folders into their image files (sorted); keep files as given.
+
+    Raises
+    ------
+    FileNotFoundError
+        For an input that does not exist.
+    ValueError
+        When no image is found.
+
+    Examples
+    --------
+    >>> collect_images(["no/such/folder"])
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: no such file or folder: no/such/folder
+    """
+    paths: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            paths += sorted(
+                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+        elif path.exists():
+            paths.append(path)
+        else:
+            raise FileNotFoundError(f"no such file or folder: {item}")
+    if not paths:
+        raise ValueError(f"no .tif/.tiff/.png images found in {', '.join(inputs)}")
+    return paths
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure the images named by ``args`` and write the CSV; returns the exit code."""
+    if args.pixel_size <= 0:
+        raise ValueError(f"--pixel-size must be positive, got {args.pixel_size}")
+    images = collect_images(args.inputs)
+    output = Path(args.output)
+    resolved = {path.resolve() for path in images}
+    if output.resolve() in resolved:
+        raise ValueError(f"refusing to overwrite the input image {output}")
+    if output.is_dir():
+        raise ValueError(f"output {output} is a folder; give a .csv file name")
+    results = list(
+        measure_many(
+            images,
+            structure_page=args.structure_page,
+            mask_page=args.mask_page,
+            pixel_size=args.pixel_size,
+            n_jobs=args.n_jobs,
+            progress=not args.quiet and sys.stderr.isatty(),
+        )
+    )
+    table = pd.DataFrame(results)
+    table.insert(0, IMAGE_COLUMN, [str(path) for path in images])
+    write_csv_atomically(table[COLUMNS], output)
+    n_failed = int(table["error"].notna().sum())
+    print(f"wrote Protocol 1 features of {len(table)} cells to {output}")
+    if n_failed:
+        print(
+            f"warning: {n_failed} of {len(table)} cells could not be measured "
+            "(see the 'error' column)",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def write_csv_atomically(table: pd.DataFrame, output: Path) -> None:
+    """Write ``table`` to a temporary file beside ``output``, then rename it into place.
+
+    Examples
+    --------
+    >>> import pandas as pd, tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> write_csv_atomically(pd.DataFrame({"a": [1]}), folder / "t.csv")
+    >>> (folder / "t.csv").read_text()
+    'a\\n1\\n'
+    """
+    output.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{output.name}.", suffix=".tmp", dir=output.parent
+    )
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        with os.fdopen(handle, "w", newline="") as stream:
+            table.to_csv(stream, index=False)
+        os.replace(temporary, output)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

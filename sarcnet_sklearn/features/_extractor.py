@@ -1,0 +1,317 @@
+"""The scikit-learn transformer that measures Protocol 1 from a table of image files."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from os import PathLike
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+from tqdm.auto import tqdm
+
+from .._columns import CELL_MASK_PAGE, IMAGE_COLUMN, PIXEL_SIZE_UM, PROTOCOL_1, STRUCTURE_PAGE
+from ..images import ImageReadError, read_plane
+from ._protocol1 import extract_protocol1
+
+ERROR_COLUMN = "protocol1_error"
+"""Column holding the per-row error message when ``errors="coerce"``."""
+
+_ERRORS = ("raise", "coerce")
+
+
+def measure_image_file(
+    image_path: str | PathLike,
+    mask_path: str | PathLike | None = None,
+    *,
+    structure_page: int = STRUCTURE_PAGE,
+    mask_page: int | None = None,
+    pixel_size: float = PIXEL_SIZE_UM,
+) -> dict[str, float | str | None]:
+    """Read one cell's structure and mask planes and measure its Protocol 1 features.
+
+    Never raises for a bad cell: the reason goes to ``"error"`` and the values are NaN.
+
+    Parameters
+    ----------
+    image_path : str or path-like
+        File holding the structure plane (and the mask, unless ``mask_path``).
+    mask_path : str or path-like, optional
+        Separate file holding the cell mask.
+    structure_page : int, default=1
+        Page (or channel) of ``image_path`` with the structure.
+    mask_page : int, optional
+        Page (or channel) with the mask; default 9 in ``image_path``, 0 in ``mask_path``.
+    pixel_size : float, default=0.12
+        Micrometres per pixel.
+
+    Returns
+    -------
+    result : dict
+        The :data:`PROTOCOL_1` features, ``peak_angle`` and ``error`` (None on success).
+
+    Examples
+    --------
+    >>> result = measure_image_file("missing.tiff")
+    >>> result["error"]
+    'image file not found: missing.tiff'
+    """
+    if mask_page is None:
+        mask_page = CELL_MASK_PAGE if mask_path is None else 0
+    try:
+        image = read_plane(image_path, structure_page)
+        mask = read_plane(image_path if mask_path is None else mask_path, mask_page)
+        features: dict[str, float | str | None] = dict(
+            extract_protocol1(image, mask, pixel_size=pixel_size)
+        )
+        features["error"] = None
+    except ImageReadError as exc:
+        features = _failed(str(exc))
+    except ValueError as exc:
+        features = _failed(f"{image_path}: {exc}")
+    return features
+
+
+def _failed(message: str) -> dict[str, float | str | None]:
+    result: dict[str, float | str | None] = dict.fromkeys(PROTOCOL_1 + ["peak_angle"], math.nan)
+    result["error"] = message
+    return result
+
+
+def measure_many(
+    image_paths: list,
+    mask_paths: list | None = None,
+    *,
+    structure_page: int = STRUCTURE_PAGE,
+    mask_page: int | None = None,
+    pixel_size: float = PIXEL_SIZE_UM,
+    n_jobs: int | None = None,
+    progress: bool = False,
+) -> Iterator[dict[str, float | str | None]]:
+    """Measure many cells in parallel, yielding :func:`measure_image_file` results in order.
+
+    Each worker reads its own images, so memory does not grow with the number of cells.
+
+    Examples
+    --------
+    >>> [r["error"] for r in measure_many(["a.tiff"])]
+    ['image file not found: a.tiff']
+    """
+    if mask_paths is None:
+        mask_paths = [None] * len(image_paths)
+    results = Parallel(n_jobs=n_jobs, return_as="generator")(
+        delayed(measure_image_file)(
+            image_path,
+            mask_path,
+            structure_page=structure_page,
+            mask_page=mask_page,
+            pixel_size=pixel_size,
+        )
+        for image_path, mask_path in zip(image_paths, mask_paths, strict=True)
+    )
+    yield from tqdm(
+        results, total=len(image_paths), desc="measuring Protocol 1", disable=not progress
+    )
+
+
+class Protocol1Extractor(TransformerMixin, BaseEstimator):
+    """Measure the Protocol 1 features of the cells listed in a DataFrame.
+
+    Each row names an image file; its structure page and cell mask are read
+    (inside the worker, one cell at a time) and the five :data:`PROTOCOL_1`
+    columns are measured with :func:`extract_protocol1`. The output is a copy
+    of the input with those columns added or overwritten; the input is never
+    modified and nothing is learned in ``fit``.
+
+    Parameters
+    ----------
+    image_column : str, default="image_path"
+        Column with the image file of each cell.
+    mask_column : str, optional
+        Column with a separate cell-mask file; by default the mask is a page
+        of the image file.
+    structure_page : int, default=1
+        Page (or channel) holding the structure (alpha-actinin-2).
+    mask_page : int, optional
+        Page (or channel) holding the cell mask: default 9 of the image file,
+        or 0 of the file in ``mask_column``.
+    pixel_size : float, default=0.12
+        Micrometres per pixel (areas in um^2, distances in um).
+    n_jobs : int, optional
+        Cells measured in parallel (joblib; -1 for all cores).
+    progress : bool, default=False
+        Show a progress bar.
+    errors : {"raise", "coerce"}, default="raise"
+        ``"raise"``: a cell that cannot be measured raises a ValueError naming
+        its row and file. ``"coerce"``: its features are NaN and the message
+        goes to an extra column ``protocol1_error`` (None where all went well).
+
+    Attributes
+    ----------
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> cells = pd.DataFrame({"image_path": ["cell_0.tiff", "cell_1.tiff"]})
+    >>> features = Protocol1Extractor(n_jobs=2).fit_transform(cells)  # doctest: +SKIP
+    >>> features.columns.tolist()  # doctest: +SKIP
+    ['image_path', 'cell_area', 'cell_aspect_ratio', 'max_coefficient_variation',
+     'peak_height', 'peak_distance']
+    """
+
+    def __init__(
+        self,
+        image_column: str = IMAGE_COLUMN,
+        mask_column: str | None = None,
+        structure_page: int = STRUCTURE_PAGE,
+        mask_page: int | None = None,
+        pixel_size: float = PIXEL_SIZE_UM,
+        n_jobs: int | None = None,
+        progress: bool = False,
+        errors: str = "raise",
+    ):
+        self.image_column = image_column
+        self.mask_column = mask_column
+        self.structure_page = structure_page
+        self.mask_page = mask_page
+        self.pixel_size = pixel_size
+        self.n_jobs = n_jobs
+        self.progress = progress
+        self.errors = errors
+
+    def fit(self, X: pd.DataFrame, y=None) -> Protocol1Extractor:
+        """Check the parameters and the columns of ``X``; nothing is learned.
+
+        Parameters
+        ----------
+        X : DataFrame
+            Must hold ``image_column`` (and ``mask_column`` if set).
+        y : ignored
+
+        Returns
+        -------
+        self : Protocol1Extractor
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> Protocol1Extractor().fit(pd.DataFrame({"image_path": ["a.tiff"]})).n_features_in_
+        1
+        """
+        self._check_params()
+        self._check_columns(X)
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Measure every row's cell; return a copy of ``X`` with the Protocol 1 columns.
+
+        Parameters
+        ----------
+        X : DataFrame
+            The columns seen in ``fit``.
+
+        Returns
+        -------
+        features : DataFrame
+            ``X``'s columns, then the :data:`PROTOCOL_1` columns it lacked
+            (then ``protocol1_error`` with ``errors="coerce"``).
+
+        Raises
+        ------
+        ValueError
+            With ``errors="raise"``, for the first row whose cell cannot be
+            measured, naming the row and the file.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> cells = pd.DataFrame({"image_path": ["missing.tiff"]})
+        >>> out = Protocol1Extractor(errors="coerce").fit_transform(cells)
+        >>> out["protocol1_error"].tolist()
+        ['image file not found: missing.tiff']
+        """
+        check_is_fitted(self, "feature_names_in_")
+        self._check_params()
+        self._check_columns(X)
+        if list(X.columns) != list(self.feature_names_in_):
+            raise ValueError(
+                "X has different columns from those seen in fit: "
+                f"{list(X.columns)} vs {list(self.feature_names_in_)}"
+            )
+        image_paths = X[self.image_column].tolist()
+        mask_paths = None if self.mask_column is None else X[self.mask_column].tolist()
+        values = np.full((len(X), len(PROTOCOL_1)), np.nan)
+        messages: list[str | None] = []
+        results = measure_many(
+            image_paths,
+            mask_paths,
+            structure_page=self.structure_page,
+            mask_page=self.mask_page,
+            pixel_size=self.pixel_size,
+            n_jobs=self.n_jobs,
+            progress=self.progress,
+        )
+        for row, (label, result) in enumerate(zip(X.index, results, strict=True)):
+            if result["error"] is not None and self.errors == "raise":
+                raise ValueError(f"row {label!r}: cannot measure Protocol 1: {result['error']}")
+            values[row] = [result[name] for name in PROTOCOL_1]
+            messages.append(result["error"])
+        out = X.copy()
+        for column, name in enumerate(PROTOCOL_1):
+            out[name] = values[:, column]
+        if self.errors == "coerce":
+            out[ERROR_COLUMN] = pd.Series(messages, index=X.index, dtype=object)
+        return out[list(self.get_feature_names_out())]
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Names of the output columns.
+
+        Parameters
+        ----------
+        input_features : array-like of str, optional
+            Must match the columns seen in ``fit`` when given.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> extractor = Protocol1Extractor().fit(pd.DataFrame({"image_path": ["a.tiff"]}))
+        >>> extractor.get_feature_names_out().tolist()[:2]
+        ['image_path', 'cell_area']
+        """
+        check_is_fitted(self, "feature_names_in_")
+        names = list(self.feature_names_in_)
+        if input_features is not None and list(input_features) != names:
+            raise ValueError(
+                f"input_features {list(input_features)} do not match the columns seen in fit"
+            )
+        names += [name for name in PROTOCOL_1 if name not in names]
+        if self.errors == "coerce" and ERROR_COLUMN not in names:
+            names.append(ERROR_COLUMN)
+        return np.asarray(names, dtype=object)
+
+    def _check_params(self) -> None:
+        if self.errors not in _ERRORS:
+            raise ValueError(f"errors must be one of {_ERRORS}, got {self.errors!r}")
+        if not (isinstance(self.pixel_size, (int, float)) and self.pixel_size > 0):
+            raise ValueError(f"pixel_size must be a positive number, got {self.pixel_size!r}")
+
+    def _check_columns(self, X) -> None:
+        if not isinstance(X, pd.DataFrame):
+            raise ValueError(
+                "Protocol1Extractor expects a pandas DataFrame with an image-path column, "
+                f"got {type(X).__name__}"
+            )
+        for column in (self.image_column, self.mask_column):
+            if column is not None and column not in X.columns:
+                raise ValueError(f"X has no column {column!r} (columns: {list(X.columns)})")

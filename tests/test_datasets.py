@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sarcnet_sklearn import PROTOCOL_2
+from sarcnet_sklearn.datasets import load_aics, paper_split
+from sarcnet_sklearn.datasets._aics import aics_paths
+
+from .conftest import DATA
+
+
+@pytest.fixture(scope="module")
+def real_labels() -> pd.DataFrame:
+    """The real experts' scores, cut to the paper's 5,761 cells (both scores > 0)."""
+    labels = pd.read_csv(DATA / "expert_scores.csv")
+    labels = labels[(labels.expert_mh > 0) & (labels.expert_kg > 0)]
+    assert len(labels) == 5771
+    # The paper's merge with the features table loses 10 cells; which ones does not
+    # change the split sizes.
+    labels = labels.iloc[:-10].rename(columns={"expert_mh": "expert_1", "expert_kg": "expert_2"})
+    return labels.reset_index(drop=True)
+
+
+def test_paper_split_sizes_on_the_real_labels(real_labels):
+    train, valid, test = paper_split(real_labels)
+    assert (len(train), len(valid), len(test)) == (3686, 922, 1153)
+    assert set(train.index).isdisjoint(valid.index) and set(train.index).isdisjoint(test.index)
+    assert len(set(train.index) | set(valid.index) | set(test.index)) == 5761
+    overall = real_labels.expert_1.value_counts(normalize=True)
+    for part in (train, valid, test):
+        share = part.expert_1.value_counts(normalize=True).reindex(overall.index)
+        np.testing.assert_allclose(share, overall, atol=0.01)
+
+
+def test_paper_split_is_reproducible_and_seeded(real_labels):
+    first = paper_split(real_labels)[2].index
+    assert first.equals(paper_split(real_labels, random_state=42)[2].index)
+    assert not first.equals(paper_split(real_labels, random_state=0)[2].index)
+
+
+def _raw_cohort(root: Path, cohort: str) -> pd.DataFrame:
+    paths = aics_paths(root, cohort)
+    features = pd.read_csv(paths["features"])
+    metadata = pd.read_csv(paths["metadata"]).rename(columns={"original_fov_location": "fov_path"})
+    merged = features.merge(metadata, on=["napariCell_ObjectNumber", "fov_path"])
+    merged["cohort"] = cohort
+    return merged
+
+
+def test_load_aics_equals_what_was_written(synthetic_root, cells):
+    raw = pd.concat([_raw_cohort(synthetic_root, c) for c in ("fish_1", "fish_2")])
+    scored = raw[(raw.mh_structure_org_score > 0) & (raw.kg_structure_org_score > 0)]
+    assert len(raw) > len(scored) > 0, "the synthetic data should contain no-signal cells"
+    assert len(cells) == len(scored)
+    assert list(cells.columns[:12]) == ["image_path", *PROTOCOL_2]
+    assert cells.index.equals(pd.RangeIndex(len(cells)))
+
+    key = ["cohort", "napariCell_ObjectNumber", "fov_path"]
+    scored = scored.assign(napariCell_ObjectNumber=scored.napariCell_ObjectNumber.astype(str))
+    both = cells.merge(scored, on=key, validate="one_to_one")
+    assert len(both) == len(cells)
+    np.testing.assert_allclose(both.cell_area, both.napariCell_AreaShape_Area * 0.0144)
+    np.testing.assert_allclose(
+        both.cell_aspect_ratio,
+        both.napariCell_AreaShape_MinorAxisLength / both.napariCell_AreaShape_MajorAxisLength,
+    )
+    np.testing.assert_allclose(both.peak_distance, both.Peak_Distance * 0.12)
+    np.testing.assert_allclose(both.peak_height, both.Peak_Height)
+    np.testing.assert_allclose(both.frac_area_organized_zdiscs, both.Frac_Area_Organized_ZDisks)
+    np.testing.assert_array_equal(both.expert_1, both.mh_structure_org_score)
+    np.testing.assert_array_equal(both.expert_2, both.kg_structure_org_score)
+    np.testing.assert_allclose(
+        both.score, (both.mh_structure_org_score + both.kg_structure_org_score) / 2
+    )
+    np.testing.assert_array_equal(both.day, both.cell_age)
+    for path, relative in zip(both.image_path, both.rescaled_2D_single_cell_tiff_path, strict=True):
+        assert Path(path).is_absolute() and Path(path).is_file()
+        assert Path(path).name == Path(relative).name
+    assert set(cells.cohort) == {"fish_1", "fish_2"}
+
+
+def _copy(root: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "aics"
+    shutil.copytree(root, copy)
+    return copy
+
+
+def test_load_aics_names_a_missing_table(synthetic_root, tmp_path):
+    root = _copy(synthetic_root, tmp_path)
+    metadata = aics_paths(root, "fish_2")["metadata"]
+    metadata.unlink()
+    with pytest.raises(FileNotFoundError, match="fish_2/metadata.csv"):
+        load_aics(root)
+
+
+def test_load_aics_names_a_missing_column(synthetic_root, tmp_path):
+    root = _copy(synthetic_root, tmp_path)
+    features = aics_paths(root, "fish_1")["features"]
+    pd.read_csv(features).drop(columns=["Peak_Height"]).to_csv(features, index=False)
+    with pytest.raises(ValueError, match=r"cp_features.csv: missing column\(s\) \['Peak_Height'\]"):
+        load_aics(root)
+
+
+def test_load_aics_names_a_missing_image(synthetic_root, cells, tmp_path):
+    root = _copy(synthetic_root, tmp_path)
+    victim = Path(cells.image_path[3]).name
+    next(root.rglob(victim)).unlink()
+    with pytest.raises(FileNotFoundError, match=victim):
+        load_aics(root)
+    assert len(load_aics(root, check_images=False)) == len(cells)
+
+
+def test_load_aics_on_an_empty_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not an AICS dataset root"):
+        load_aics(tmp_path)
