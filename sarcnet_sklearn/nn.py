@@ -207,7 +207,7 @@ class SarcNetModule(nn.Module):
         if images.ndim == 3:
             images = images.unsqueeze(1)
         images = images.float().div_(127.5).sub_(1.0)
-        return images.expand(-1, 3, -1, -1)
+        return images.expand(-1, 3, -1, -1).contiguous()
 
     def forward(
         self, images: torch.Tensor | None = None, features: torch.Tensor | None = None

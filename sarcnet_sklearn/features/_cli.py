@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from .._columns import IMAGE_COLUMN, PIXEL_SIZE_UM, PROTOCOL_1, STRUCTURE_PAGE
+from ..io import collect_images, write_csv_atomically
 from ._extractor import measure_many
 
-IMAGE_SUFFIXES = {".tif", ".tiff", ".png"}
 COLUMNS = [IMAGE_COLUMN] + PROTOCOL_1 + ["peak_angle", "error"]
 
 
@@ -63,50 +61,12 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def collect_images(inputs: list[str]) -> list[Path]:
-    """Expand folders into their image files (sorted); keep files as given.
-
-    Raises
-    ------
-    FileNotFoundError
-        For an input that does not exist.
-    ValueError
-        When no image is found.
-
-    Examples
-    --------
-    >>> collect_images(["no/such/folder"])
-    Traceback (most recent call last):
-    ...
-    FileNotFoundError: no such file or folder: no/such/folder
-    """
-    paths: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            paths += sorted(
-                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            )
-        elif path.exists():
-            paths.append(path)
-        else:
-            raise FileNotFoundError(f"no such file or folder: {item}")
-    if not paths:
-        raise ValueError(f"no .tif/.tiff/.png images found in {', '.join(inputs)}")
-    return paths
-
-
 def run(args: argparse.Namespace) -> int:
     """Measure the images named by ``args`` and write the CSV; returns the exit code."""
     if args.pixel_size <= 0:
         raise ValueError(f"--pixel-size must be positive, got {args.pixel_size}")
     images = collect_images(args.inputs)
     output = Path(args.output)
-    resolved = {path.resolve() for path in images}
-    if output.resolve() in resolved:
-        raise ValueError(f"refusing to overwrite the input image {output}")
-    if output.is_dir():
-        raise ValueError(f"output {output} is a folder; give a .csv file name")
     results = list(
         measure_many(
             images,
@@ -119,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     )
     table = pd.DataFrame(results)
     table.insert(0, IMAGE_COLUMN, [str(path) for path in images])
-    write_csv_atomically(table[COLUMNS], output)
+    write_csv_atomically(table[COLUMNS], output, inputs=images)
     n_failed = int(table["error"].notna().sum())
     print(f"wrote Protocol 1 features of {len(table)} cells to {output}")
     if n_failed:
@@ -129,30 +89,3 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
-
-
-def write_csv_atomically(table: pd.DataFrame, output: Path) -> None:
-    """Write ``table`` to a temporary file beside ``output``, then rename it into place.
-
-    Examples
-    --------
-    >>> import pandas as pd, tempfile, pathlib
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> write_csv_atomically(pd.DataFrame({"a": [1]}), folder / "t.csv")
-    >>> (folder / "t.csv").read_text()
-    'a\\n1\\n'
-    """
-    output.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{output.name}.", suffix=".tmp", dir=output.parent
-    )
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        with os.fdopen(handle, "w", newline="") as stream:
-            table.to_csv(stream, index=False)
-        os.replace(temporary, output)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
