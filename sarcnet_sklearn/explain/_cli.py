@@ -1,0 +1,147 @@
+"""The ``sarcnet-sklearn explain`` and ``sarcnet-sklearn report`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from .._columns import DAY_COLUMN, TARGET_COLUMN
+
+
+def add_subcommand(subparsers) -> None:
+    """Register ``explain`` and ``report`` on the ``sarcnet-sklearn`` subparsers.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_subcommand(parser.add_subparsers(dest="command"))
+    >>> parser.parse_args(["report", "model.joblib", "cells.csv", "--out", "r"]).max_cells
+    12
+    """
+    explain = subparsers.add_parser(
+        "explain",
+        help="Grad-CAM heatmap of each cell and a CSV of the predictions",
+        description=(
+            "Predict the score of the first --max-cells cells of DATA with a fitted model and "
+            "save, per cell, its image beside the Grad-CAM heatmap of the model's image branch "
+            "(titled with the expert score when DATA has a 'score' column, and the predicted "
+            "score), plus predictions.csv."
+        ),
+    )
+    report = subparsers.add_parser(
+        "report",
+        help="the paper's figures (example cells, Grad-CAM, day 18 vs 32) and metrics as HTML",
+        description=(
+            "Predict every cell of DATA with a fitted model and write the paper's figures "
+            "(Fig. 2A example cells across the score range, Fig. 2B their Grad-CAM heatmaps, "
+            "Fig. 3 histograms of the scores per day), predictions.csv and index.html, which "
+            "shows the figures with Spearman/MAE/MSE/R^2 when DATA has a 'score' column."
+        ),
+    )
+    for parser, func, what in ((explain, run_explain, "cells explained"),
+                               (report, run_report, "cells in the example grids")):
+        parser.add_argument("model", metavar="MODEL",
+                            help="fitted model saved with joblib (e.g. by 'sarcnet-sklearn demo')")
+        parser.add_argument(
+            "data", metavar="DATA", nargs="+",
+            help="AICS dataset root, CSV with an image_path column, or image files/folders",
+        )
+        parser.add_argument("--out", required=True, help="output folder")
+        parser.add_argument("--max-cells", type=int, default=12,
+                            help=f"number of {what} (default: %(default)s)")
+        parser.add_argument("--layer", default=None,
+                            help="Grad-CAM layer of the image branch, e.g. layer3 "
+                                 "(default: the last convolutional block)")
+        parser.add_argument("--batch-size", type=int, default=16,
+                            help="cells per Grad-CAM pass (default: %(default)s)")
+        parser.set_defaults(func=func)
+
+
+def load_model(path: str | Path):
+    """Load a fitted SarcNet regressor or pipeline saved with joblib."""
+    import joblib
+
+    from ._cam import final_regressor
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such model file: {path}")
+    try:
+        model = joblib.load(path)
+    except Exception as exc:  # pickle raises many types for a file that is not a model
+        raise ValueError(f"cannot load a model from {path}: {exc}") from exc
+    try:
+        final_regressor(model)
+    except (TypeError, ValueError) as exc:  # NotFittedError is a ValueError
+        raise ValueError(f"{path}: {exc}") from exc
+    return model
+
+
+def _check_inputs_kept(data: list[str], outputs: list[Path]) -> None:
+    inputs = {Path(item).resolve() for item in data}
+    clash = [path for path in outputs if path.resolve() in inputs]
+    if clash:
+        raise ValueError(f"refusing to overwrite the input {clash[0]}; choose another --out")
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    if args.max_cells < 1:
+        raise ValueError(f"--max-cells must be at least 1, got {args.max_cells}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    """Write one heatmap PNG per cell and predictions.csv; returns the exit code."""
+    from ..io import load_cells, write_csv_atomically
+    from ._cam import final_regressor, grad_cam
+    from ._figures import plot_cell_heatmap, read_display_image
+
+    _check_counts(args)
+    model = load_model(args.model)
+    net = final_regressor(model)
+    cells = load_cells(args.data).iloc[: args.max_cells]
+    out = Path(args.out)
+    paths = cells[net.image_column].astype(str).tolist()
+    names = [f"{i:03d}_{Path(path).stem}_gradcam.png" for i, path in enumerate(paths)]
+    _check_inputs_kept(args.data + paths, [out / name for name in names])
+    predicted = model.predict(cells)
+    heatmaps = grad_cam(model, cells, layer=args.layer, batch_size=args.batch_size)
+    expert = cells[TARGET_COLUMN].tolist() if TARGET_COLUMN in cells.columns else None
+    for i, (path, name, heatmap) in enumerate(zip(paths, names, heatmaps, strict=True)):
+        plot_cell_heatmap(
+            read_display_image(path, net.image_channel), heatmap, out / name,
+            expert=None if expert is None else float(expert[i]),
+            predicted=float(predicted[i]), label=Path(path).name,
+        )
+    table = pd.DataFrame({net.image_column: paths, "predicted_score": predicted})
+    for column in (TARGET_COLUMN, DAY_COLUMN):
+        if column in cells.columns:
+            table[column] = cells[column].to_numpy()
+    table["heatmap"] = names
+    csv = write_csv_atomically(table, out / "predictions.csv", inputs=args.data + paths)
+    print(f"wrote {len(names)} Grad-CAM heatmaps to {out.resolve()}")
+    print(f"wrote the predictions to {csv.resolve()}")
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Write the report's figures, CSV and index.html; returns the exit code."""
+    from ..io import load_cells
+    from ._report import REPORT_FILES, write_report
+
+    _check_counts(args)
+    model = load_model(args.model)
+    cells = load_cells(args.data)
+    out = Path(args.out)
+    _check_inputs_kept(args.data, [out / name for name in REPORT_FILES.values()])
+    paths = write_report(model, cells, out, max_cells=args.max_cells, layer=args.layer,
+                         batch_size=args.batch_size)
+    for key, path in paths.items():
+        if key != "html":
+            print(f"wrote {path.resolve()}")
+    print(f"report: {paths['html'].resolve()}")
+    return 0

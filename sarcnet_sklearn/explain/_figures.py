@@ -1,0 +1,295 @@
+"""The paper's figures: cells with their scores (Fig. 2A), Grad-CAM (Fig. 2B), days (Fig. 3).
+
+Figures are drawn on :class:`matplotlib.figure.Figure` objects with the Agg
+canvas (no pyplot, no global backend change) and saved as PNG files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+
+from ..images import read_plane, to_uint8
+
+HEATMAP_CMAP = "jet"
+"""The colour map of the overlays (OpenCV's JET, as drawn by pytorch-grad-cam)."""
+DPI = 110
+
+
+def read_display_image(path: str | PathLike, channel: int = 1) -> np.ndarray:
+    """The cell's image plane at its own resolution, as uint8 (what the model reads, unresized)."""
+    return to_uint8(read_plane(path, channel))
+
+
+def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, image_weight: float = 0.5):
+    """RGB uint8 blend of a grey image and a [0, 1] heatmap (pytorch-grad-cam's colouring)."""
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+
+    image = np.asarray(image)
+    heatmap = np.asarray(heatmap, dtype=np.float32)
+    if image.shape != heatmap.shape:
+        raise ValueError(f"image shape {image.shape} differs from heatmap shape {heatmap.shape}")
+    grey = np.repeat((to_uint8(image).astype(np.float32) / 255.0)[..., None], 3, axis=2)
+    return show_cam_on_image(grey, np.clip(heatmap, 0.0, 1.0), use_rgb=True,
+                             image_weight=image_weight)
+
+
+def select_across_scores(scores, n_cells: int) -> np.ndarray:
+    """Indices of ``n_cells`` cells whose scores spread evenly over the range of ``scores``.
+
+    For each of ``n_cells`` evenly spaced targets from the lowest to the highest
+    score, the not yet chosen cell closest to it is picked (ties: the first).
+    The indices are returned in order of increasing score.
+
+    Examples
+    --------
+    >>> select_across_scores([3.0, 1.0, 5.0, 3.0, 2.0, 4.5], 3).tolist()
+    [1, 0, 2]
+    """
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if n_cells < 1:
+        raise ValueError(f"n_cells must be at least 1, got {n_cells}")
+    finite = np.flatnonzero(np.isfinite(scores))
+    if len(finite) <= n_cells:
+        return finite[np.argsort(scores[finite], kind="stable")]
+    chosen: list[int] = []
+    available = np.ones(len(scores), dtype=bool)
+    available[np.setdiff1d(np.arange(len(scores)), finite)] = False
+    for target in np.linspace(scores[finite].min(), scores[finite].max(), n_cells):
+        distance = np.where(available, np.abs(scores - target), np.inf)
+        best = int(np.argmin(distance))
+        chosen.append(best)
+        available[best] = False
+    chosen_array = np.asarray(chosen)
+    return chosen_array[np.argsort(scores[chosen_array], kind="stable")]
+
+
+def _score_title(expert: float | None, predicted: float | None) -> str:
+    parts = []
+    if expert is not None and np.isfinite(expert):
+        parts.append(f"expert {expert:.1f}")
+    if predicted is not None and np.isfinite(predicted):
+        parts.append(f"predicted {predicted:.2f}")
+    return "\n".join(parts)
+
+
+def _save(fig: Figure, path: str | PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=DPI, format="png")
+    return path
+
+
+def plot_cell_heatmap(
+    image: np.ndarray,
+    heatmap: np.ndarray,
+    path: str | PathLike,
+    *,
+    expert: float | None = None,
+    predicted: float | None = None,
+    label: str | None = None,
+) -> Path:
+    """Save one cell beside its Grad-CAM overlay, with the expert and predicted score in the title.
+
+    Parameters
+    ----------
+    image : ndarray of shape (h, w)
+        The cell's image plane (e.g. :func:`read_display_image`).
+    heatmap : ndarray of shape (h, w)
+        Its heatmap from :func:`~sarcnet_sklearn.explain.grad_cam`, in [0, 1].
+    path : str or path-like
+        PNG file to write (folders are created).
+    expert, predicted : float, optional
+        Scores shown in the title.
+    label : str, optional
+        First line of the title (e.g. the file name).
+
+    Returns
+    -------
+    path : pathlib.Path
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image, heat = np.zeros((40, 30), np.uint8), np.linspace(0, 1, 1200).reshape(40, 30)
+    >>> plot_cell_heatmap(image, heat, "cell.png", expert=3.5, predicted=3.2)  # doctest: +SKIP
+    PosixPath('cell.png')
+    """
+    fig = Figure(figsize=(6.4, 3.6), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    left.imshow(to_uint8(np.asarray(image)), cmap="gray", vmin=0, vmax=255)
+    left.set_title("cell", fontsize=9)
+    right.imshow(overlay_heatmap(image, heatmap))
+    right.set_title("Grad-CAM", fontsize=9)
+    for ax in (left, right):
+        ax.set_axis_off()
+    fig.colorbar(ScalarMappable(Normalize(0, 1), cmap=HEATMAP_CMAP), ax=right, shrink=0.8,
+                 label="relevance")
+    title = "  |  ".join(_score_title(expert, predicted).split("\n"))
+    fig.suptitle("\n".join(part for part in (label, title) if part), fontsize=10)
+    return _save(fig, path)
+
+
+def plot_prediction_grid(
+    images: Sequence[np.ndarray],
+    predicted,
+    path: str | PathLike,
+    *,
+    expert=None,
+    heatmaps: Sequence[np.ndarray] | None = None,
+    n_columns: int = 6,
+    title: str | None = None,
+) -> Path:
+    """Save a grid of cells ordered by score, each titled with its expert and predicted score.
+
+    The paper's Fig. 2A (plain cells) or, with ``heatmaps``, Fig. 2B (Grad-CAM
+    overlays). Pick the cells first, e.g. with :func:`select_across_scores` on
+    the expert scores, so that the grid spans the score range.
+
+    Parameters
+    ----------
+    images : sequence of 2-D arrays
+        Cell image planes (sizes may differ).
+    predicted : array-like of shape (n_cells,)
+    path : str or path-like
+        PNG file to write.
+    expert : array-like of shape (n_cells,), optional
+        Expert scores; the grid is ordered by them (else by the prediction).
+    heatmaps : sequence of 2-D arrays, optional
+        Grad-CAM heatmaps of the same shapes as ``images``, drawn over them.
+    n_columns : int, default=6
+    title : str, optional
+        Figure title; default says what is shown.
+
+    Returns
+    -------
+    path : pathlib.Path
+
+    Examples
+    --------
+    >>> chosen = select_across_scores(cells["score"], 12)  # doctest: +SKIP
+    >>> plot_prediction_grid(images, predicted, "fig2a.png", expert=expert)  # doctest: +SKIP
+    """
+    predicted = np.asarray(predicted, dtype=np.float64).reshape(-1)
+    n_cells = len(images)
+    if n_cells == 0:
+        raise ValueError("no cells to plot")
+    if len(predicted) != n_cells:
+        raise ValueError(f"{n_cells} images but {len(predicted)} predictions")
+    expert_values = None
+    if expert is not None:
+        expert_values = np.asarray(expert, dtype=np.float64).reshape(-1)
+        if len(expert_values) != n_cells:
+            raise ValueError(f"{n_cells} images but {len(expert_values)} expert scores")
+    if heatmaps is not None and len(heatmaps) != n_cells:
+        raise ValueError(f"{n_cells} images but {len(heatmaps)} heatmaps")
+    order = np.argsort(expert_values if expert_values is not None else predicted, kind="stable")
+    n_columns = max(1, min(n_columns, n_cells))
+    n_rows = -(-n_cells // n_columns)
+    fig = Figure(figsize=(1.9 * n_columns, 2.25 * n_rows + 0.5), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(n_rows, n_columns, squeeze=False)).ravel()
+    for ax in axes:
+        ax.set_axis_off()
+    for ax, i in zip(axes, order, strict=False):
+        if heatmaps is None:
+            ax.imshow(to_uint8(np.asarray(images[i])), cmap="gray", vmin=0, vmax=255)
+        else:
+            ax.imshow(overlay_heatmap(images[i], heatmaps[i]))
+        expert_i = None if expert_values is None else expert_values[i]
+        ax.set_title(_score_title(expert_i, predicted[i]), fontsize=8)
+    if title is None:
+        shown = "Grad-CAM of the image branch" if heatmaps is not None else "Example cells"
+        order_by = "expert" if expert_values is not None else "predicted"
+        title = f"{shown}, ordered by {order_by} score"
+    fig.suptitle(title, fontsize=10)
+    if heatmaps is not None:
+        fig.colorbar(ScalarMappable(Normalize(0, 1), cmap=HEATMAP_CMAP), ax=axes.tolist(),
+                     shrink=0.6, label="Grad-CAM relevance")
+    return _save(fig, path)
+
+
+def plot_day_histograms(
+    predicted,
+    day,
+    path: str | PathLike,
+    *,
+    expert=None,
+) -> Path:
+    """Save histograms of the predicted scores per day of differentiation, means marked.
+
+    The paper's Fig. 3 (day 18 against day 32). With ``expert``, a second
+    panel shows the expert scores the same way. Each day's histogram is
+    normalised to its number of cells.
+
+    Parameters
+    ----------
+    predicted : array-like of shape (n_cells,)
+    day : array-like of shape (n_cells,)
+        The group of each cell (18 or 32 in the AICS data); any values work.
+    path : str or path-like
+        PNG file to write.
+    expert : array-like of shape (n_cells,), optional
+
+    Returns
+    -------
+    path : pathlib.Path
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> plot_day_histograms(np.r_[2.5, 3.0, 3.6], np.r_[18, 32, 32], "fig3.png")  # doctest: +SKIP
+    PosixPath('fig3.png')
+    """
+    panels = {"predicted score": np.asarray(predicted, dtype=np.float64).reshape(-1)}
+    if expert is not None:
+        panels["expert score (mean of the experts)"] = np.asarray(
+            expert, dtype=np.float64
+        ).reshape(-1)
+    day = np.asarray(day).reshape(-1)
+    for name, values in panels.items():
+        if len(values) != len(day):
+            raise ValueError(f"{len(day)} days but {len(values)} values of the {name}")
+    if len(day) == 0:
+        raise ValueError("no cells to plot")
+    groups = sorted(np.unique(day).tolist())
+    colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]
+    fig = Figure(figsize=(5.2 * len(panels), 3.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False)).ravel()
+    for ax, (name, values) in zip(axes, panels.items(), strict=True):
+        bins = _score_bins(values[np.isfinite(values)])
+        for k, group in enumerate(groups):
+            selected = values[(day == group) & np.isfinite(values)]
+            if len(selected) == 0:
+                continue
+            color = colors[k % len(colors)]
+            weights = np.full(len(selected), 1.0 / len(selected))
+            mean = selected.mean()
+            ax.hist(selected, bins=bins, weights=weights, color=color, alpha=0.45,
+                    edgecolor=color, label=f"day {group} (n={len(selected)}, mean {mean:.2f})")
+            ax.axvline(mean, color=color, linestyle="--", linewidth=1.8)
+        ax.set_xlabel(name)
+        ax.set_xticks(np.arange(1, 6))
+        ax.legend(fontsize=8, loc="upper left")
+    for ax in axes:
+        ax.set_ylabel("fraction of the day's cells")
+    fig.suptitle("Sarcomere organization by day of differentiation (dashed: means)", fontsize=10)
+    return _save(fig, path)
+
+
+def _score_bins(values: np.ndarray) -> np.ndarray:
+    """Bin edges covering 1-5 and the values: 0.5 wide, centred on the experts' half-point
+    grid, when every value lies on it; else 0.25 wide."""
+    if len(values) == 0:
+        return np.arange(0.75, 5.3, 0.5)
+    width = 0.5 if np.allclose(values * 2, np.round(values * 2)) else 0.25
+    low = min(1.0, np.floor(values.min() / width) * width) - width / 2
+    high = max(5.0, np.ceil(values.max() / width) * width) + width / 2
+    return np.arange(low, high + width / 2, width)

@@ -1,0 +1,211 @@
+from __future__ import annotations
+
+import re
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LinearRegression
+
+from sarcnet_sklearn import SarcNetRegressor, make_sarcnet_pipeline, regression_report
+from sarcnet_sklearn.cli import main
+from sarcnet_sklearn.explain import (
+    grad_cam,
+    plot_cell_heatmap,
+    plot_day_histograms,
+    plot_prediction_grid,
+    read_display_image,
+    select_across_scores,
+    write_report,
+)
+from sarcnet_sklearn.explain._cam import ImageInputModule, split_model
+from sarcnet_sklearn.images import read_plane
+
+
+@pytest.fixture(scope="module")
+def model(cells):
+    """A full SarcNet pipeline (features matter to the image gradient: ReLU head)."""
+    train = cells.iloc[:64]
+    pipe = make_sarcnet_pipeline(protocol=2, image_size=64, max_epochs=2, batch_size=16, lr=1e-3,
+                                 head_activation=True, verbose=0, random_state=0, device="cpu")
+    return pipe.fit(train, train["score"])
+
+
+@pytest.fixture(scope="module")
+def some(cells):
+    return cells.iloc[100:106].copy()
+
+
+@pytest.fixture(scope="module")
+def heatmaps(model, some):
+    return grad_cam(model, some, layer="layer3")
+
+
+def _small(heatmap, size=8):
+    return np.asarray(Image.fromarray(heatmap).resize((size, size), Image.Resampling.BILINEAR))
+
+
+def test_heatmaps_have_the_image_resolution_and_range_and_differ(heatmaps, some):
+    assert len(heatmaps) == len(some)
+    for heatmap, path in zip(heatmaps, some["image_path"], strict=True):
+        assert heatmap.shape == read_plane(path, 1).shape
+        assert heatmap.dtype == np.float32
+        assert heatmap.min() >= 0 and heatmap.max() == pytest.approx(1.0)
+        assert heatmap.std() > 0.05
+    small = np.stack([_small(h) for h in heatmaps])
+    differences = [np.abs(small[i] - small[j]).mean() for i in range(len(small))
+                   for j in range(i + 1, len(small))]
+    assert min(differences) > 1e-3
+
+
+def test_pipeline_explains_the_features_it_transforms(model, some, heatmaps):
+    net, transformed = split_model(model, some)
+    direct = grad_cam(net, transformed, layer="layer3")
+    for a, b in zip(heatmaps, direct, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    raw = grad_cam(net, some[transformed.columns], layer="layer3")
+    assert max(np.abs(a - b).max() for a, b in zip(heatmaps, raw, strict=True)) > 1e-3
+
+
+def test_image_input_module_matches_the_module_forward(model, some):
+    net, transformed = split_model(model, some)
+    inputs = net._net_input(transformed)
+    module = net.module_.eval()
+    images = torch.as_tensor(inputs["images"])
+    features = torch.as_tensor(inputs["features"])
+    wrapper = ImageInputModule(module)
+    wrapper.features = features
+    with torch.no_grad():
+        expected = module(images=images, features=features)
+        np.testing.assert_allclose(wrapper(module.normalize_images(images)), expected, atol=1e-5)
+    np.testing.assert_allclose(expected.numpy().ravel(), model.predict(some), atol=1e-4)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_grad_cam_keeps_the_module_state_and_weights(model, some, training):
+    module = model[-1].module_
+    module.train(training)
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    grads = {name: p.grad for name, p in module.named_parameters()}
+    grad_cam(model, some.head(3))
+    assert all(sub.training == training for sub in module.modules())
+    for key, value in module.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    for name, p in module.named_parameters():
+        assert p.requires_grad and p.grad is grads[name]
+    module.eval()
+
+
+@pytest.mark.parametrize("backbone, layer_type", [("densenet121", torch.nn.BatchNorm2d),
+                                                   ("alexnet", torch.nn.Conv2d)])
+def test_default_layer_of_other_backbones(cells, backbone, layer_type):
+    from sarcnet_sklearn.explain import default_target_layer
+
+    net = SarcNetRegressor(backbone=backbone, use_features=False, image_size=64, device="cpu")
+    net.initialize()
+    assert isinstance(default_target_layer(net.module_, backbone), layer_type)
+    cells2 = cells.iloc[:2][["image_path"]]
+    maps = grad_cam(net, cells2, batch_size=1)
+    for heatmap, path in zip(maps, cells2["image_path"], strict=True):
+        assert heatmap.shape == read_plane(path, 1).shape
+        assert 0 <= heatmap.min() and heatmap.max() <= 1
+
+
+def test_bad_models_and_layers_are_refused(model, some, cells):
+    with pytest.raises(ValueError, match="not a submodule"):
+        grad_cam(model, some, layer="layer9")
+    with pytest.raises(NotFittedError):
+        grad_cam(SarcNetRegressor(use_features=False), some[["image_path"]])
+    with pytest.raises(TypeError, match="SarcNetRegressor"):
+        grad_cam(LinearRegression(), some)
+    features_only = SarcNetRegressor(use_images=False, max_epochs=1, verbose=0, device="cpu")
+    features_only.fit(cells[["cell_area", "peak_height"]].iloc[:20], cells["score"].iloc[:20])
+    with pytest.raises(ValueError, match="image branch"):
+        grad_cam(features_only, cells[["cell_area", "peak_height"]].iloc[:2])
+
+
+def test_select_across_scores_spans_the_range(cells):
+    scores = cells["score"].to_numpy()
+    chosen = select_across_scores(scores, 8)
+    assert len(set(chosen.tolist())) == 8
+    assert scores[chosen[0]] == scores.min() and scores[chosen[-1]] == scores.max()
+    assert np.all(np.diff(scores[chosen]) >= 0)
+    assert len(np.unique(scores[chosen])) >= 5
+    assert select_across_scores([2.0, 1.0], 5).tolist() == [1, 0]
+
+
+def _assert_real_png(path):
+    assert path.is_file() and path.stat().st_size > 1000
+    pixels = np.asarray(Image.open(path).convert("RGB"))
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 10
+
+
+def test_figures_write_real_pngs(some, heatmaps, tmp_path):
+    images = [read_display_image(path) for path in some["image_path"]]
+    predicted = np.linspace(2, 4, len(some))
+    expert = some["score"].to_numpy()
+    paths = [
+        plot_cell_heatmap(images[0], heatmaps[0], tmp_path / "a" / "cell.png", expert=3.5,
+                          predicted=3.2, label="cell.tiff"),
+        plot_prediction_grid(images, predicted, tmp_path / "grid.png", expert=expert),
+        plot_prediction_grid(images, predicted, tmp_path / "cam.png", heatmaps=heatmaps),
+        plot_day_histograms(np.r_[predicted, predicted + 1], np.r_[[18] * 6, [32] * 6],
+                            tmp_path / "days.png", expert=np.r_[expert, expert]),
+    ]
+    for path in paths:
+        _assert_real_png(path)
+    with pytest.raises(ValueError, match="heatmap shape"):
+        plot_cell_heatmap(images[0], heatmaps[1], tmp_path / "bad.png")
+
+
+def test_report_page_shows_existing_files_and_the_metrics(model, cells, tmp_path):
+    data = cells.iloc[150:190]
+    paths = write_report(model, data, tmp_path / "report", max_cells=6)
+    page = paths["html"].read_text()
+    referenced = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert {"fig2a_examples.png", "fig2b_gradcam.png", "fig3_days.png",
+            "predictions.csv"} <= set(referenced)
+    for name in referenced:
+        assert (paths["html"].parent / name).is_file()
+    for key in ("examples", "gradcam", "days"):
+        _assert_real_png(paths[key])
+    spearman = regression_report(data["score"], model.predict(data))["spearman"]
+    assert f"<td>{spearman:.3f}</td>" in page
+
+    written = pd.read_csv(paths["predictions"])
+    assert len(written) == len(data) and written["in_figures"].sum() == 6
+    without_day = write_report(model, data.drop(columns=["day"]), tmp_path / "r2", max_cells=3)
+    assert "days" not in without_day and "fig3_days.png" not in without_day["html"].read_text()
+
+
+def test_cli_explain_and_report_end_to_end(model, cells, tmp_path, capsys):
+    model_path = tmp_path / "model.joblib"
+    joblib.dump(model, model_path)
+    csv = tmp_path / "cells.csv"
+    cells.iloc[190:215].to_csv(csv, index=False)
+
+    assert main(["explain", str(model_path), str(csv), "--out", str(tmp_path / "x"),
+                 "--max-cells", "3"]) == 0
+    printed = capsys.readouterr().out
+    pngs = sorted((tmp_path / "x").glob("*_gradcam.png"))
+    assert len(pngs) == 3 and str((tmp_path / "x").resolve()) in printed
+    for png in pngs:
+        _assert_real_png(png)
+
+    table = pd.read_csv(tmp_path / "x" / "predictions.csv")
+    assert table["heatmap"].tolist() == [p.name for p in pngs]
+    expected = model.predict(cells.iloc[190:193])
+    np.testing.assert_allclose(table["predicted_score"], expected, rtol=1e-5)
+
+    assert main(["report", str(model_path), str(csv), "--out", str(tmp_path / "r"),
+                 "--max-cells", "4"]) == 0
+    printed = capsys.readouterr().out
+    html = (tmp_path / "r" / "index.html").resolve()
+    assert f"report: {html}" in printed and html.is_file()
+
+    assert main(["report", str(csv), str(csv), "--out", str(tmp_path / "r")]) == 2
+    assert "cannot load a model" in capsys.readouterr().err
