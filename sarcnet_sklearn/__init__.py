@@ -24,6 +24,10 @@ _LAZY = {
     "regression_report": "metrics",
     "spearman_score": "metrics",
     "spearman_scorer": "metrics",
+    "load_model": "deploy",
+    "predict_cells": "deploy",
+    "save_model": "deploy",
+    "train_model": "deploy",
 }
 
 __all__ = ["PROTOCOL_1", "PROTOCOL_2", "__version__", *sorted(_LAZY)]

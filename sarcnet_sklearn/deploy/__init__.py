@@ -1,0 +1,36 @@
+"""Deployment: train and save a model, load it anywhere, score any folder of cells safely.
+
+:func:`train_model` fits a SarcNet pipeline and records how; :func:`save_model`
+and :func:`load_model` write and read model files with their metadata (a
+joblib file, or a pickle-free ``"safe"`` folder/.zip for models from others);
+:func:`predict_cells` scores a table of cells row by row, so that a bad image
+or feature gives that row an error message instead of stopping the run.
+"""
+
+from ._checks import ModelInputs, check_cells
+from ._model_file import (
+    FORMAT_VERSION,
+    ModelVersionWarning,
+    load_model,
+    model_metadata,
+    save_model,
+)
+from ._predict import ERROR_COLUMN, RAW_COLUMN, SCORE_COLUMN, SCORE_RANGE, predict_cells
+from ._train import ExcludedCellsWarning, train_model
+
+__all__ = [
+    "ERROR_COLUMN",
+    "FORMAT_VERSION",
+    "RAW_COLUMN",
+    "SCORE_COLUMN",
+    "SCORE_RANGE",
+    "ExcludedCellsWarning",
+    "ModelInputs",
+    "ModelVersionWarning",
+    "check_cells",
+    "load_model",
+    "model_metadata",
+    "predict_cells",
+    "save_model",
+    "train_model",
+]

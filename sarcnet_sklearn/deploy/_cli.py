@@ -1,0 +1,158 @@
+"""The ``sarcnet-sklearn train`` and ``sarcnet-sklearn predict`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .._columns import IMAGE_COLUMN, PROTOCOL_2, TARGET_COLUMN
+from ..io import is_aics_root, load_cells, write_csv_atomically
+from ._model_file import FORMATS, load_model, save_model
+from ._predict import ERROR_COLUMN, predict_cells
+from ._train import train_model
+
+DATA_HELP = (
+    "an AICS dataset root, a CSV with an image_path column (plus feature columns; a "
+    "Protocol 1 model measures its features from the images when they are absent), or a "
+    "folder of images"
+)
+
+
+def add_subcommand(subparsers) -> None:
+    """Register ``train`` and ``predict`` on the ``sarcnet-sklearn`` subparsers.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_subcommand(parser.add_subparsers(dest="command"))
+    >>> parser.parse_args(["predict", "m.joblib", "cells.csv", "--out", "p.csv"]).batch_size
+    200
+    """
+    train = subparsers.add_parser(
+        "train",
+        help="train SarcNet on scored cells and save the model file",
+        description=(
+            "Train a SarcNet pipeline on scored cells and save it with its metadata (versions, "
+            "protocol, features, training data, validation metrics). Cells whose image or "
+            "features cannot be used are left out with a warning."
+        ),
+    )
+    train.add_argument("data", metavar="DATA", help=DATA_HELP)
+    train.add_argument("--out", required=True, metavar="MODEL",
+                       help="model file (.joblib), or .zip / folder for the safe format")
+    train.add_argument("--format", choices=FORMATS,
+                       help="model file format (default: safe for a .zip, else joblib)")
+    train.add_argument(
+        "--protocol", type=int, choices=[1, 2],
+        help="feature protocol (default: 2 when DATA has the 11 Protocol 2 columns, else 1, "
+             "measured from the images where absent)",
+    )
+    train.add_argument("--target", default=TARGET_COLUMN,
+                       help="column with the scores (default: %(default)s)")
+    train.add_argument("--image-size", type=int, default=224,
+                       help="model input size in pixels (default: %(default)s)")
+    train.add_argument("--epochs", type=int, default=100, help="default: %(default)s")
+    train.add_argument("--lr", type=float, default=5e-4, help="default: %(default)s")
+    train.add_argument("--batch-size", type=int, default=40, help="default: %(default)s")
+    train.add_argument(
+        "--validation-fraction", type=float,
+        help="fraction of cells held out for validation, 0 for none (default: the paper's "
+             "split for an AICS root, else 0.2)",
+    )
+    train.add_argument("--random-state", type=int, default=0, help="default: %(default)s")
+    train.add_argument("--device", choices=["cpu", "cuda"], help="default: the GPU if present")
+    train.add_argument("--mask-page", type=int,
+                       help="page with the cell mask, when features are measured (default: 9)")
+    train.add_argument("--quiet", action="store_true", help="no progress output")
+    train.set_defaults(func=run_train)
+
+    predict = subparsers.add_parser(
+        "predict",
+        help="score cells with a saved model into a CSV",
+        description=(
+            "Score every cell with a saved model. The CSV keeps the input's identifying "
+            "columns and adds score_pred (clipped to 1-5), score_raw and error: a cell that "
+            "cannot be scored gets the reason there, and every other cell is still scored."
+        ),
+    )
+    predict.add_argument("model", metavar="MODEL", help="model file or safe-format folder/.zip")
+    predict.add_argument("data", metavar="DATA", help=DATA_HELP)
+    predict.add_argument("--out", required=True, metavar="PREDICTIONS.csv",
+                         help="CSV to write (never one of the inputs)")
+    predict.add_argument("--device", choices=["cpu", "cuda"],
+                         help="default: the model's device if available, else the CPU")
+    predict.add_argument("--batch-size", type=int, default=200,
+                         help="cells scored at once (default: %(default)s)")
+    predict.add_argument("--quiet", action="store_true", help="no progress bars")
+    predict.set_defaults(func=run_predict)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train and save as ``args`` say; returns the exit code."""
+    data, out = Path(args.data), Path(args.out)
+    if out.exists() and out.resolve() == data.resolve():
+        raise ValueError(f"refusing to overwrite the input {data} with the model")
+    if args.validation_fraction is None:
+        validation = "paper" if data.is_dir() and is_aics_root(data) else 0.2
+    else:
+        validation = args.validation_fraction
+    cells = load_cells(data)
+    protocol = args.protocol or (2 if set(PROTOCOL_2) <= set(cells.columns) else 1)
+    pipeline, metadata = train_model(
+        cells,
+        protocol=protocol,
+        target=args.target,
+        validation=validation,
+        image_size=args.image_size,
+        max_epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        random_state=args.random_state,
+        device=args.device,
+        mask_page=args.mask_page,
+        progress=not args.quiet,
+        source=data.resolve(),
+    )
+    file_format = args.format or ("safe" if out.suffix.lower() == ".zip" else "joblib")
+    save_model(pipeline, out, metadata=metadata, format=file_format)
+    training = metadata["training"]
+    measured = ", features measured from the images" if training["features_measured"] else ""
+    print(
+        f"trained SarcNet (Protocol {protocol}{measured}) on {training['n_cells']} cells, "
+        f"{training['n_validation']} for validation ({training['split']}), "
+        f"{training['n_excluded']} left out"
+    )
+    for name, report in metadata["metrics"].items():
+        print(f"{name}: " + ", ".join(f"{key} {value:.3f}" for key, value in report.items()))
+    print(f"model saved to {out.resolve()} ({file_format} format)")
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """Score the cells named by ``args`` and write the CSV; returns the exit code."""
+    if Path(args.out).resolve() in {Path(args.data).resolve(), Path(args.model).resolve()}:
+        raise ValueError(f"refusing to overwrite the input file {args.out}")
+    model, metadata = load_model(args.model, device=args.device, return_metadata=True)
+    cells = load_cells(args.data)
+    predictions = predict_cells(
+        model,
+        cells,
+        mask_page=(metadata.get("training") or {}).get("mask_page"),
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+    )
+    images = cells[IMAGE_COLUMN].dropna().tolist() if IMAGE_COLUMN in cells else []
+    output = write_csv_atomically(
+        predictions, args.out, inputs=[args.data, args.model, *images]
+    )
+    failed = predictions[ERROR_COLUMN].dropna()
+    print(f"wrote {len(predictions)} predictions to {output.resolve()}")
+    if len(failed):
+        print(
+            f"warning: {len(failed)} of {len(predictions)} cells could not be scored (see the "
+            f"'{ERROR_COLUMN}' column), e.g. {failed.iloc[0]}",
+            file=sys.stderr,
+        )
+    return 0

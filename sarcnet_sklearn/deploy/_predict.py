@@ -1,0 +1,111 @@
+"""Scoring a table of cells so that one bad cell never stops, or spoils, the others."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ._checks import ModelInputs, check_cells, identifying_columns
+
+SCORE_COLUMN = "score_pred"
+"""The predicted score, clipped to the experts' 1-5 scale."""
+
+RAW_COLUMN = "score_raw"
+"""The model's output before clipping."""
+
+ERROR_COLUMN = "error"
+"""Why a row could not be scored (empty where it was)."""
+
+SCORE_RANGE = (1.0, 5.0)
+"""The experts' scale."""
+
+OUTPUT_COLUMNS = [SCORE_COLUMN, RAW_COLUMN, ERROR_COLUMN]
+
+
+def predict_cells(
+    model,
+    cells: pd.DataFrame,
+    *,
+    mask_page: int | None = None,
+    batch_size: int = 200,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Score every cell of a table; a cell that cannot be scored gets its reason instead.
+
+    Each row is checked first (image path present, image file readable with
+    the page the model reads and not blank, features finite); the Protocol 1
+    features are measured from the images when the table lacks them and the
+    model is a Protocol 1 model. The fitted model then predicts the rows that
+    passed, in batches. Rows that fail get NaN scores and the reason in the
+    ``error`` column.
+
+    Parameters
+    ----------
+    model : fitted SarcNet pipeline or SarcNetRegressor
+        E.g. from :func:`load_model`.
+    cells : DataFrame
+        One row per cell: the image-path column, the model's feature columns
+        (unless measurable) and any identifying columns (IDs, ...).
+    mask_page : int, optional
+        Page holding the cell mask when features are measured (default 9).
+    batch_size : int, default=200
+        Rows handed to the model at once.
+    progress : bool, default=False
+        Show progress bars.
+
+    Returns
+    -------
+    predictions : DataFrame
+        Same index and row order as ``cells``: its non-feature columns (image
+        path, IDs, ...), then ``score_pred`` (clipped to 1-5), ``score_raw``
+        and ``error`` (None where the row was scored).
+
+    Raises
+    ------
+    ValueError
+        When the table as a whole cannot be scored: no rows, no image column,
+        or missing feature columns that cannot be measured.
+
+    Examples
+    --------
+    >>> from sarcnet_sklearn.deploy import load_model, predict_cells
+    >>> from sarcnet_sklearn.io import load_cells
+    >>> model = load_model("model.joblib")  # doctest: +SKIP
+    >>> scores = predict_cells(model, load_cells("cells.csv"))  # doctest: +SKIP
+    >>> scores[["image_path", "score_pred", "error"]].head(2)  # doctest: +SKIP
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    inputs = ModelInputs.of(model)
+    table, errors = check_cells(cells, inputs, mask_page=mask_page, progress=progress)
+    columns = ([inputs.image_column] if inputs.image_column else []) + inputs.features
+    raw = np.full(len(table), np.nan)
+    good = np.flatnonzero(errors.isna().to_numpy())
+    batches = [good[start:start + batch_size] for start in range(0, len(good), batch_size)]
+    for rows in tqdm(batches, desc="scoring", unit="batch", disable=not progress):
+        _score(model, table[columns], rows, raw, errors)
+    broken = ~np.isfinite(raw) & errors.isna().to_numpy()
+    errors[broken] = "the model returned a non-finite score"
+    out = table[identifying_columns(table, inputs, exclude=OUTPUT_COLUMNS)].copy()
+    out[SCORE_COLUMN] = np.clip(raw, *SCORE_RANGE)
+    out[RAW_COLUMN] = raw
+    out[ERROR_COLUMN] = pd.Series(
+        [message if isinstance(message, str) else None for message in errors],
+        index=out.index,
+        dtype=object,
+    )
+    out.index = cells.index
+    return out
+
+
+def _score(model, X: pd.DataFrame, rows: np.ndarray, raw: np.ndarray, errors: pd.Series) -> None:
+    """Predict ``rows``; if that fails, predict them one by one to find the culprit."""
+    try:
+        raw[rows] = np.asarray(model.predict(X.iloc[rows]), dtype=np.float64).reshape(-1)
+    except ValueError as exc:  # ImageReadError too: a file changed since it was checked
+        if len(rows) == 1:
+            errors[rows[0]] = f"cannot score: {exc}"
+            return
+        for row in rows:
+            _score(model, X, np.array([row]), raw, errors)

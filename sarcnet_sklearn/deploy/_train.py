@@ -1,0 +1,182 @@
+"""Training a deployable SarcNet model from a table of cells, with a record of how."""
+
+from __future__ import annotations
+
+import warnings
+from os import PathLike
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from .._columns import CELL_MASK_PAGE, IMAGE_COLUMN, STRUCTURE_PAGE, TARGET_COLUMN
+from ._checks import ModelInputs, check_cells
+
+
+class ExcludedCellsWarning(UserWarning):
+    """Some cells could not be used for training and were left out."""
+
+
+def train_model(
+    cells: pd.DataFrame,
+    *,
+    protocol: int = 2,
+    target: str = TARGET_COLUMN,
+    validation: str | float = 0.2,
+    image_size: int = 224,
+    max_epochs: int = 100,
+    lr: float = 5e-4,
+    batch_size: int = 40,
+    random_state: int | None = 0,
+    device: str | None = None,
+    mask_page: int | None = None,
+    progress: bool = False,
+    source: str | PathLike | None = None,
+):
+    """Fit a SarcNet pipeline on a table of cells; return it with its metadata.
+
+    Every row is checked first (image readable and not blank, features finite,
+    score present); rows that fail are left out with an
+    :class:`ExcludedCellsWarning`. A Protocol 1 model measures its features
+    from the images (structure page 1, cell-mask page ``mask_page``) when the
+    table lacks them.
+
+    Parameters
+    ----------
+    cells : DataFrame
+        One row per cell: ``image_path``, the protocol's feature columns
+        (optional for Protocol 1) and the ``target`` score.
+    protocol : {1, 2}, default=2
+    target : str, default="score"
+        Column with the 1-5 scores to learn.
+    validation : "paper" or float, default=0.2
+        ``"paper"``: the paper's split (:func:`~sarcnet_sklearn.datasets.paper_split`,
+        needs ``expert_1``; its test cells are scored too and left out of
+        training). A float: that fraction of the cells, drawn at random with
+        ``random_state``, for validation (the best epoch on it is kept); 0: no
+        validation, all epochs are trained and the last one kept.
+    image_size, max_epochs, lr, batch_size, random_state, device
+        Passed to :class:`~sarcnet_sklearn.SarcNetRegressor`. The same
+        ``random_state`` on the same machine gives the same model.
+    mask_page : int, optional
+        Page of the cell mask when features are measured (default 9).
+    progress : bool, default=False
+        Show progress bars and the per-epoch table.
+    source : str or path-like, optional
+        Where the cells came from, recorded in the metadata.
+
+    Returns
+    -------
+    pipeline : SarcNetPipeline
+        Fitted.
+    metadata : dict
+        ``training`` (cells used and left out, score range, settings) and
+        ``metrics`` (on validation and, for the paper split, test cells),
+        ready for :func:`~sarcnet_sklearn.deploy.save_model`.
+
+    Raises
+    ------
+    ValueError
+        For a bad setting or when no cell can be used.
+
+    Examples
+    --------
+    >>> from sarcnet_sklearn.deploy import save_model, train_model
+    >>> from sarcnet_sklearn.io import load_cells
+    >>> model, info = train_model(load_cells("aics_root"), validation="paper")  # doctest: +SKIP
+    >>> save_model(model, "sarcnet.joblib", metadata=info)  # doctest: +SKIP
+    """
+    from ..datasets import paper_split
+    from ..metrics import regression_report
+    from ..pipeline import make_sarcnet_pipeline, protocol_features
+    from ..regressor import DEFAULT_DEVICE
+
+    if protocol not in (1, 2):
+        raise ValueError(f"protocol must be 1 or 2, got {protocol!r}")
+    fraction = isinstance(validation, (int, float)) and not isinstance(validation, bool)
+    if not (validation == "paper" or (fraction and 0 <= validation < 1)):
+        raise ValueError(
+            f"validation must be 'paper' or a fraction in [0, 1), got {validation!r}"
+        )
+    if target not in cells.columns:
+        raise ValueError(f"the input has no {target!r} column to learn from "
+                         f"(columns: {list(cells.columns)})")
+    mask_page = CELL_MASK_PAGE if mask_page is None else mask_page
+    inputs = ModelInputs(protocol_features(protocol), IMAGE_COLUMN, STRUCTURE_PAGE, image_size)
+    measured = any(name not in cells.columns for name in inputs.features)
+    table, errors = check_cells(cells, inputs, mask_page=mask_page, progress=progress)
+    scores = pd.to_numeric(table[target], errors="coerce").astype(np.float64)
+    no_score = ~np.isfinite(scores.to_numpy()) & errors.isna().to_numpy()
+    errors[no_score] = f"no finite {target!r}"
+    table[target] = scores
+    usable = errors.isna().to_numpy()
+    if not usable.any():
+        raise ValueError(f"none of the {len(table)} cells can be used; first reason: "
+                         f"{errors.iloc[0]}")
+    if not usable.all():
+        first = errors.dropna()
+        warnings.warn(
+            f"{len(first)} of {len(table)} cells left out of training, e.g. row "
+            f"{first.index[0]}: {first.iloc[0]}",
+            ExcludedCellsWarning,
+            stacklevel=2,
+        )
+    table = table[usable]
+
+    test = None
+    if validation == "paper":
+        train, valid, test = paper_split(table)
+    elif validation > 0:
+        train, valid = train_test_split(table, test_size=validation, random_state=random_state)
+    else:
+        train, valid = table, None
+    if valid is not None and len(valid) < 2:
+        raise ValueError(f"only {len(valid)} validation cell(s); use more cells or "
+                         "validation 0")
+
+    pipeline = make_sarcnet_pipeline(
+        protocol,
+        image_size=image_size,
+        max_epochs=max_epochs,
+        lr=lr,
+        batch_size=batch_size,
+        random_state=random_state,
+        device=device or DEFAULT_DEVICE,
+        train_split=None,
+        verbose=int(progress),
+    )
+    pipeline.fit(
+        train,
+        train[target],
+        validation_data=None if valid is None else (valid, valid[target]),
+    )
+    metrics = {}
+    for name, part in (("validation", valid), ("test", test)):
+        if part is not None:
+            metrics[name] = regression_report(part[target], pipeline.predict(part))
+    excluded = errors.dropna()
+    training = {
+        "source": None if source is None else str(source),
+        "target": target,
+        "n_cells": len(train),
+        "n_validation": 0 if valid is None else len(valid),
+        "n_test": 0 if test is None else len(test),
+        "n_excluded": len(excluded),
+        "excluded_examples": [
+            {"row": int(row), "error": str(message)} for row, message in excluded.head(5).items()
+        ],
+        "split": "paper" if validation == "paper" else f"random, validation {validation}",
+        "score_min": float(train[target].min()),
+        "score_max": float(train[target].max()),
+        "score_mean": float(train[target].mean()),
+        "features_measured": measured,
+        "mask_page": mask_page,
+        "image_size": image_size,
+        "max_epochs": max_epochs,
+        "epochs_trained": len(pipeline[-1].history_),
+        "lr": lr,
+        "batch_size": batch_size,
+        "random_state": random_state,
+        "device": str(pipeline[-1].device),
+    }
+    return pipeline, {"training": training, "metrics": metrics}

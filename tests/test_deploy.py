@@ -1,0 +1,204 @@
+"""Training and scoring from the shell; model files, their metadata and their formats."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import zipfile
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from sarcnet_sklearn import PROTOCOL_1, __version__, make_linear_baseline
+from sarcnet_sklearn.cli import build_parser, main
+from sarcnet_sklearn.deploy import (
+    ModelVersionWarning,
+    load_model,
+    predict_cells,
+    save_model,
+)
+
+TRAIN = ["--image-size", "32", "--epochs", "2", "--batch-size", "16", "--device", "cpu",
+         "--validation-fraction", "0.25", "--random-state", "3", "--quiet"]
+ID_COLUMNS = ["image_path", "napariCell_ObjectNumber", "cohort", "score"]
+
+
+@pytest.fixture(scope="module")
+def shell_run(cells, tmp_path_factory):
+    """Train twice from the shell on a CSV without features (a Protocol 1 model), predict."""
+    folder = tmp_path_factory.mktemp("deploy")
+    table = folder / "cells.csv"
+    cells.iloc[:40][ID_COLUMNS].to_csv(table, index=False)
+    runs, printed = [], io.StringIO()
+    for name in ("first", "second"):
+        model = folder / f"{name}.joblib"
+        predictions = folder / f"{name}.csv"
+        with contextlib.redirect_stdout(printed):
+            assert main(["train", str(table), "--out", str(model), *TRAIN]) == 0
+            assert main(["predict", str(model), str(table), "--out", str(predictions),
+                         "--quiet"]) == 0
+        runs.append((model, predictions))
+    return table, runs, printed.getvalue()
+
+
+@pytest.fixture(scope="module")
+def loaded(shell_run):
+    """The first model, loaded once (do not modify)."""
+    return load_model(shell_run[1][0][0], return_metadata=True)
+
+
+def test_train_and_predict_from_the_shell(shell_run, loaded, cells):
+    table, [(model, predictions), _], _ = shell_run
+    result = pd.read_csv(predictions)
+    assert list(result.columns) == [*ID_COLUMNS, "score_pred", "score_raw", "error"]
+    assert len(result) == 40
+    assert result["image_path"].tolist() == cells["image_path"].iloc[:40].tolist()
+    assert result["error"].isna().all()
+    assert result["score_pred"].between(1, 5).all()
+    np.testing.assert_allclose(result["score_pred"], result["score_raw"].clip(1, 5))
+    pipeline, info = loaded
+    assert info["protocol"] == 1 and info["feature_names"] == PROTOCOL_1
+    assert info["training"]["features_measured"] is True
+    assert info["training"]["n_cells"] == 30 and info["training"]["n_validation"] == 10
+
+
+def test_same_random_state_gives_the_same_predictions(shell_run):
+    _, [(_, first), (_, second)], _ = shell_run
+    pd.testing.assert_frame_equal(pd.read_csv(first), pd.read_csv(second))
+
+
+def test_train_and_predict_are_registered_and_print_where_outputs_went(shell_run):
+    _, [(model, predictions), _], printed = shell_run
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert {"train", "predict"} <= set(commands)
+    assert "trained SarcNet (Protocol 1, features measured from the images) on 30 cells" in printed
+    assert f"model saved to {model.resolve()} (joblib format)" in printed
+    assert f"wrote 40 predictions to {predictions.resolve()}" in printed
+
+
+def test_predict_never_writes_over_an_input(shell_run, capsys):
+    table, [(model, _), _], _ = shell_run
+    before = table.read_bytes()
+    assert main(["predict", str(model), str(table), "--out", str(table), "--quiet"]) == 2
+    assert "refusing to overwrite the input file" in capsys.readouterr().err
+    assert table.read_bytes() == before
+    assert main(["predict", str(model), str(table), "--out", str(model), "--quiet"]) == 2
+
+
+def test_model_file_carries_its_metadata(shell_run):
+    _, [(model, _), _], _ = shell_run
+    content = joblib.load(model)
+    assert content["format"] == "sarcnet-sklearn-model" and content["format_version"] == 1
+    info = content["metadata"]
+    assert info["versions"]["sarcnet_sklearn"] == __version__
+    assert info["versions"]["torch"] == torch.__version__
+    assert {"sklearn", "skorch", "created"} <= set(info["versions"]) | set(info)
+    assert info["image_channel"] == 1 and info["image_size"] == 32
+    training = info["training"]
+    assert training["target"] == "score" and training["split"] == "random, validation 0.25"
+    assert 1 <= training["score_min"] <= training["score_mean"] <= training["score_max"] <= 5
+    assert set(info["metrics"]["validation"]) == {"spearman", "mae", "mse", "r2"}
+
+
+@pytest.mark.parametrize("name", ["model.zip", "model_folder"])
+def test_safe_format_rebuilds_an_identical_model_without_unpickling(loaded, cells, tmp_path, name):
+    pipeline, info = loaded
+    path = save_model(pipeline, tmp_path / name, metadata=info, format="safe")
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path) as archive:
+            assert sorted(archive.namelist()) == ["model.json", "weights.pt"]
+            settings = json.loads(archive.read("model.json"))
+    else:
+        settings = json.loads((path / "model.json").read_text())
+        torch.load(path / "weights.pt", weights_only=True)
+    assert settings["metadata"]["training"] == info["training"]
+    rebuilt, rebuilt_info = load_model(path, return_metadata=True)
+    assert rebuilt_info["training"] == info["training"]
+    sample = cells.iloc[40:50]
+    np.testing.assert_array_equal(rebuilt.predict(sample), pipeline.predict(sample))
+    if path.suffix == ".zip":
+        measured = predict_cells(rebuilt, sample[["image_path"]])
+        np.testing.assert_array_equal(
+            measured["score_raw"], predict_cells(pipeline, sample[["image_path"]])["score_raw"]
+        )
+
+
+def test_safe_format_refuses_other_pipelines(cells, tmp_path):
+    baseline = make_linear_baseline(1).fit(cells, cells["score"])
+    with pytest.raises(ValueError, match="make_sarcnet_pipeline"):
+        save_model(baseline, tmp_path / "baseline.zip", format="safe")
+    with pytest.raises(ValueError, match="format must be one of"):
+        save_model(baseline, tmp_path / "baseline.bin", format="pickle")
+
+
+def test_plain_joblib_pipeline_still_loads(loaded, cells, tmp_path):
+    pipeline, _ = loaded
+    plain = tmp_path / "plain.joblib"
+    joblib.dump(pipeline, plain)  # as the demo writes it
+    loaded, info = load_model(plain, return_metadata=True)
+    assert info == {}
+    sample = cells.iloc[:8]
+    np.testing.assert_array_equal(loaded.predict(sample), pipeline.predict(sample))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks loading on a CPU-only machine")
+def test_model_saved_for_cuda_loads_and_predicts_on_a_cpu_only_machine(shell_run, cells,
+                                                                      tmp_path):
+    _, [(model, _), _], _ = shell_run
+    pipeline = load_model(model)
+    expected = pipeline.predict(cells.iloc[:8])
+    pipeline[-1].set_params(device="cuda")  # as a model trained on a GPU is pickled
+    save_model(pipeline, tmp_path / "gpu.joblib")
+    loaded = load_model(tmp_path / "gpu.joblib")
+    assert loaded[-1].device == "cpu"
+    assert next(loaded[-1].module_.parameters()).device.type == "cpu"
+    np.testing.assert_array_equal(loaded.predict(cells.iloc[:8]), expected)
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        load_model(tmp_path / "gpu.joblib", device="cuda")
+
+
+@pytest.fixture
+def small_model_file(cells, tmp_path):
+    """A quick stand-in model file (the checks below do not depend on the network)."""
+    return save_model(make_linear_baseline(1).fit(cells, cells["score"]), tmp_path / "m.joblib")
+
+
+def test_model_from_a_newer_version_warns_or_errors_clearly(small_model_file, tmp_path):
+    content = joblib.load(small_model_file)
+    content["metadata"]["versions"]["sarcnet_sklearn"] = "99.0"
+    joblib.dump(content, tmp_path / "newer.joblib")
+    with pytest.warns(ModelVersionWarning, match=r"saved with sarcnet-sklearn 99\.0; this is"):
+        load_model(tmp_path / "newer.joblib")
+    content["format_version"] = 2
+    joblib.dump(content, tmp_path / "newer_format.joblib")
+    with pytest.raises(ValueError, match=r"sarcnet-sklearn 99\.0 in model-file format 2.*upgrade"):
+        load_model(tmp_path / "newer_format.joblib")
+
+
+def test_truncated_or_foreign_model_files_give_a_clear_error(
+    shell_run, loaded, small_model_file, tmp_path, capsys
+):
+    table = shell_run[0]
+    data = small_model_file.read_bytes()
+    truncated = tmp_path / "truncated.joblib"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="cannot read model file .*truncated or corrupt"):
+        load_model(truncated)
+    assert main(["predict", str(truncated), str(table), "--out", str(tmp_path / "p.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sarcnet-sklearn predict: error: cannot read model file")
+    assert "Traceback" not in err
+    assert not (tmp_path / "p.csv").exists()
+    joblib.dump({"weights": [1, 2]}, tmp_path / "other.joblib")
+    with pytest.raises(ValueError, match="holds a dict, not a sarcnet-sklearn model"):
+        load_model(tmp_path / "other.joblib")
+    safe = save_model(loaded[0], tmp_path / "safe.zip", format="safe")
+    safe.write_bytes(safe.read_bytes()[:-200])
+    with pytest.raises(ValueError, match="cannot read model"):
+        load_model(safe)
+    with pytest.raises(FileNotFoundError, match="no such model file"):
+        load_model(tmp_path / "missing.joblib")
