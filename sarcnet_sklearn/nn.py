@@ -8,6 +8,7 @@ feature-only MLP (``use_images=False``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
@@ -17,6 +18,10 @@ from torch import nn
 
 BACKBONES = ("resnet18", "densenet121", "alexnet")
 FEATURE_WIDTHS = (128, 256, 512)
+# torchvision's published DenseNet files name layers "norm.1" where the model says "norm1".
+_OLD_DENSENET_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+)
 FUSED_HEAD_WIDTHS = (512, 256, 128)
 SINGLE_BRANCH_HEAD_WIDTHS = (256, 128)
 
@@ -107,6 +112,8 @@ def _load_weights_file(model: nn.Module, name: str, path: Path) -> None:
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise RuntimeError(f"weights file {path} does not hold a state dict")
+    if name == "densenet121":
+        state = {_OLD_DENSENET_KEY.sub(r"\1\2", key): value for key, value in state.items()}
     own = model.state_dict()
     classifier = {k for k in own if k.startswith(("fc.", "classifier."))}
     missing = sorted(set(own) - set(state) - classifier)
@@ -161,6 +168,9 @@ class SarcNetModule(nn.Module):
         Initial backbone weights, see :func:`build_backbone`.
     head_activation : bool, default=False
         Put a ReLU between the head's linear layers.
+    feature_widths : tuple of int, default=(128, 256, 512)
+        Widths of the feature branch's layers (each followed by a ReLU); the
+        last one is the feature embedding's length.
 
     Examples
     --------
@@ -180,12 +190,16 @@ class SarcNetModule(nn.Module):
         use_features: bool = True,
         weights: str | PathLike | None = None,
         head_activation: bool = False,
+        feature_widths: Sequence[int] = FEATURE_WIDTHS,
     ) -> None:
         super().__init__()
         if not (use_images or use_features):
             raise ValueError("SarcNetModule needs use_images or use_features (or both)")
         if use_features and n_features < 1:
             raise ValueError("use_features=True needs at least one feature column")
+        feature_widths = tuple(int(width) for width in feature_widths)
+        if not feature_widths or min(feature_widths) < 1:
+            raise ValueError(f"feature_widths must be positive widths, got {feature_widths!r}")
         self.use_images = use_images
         self.use_features = use_features
         n_embedding = 0
@@ -195,7 +209,7 @@ class SarcNetModule(nn.Module):
             self.image_branch, n_image = build_backbone(backbone, weights)
             n_embedding += n_image
         if use_features:
-            self.feature_branch, n_feature = mlp(n_features, FEATURE_WIDTHS, activation=True)
+            self.feature_branch, n_feature = mlp(n_features, feature_widths, activation=True)
             n_embedding += n_feature
         widths = FUSED_HEAD_WIDTHS if use_images and use_features else SINGLE_BRANCH_HEAD_WIDTHS
         hidden, n_last = mlp(n_embedding, widths, activation=head_activation)
@@ -203,11 +217,15 @@ class SarcNetModule(nn.Module):
 
     @staticmethod
     def normalize_images(images: torch.Tensor) -> torch.Tensor:
-        """uint8 ``(n, h, w)`` or ``(n, 1, h, w)`` -> float ``(n, 3, h, w)`` in [-1, 1]."""
+        """uint8 ``(n, h, w)`` or ``(n, 1, h, w)`` -> float ``(n, 3, h, w)`` in [-1, 1].
+
+        On a GPU the result is channels-last, the layout its convolutions run fastest in.
+        """
         if images.ndim == 3:
             images = images.unsqueeze(1)
         images = images.float().div_(127.5).sub_(1.0)
-        return images.expand(-1, 3, -1, -1).contiguous()
+        layout = torch.channels_last if images.is_cuda else torch.contiguous_format
+        return images.expand(-1, 3, -1, -1).contiguous(memory_format=layout)
 
     def forward(
         self, images: torch.Tensor | None = None, features: torch.Tensor | None = None

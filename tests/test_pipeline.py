@@ -123,11 +123,10 @@ def test_spearman_scorer_and_report():
     assert report["r2"] == pytest.approx(1 - 2.25 / 10)
     assert np.isnan(spearman_score(y, np.ones(5)))
 
-    class Fixed:
-        def predict(self, X):
-            return -np.asarray(X)[:, 0]
+    from sklearn.linear_model import LinearRegression
 
-    assert spearman_scorer(Fixed(), y.reshape(-1, 1), y) == pytest.approx(-1.0)
+    negated = LinearRegression().fit(y.reshape(-1, 1), -y)  # predicts -X exactly
+    assert spearman_scorer(negated, y.reshape(-1, 1), y) == pytest.approx(-1.0)
 
 
 def test_joblib_round_trip_in_a_fresh_process(small, tiny_params, tmp_path):

@@ -1,0 +1,148 @@
+"""Mini-batches sliced from the cached cell arrays, on the device that trains on them.
+
+skorch's default data path indexes a Dataset one cell at a time and lets a
+DataLoader collate the rows. :class:`CellDataset` instead copies the whole
+cache (uint8 images, float32 features, targets) to the device once, and
+:class:`BatchIterator` hands out batches as index slices of those tensors, so a
+batch costs one gather on the device rather than a Python loop over cells.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+import torch
+from skorch.dataset import Dataset
+from torch.utils.data import Subset
+
+
+class CellDataset(Dataset):
+    """A skorch ``Dataset`` over a dict of equal-length arrays that can live on a device.
+
+    It behaves as skorch's ``Dataset`` (indexing, ``len``, ``ValidSplit``,
+    scoring callbacks) and adds :meth:`tensors`, which returns the arrays as
+    tensors on a device, copied there at most once.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sarcnet_sklearn._batches import CellDataset
+    >>> data = CellDataset({"images": np.zeros((3, 8, 8), np.uint8)}, np.zeros((3, 1), np.float32))
+    >>> data.tensors("cpu")[0]["images"].shape
+    torch.Size([3, 8, 8])
+    """
+
+    def __init__(self, X: Mapping[str, np.ndarray], y: np.ndarray | None = None, length=None):
+        super().__init__(dict(X), y, length)
+        self._on_device: tuple[str, dict[str, torch.Tensor], torch.Tensor | None] | None = None
+
+    def tensors(self, device) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """The inputs and the target (or None) as tensors on ``device``."""
+        key = str(torch.device(device))
+        if self._on_device is None or self._on_device[0] != key:
+            X = {name: _to_device(value, device) for name, value in self.X.items()}
+            y = None if self.y is None else _to_device(self.y, device)
+            self._on_device = (key, X, y)
+        return self._on_device[1], self._on_device[2]
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_on_device"] = None
+        return state
+
+
+def _to_device(array, device) -> torch.Tensor:
+    return torch.as_tensor(np.ascontiguousarray(array)).to(device)
+
+
+def unwrap_subset(dataset) -> tuple[object, np.ndarray | None]:
+    """The dataset under (possibly nested) ``Subset`` wrappers, and the indices they select."""
+    indices = None
+    while isinstance(dataset, Subset):
+        selected = np.asarray(dataset.indices, dtype=np.int64)
+        indices = selected if indices is None else selected[indices]
+        dataset = dataset.dataset
+    return dataset, indices
+
+
+class BatchIterator:
+    """Batches of a :class:`CellDataset` as slices of its device tensors.
+
+    Parameters
+    ----------
+    dataset : CellDataset
+    indices : array of int, optional
+        The cells to iterate over (a ``Subset``'s indices); default: all.
+    batch_size : int
+    shuffle : bool, default=False
+        Visit the cells in a new random order (torch's global generator) on
+        every pass.
+    drop_last : bool, default=False
+        Leave out a final incomplete batch.
+    device : str or torch.device, default="cpu"
+        Where the batches are made (and the cache is held).
+
+    Every pass yields ``(inputs, target)`` with ``inputs`` a dict of tensors
+    and ``target`` a tensor, or None when the dataset has no target; each
+    selected cell appears exactly once (less the dropped last batch).
+    """
+
+    def __init__(
+        self,
+        dataset: CellDataset,
+        indices: np.ndarray | None = None,
+        *,
+        batch_size: int,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        device="cpu",
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.dataset = dataset
+        self.indices = None if indices is None else torch.as_tensor(indices, dtype=torch.long)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.device = device
+
+    def _n_cells(self) -> int:
+        return len(self.dataset) if self.indices is None else len(self.indices)
+
+    def __len__(self) -> int:
+        n = self._n_cells()
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor | None]]:
+        X, y = self.dataset.tensors(self.device)
+        n = self._n_cells()
+        order = self.indices
+        if self.shuffle:
+            permutation = torch.randperm(n)
+            order = permutation if order is None else order[permutation]
+        if order is not None:
+            order = order.to(_cache_device(X, y))
+        stop = len(self) * self.batch_size if self.drop_last else n
+        for start in range(0, stop, self.batch_size):
+            end = min(start + self.batch_size, n)
+            if order is None:  # contiguous cells: views, no copy
+                yield (
+                    {name: value[start:end] for name, value in X.items()},
+                    None if y is None else y[start:end],
+                )
+            else:
+                batch = order[start:end]
+                yield (
+                    {name: value.index_select(0, batch) for name, value in X.items()},
+                    None if y is None else y.index_select(0, batch),
+                )
+
+
+def _cache_device(X: Mapping[str, torch.Tensor], y: torch.Tensor | None) -> torch.device:
+    """The device the cached tensors are on."""
+    for tensor in (*X.values(), y):
+        if tensor is not None:
+            return tensor.device
+    return torch.device("cpu")

@@ -1,0 +1,458 @@
+"""Reproduce Table 1 of the SarcNet paper (and its Fig. 3 histogram) in one command.
+
+``sarcnet-sklearn reproduce --aics-root DIR`` splits the AICS cells as the paper
+does, fits the six models of Table 1 with the paper's recipe, and writes the
+test-split metrics beside the paper's numbers. Each finished row is stored in
+the output folder (metrics and predictions) and skipped when the command is run
+again; a row interrupted midway continues from its last finished epoch (skorch
+checkpoints in ``OUT/checkpoints/<row>/``). Without ``--aics-root`` the same
+experiment runs on a synthetic dataset, reduced on a CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from skorch.callbacks import Checkpoint, LoadInitState, ProgressBar
+
+from ._columns import DAY_COLUMN, IMAGE_COLUMN, TARGET_COLUMN
+from .datasets import load_aics, make_synthetic_aics, paper_split
+from .io import write_csv_atomically
+from .metrics import regression_report
+from .pipeline import make_linear_baseline, make_sarcnet_pipeline
+
+METRICS = ("spearman", "mae", "mse", "r2")
+
+PAPER_TABLE1 = {
+    "linear": (0.756, 0.373, 0.234, 0.514),
+    "resnet18": (0.829, 0.453, 0.300, 0.379),
+    "densenet": (0.813, 0.340, 0.194, 0.599),
+    "alexnet": (0.788, 0.346, 0.195, 0.596),
+    "sarcnet_p1": (0.825, 0.310, 0.159, 0.671),
+    "sarcnet_p2": (0.831, 0.310, 0.161, 0.668),
+}
+"""Table 1 of Le et al. (test split): Spearman, MAE, MSE, R^2 per row."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of Table 1: a model and how to build it."""
+
+    key: str
+    label: str
+    protocol: int
+    params: dict = field(default_factory=dict)
+    linear: bool = False
+
+
+ROWS = (
+    Row("linear", "Linear regression", 2, linear=True),
+    Row("resnet18", "ResNet-18", 2, {"backbone": "resnet18", "use_features": False}),
+    Row("densenet", "DenseNet", 2, {"backbone": "densenet121", "use_features": False}),
+    Row("alexnet", "AlexNet", 2, {"backbone": "alexnet", "use_features": False}),
+    Row("sarcnet_p1", "SarcNet (Protocol 1)", 1),
+    Row("sarcnet_p2", "SarcNet (Protocol 2)", 2),
+)
+ROW_KEYS = tuple(row.key for row in ROWS)
+HISTOGRAM_ROW = "sarcnet_p2"
+
+
+@dataclass(frozen=True)
+class ReproduceSettings:
+    """Size of the run: the paper's recipe on a GPU, a reduced one on a CPU.
+
+    ``n_cells`` and ``synthetic_size`` only apply to the synthetic dataset.
+    """
+
+    image_size: int = 224
+    max_epochs: int = 100
+    batch_size: int = 40
+    lr: float = 5e-4
+    n_cells: int = 3000
+    synthetic_size: int = 256
+
+    @classmethod
+    def for_device(cls, device: str, synthetic: bool) -> ReproduceSettings:
+        if device.startswith("cuda") or not synthetic:
+            return cls()
+        return cls(image_size=64, max_epochs=5, n_cells=300, synthetic_size=96)
+
+
+def reproduce_table1(
+    aics_root: str | PathLike | None = None,
+    out: str | PathLike = "sarcnet_table1",
+    *,
+    settings: ReproduceSettings | None = None,
+    weights: str | PathLike | None = None,
+    device: str | None = None,
+    precision: str = "auto",
+    random_state: int = 0,
+    rows: Sequence[str] | None = None,
+    callbacks: Sequence | None = None,
+    verbose: bool = True,
+) -> dict[str, object]:
+    """Fit the models of Table 1 on the paper's split and write the table and Fig. 3.
+
+    Parameters
+    ----------
+    aics_root : str or path-like, optional
+        The AICS dataset (see :func:`~sarcnet_sklearn.datasets.load_aics`).
+        None: a synthetic dataset is written to ``OUT/synthetic_aics``.
+    out : str or path-like, default="sarcnet_table1"
+        Output folder: ``table1.csv``, ``table1.md``, ``fig3_day_histogram.png``,
+        ``rows/<row>.json`` (metrics), ``predictions/<row>.csv`` (test split).
+    settings : ReproduceSettings, optional
+        Default: the paper's recipe (224 px, 100 epochs, batch 40, lr 5e-4), except
+        for synthetic data on a CPU (64 px, 5 epochs, 300 cells).
+    weights : None, "imagenet" or folder, optional
+        Initial CNN weights: random, torchvision's ImageNet weights, or a folder
+        holding torchvision's weight files (``resnet18-*.pth``, ``densenet121-*.pth``,
+        ``alexnet-*.pth``).
+    device : str, optional
+        Default: "cuda" when a GPU is present.
+    precision : str, default="auto"
+        See :class:`~sarcnet_sklearn.SarcNetRegressor`.
+    random_state : int, default=0
+        Seeds the networks and the synthetic data, so reruns are comparable.
+    rows : sequence of str, optional
+        Subset of ``ROW_KEYS`` to run (default: all six).
+    callbacks : sequence, optional
+        Extra skorch callbacks for the network rows.
+    verbose : bool, default=True
+        Print progress and where the outputs went.
+
+    Returns
+    -------
+    result : dict
+        ``table`` (DataFrame), ``table_csv``, ``table_md``, ``histogram`` (path or
+        None), ``rows`` (metrics per row key), ``skipped`` (row keys found done).
+
+    Examples
+    --------
+    >>> from sarcnet_sklearn.reproduce import reproduce_table1
+    >>> result = reproduce_table1("aics", "table1_out", weights="imagenet")  # doctest: +SKIP
+    """
+    say = print if verbose else (lambda *args, **kwargs: None)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    settings = settings or ReproduceSettings.for_device(device, synthetic=aics_root is None)
+    selected = _selected_rows(rows)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    if aics_root is None:
+        data_root = _synthetic_dataset(out, settings, random_state, say)
+        data = f"synthetic: {settings.n_cells} cells, {settings.synthetic_size} px"
+    else:
+        data_root = Path(aics_root)
+        data = str(data_root.resolve())
+    cells = load_aics(data_root)
+    train, valid, test = paper_split(cells)
+    say(f"{len(cells)} cells: {len(train)} train / {len(valid)} validation / {len(test)} test")
+
+    run = {
+        "data": data,
+        **asdict(settings),
+        "weights": None if weights is None else str(weights),
+        "precision": precision,
+        "random_state": random_state,
+        "split": [len(train), len(valid), len(test)],
+    }
+    if aics_root is not None:
+        del run["n_cells"], run["synthetic_size"]
+
+    results, skipped = {}, []
+    for row in selected:
+        stored = _load_row(out, row, run)
+        if stored is not None:
+            say(f"{row.label}: already done, skipped (delete {out / 'rows' / row.key}.json "
+                "to redo it)")
+            results[row.key] = stored
+            skipped.append(row.key)
+            continue
+        say(f"{row.label}: training on {device} ...")
+        start = time.perf_counter()
+        if row.linear:
+            model = make_linear_baseline(row.protocol).fit(train, train[TARGET_COLUMN])
+            extra = {}
+        else:
+            model, extra = _fit_network(
+                row, train, valid, out, run, settings, weights, device, precision,
+                random_state, callbacks, verbose, say,
+            )
+        prediction = np.asarray(model.predict(test), dtype=np.float64).reshape(-1)
+        record = {
+            "row": row.key,
+            "label": row.label,
+            "metrics": regression_report(test[TARGET_COLUMN], prediction),
+            "seconds": round(time.perf_counter() - start, 1),
+            "device": device,
+            **extra,
+            "settings": run,
+        }
+        _save_row(out, row, record, test, prediction)
+        shutil.rmtree(out / "checkpoints" / row.key, ignore_errors=True)
+        results[row.key] = record
+        metrics = record["metrics"]
+        say(f"{row.label}: Spearman {metrics['spearman']:.3f}, MAE {metrics['mae']:.3f}, "
+            f"MSE {metrics['mse']:.3f}, R^2 {metrics['r2']:.3f} ({record['seconds']:.0f} s)")
+
+    table = format_table1(results)
+    table_csv = write_csv_atomically(table, out / "table1.csv")
+    table_md = out / "table1.md"
+    _write_text(table_md, _markdown(table, run, len(test)))
+    histogram = None
+    if HISTOGRAM_ROW in results:
+        histogram = _histogram(out, test)
+    say("")
+    say(_markdown(table, run, len(test)))
+    say(f"Table (CSV):      {table_csv.resolve()}")
+    say(f"Table (Markdown): {table_md.resolve()}")
+    if histogram is not None:
+        say(f"Fig. 3 histogram: {histogram.resolve()}")
+    say(f"Per-row metrics and test predictions: {(out / 'rows').resolve()}, "
+        f"{(out / 'predictions').resolve()}")
+    return {
+        "table": table,
+        "table_csv": table_csv,
+        "table_md": table_md,
+        "histogram": histogram,
+        "rows": results,
+        "skipped": skipped,
+    }
+
+
+def format_table1(results: dict[str, dict]) -> pd.DataFrame:
+    """Measured metrics beside the paper's, one row per model, in Table 1's order."""
+    records = []
+    for row in ROWS:
+        if row.key not in results:
+            continue
+        metrics = results[row.key]["metrics"]
+        record = {"model": row.label}
+        record.update({name: metrics[name] for name in METRICS})
+        record.update({f"paper_{name}": value
+                       for name, value in zip(METRICS, PAPER_TABLE1[row.key], strict=True)})
+        record["best_epoch"] = results[row.key].get("best_epoch")
+        record["seconds"] = results[row.key]["seconds"]
+        records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+def _selected_rows(rows: Sequence[str] | None) -> list[Row]:
+    if rows is None:
+        return list(ROWS)
+    unknown = sorted(set(rows) - set(ROW_KEYS))
+    if unknown:
+        raise ValueError(f"unknown row(s) {unknown}; choose from {list(ROW_KEYS)}")
+    return [row for row in ROWS if row.key in set(rows)]
+
+
+def _synthetic_dataset(out: Path, settings: ReproduceSettings, random_state: int, say) -> Path:
+    root = out / "synthetic_aics"
+    marker = out / "synthetic_aics.json"
+    wanted = {"n_cells": settings.n_cells, "image_size": settings.synthetic_size,
+              "random_state": random_state}
+    if marker.is_file() and json.loads(marker.read_text()) == wanted and root.is_dir():
+        say(f"Reusing the synthetic dataset in {root}")
+        return root
+    say(f"Generating {settings.n_cells} synthetic cells in {root} ...")
+    make_synthetic_aics(root, n_cells=settings.n_cells, image_size=settings.synthetic_size,
+                        random_state=random_state)
+    _write_text(marker, json.dumps(wanted))
+    return root
+
+
+def _backbone_weights(weights, backbone: str):
+    if weights is None or weights == "imagenet":
+        return weights
+    folder = Path(weights)
+    if not folder.is_dir():
+        raise ValueError(f"weights must be None, 'imagenet' or a folder of weight files; "
+                         f"{folder} is not a folder")
+    found = sorted(folder.glob(f"{backbone}-*.pt*")) or sorted(folder.glob(f"{backbone}*.pt*"))
+    if not found:
+        raise ValueError(f"no {backbone} weight file ({backbone}-*.pth) in {folder}")
+    return found[0]
+
+
+def _is_best_epoch(net) -> bool:
+    """Whether the last epoch has the best validation Spearman so far (resumed epochs included)."""
+    scores = [-np.inf if s is None or np.isnan(s) else s for s in net.history[:, "valid_spearman"]]
+    return scores[-1] >= max(scores[:-1], default=-np.inf)
+
+
+def _fit_network(row, train, valid, out, run, settings, weights, device, precision,
+                 random_state, callbacks, verbose, say):
+    folder = out / "checkpoints" / row.key
+    signature = folder / "settings.json"
+    if folder.is_dir() and (not signature.is_file()
+                            or json.loads(signature.read_text()) != run):
+        shutil.rmtree(folder)  # checkpoints of a run with other settings
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_text(signature, json.dumps(run))
+    history = folder / "history.json"
+    done = len(json.loads(history.read_text())) if history.is_file() else 0
+    remaining = max(settings.max_epochs - done, 0)
+    if done:
+        say(f"{row.label}: resuming from the checkpoint of epoch {done} of "
+            f"{settings.max_epochs} in {folder}")
+    last = Checkpoint(monitor=None, dirname=str(folder), f_params="last_params.pt",
+                      f_optimizer="last_optimizer.pt", f_criterion=None,
+                      f_history="history.json", event_name=None)
+    best = Checkpoint(monitor=_is_best_epoch, dirname=str(folder), f_params="best_params.pt",
+                      f_optimizer=None, f_criterion=None, f_history=None, event_name=None)
+    row_callbacks = [("checkpoint_last", last), ("checkpoint_best", best),
+                     ("resume", LoadInitState(last))]
+    if verbose:
+        row_callbacks.append(("progress", ProgressBar()))
+    row_callbacks += [(f"extra_{i}", cb) for i, cb in enumerate(callbacks or ())]
+    model = make_sarcnet_pipeline(
+        protocol=row.protocol,
+        **row.params,
+        image_size=settings.image_size,
+        max_epochs=remaining,
+        batch_size=settings.batch_size,
+        lr=settings.lr,
+        weights=_backbone_weights(weights, row.params.get("backbone", "resnet18")),
+        device=device,
+        precision=precision,
+        random_state=random_state,
+        verbose=int(verbose),
+        callbacks=row_callbacks,
+    )
+    model.fit(train, train[TARGET_COLUMN], validation_data=(valid, valid[TARGET_COLUMN]))
+    net = model.named_steps["model"]
+    finished = len(net.history)
+    if finished < settings.max_epochs:  # skorch swallows Ctrl-C and returns early
+        raise KeyboardInterrupt(
+            f"{row.label} stopped after epoch {finished} of {settings.max_epochs}; "
+            f"run the same command again to continue from {folder}"
+        )
+    if (folder / "best_params.pt").is_file():
+        net.load_params(f_params=str(folder / "best_params.pt"))
+    scores = [np.nan if s is None else s for s in net.history[:, "valid_spearman"]]
+    return model, {
+        "best_epoch": int(np.nanargmax(scores)) + 1,
+        "best_valid_spearman": float(np.nanmax(scores)),
+        "resumed_from_epoch": done,
+    }
+
+
+def _load_row(out: Path, row: Row, run: dict) -> dict | None:
+    path = out / "rows" / f"{row.key}.json"
+    predictions = out / "predictions" / f"{row.key}.csv"
+    if not (path.is_file() and predictions.is_file()):
+        return None
+    record = json.loads(path.read_text())
+    return record if record.get("settings") == run else None
+
+
+def _save_row(out: Path, row: Row, record: dict, test: pd.DataFrame, prediction) -> None:
+    table = pd.DataFrame({
+        IMAGE_COLUMN: test[IMAGE_COLUMN].to_numpy(),
+        DAY_COLUMN: test[DAY_COLUMN].to_numpy(),
+        TARGET_COLUMN: test[TARGET_COLUMN].to_numpy(),
+        "prediction": prediction,
+    })
+    write_csv_atomically(table, out / "predictions" / f"{row.key}.csv")
+    _write_text(out / "rows" / f"{row.key}.json", json.dumps(record, indent=2))
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(handle, "w") as stream:
+        stream.write(text)
+    os.replace(temporary, path)
+
+
+def _markdown(table: pd.DataFrame, run: dict, n_test: int) -> str:
+    measured = table.set_index("model")[list(METRICS)]
+    paper = table.set_index("model")[[f"paper_{name}" for name in METRICS]]
+    names = ["Spearman", "MAE", "MSE", "R^2"]
+    measured.columns = paper.columns = names
+    settings = ", ".join(f"{key} {value}" for key, value in run.items())
+    return (
+        f"# Table 1, reproduced (test split, {n_test} cells)\n\n{settings}\n\n"
+        f"## Measured\n\n{measured.to_markdown(floatfmt='.3f')}\n\n"
+        f"## Paper (Le et al., Table 1)\n\n{paper.to_markdown(floatfmt='.3f')}\n"
+    )
+
+
+def _histogram(out: Path, test: pd.DataFrame) -> Path:
+    predictions = pd.read_csv(out / "predictions" / f"{HISTOGRAM_ROW}.csv")
+    path = out / "fig3_day_histogram.png"
+    try:
+        from .explain import plot_day_histograms
+    except ImportError:
+        plot_day_histograms = None
+    if plot_day_histograms is not None:
+        return Path(plot_day_histograms(predictions["prediction"], predictions[DAY_COLUMN], path,
+                                        expert=predictions[TARGET_COLUMN]))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(5, 3.5))
+    bins = np.linspace(1, 5, 17)
+    for day, group in predictions.groupby(DAY_COLUMN):
+        axes.hist(group["prediction"], bins=bins, alpha=0.5, density=True, label=f"day {day}")
+    axes.set_xlabel("predicted score")
+    axes.set_ylabel("density")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=150)
+    plt.close(figure)
+    return path
+
+
+def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "reproduce",
+        help="reproduce Table 1 of the paper (six models) and the day-18/32 histogram",
+        description=(
+            "Split the AICS cells as the paper does, fit linear regression, ResNet-18, "
+            "DenseNet, AlexNet and SarcNet (Protocols 1 and 2) with the paper's recipe, and "
+            "write the test metrics beside the paper's Table 1. Finished rows are kept in "
+            "--out and skipped on a rerun; an interrupted row resumes from its checkpoint. "
+            "Without --aics-root it runs on synthetic cells (reduced on a CPU)."
+        ),
+    )
+    parser.add_argument("--aics-root", help="AICS dataset folder (default: synthetic data)")
+    parser.add_argument("--out", default="sarcnet_table1", help="output folder")
+    parser.add_argument("--weights", help="'imagenet' or a folder of torchvision weight files "
+                        "(default: random initialisation)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], help="default: GPU when present")
+    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
+    parser.add_argument("--rows", nargs="+", choices=ROW_KEYS, help="run only these rows")
+    parser.add_argument("--image-size", type=int, help="model input size in pixels")
+    parser.add_argument("--epochs", type=int, help="training epochs")
+    parser.add_argument("--n-cells", type=int, help="synthetic cells (without --aics-root)")
+    parser.add_argument("--random-state", type=int, default=0)
+    parser.set_defaults(func=_main)
+
+
+def _main(args: argparse.Namespace) -> int:
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    settings = ReproduceSettings.for_device(device, synthetic=args.aics_root is None)
+    changes = {"image_size": args.image_size, "max_epochs": args.epochs, "n_cells": args.n_cells}
+    settings = replace(settings, **{k: v for k, v in changes.items() if v is not None})
+    if args.image_size is not None:
+        settings = replace(settings, synthetic_size=max(settings.synthetic_size, args.image_size))
+    reproduce_table1(args.aics_root, args.out, settings=settings, weights=args.weights,
+                     device=device, precision=args.precision, random_state=args.random_state,
+                     rows=args.rows)
+    return 0

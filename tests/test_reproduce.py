@@ -1,0 +1,73 @@
+"""reproduce: the Table 1 experiment writes its table, keeps finished rows, resumes a row."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from skorch.callbacks import Callback
+
+from sarcnet_sklearn.cli import main
+from sarcnet_sklearn.reproduce import PAPER_TABLE1, ReproduceSettings, reproduce_table1
+
+TINY = ReproduceSettings(image_size=32, max_epochs=3, batch_size=16, n_cells=120,
+                         synthetic_size=48)
+
+
+class StopAfter(Callback):
+    """Press Ctrl-C at the end of an epoch (skorch catches it and returns early)."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_reproduce_writes_the_table_resumes_a_row_and_skips_finished_rows(tmp_path):
+    out = tmp_path / "table1"
+    params = {"settings": TINY, "device": "cpu", "rows": ["linear", "sarcnet_p2"],
+              "verbose": False}
+    with pytest.raises(KeyboardInterrupt, match="after epoch 2 of 3"):
+        reproduce_table1(None, out, callbacks=[StopAfter(2)], **params)
+    # The linear row finished before the interruption; SarcNet left a checkpoint.
+    assert (out / "rows" / "linear.json").is_file()
+    assert not (out / "rows" / "sarcnet_p2.json").exists()
+    history = json.loads((out / "checkpoints" / "sarcnet_p2" / "history.json").read_text())
+    assert len(history) == 2
+    linear_mtime = (out / "rows" / "linear.json").stat().st_mtime_ns
+
+    result = reproduce_table1(None, out, **params)
+    assert result["skipped"] == ["linear"]
+    assert (out / "rows" / "linear.json").stat().st_mtime_ns == linear_mtime
+    sarcnet = result["rows"]["sarcnet_p2"]
+    assert sarcnet["resumed_from_epoch"] == 2 and 1 <= sarcnet["best_epoch"] <= 3
+    assert not (out / "checkpoints" / "sarcnet_p2").exists()
+
+    table = pd.read_csv(out / "table1.csv")
+    assert list(table["model"]) == ["Linear regression", "SarcNet (Protocol 2)"]
+    assert table.loc[1, "paper_spearman"] == PAPER_TABLE1["sarcnet_p2"][0]
+    assert table[["spearman", "mae", "mse", "r2"]].notna().all().all()
+    predictions = pd.read_csv(out / "predictions" / "sarcnet_p2.csv")
+    assert len(predictions) == sum(json.loads((out / "rows" / "linear.json").read_text())
+                                   ["settings"]["split"][2:])
+    assert set(predictions["day"]) == {18, 32}
+    assert "Paper (Le et al., Table 1)" in (out / "table1.md").read_text()
+    assert (out / "fig3_day_histogram.png").stat().st_size > 0
+
+    # A third run retrains nothing: every row is read back.
+    again = reproduce_table1(None, out, **params)
+    assert again["skipped"] == ["linear", "sarcnet_p2"]
+
+
+def test_reproduce_command_line(tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = main(["reproduce", "--out", str(out), "--rows", "linear", "--n-cells", "80",
+                 "--image-size", "32", "--epochs", "1", "--device", "cpu"])
+    assert code == 0
+    assert "table1.csv" in capsys.readouterr().out
+    assert (out / "table1.md").is_file()
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--rows", "vgg"])
