@@ -20,7 +20,7 @@ def test_module_and_console_script_show_the_subcommands():
 
 
 def test_demo_runs_end_to_end_and_saves_a_working_model(tmp_path, capsys):
-    settings = DemoSettings(n_cells=120, synthetic_size=48, image_size=32, max_epochs=2)
+    settings = DemoSettings(n_cells=300, synthetic_size=48, image_size=32, max_epochs=2)
     result = run_demo(tmp_path / "out", settings=settings, device="cpu", verbose=True)
     printed = capsys.readouterr().out
     assert "Linear regression (Protocol 2)" in printed and "SarcNet (Protocol 2)" in printed

@@ -43,6 +43,13 @@ def test_paper_split_is_reproducible_and_seeded(real_labels):
     assert not first.equals(paper_split(real_labels, random_state=0)[2].index)
 
 
+def test_paper_split_names_a_score_too_rare_to_stratify(real_labels):
+    few = real_labels[(real_labels.expert_1 != 5)]
+    few = pd.concat([few, real_labels[real_labels.expert_1 == 5].head(1)])
+    with pytest.raises(ValueError, match=r"stratified on 'expert_1' .*5: 2\}"):
+        paper_split(few)
+
+
 def _raw_cohort(root: Path, cohort: str) -> pd.DataFrame:
     paths = aics_paths(root, cohort)
     features = pd.read_csv(paths["features"])

@@ -11,7 +11,7 @@ from skorch.callbacks import Callback
 from sarcnet_sklearn.cli import main
 from sarcnet_sklearn.reproduce import PAPER_TABLE1, ReproduceSettings, reproduce_table1
 
-TINY = ReproduceSettings(image_size=32, max_epochs=3, batch_size=16, n_cells=120,
+TINY = ReproduceSettings(image_size=32, max_epochs=3, batch_size=16, n_cells=200,
                          synthetic_size=48)
 
 
@@ -64,7 +64,7 @@ def test_reproduce_writes_the_table_resumes_a_row_and_skips_finished_rows(tmp_pa
 
 def test_reproduce_command_line(tmp_path, capsys):
     out = tmp_path / "cli"
-    code = main(["reproduce", "--out", str(out), "--rows", "linear", "--n-cells", "80",
+    code = main(["reproduce", "--out", str(out), "--rows", "linear", "--n-cells", "200",
                  "--image-size", "32", "--epochs", "1", "--device", "cpu"])
     assert code == 0
     assert "table1.csv" in capsys.readouterr().out

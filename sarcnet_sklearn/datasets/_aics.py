@@ -222,10 +222,18 @@ def paper_split(
     """
     if stratify_column not in cells.columns:
         raise ValueError(f"cells has no column {stratify_column!r} to stratify on")
-    rest, test = train_test_split(
-        cells, test_size=0.2, random_state=random_state, stratify=cells[stratify_column]
-    )
-    train, valid = train_test_split(
-        rest, test_size=0.2, random_state=random_state, stratify=rest[stratify_column]
-    )
+    try:
+        rest, test = train_test_split(
+            cells, test_size=0.2, random_state=random_state, stratify=cells[stratify_column]
+        )
+        train, valid = train_test_split(
+            rest, test_size=0.2, random_state=random_state, stratify=rest[stratify_column]
+        )
+    except ValueError as exc:
+        counts = cells[stratify_column].value_counts().sort_index().to_dict()
+        raise ValueError(
+            f"cannot split {len(cells)} cells stratified on {stratify_column!r} (cells per "
+            f"value: {counts}): every value needs at least 2 cells in each split; use more "
+            f"cells ({exc})"
+        ) from exc
     return train, valid, test
