@@ -26,18 +26,22 @@ IMAGE_DIR = "rescaled_2D_single_cell_tiff_path"
 KEYS = ["napariCell_ObjectNumber", "fov_path"]
 
 EXPERT_1, EXPERT_2 = "mh_structure_org_score", "kg_structure_org_score"
-FEATURE_TABLE_COLUMNS = [
-    "napariCell_ObjectNumber",
-    "fov_path",
-    "napariCell_AreaShape_Area",
-    "napariCell_AreaShape_MinorAxisLength",
-    "napariCell_AreaShape_MajorAxisLength",
+SET3_TABLE_COLUMNS = (
     "Frac_Area_Background",
     "Frac_Area_DiffuseOthers",
     "Frac_Area_Fibers",
     "Frac_Area_Disorganized_Puncta",
     "Frac_Area_Organized_Puncta",
     "Frac_Area_Organized_ZDisks",
+)
+"""Set 3 columns of the features table, in the order of PROTOCOL_2's fractions."""
+FEATURE_TABLE_COLUMNS = [
+    "napariCell_ObjectNumber",
+    "fov_path",
+    "napariCell_AreaShape_Area",
+    "napariCell_AreaShape_MinorAxisLength",
+    "napariCell_AreaShape_MajorAxisLength",
+    *SET3_TABLE_COLUMNS,
     "Maximum_Coefficient_Variation",
     "Peak_Height",
     "Peak_Distance",
@@ -51,12 +55,7 @@ METADATA_COLUMNS = [
     "rescaled_2D_single_cell_tiff_path",
 ]
 RENAMED_FEATURES = {
-    "Frac_Area_Background": "frac_area_background",
-    "Frac_Area_DiffuseOthers": "frac_area_diffuse_other",
-    "Frac_Area_Fibers": "frac_area_fibers",
-    "Frac_Area_Disorganized_Puncta": "frac_area_disorganized_puncta",
-    "Frac_Area_Organized_Puncta": "frac_area_organized_puncta",
-    "Frac_Area_Organized_ZDisks": "frac_area_organized_zdiscs",
+    **dict(zip(SET3_TABLE_COLUMNS, PROTOCOL_2[5:], strict=True)),
     "Maximum_Coefficient_Variation": "max_coefficient_variation",
     "Peak_Height": "peak_height",
 }

@@ -18,25 +18,14 @@ from skimage.measure import regionprops
 from tqdm.auto import tqdm
 
 from ..features import extract_protocol1
+from ._aics import COHORTS, FEATURES_DIR, FIELDS_DIR, IMAGE_DIR, SET3_TABLE_COLUMNS
 
 __all__ = ["make_synthetic_aics"]
 
 MARKER_FILE = ".sarcnet_synthetic.json"
 """File that marks a folder as written by :func:`make_synthetic_aics` (safe to overwrite)."""
 
-COHORTS = ("fish_1", "fish_2")
-FEATURES_DIR = "2d_autocontrasted_single_cell_features_{cohort}"
-FIELDS_DIR = "2d_autocontrasted_fields_and_single_cells_{cohort}"
-IMAGE_DIR = "rescaled_2D_single_cell_tiff_path"
-
-CLASSES = (
-    "Frac_Area_Background",
-    "Frac_Area_DiffuseOthers",
-    "Frac_Area_Fibers",
-    "Frac_Area_Disorganized_Puncta",
-    "Frac_Area_Organized_Puncta",
-    "Frac_Area_Organized_ZDisks",
-)
+CLASSES = SET3_TABLE_COLUMNS
 """Set 3 columns, in the order of the rendered pattern classes."""
 
 # Composition (fraction of cell area per class of CLASSES) at integer levels 1..5,
@@ -249,7 +238,7 @@ def make_synthetic_aics(
     for row in cells:
         row["file_name"] = f"{tag[:24]}_{Path(row['fov_path']).stem}_cell{row['object']}.tiff"
     for cohort in COHORTS:
-        (root / FEATURES_DIR.format(cohort=cohort) / "features").mkdir(parents=True, exist_ok=True)
+        (root / FEATURES_DIR.format(cohort=cohort)).mkdir(parents=True, exist_ok=True)
         (root / FIELDS_DIR.format(cohort=cohort) / IMAGE_DIR).mkdir(parents=True, exist_ok=True)
 
     spacing = max(4.0, NATIVE_ZDISC_SPACING_PX * min(1.0, image_size / _SPACING_REFERENCE_SIZE))
@@ -288,7 +277,7 @@ def make_synthetic_aics(
             np.nan if cells[i]["no_signal"] else cells[i]["level"] for i in idx
         ]
         features.to_csv(
-            root / FEATURES_DIR.format(cohort=cohort) / "features" / f"{tag[:32]}_cp_features.csv",
+            root / FEATURES_DIR.format(cohort=cohort) / f"{tag[:32]}_cp_features.csv",
             index=False,
         )
         order = rng.permutation(len(idx))
@@ -332,7 +321,7 @@ def _prepare_root(root: Path) -> None:
         )
     for cohort in COHORTS:
         patterns = [
-            (root / FEATURES_DIR.format(cohort=cohort) / "features", "*_cp_features.csv"),
+            (root / FEATURES_DIR.format(cohort=cohort), "*_cp_features.csv"),
             (root / FIELDS_DIR.format(cohort=cohort), "metadata.csv"),
             (root / FIELDS_DIR.format(cohort=cohort) / IMAGE_DIR, "*.tiff"),
         ]
