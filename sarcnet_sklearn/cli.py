@@ -15,8 +15,11 @@ from . import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import demo
+    from . import demo, reproduce
+    from .deploy import _cli as deploy_cli
+    from .explain import _cli as explain_cli
     from .features import _cli as features_cli
+    from .tuning import _cli as tuning_cli
 
     parser = argparse.ArgumentParser(
         prog="sarcnet-sklearn",
@@ -24,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (demo, features_cli):
+    for module in (demo, features_cli, deploy_cli, tuning_cli, reproduce, explain_cli):
         module.add_subcommand(subparsers)
     return parser
 

@@ -69,7 +69,8 @@ def run_demo(
     -------
     result : dict
         ``report`` (metrics per model), ``table`` (Markdown), ``model_path``,
-        ``table_path``, ``data_root``.
+        ``table_path``, ``data_root``, ``report_path`` (the HTML report of the
+        test split: example cells, Grad-CAM, scores per day).
 
     Examples
     --------
@@ -135,12 +136,20 @@ def run_demo(
     say(f"Synthetic dataset: {data_root.resolve()}")
     say(f"Results table:     {table_path.resolve()}")
     say(f"Fitted model:      {model_path.resolve()}  (load with joblib.load)")
+
+    # -- report: the paper's figures for the test split (sarcnet_sklearn.explain) --
+    from .explain import write_report
+
+    report_path = write_report(sarcnet, test, out / "report")["html"]
+    say(f"Report:            {report_path.resolve()}")
+    # -- end of report --
     return {
         "report": report,
         "table": table,
         "model_path": model_path,
         "table_path": table_path,
         "data_root": data_root,
+        "report_path": report_path,
     }
 
 

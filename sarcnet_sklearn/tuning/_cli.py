@@ -1,0 +1,213 @@
+"""The ``sarcnet-sklearn tune`` subcommand: an Optuna study from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from functools import partial
+from pathlib import Path
+
+import joblib
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+from sklearn.model_selection import train_test_split
+
+from .._columns import TARGET_COLUMN
+from ..io import load_cells
+from ._search_space import default_search_space
+from ._tune import TuningResult, tune
+
+MODEL_SEED = 0
+"""Seed of every trial's (and the refit's) training, so the refit repeats the best trial."""
+
+EPILOG = """\
+Resume an interrupted study by running the same command again. Parallel workers
+(one per GPU, on one machine or several) share a study through the same
+--storage and --study-name; create the study once first, for example:
+  optuna create-study --storage sqlite:///tune.db --study-name sarcnet --direction maximize
+  CUDA_VISIBLE_DEVICES=0 sarcnet-sklearn tune cells.csv --storage sqlite:///tune.db \\
+      --study-name sarcnet --n-trials 100 &
+  CUDA_VISIBLE_DEVICES=1 sarcnet-sklearn tune cells.csv --storage sqlite:///tune.db \\
+      --study-name sarcnet --n-trials 100 &
+  wait
+then refit the best pipeline once (no new trial is run):
+  sarcnet-sklearn tune cells.csv --storage sqlite:///tune.db --study-name sarcnet \\
+      --n-trials 100 --out best.joblib
+"""
+
+
+def add_subcommand(subparsers) -> argparse.ArgumentParser:
+    """Register ``tune`` on the ``sarcnet-sklearn`` subparsers.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> _ = add_subcommand(parser.add_subparsers(dest="command"))
+    >>> args = parser.parse_args(["tune", "cells.csv", "--n-trials", "20", "--cv", "3"])
+    >>> args.n_trials, args.cv, args.validation_fraction
+    (20, 3, None)
+    """
+    parser = subparsers.add_parser(
+        "tune",
+        help="tune SarcNet's hyperparameters with Optuna (pruned, resumable, parallel)",
+        description=(
+            "Run (or join, or resume) an Optuna study over SarcNet's hyperparameters "
+            "(protocol, learning rate, weight decay, batch size, early-stopping patience, "
+            "image size, head activation, and backbone weights with --imagenet), maximising "
+            "the validation Spearman correlation, with per-epoch pruning. Trials train on "
+            "the GPU when present. Prints the best trial; with --out, refits the best "
+            "pipeline and saves it with joblib (on the training cells with the best epoch "
+            "chosen on the validation cells, or with --cv on all cells)."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "data", metavar="DATA",
+        help=f"AICS dataset root or CSV of cells (image_path, feature columns, {TARGET_COLUMN!r})",
+    )
+    parser.add_argument(
+        "--storage", metavar="URL",
+        help="study storage: database URL (sqlite:///tune.db, postgresql://...), redis://... "
+             "or a journal file path (default: in memory, lost at exit)",
+    )
+    parser.add_argument("--study-name", default="sarcnet", help="default: %(default)s")
+    parser.add_argument(
+        "--n-trials", type=int, metavar="N",
+        help="size of the study: trials completed or pruned by all workers together",
+    )
+    parser.add_argument(
+        "--timeout", type=float, metavar="S", help="stop this worker after S seconds"
+    )
+    parser.add_argument(
+        "--out", metavar="MODEL.joblib",
+        help="refit the best pipeline and save it here (joblib)",
+    )
+    split = parser.add_mutually_exclusive_group()
+    split.add_argument(
+        "--validation-fraction", type=float, metavar="F",
+        help="score trials on a random fraction F of the cells, the same in every worker "
+             "(default: 0.2)",
+    )
+    split.add_argument(
+        "--cv", type=int, metavar="K", help="score trials by K-fold cross-validation"
+    )
+    parser.add_argument(
+        "--image-sizes", type=int, nargs="+", default=[128, 224], metavar="PX",
+        help="image sizes to try (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--protocols", type=int, nargs="+", choices=[1, 2], default=[1, 2],
+        help="feature protocols to try (default: %(default)s; 1 for a Protocol 1 table)",
+    )
+    parser.add_argument(
+        "--imagenet", action="store_true",
+        help="also try ImageNet backbone weights (they must be downloadable or cached)",
+    )
+    parser.add_argument(
+        "--max-epochs", type=int, default=100, help="epochs per trial at most (default: 100)"
+    )
+    parser.add_argument("--device", help="torch device (default: cuda when present, else cpu)")
+    parser.add_argument(
+        "--seed", type=int, help="sampler seed (give each worker its own, or none)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no per-trial log, no progress bar")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the study described by ``args``; returns the exit code."""
+    from ..pipeline import make_sarcnet_pipeline
+
+    if args.validation_fraction is not None and not 0 < args.validation_fraction < 1:
+        raise ValueError(f"--validation-fraction must be in (0, 1), got {args.validation_fraction}")
+    out = Path(args.out) if args.out else None
+    if out is not None and (out.is_dir() or out.resolve() == Path(args.data).resolve()):
+        raise ValueError(f"--out {out} must be a new file name, not a folder or DATA")
+    cells = load_cells(args.data)
+    scores = _scores(cells, args.data)
+
+    split: dict[str, object] = {"cv": args.cv}
+    if args.cv is None:
+        train, valid = train_test_split(
+            np.arange(len(cells)), test_size=args.validation_fraction or 0.2, random_state=0
+        )
+        split = {"validation_data": (cells.iloc[valid], scores[valid])}
+        cells, scores = cells.iloc[train], scores[train]
+    if args.quiet:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    pipeline = make_sarcnet_pipeline(
+        max_epochs=args.max_epochs, verbose=0, random_state=MODEL_SEED,
+        **({"device": args.device} if args.device else {}),
+    )
+    try:
+        result = tune(
+            cells, scores,
+            pipeline=pipeline,
+            search_space=partial(
+                default_search_space, image_sizes=args.image_sizes, protocols=args.protocols,
+                imagenet=args.imagenet,
+            ),
+            n_trials=args.n_trials,
+            timeout=args.timeout,
+            storage=args.storage,
+            study_name=args.study_name,
+            refit=out is not None,
+            random_state=args.seed,
+            progress=not args.quiet and sys.stderr.isatty(),
+            **split,
+        )
+    except KeyboardInterrupt as exc:
+        resume = "run the same command again to resume" if args.storage else (
+            "the study was in memory and is lost; use --storage to be able to resume"
+        )
+        print(f"sarcnet-sklearn tune: {exc or 'interrupted'}; {resume}", file=sys.stderr)
+        return 130
+    _print_summary(result)
+    if result.best_params is None:
+        return 1
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        joblib.dump(result.best_pipeline, out)
+        print(f"best pipeline refitted and saved to {out.resolve()}  (load with joblib.load)")
+    return 0
+
+
+def _scores(cells: pd.DataFrame, source: str) -> np.ndarray:
+    if TARGET_COLUMN not in cells.columns:
+        raise ValueError(
+            f"{source}: no {TARGET_COLUMN!r} column to tune on (columns: {list(cells.columns)})"
+        )
+    scores = pd.to_numeric(cells[TARGET_COLUMN], errors="coerce")
+    missing = scores.isna().to_numpy()
+    if missing.any():
+        rows = list(cells.index[missing][:5])
+        raise ValueError(
+            f"{source}: {int(missing.sum())} cell(s) without a numeric {TARGET_COLUMN!r}, "
+            f"rows {rows}{' ...' if missing.sum() > 5 else ''}"
+        )
+    return scores.to_numpy(dtype=np.float64)
+
+
+def _print_summary(result: TuningResult) -> None:
+    study = result.study
+    counts = {state: 0 for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state in counts:
+            counts[trial.state] += 1
+    print(
+        f"study {study.study_name!r}: {counts[TrialState.COMPLETE]} trials completed, "
+        f"{counts[TrialState.PRUNED]} pruned, {counts[TrialState.FAIL]} failed"
+    )
+    if result.best_params is None:
+        print("no trial has completed yet: no best trial")
+        return
+    best = study.best_trial
+    print(f"best trial: #{best.number}, validation Spearman {best.value:.4f}")
+    for name, value in sorted(best.params.items()):
+        print(f"  {name}: {value}")
+    print("pipeline parameters: " + ", ".join(f"{k}={v!r}" for k, v in result.best_params.items()))
