@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 
-import joblib
 import pandas as pd
 import torch
 from skorch.callbacks import ProgressBar
 
 from ._columns import TARGET_COLUMN
 from .datasets import load_aics, make_synthetic_aics, paper_split
+from .deploy import save_model
+from .explain import write_report
 from .metrics import regression_report
 from .pipeline import make_linear_baseline, make_sarcnet_pipeline
 
@@ -32,7 +33,7 @@ class DemoSettings:
     def for_device(cls, device: str) -> DemoSettings:
         if device.startswith("cuda"):
             return cls(n_cells=3000, synthetic_size=256, image_size=224, max_epochs=100)
-        return cls(n_cells=800, synthetic_size=112, image_size=64, max_epochs=12)
+        return cls(n_cells=1200, synthetic_size=112, image_size=64, max_epochs=15)
 
 
 def format_table(rows: dict[str, dict[str, float]]) -> str:
@@ -90,6 +91,7 @@ def run_demo(
         n_cells=settings.n_cells,
         image_size=settings.synthetic_size,
         random_state=random_state,
+        n_jobs=-1,
         progress=verbose,
     )
     cells = load_aics(data_root)
@@ -126,8 +128,16 @@ def run_demo(
         f"Test split of {len(test)} synthetic cells ({device}, image size "
         f"{settings.image_size}, {settings.max_epochs} epochs)\n\n{table}\n"
     )
-    model_path = out / "sarcnet_protocol2.joblib"
-    joblib.dump(sarcnet, model_path)
+    model_path = save_model(
+        sarcnet,
+        out / "sarcnet_protocol2.joblib",
+        metadata={
+            "training": {"source": "synthetic demo", "n_train": len(train),
+                         "n_validation": len(valid)},
+            "metrics": {"test": report["SarcNet (Protocol 2)"]},
+        },
+    )
+    report_path = write_report(sarcnet, test, out / "report")["html"]
 
     say("")
     say(table)
@@ -135,14 +145,8 @@ def run_demo(
     say(f"Finished in {time.perf_counter() - start:.0f} s.")
     say(f"Synthetic dataset: {data_root.resolve()}")
     say(f"Results table:     {table_path.resolve()}")
-    say(f"Fitted model:      {model_path.resolve()}  (load with joblib.load)")
-
-    # -- report: the paper's figures for the test split (sarcnet_sklearn.explain) --
-    from .explain import write_report
-
-    report_path = write_report(sarcnet, test, out / "report")["html"]
-    say(f"Report:            {report_path.resolve()}")
-    # -- end of report --
+    say(f"Fitted model:      {model_path.resolve()}  (load with sarcnet_sklearn.load_model)")
+    say(f"Report:            {report_path.resolve()}  (figures, Grad-CAM, metrics)")
     return {
         "report": report,
         "table": table,

@@ -3,9 +3,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import joblib
 import numpy as np
 
+from sarcnet_sklearn import load_model, regression_report
 from sarcnet_sklearn.cli import main
 from sarcnet_sklearn.datasets import load_aics, paper_split
 from sarcnet_sklearn.demo import DemoSettings, run_demo
@@ -29,12 +29,12 @@ def test_demo_runs_end_to_end_and_saves_a_working_model(tmp_path, capsys):
         assert set(row) == {"spearman", "mae", "mse", "r2"}
         assert np.isfinite(row["mae"]) and np.isfinite(row["mse"])
     assert "| model" in result["table_path"].read_text()
-    model = joblib.load(result["model_path"])
+    model, metadata = load_model(result["model_path"], return_metadata=True)
+    assert metadata["metrics"]["test"] == result["report"]["SarcNet (Protocol 2)"]
+    assert result["report_path"].is_file() and str(result["report_path"].resolve()) in printed
     test = paper_split(load_aics(result["data_root"]))[2]
     prediction = model.predict(test)
     assert prediction.shape == (len(test),)
-    from sarcnet_sklearn import regression_report
-
     reported = result["report"]["SarcNet (Protocol 2)"]["mse"]
     assert regression_report(test["score"], prediction)["mse"] == reported
 
