@@ -136,15 +136,17 @@ def grad_cam(
     X,
     *,
     layer: str | nn.Module | None = None,
+    direction: str = "raise",
     batch_size: int = 16,
     progress: bool | None = None,
 ) -> list[np.ndarray]:
     """Grad-CAM heatmaps of SarcNet's image branch, one per cell, at the image's resolution.
 
-    The heatmap shows where the image branch finds evidence that raises the
-    predicted score: the gradient of the scalar prediction with respect to the
-    activations of ``layer`` (pytorch-grad-cam's ``GradCAM`` with a
-    ``RawScoresOutputTarget``), with each cell's own features held fixed. It is
+    The heatmap shows where the image branch finds evidence that raises (or,
+    with ``direction="lower"``, lowers) the predicted score: Grad-CAM of the
+    scalar prediction (or of its negative) with respect to the activations of
+    ``layer`` (pytorch-grad-cam's ``GradCAM`` with a ``RawScoresOutputTarget``),
+    with each cell's own features held fixed. It is
     computed at the model's input size, then resized to the size of the image
     plane in the file (before the model's resizing) and scaled to [0, 1].
 
@@ -159,6 +161,10 @@ def grad_cam(
     layer : str, nn.Module or None, default=None
         Layer to explain: a submodule of the image branch, by name (e.g.
         ``"layer3"``) or itself. None: :func:`default_target_layer`.
+    direction : {"raise", "lower"}, default="raise"
+        Map the evidence for a higher score (standard Grad-CAM) or for a lower
+        one. A regression score has both: a poorly organized cell is often
+        explained better by what lowers its score.
     batch_size : int, default=16
         Cells per forward/backward pass.
     progress : bool or None, default=None
@@ -192,6 +198,8 @@ def grad_cam(
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     net, Xt = split_model(model, X)
     target_layer = resolve_layer(net, layer)
     inputs = net._net_input(Xt)
@@ -214,11 +222,19 @@ def grad_cam(
                 images = module.normalize_images(images).requires_grad_(True)
                 if module.use_features:
                     wrapper.features = torch.as_tensor(inputs["features"][batch], device=device)
-                targets = [RawScoresOutputTarget()] * len(images)
+                target = RawScoresOutputTarget() if direction == "raise" else _negated_score
+                targets = [target] * len(images)
                 maps.extend(cam(input_tensor=images, targets=targets))
         finally:
             cam.activations_and_grads.release()
     return [_resize_heatmap(heatmap, shape) for heatmap, shape in zip(maps, shapes, strict=True)]
+
+
+DIRECTIONS = ("raise", "lower")
+
+
+def _negated_score(model_output: torch.Tensor) -> torch.Tensor:
+    return -model_output
 
 
 def _plain_module(net: SarcNetRegressor) -> nn.Module:

@@ -55,6 +55,9 @@ def add_subcommand(subparsers) -> None:
         parser.add_argument("--layer", default=None,
                             help="Grad-CAM layer of the image branch, e.g. layer3 "
                                  "(default: the last convolutional block)")
+        parser.add_argument("--direction", choices=["raise", "lower"], default="raise",
+                            help="map the evidence for a higher or a lower score "
+                                 "(default: %(default)s)")
         parser.add_argument("--batch-size", type=int, default=16,
                             help="cells per Grad-CAM pass (default: %(default)s)")
         parser.set_defaults(func=func)
@@ -109,7 +112,8 @@ def run_explain(args: argparse.Namespace) -> int:
     names = [f"{i:03d}_{Path(path).stem}_gradcam.png" for i, path in enumerate(paths)]
     _check_inputs_kept(args.data + paths, [out / name for name in names])
     predicted = model.predict(cells)
-    heatmaps = grad_cam(model, cells, layer=args.layer, batch_size=args.batch_size)
+    heatmaps = grad_cam(model, cells, layer=args.layer, direction=args.direction,
+                        batch_size=args.batch_size)
     expert = cells[TARGET_COLUMN].tolist() if TARGET_COLUMN in cells.columns else None
     for i, (path, name, heatmap) in enumerate(zip(paths, names, heatmaps, strict=True)):
         plot_cell_heatmap(
@@ -139,7 +143,7 @@ def run_report(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _check_inputs_kept(args.data, [out / name for name in REPORT_FILES.values()])
     paths = write_report(model, cells, out, max_cells=args.max_cells, layer=args.layer,
-                         batch_size=args.batch_size)
+                         direction=args.direction, batch_size=args.batch_size)
     for key, path in paths.items():
         if key != "html":
             print(f"wrote {path.resolve()}")

@@ -38,6 +38,7 @@ def write_report(
     *,
     max_cells: int = 12,
     layer=None,
+    direction: str = "raise",
     batch_size: int = 16,
     title: str = "SarcNet report",
 ) -> dict[str, Path]:
@@ -64,6 +65,9 @@ def write_report(
         or the predicted one without scores).
     layer : str, nn.Module or None, default=None
         Grad-CAM layer, see :func:`~sarcnet_sklearn.explain.grad_cam`.
+    direction : {"raise", "lower"}, default="raise"
+        Map the evidence for a higher or a lower score, see
+        :func:`~sarcnet_sklearn.explain.grad_cam`.
     batch_size : int, default=16
         Cells per Grad-CAM pass.
     title : str, default="SarcNet report"
@@ -95,7 +99,7 @@ def write_report(
 
     chosen = select_across_scores(expert if expert is not None else predicted, max_cells)
     shown = cells.iloc[chosen]
-    heatmaps = grad_cam(model, shown, layer=layer, batch_size=batch_size)
+    heatmaps = grad_cam(model, shown, layer=layer, direction=direction, batch_size=batch_size)
     images = [read_display_image(path, net.image_channel) for path in shown[net.image_column]]
     shown_expert = None if expert is None else expert[chosen]
     plot_prediction_grid(images, predicted[chosen], paths["examples"], expert=shown_expert)
