@@ -9,7 +9,6 @@ from os import PathLike
 from pathlib import Path
 
 import pandas as pd
-import torch
 from skorch.callbacks import ProgressBar
 
 from ._columns import TARGET_COLUMN
@@ -18,6 +17,7 @@ from .deploy import save_model
 from .explain import write_report
 from .metrics import regression_report
 from .pipeline import make_linear_baseline, make_sarcnet_pipeline
+from .regressor import DEFAULT_DEVICE
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def run_demo(
     >>> result = run_demo("demo_out")  # doctest: +SKIP
     """
     say = print if verbose else (lambda *args, **kwargs: None)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or DEFAULT_DEVICE
     settings = settings or DemoSettings.for_device(device)
     out = Path(out)
     data_root = out / "synthetic_aics"
@@ -178,7 +178,7 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = args.device or DEFAULT_DEVICE
     defaults = DemoSettings.for_device(device)
     settings = DemoSettings(
         n_cells=args.n_cells or defaults.n_cells,

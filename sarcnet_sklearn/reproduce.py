@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from skorch.callbacks import Checkpoint, LoadInitState, ProgressBar
 
 from ._columns import DAY_COLUMN, IMAGE_COLUMN, TARGET_COLUMN
@@ -32,6 +31,7 @@ from .datasets import load_aics, make_synthetic_aics, paper_split
 from .io import write_csv_atomically
 from .metrics import regression_report
 from .pipeline import make_linear_baseline, make_sarcnet_pipeline
+from .regressor import DEFAULT_DEVICE
 
 METRICS = ("spearman", "mae", "mse", "r2")
 
@@ -145,7 +145,7 @@ def reproduce_table1(
     >>> result = reproduce_table1("aics", "table1_out", weights="imagenet")  # doctest: +SKIP
     """
     say = print if verbose else (lambda *args, **kwargs: None)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or DEFAULT_DEVICE
     settings = settings or ReproduceSettings.for_device(device, synthetic=aics_root is None)
     selected = _selected_rows(rows)
     out = Path(out)
@@ -446,7 +446,7 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = args.device or DEFAULT_DEVICE
     settings = ReproduceSettings.for_device(device, synthetic=args.aics_root is None)
     changes = {"image_size": args.image_size, "max_epochs": args.epochs, "n_cells": args.n_cells}
     settings = replace(settings, **{k: v for k, v in changes.items() if v is not None})
