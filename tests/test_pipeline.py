@@ -146,3 +146,19 @@ def test_joblib_round_trip_in_a_fresh_process(small, tiny_params, tmp_path):
     subprocess.run([sys.executable, "-c", script, str(out)], check=True, timeout=300)
     np.testing.assert_array_equal(np.load(out), expected)
     assert clone(pipe).get_params()["model__image_size"] == 32
+
+
+def test_from_image_paths_alone_to_scores_with_measured_features(cells, tiny_params):
+    from sklearn.pipeline import Pipeline
+
+    from sarcnet_sklearn.features import Protocol1Extractor
+
+    paths = cells[["image_path"]].iloc[:60]
+    measured = Protocol1Extractor().fit_transform(paths)
+    # The synthetic tables were measured with the same extractor (in pixels), as the real ones.
+    np.testing.assert_allclose(measured[PROTOCOL_1], cells[PROTOCOL_1].iloc[:60], rtol=1e-9)
+    pipe = Pipeline([("features", Protocol1Extractor()),
+                     *make_sarcnet_pipeline(protocol=1, **tiny_params).steps])
+    pipe.fit(paths, cells["score"].iloc[:60])
+    assert pipe.named_steps["model"].feature_names_ == PROTOCOL_1
+    assert pipe.predict(paths.iloc[:3]).shape == (3,)
