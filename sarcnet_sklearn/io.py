@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from os import PathLike
 from pathlib import Path
 
@@ -130,10 +130,40 @@ def _read_cell_csv(path: Path, image_column: str) -> pd.DataFrame:
     return table
 
 
+def write_atomically(path: str | PathLike, write: Callable[[str], object]) -> Path:
+    """Call ``write(temporary_path)`` on a file beside ``path``, then rename it into place.
+
+    The file gets the permissions a newly created file would get; on any error
+    the temporary file is removed and ``path`` is left as it was.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from sarcnet_sklearn.io import write_atomically
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "note.txt"
+    >>> write_atomically(target, lambda tmp: pathlib.Path(tmp).write_text("ok")).read_text()
+    'ok'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def write_csv_atomically(
     table: pd.DataFrame, output: str | PathLike, *, inputs: Iterable[str | PathLike] = ()
 ) -> Path:
-    """Write ``table`` to a temporary file beside ``output``, then rename it into place.
+    """Write ``table`` as CSV with :func:`write_atomically`, never over one of ``inputs``.
 
     Refuses (ValueError) to write over any of ``inputs`` or onto a folder.
 
@@ -150,17 +180,4 @@ def write_csv_atomically(
         raise ValueError(f"output {output} is a folder; give a .csv file name")
     if output.resolve() in {Path(item).resolve() for item in inputs}:
         raise ValueError(f"refusing to overwrite the input file {output}")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp",
-                                         dir=output.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        with os.fdopen(handle, "w", newline="") as stream:
-            table.to_csv(stream, index=False)
-        os.replace(temporary, output)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return output
+    return write_atomically(output, lambda temporary: table.to_csv(temporary, index=False))

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -28,7 +26,7 @@ from skorch.callbacks import Checkpoint, LoadInitState, ProgressBar
 
 from ._columns import DAY_COLUMN, IMAGE_COLUMN, TARGET_COLUMN
 from .datasets import load_aics, make_synthetic_aics, paper_split
-from .io import write_csv_atomically
+from .io import write_atomically, write_csv_atomically
 from .metrics import regression_report
 from .pipeline import make_linear_baseline, make_sarcnet_pipeline
 from .regressor import DEFAULT_DEVICE
@@ -371,11 +369,7 @@ def _save_row(out: Path, row: Row, record: dict, test: pd.DataFrame, prediction)
 
 
 def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w") as stream:
-        stream.write(text)
-    os.replace(temporary, path)
+    write_atomically(path, lambda temporary: Path(temporary).write_text(text))
 
 
 def _markdown(table: pd.DataFrame, run: dict, n_test: int) -> str:

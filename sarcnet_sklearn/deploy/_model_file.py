@@ -34,6 +34,7 @@ from skorch.exceptions import DeviceWarning
 
 from .. import __version__
 from .._columns import PROTOCOLS
+from ..io import write_atomically
 from ._checks import ModelInputs
 
 FORMAT = "sarcnet-sklearn-model"
@@ -130,7 +131,7 @@ def save_model(
     if format == "joblib":
         if path.is_dir():
             raise ValueError(f"{path} is a folder; give a file name such as model.joblib")
-        _write_atomically(path, lambda target: joblib.dump({**header, "pipeline": pipeline},
+        write_atomically(path, lambda target: joblib.dump({**header, "pipeline": pipeline},
                                                            target))
         return path
     settings = json.dumps({**header, "pipeline": _safe_settings(pipeline)}, indent=1)
@@ -140,7 +141,7 @@ def save_model(
                buffer)
     files = {SETTINGS_FILE: settings.encode(), WEIGHTS_FILE: buffer.getvalue()}
     if path.suffix.lower() == ".zip":
-        _write_atomically(path, lambda target: _write_zip(target, files))
+        write_atomically(path, lambda target: _write_zip(target, files))
     else:
         _write_folder(path, files)
     return path
@@ -415,18 +416,6 @@ def _json_ready(value, what: str):
     except TypeError as exc:
         raise ValueError(f"{what} must hold plain values (numbers, strings, lists, dicts): "
                          f"{exc}") from exc
-
-
-def _write_atomically(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _write_zip(target: str, files: dict[str, bytes]) -> None:
