@@ -146,3 +146,72 @@ def _cache_device(X: Mapping[str, torch.Tensor], y: torch.Tensor | None) -> torc
         if tensor is not None:
             return tensor.device
     return torch.device("cpu")
+
+
+# -- the dihedral group of the square (D4): 4 rotations by 90 degrees, each with or without a flip --
+
+N_D4 = 8
+"""Number of transforms in D4; transform ``t`` flips left-right when ``t >= 4``, then turns
+the image ``t % 4`` quarter turns counter-clockwise."""
+
+
+def d4_transform(images: torch.Tensor, t: int) -> torch.Tensor:
+    """Apply D4 transform ``t`` (0 = identity) to the last two (square) axes of ``images``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sarcnet_sklearn._batches import d4_inverse, d4_transform
+    >>> image = torch.arange(4).reshape(2, 2)
+    >>> d4_transform(image, 1).tolist()
+    [[1, 3], [0, 2]]
+    >>> all(torch.equal(d4_inverse(d4_transform(image, t), t), image) for t in range(8))
+    True
+    """
+    if t >= 4:
+        images = images.flip(-1)
+    return torch.rot90(images, t % 4, dims=(-2, -1))
+
+
+def d4_inverse(images: torch.Tensor, t: int) -> torch.Tensor:
+    """Undo :func:`d4_transform` ``t``."""
+    images = torch.rot90(images, -(t % 4), dims=(-2, -1))
+    return images.flip(-1) if t >= 4 else images
+
+
+def random_d4(images: torch.Tensor) -> torch.Tensor:
+    """Each image of a ``(n, ..., s, s)`` batch under its own random D4 transform.
+
+    One gather on the images' device: the pixel order of each of the 8
+    transforms is precomputed (per image size and device), and every image
+    picks one with torch's global random generator.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sarcnet_sklearn._batches import random_d4
+    >>> images = torch.arange(16, dtype=torch.uint8).reshape(1, 4, 4).repeat(5, 1, 1)
+    >>> turned = random_d4(images)
+    >>> turned.shape, bool((turned.sum(dim=(1, 2)) == images.sum(dim=(1, 2))).all())
+    (torch.Size([5, 4, 4]), True)
+    """
+    height, width = images.shape[-2:]
+    if height != width:
+        raise ValueError(f"D4 augmentation needs square images, got {height} x {width}")
+    n = images.shape[0]
+    flat = images.reshape(n, -1, height * width)
+    choice = torch.randint(N_D4, (n,), device=images.device)
+    order = _d4_pixel_orders(height, images.device)[choice].unsqueeze(1).expand_as(flat)
+    return flat.gather(2, order).reshape(images.shape)
+
+
+_PIXEL_ORDERS: dict[tuple[int, str], torch.Tensor] = {}
+
+
+def _d4_pixel_orders(size: int, device: torch.device) -> torch.Tensor:
+    key = (size, str(device))
+    if key not in _PIXEL_ORDERS:
+        index = torch.arange(size * size).reshape(size, size)
+        orders = torch.stack([d4_transform(index, t).reshape(-1) for t in range(N_D4)])
+        _PIXEL_ORDERS[key] = orders.to(device)
+    return _PIXEL_ORDERS[key]

@@ -16,7 +16,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
-BACKBONES = ("resnet18", "densenet121", "alexnet")
+BACKBONES = (
+    "resnet18", "densenet121", "alexnet", "convnext_tiny", "efficientnet_b0", "resnet50"
+)
+_IMAGENET_HEADS = {
+    "resnet18": "fc",
+    "resnet50": "fc",
+    "densenet121": "classifier",
+    "alexnet": "classifier.6",
+    "convnext_tiny": "classifier.2",
+    "efficientnet_b0": "classifier.1",
+}
+"""The ImageNet classification layer of each backbone: cut off, and not read from weight files."""
 FEATURE_WIDTHS = (128, 256, 512)
 # torchvision's published DenseNet files name layers "norm.1" where the model says "norm1".
 _OLD_DENSENET_KEY = re.compile(
@@ -31,10 +42,13 @@ def build_backbone(name: str, weights: str | PathLike | None = None) -> tuple[nn
 
     Parameters
     ----------
-    name : {"resnet18", "densenet121", "alexnet"}
-        The architecture. ResNet-18 is cut after global average pooling (512
-        values, as in SarcNet); DenseNet-121 after its pooled features (1024);
-        AlexNet before its last fully connected layer (4096).
+    name : {"resnet18", "densenet121", "alexnet", "convnext_tiny", "efficientnet_b0", "resnet50"}
+        The architecture, cut before its ImageNet classification layer:
+        ResNet-18 after global average pooling (512 values, as in SarcNet);
+        DenseNet-121 after its pooled features (1024); AlexNet before its last
+        fully connected layer (4096); ConvNeXt-Tiny (D-SarcNet's backbone)
+        after its pooled, layer-normalised features (768); EfficientNet-B0
+        after pooling (1280); ResNet-50 after pooling (2048).
     weights : None, "imagenet" or path, default=None
         ``None``: random initialisation. ``"imagenet"``: torchvision's ImageNet
         weights (downloaded on first use, or taken from the torch hub cache).
@@ -72,15 +86,10 @@ def build_backbone(name: str, weights: str | PathLike | None = None) -> tuple[nn
     model = _build_torchvision_model(builder, name, tv_weights)
     if weights is not None and tv_weights is None:
         _load_weights_file(model, name, Path(weights))
-    if name == "resnet18":
-        n_outputs = model.fc.in_features
-        model.fc = nn.Identity()
-    elif name == "densenet121":
-        n_outputs = model.classifier.in_features
-        model.classifier = nn.Identity()
-    else:
-        n_outputs = model.classifier[-1].in_features
-        model.classifier[-1] = nn.Identity()
+    head_name = _IMAGENET_HEADS[name]
+    n_outputs = model.get_submodule(head_name).in_features
+    parent_name, _, child = head_name.rpartition(".")
+    setattr(model.get_submodule(parent_name), child, nn.Identity())
     return model, n_outputs
 
 
@@ -115,7 +124,7 @@ def _load_weights_file(model: nn.Module, name: str, path: Path) -> None:
     if name == "densenet121":
         state = {_OLD_DENSENET_KEY.sub(r"\1\2", key): value for key, value in state.items()}
     own = model.state_dict()
-    classifier = {k for k in own if k.startswith(("fc.", "classifier."))}
+    classifier = {k for k in own if k.startswith(_IMAGENET_HEADS[name] + ".")}
     missing = sorted(set(own) - set(state) - classifier)
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
@@ -161,7 +170,8 @@ class SarcNetModule(nn.Module):
     ----------
     n_features : int, default=0
         Number of cell features (0 when ``use_features`` is False).
-    backbone : {"resnet18", "densenet121", "alexnet"}, default="resnet18"
+    backbone : str, default="resnet18"
+        One of :data:`BACKBONES`, see :func:`build_backbone`.
     use_images, use_features : bool, default=True
         Which branches to build; at least one.
     weights : None, "imagenet" or path, default=None

@@ -14,7 +14,7 @@ from skorch.dataset import Dataset, ValidSplit, unpack_data
 from skorch.utils import TeeGenerator
 from torch.utils.data import DataLoader
 
-from ._batches import BatchIterator, CellDataset, unwrap_subset
+from ._batches import N_D4, BatchIterator, CellDataset, d4_transform, random_d4, unwrap_subset
 from ._columns import IMAGE_COLUMN, STRUCTURE_PAGE
 from ._validation import as_frame, check_finite_features, check_target
 from .images import load_image_stack
@@ -25,6 +25,8 @@ DEFAULT_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 DEFAULT_TRAIN_SPLIT = ValidSplit(0.2, random_state=0)
 """Hold out a fixed random 20 % of the training cells for validation."""
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+AUGMENTATIONS = (None, "d4")
+"""Training-image augmentations: none (the paper's recipe) or random D4 transforms."""
 
 
 class SarcNetRegressor(NeuralNetRegressor):
@@ -54,9 +56,12 @@ class SarcNetRegressor(NeuralNetRegressor):
     module : type, default=SarcNetModule
         The torch module class; it receives ``n_features``, ``backbone``,
         ``use_images``, ``use_features``, ``weights`` and ``head_activation``.
-    backbone : {"resnet18", "densenet121", "alexnet"}, default="resnet18"
-        Image branch. ResNet-18 with features is SarcNet; the others are the
-        paper's image-only baselines (use with ``use_features=False``).
+    backbone : str, default="resnet18"
+        Image branch, one of :data:`sarcnet_sklearn.nn.BACKBONES`. ResNet-18
+        with features is SarcNet; DenseNet-121 and AlexNet are the paper's
+        image-only baselines (use with ``use_features=False``); ConvNeXt-Tiny
+        (D-SarcNet's backbone), EfficientNet-B0 and ResNet-50 are stronger
+        torchvision alternatives.
     use_features : bool, default=True
         False: the image-only CNN regressor (feature columns are ignored).
     use_images : bool, default=True
@@ -72,6 +77,17 @@ class SarcNetRegressor(NeuralNetRegressor):
         Initial backbone weights; see :func:`sarcnet_sklearn.nn.build_backbone`.
     head_activation : bool, default=False
         ReLU between the head's linear layers (the public code has none).
+    augment : {"d4", None}, default="d4"
+        ``"d4"``: every training image is seen under a random one of the 8
+        flips and quarter turns of the square (the dihedral group D4), drawn
+        per image and batch on the training device. None: no augmentation
+        (the paper's recipe).
+    test_time_augment : bool, default=True
+        Predict each cell as the mean over its image's 8 D4 transforms, so
+        that the score does not depend on how the cell lies on the slide
+        (rotations by 90 degrees and flips leave it unchanged). Costs 8
+        forward passes per cell at prediction (not during training's
+        validation). False: one pass (the paper's recipe).
     patience : int or None, default=None
         Stop when the validation Spearman has not improved for this many epochs;
         None trains all ``max_epochs`` (the best epoch is kept either way).
@@ -124,6 +140,8 @@ class SarcNetRegressor(NeuralNetRegressor):
         image_size: int = 224,
         weights: str | PathLike | None = None,
         head_activation: bool = False,
+        augment: str | None = "d4",
+        test_time_augment: bool = True,
         patience: int | None = None,
         random_state: int | None = None,
         precision: str = "auto",
@@ -144,6 +162,8 @@ class SarcNetRegressor(NeuralNetRegressor):
         self.image_size = image_size
         self.weights = weights
         self.head_activation = head_activation
+        self.augment = augment
+        self.test_time_augment = test_time_augment
         self.patience = patience
         self.random_state = random_state
         self.precision = precision
@@ -301,6 +321,21 @@ class SarcNetRegressor(NeuralNetRegressor):
         return PRECISIONS[self.precision]
 
     def infer(self, x, **fit_params):
+        """The module's output; with D4 augmentation or test-time averaging as configured."""
+        images = x.get("images") if isinstance(x, Mapping) else None
+        if images is None:
+            return self._infer_once(x, **fit_params)
+        if self.module_.training:
+            if self.augment == "d4":
+                x = {**x, "images": random_d4(images)}
+            return self._infer_once(x, **fit_params)
+        if self.test_time_augment and not getattr(self, "_fitting", False):
+            outputs = [self._infer_once({**x, "images": d4_transform(images, t)}, **fit_params)
+                       for t in range(N_D4)]
+            return torch.stack(outputs).mean(dim=0)
+        return self._infer_once(x, **fit_params)
+
+    def _infer_once(self, x, **fit_params):
         dtype = self._autocast_dtype()
         if dtype is None:
             return super().infer(x, **fit_params)
@@ -349,6 +384,8 @@ class SarcNetRegressor(NeuralNetRegressor):
         -------
         self : SarcNetRegressor
         """
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {self.augment!r}")
         inputs = self._net_input(X, fitting=True)
         target = check_target(y, len(next(iter(inputs.values()))))
         self.validation_dataset_ = None
@@ -360,10 +397,11 @@ class SarcNetRegressor(NeuralNetRegressor):
             )
         if self.random_state is not None:
             torch.manual_seed(self.random_state)
+        self._fitting = True  # validation during training predicts without test-time averaging
         try:
             super().fit(inputs, target, **fit_params)
         finally:
-            del self.validation_dataset_
+            del self.validation_dataset_, self._fitting
         return self
 
     def predict(self, X) -> np.ndarray:

@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 from tqdm.auto import tqdm
 
+from .._batches import N_D4, d4_inverse, d4_transform
 from .._validation import as_frame
 from ..images import read_plane
 from ..regressor import SarcNetRegressor
@@ -22,6 +23,9 @@ DEFAULT_LAYERS = {
     "resnet18": "layer4.1",
     "densenet121": "features.norm5",
     "alexnet": "features.10",
+    "convnext_tiny": "features.7",
+    "efficientnet_b0": "features.8",
+    "resnet50": "layer4.2",
 }
 """Default Grad-CAM layer of each backbone, as a submodule name of the image branch."""
 
@@ -54,9 +58,11 @@ def split_model(model, X) -> tuple[SarcNetRegressor, pd.DataFrame]:
 def default_target_layer(module: nn.Module, backbone: str) -> nn.Module:
     """The layer Grad-CAM looks at by default: the image branch's last convolutional block.
 
-    ResNet-18: the last block of ``layer4``; DenseNet-121: ``features.norm5``
-    (the normalised output of ``features.denseblock4``); AlexNet: the last
-    convolution.
+    ResNet-18 and ResNet-50: the last block of ``layer4``; DenseNet-121:
+    ``features.norm5`` (the normalised output of ``features.denseblock4``);
+    AlexNet: the last convolution; ConvNeXt-Tiny: its last stage
+    (``features.7``); EfficientNet-B0: its last convolution block
+    (``features.8``, 1x1 convolution, batch norm, SiLU).
 
     Examples
     --------
@@ -139,6 +145,7 @@ def grad_cam(
     direction: str = "raise",
     batch_size: int = 16,
     progress: bool | None = None,
+    test_time_augment: bool | None = None,
 ) -> list[np.ndarray]:
     """Grad-CAM heatmaps of SarcNet's image branch, one per cell, at the image's resolution.
 
@@ -169,6 +176,12 @@ def grad_cam(
         Cells per forward/backward pass.
     progress : bool or None, default=None
         Progress bar over batches; None shows one for more than 200 cells.
+    test_time_augment : bool or None, default=None
+        Average the heatmaps of the image's 8 flips and quarter turns (D4),
+        each turned back to the image's own orientation first, as the model's
+        prediction averages its scores: the heatmap of a turned cell is then
+        the turned heatmap. None: as the model predicts
+        (its ``test_time_augment``).
 
     Returns
     -------
@@ -211,6 +224,10 @@ def grad_cam(
     n_cells = len(paths)
     if progress is None:
         progress = n_cells > 200
+    if test_time_augment is None:
+        test_time_augment = bool(net.test_time_augment)
+    transforms = range(N_D4) if test_time_augment else range(1)
+    target = RawScoresOutputTarget() if direction == "raise" else _negated_score
     maps = []
     with preserved_state(module):
         cam = GradCAM(model=wrapper, target_layers=[target_layer])
@@ -218,13 +235,16 @@ def grad_cam(
             starts = range(0, n_cells, batch_size)
             for start in tqdm(starts, desc="Grad-CAM", disable=not progress):
                 batch = slice(start, start + batch_size)
-                images = torch.as_tensor(inputs["images"][batch], device=device)
-                images = module.normalize_images(images).requires_grad_(True)
+                cached = torch.as_tensor(inputs["images"][batch], device=device)
                 if module.use_features:
                     wrapper.features = torch.as_tensor(inputs["features"][batch], device=device)
-                target = RawScoresOutputTarget() if direction == "raise" else _negated_score
-                targets = [target] * len(images)
-                maps.extend(cam(input_tensor=images, targets=targets))
+                total = 0.0
+                for t in transforms:
+                    images = module.normalize_images(d4_transform(cached, t))
+                    heatmaps = cam(input_tensor=images.requires_grad_(True),
+                                   targets=[target] * len(images))
+                    total = total + d4_inverse(torch.from_numpy(heatmaps), t).numpy()
+                maps.extend(total / len(transforms))
         finally:
             cam.activations_and_grads.release()
     return [_resize_heatmap(heatmap, shape) for heatmap, shape in zip(maps, shapes, strict=True)]
