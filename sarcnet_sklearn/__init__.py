@@ -24,6 +24,8 @@ _LAZY = {
     "regression_report": "metrics",
     "spearman_score": "metrics",
     "spearman_scorer": "metrics",
+    "calibrate": "intervals",
+    "predict_interval": "intervals",
     "load_model": "deploy",
     "predict_cells": "deploy",
     "save_model": "deploy",

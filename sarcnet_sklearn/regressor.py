@@ -397,6 +397,7 @@ class SarcNetRegressor(NeuralNetRegressor):
             )
         if self.random_state is not None:
             torch.manual_seed(self.random_state)
+        self.__dict__.pop("conformity_scores_", None)  # a calibration belongs to the old fit
         self._fitting = True  # validation during training predicts without test-time averaging
         try:
             super().fit(inputs, target, **fit_params)

@@ -18,7 +18,7 @@ from sarcnet_sklearn.nn import BACKBONES
 TURNS = [1, 2, 4, 7]
 
 
-def _turned_copies(cells: pd.DataFrame, folder, t: int, size: int = 64) -> pd.DataFrame:
+def _turned_copies(cells: pd.DataFrame, folder, t: int, size: int = 32) -> pd.DataFrame:
     """The cells with their TIFF pages put on a ``size`` square canvas and turned by D4
     transform ``t`` (0: not turned).
 
@@ -62,8 +62,8 @@ def test_random_d4_gives_each_image_one_of_its_eight_transforms():
 
 @pytest.fixture(scope="module")
 def invariant_model(cells):
-    train = cells.iloc[:48]
-    pipe = make_sarcnet_pipeline(protocol=2, image_size=64, max_epochs=1, batch_size=16,
+    train = cells.iloc[:32]
+    pipe = make_sarcnet_pipeline(protocol=2, image_size=32, max_epochs=1, batch_size=16,
                                  head_activation=True, verbose=0, random_state=0, device="cpu")
     return pipe.fit(train, train["score"])
 
@@ -97,14 +97,14 @@ def test_test_time_averaging_makes_the_score_invariant_to_flips_and_turns(
 def test_grad_cam_with_test_time_averaging_turns_with_the_image(cells, invariant_model,
                                                                   tmp_path):
     some = _turned_copies(cells.iloc[100:102], tmp_path, 0)
-    maps = grad_cam(invariant_model, some, layer="layer3")
+    maps = grad_cam(invariant_model, some, layer="layer2")
     for t in (1, 4):
         turned_maps = grad_cam(invariant_model, _turned_copies(some, tmp_path, t),
-                               layer="layer3")
+                               layer="layer2")
         for heatmap, turned in zip(maps, turned_maps, strict=True):
             expected = d4_transform(torch.from_numpy(heatmap), t).numpy()
             np.testing.assert_allclose(turned, expected, atol=1e-4)
-    plain = grad_cam(invariant_model, some, layer="layer3", test_time_augment=False)
+    plain = grad_cam(invariant_model, some, layer="layer2", test_time_augment=False)
     assert max(np.abs(a - b).max() for a, b in zip(plain, maps, strict=True)) > 1e-3
 
 
@@ -116,24 +116,23 @@ def test_new_backbones_train_predict_explain_and_round_trip(backbone, cells, tmp
     from sarcnet_sklearn.deploy import load_model, save_model
 
     assert backbone in BACKBONES
-    train = cells.iloc[:24]
+    train = cells.iloc[:16]
     pipe = make_sarcnet_pipeline(protocol=1, backbone=backbone, image_size=32, max_epochs=1,
-                                 batch_size=12, test_time_augment=False, verbose=0,
+                                 batch_size=8, test_time_augment=False, verbose=0,
                                  random_state=0, device="cpu")
     pipe.fit(train, train["score"])
-    some = cells.iloc[200:203]
+    some = cells.iloc[200:202]
     prediction = pipe.predict(some)
-    assert prediction.shape == (3,) and np.isfinite(prediction).all()
+    assert prediction.shape == (2,) and np.isfinite(prediction).all()
     module = pipe[-1].module_
     layer = default_target_layer(module, backbone)
     assert any(isinstance(sub, torch.nn.Conv2d) for sub in layer.modules())
     heatmaps = grad_cam(pipe, some.iloc[:1])
     assert heatmaps[0].shape == read_plane(some["image_path"].iloc[0], 1).shape
     assert 0 <= heatmaps[0].min() <= heatmaps[0].max() <= 1
-    for name, file_format in (("m.joblib", "joblib"), ("m.zip", "safe")):
-        loaded = load_model(save_model(pipe, tmp_path / name, format=file_format))
-        assert loaded[-1].backbone == backbone
-        np.testing.assert_allclose(loaded.predict(some), prediction, rtol=1e-5, atol=1e-6)
+    loaded = load_model(save_model(pipe, tmp_path / "m.zip", format="safe"))
+    assert loaded[-1].backbone == backbone
+    np.testing.assert_allclose(loaded.predict(some), prediction, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("backbone", NEW_BACKBONES)

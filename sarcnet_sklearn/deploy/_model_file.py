@@ -277,6 +277,7 @@ def _safe_settings(pipeline) -> dict:
         "keeps_image": bool(select.keeps_image_),
         "regressor_params": params,
         "feature_names": list(net.feature_names_),
+        "conformity_scores": _conformity_list(pipeline),
         "input_columns": [str(column) for column in net.feature_names_in_],
         "scaler": {
             "columns": [str(column) for column in scaler.feature_names_in_],
@@ -286,6 +287,13 @@ def _safe_settings(pipeline) -> dict:
             "n_samples_seen": int(scaler.n_samples_seen_),
         },
     }
+
+
+def _conformity_list(pipeline) -> list[float] | None:
+    from ..intervals import conformity_scores
+
+    scores = conformity_scores(pipeline)
+    return None if scores is None else [float(score) for score in scores]
 
 
 def _is_plain(value) -> bool:
@@ -357,6 +365,13 @@ def _rebuild(settings: dict, state: dict, device: str | None):
     net.n_features_in_ = len(net.feature_names_in_)
     net.initialize()
     net.module_.load_state_dict(state)
+    if settings.get("conformity_scores") is not None:
+        from ..intervals import CONFORMITY_ATTRIBUTE
+
+        scores = np.asarray(settings["conformity_scores"], dtype=np.float64)
+        if scores.ndim != 1 or not np.isfinite(scores).all() or (scores < 0).any():
+            raise ValueError("conformity_scores must be a list of non-negative numbers")
+        setattr(net, CONFORMITY_ATTRIBUTE, scores)
     return pipeline
 
 

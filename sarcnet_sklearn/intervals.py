@@ -1,0 +1,155 @@
+"""Prediction intervals with a coverage guarantee: split conformal prediction.
+
+A fitted model is *calibrated* on cells it was not trained on: the absolute
+errors ``|score - prediction|`` of those cells (the conformity scores) are
+stored on the model (``conformity_scores_`` of its final step, saved in both
+model-file formats). For a new cell, the interval at confidence ``c`` is the
+prediction plus or minus the ``ceil(c (n + 1))``-th smallest of the ``n``
+stored errors. If the new cell and the calibration cells are exchangeable
+(drawn alike), the interval contains its true score with probability at
+least ``c`` (and at most ``c + 1 / (n + 1)``), whatever the model.
+
+This is MAPIE's ``SplitConformalRegressor`` with the "absolute" conformity
+score, done here by hand because MAPIE's checks call the estimator on a bare
+numeric array, which a pipeline over image paths cannot take; the quantile
+is MAPIE's (tested against it).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn.pipeline import Pipeline
+
+from ._validation import check_target
+
+CONFORMITY_ATTRIBUTE = "conformity_scores_"
+"""Attribute of the model's final step holding the calibration errors."""
+
+
+def _final_step(model):
+    return model[-1] if isinstance(model, Pipeline) else model
+
+
+def calibrate(model, X, y):
+    """Calibrate a fitted model's prediction intervals on held-out cells.
+
+    Parameters
+    ----------
+    model : fitted SarcNet pipeline or SarcNetRegressor (or any fitted regressor)
+    X : DataFrame
+        Cells the model was not trained on (the more, the tighter the
+        guarantee: at least 9 for 90 % intervals, a few hundred is better).
+    y : array-like of shape (n_cells,)
+        Their true scores.
+
+    Returns
+    -------
+    model
+        The same object, with ``conformity_scores_`` (float64 array of the
+        absolute errors) set on its final step; a previous calibration is
+        replaced. Refitting the model removes it.
+
+    Raises
+    ------
+    ValueError
+        When a score or a prediction is not finite.
+
+    Examples
+    --------
+    >>> from sarcnet_sklearn.intervals import calibrate, predict_interval
+    >>> calibrate(model, calibration_cells, calibration_cells["score"])  # doctest: +SKIP
+    >>> score, low, high = predict_interval(model, new_cells, confidence=0.9)  # doctest: +SKIP
+    """
+    prediction = np.asarray(model.predict(X), dtype=np.float64).reshape(-1)
+    check_target(y, len(prediction))  # names what is wrong with y
+    target = np.asarray(y, dtype=np.float64).reshape(-1)
+    if not np.isfinite(prediction).all():
+        row = int(np.argmax(~np.isfinite(prediction)))
+        raise ValueError(f"the model's prediction for calibration cell {row} is not finite")
+    setattr(_final_step(model), CONFORMITY_ATTRIBUTE, np.abs(target - prediction))
+    return model
+
+
+def conformity_scores(model) -> np.ndarray | None:
+    """The stored calibration errors of a model, or None when it is not calibrated."""
+    scores = getattr(_final_step(model), CONFORMITY_ATTRIBUTE, None)
+    return None if scores is None else np.asarray(scores, dtype=np.float64)
+
+
+def interval_half_width(model, confidence: float = 0.9) -> float:
+    """Half the width of the model's intervals at ``confidence`` (the conformal quantile).
+
+    Raises
+    ------
+    ValueError
+        When the model is not calibrated, ``confidence`` is not in (0, 1), or
+        too few cells were used for that confidence.
+    """
+    if not (isinstance(confidence, (int, float)) and 0 < confidence < 1):
+        raise ValueError(f"confidence must be a number between 0 and 1, got {confidence!r}")
+    scores = conformity_scores(model)
+    if scores is None:
+        raise ValueError(
+            "this model is not calibrated, so it has no prediction intervals: calibrate it "
+            "on held-out cells with sarcnet_sklearn.intervals.calibrate(model, X, y) and "
+            "save it again (the train command calibrates on its validation cells)"
+        )
+    n = len(scores)
+    rank = math.ceil(confidence * (n + 1))
+    if rank > n:
+        raise ValueError(
+            f"the model was calibrated on {n} cells, too few for {confidence:.0%} intervals "
+            f"(at least {math.ceil(confidence / (1 - confidence))} needed)"
+        )
+    return float(np.sort(scores)[rank - 1])
+
+
+def interval_bounds(
+    model,
+    prediction: np.ndarray,
+    confidence: float = 0.9,
+    score_range: tuple[float, float] | None = (1.0, 5.0),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bounds around predictions already made by ``model``."""
+    half_width = interval_half_width(model, confidence)
+    prediction = np.asarray(prediction, dtype=np.float64)
+    low, high = prediction - half_width, prediction + half_width
+    if score_range is not None:
+        low, high = np.clip(low, *score_range), np.clip(high, *score_range)
+    return low, high
+
+
+def predict_interval(
+    model,
+    X,
+    confidence: float = 0.9,
+    score_range: tuple[float, float] | None = (1.0, 5.0),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Predict scores with conformal prediction intervals.
+
+    Parameters
+    ----------
+    model : calibrated model
+        See :func:`calibrate`; models from ``sarcnet-sklearn train`` are.
+    X : DataFrame
+        Cells to score.
+    confidence : float, default=0.9
+        Probability that the interval holds the cell's true score.
+    score_range : (float, float) or None, default=(1.0, 5.0)
+        Clip the bounds to this range (the experts' scale: clipping does not
+        lower the coverage of scores on it). None: no clipping.
+
+    Returns
+    -------
+    prediction, low, high : ndarray of shape (n_cells,)
+        The model's prediction (as ``model.predict`` gives it) and the bounds.
+
+    Examples
+    --------
+    >>> score, low, high = predict_interval(model, cells, confidence=0.9)  # doctest: +SKIP
+    """
+    prediction = np.asarray(model.predict(X), dtype=np.float64).reshape(-1)
+    low, high = interval_bounds(model, prediction, confidence, score_range)
+    return prediction, low, high
