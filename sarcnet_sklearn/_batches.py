@@ -148,7 +148,7 @@ def _cache_device(X: Mapping[str, torch.Tensor], y: torch.Tensor | None) -> torc
     return torch.device("cpu")
 
 
-# -- the dihedral group of the square (D4): 4 rotations by 90 degrees, each with or without a flip --
+# -- the dihedral group of the square (D4): 4 quarter turns, each with or without a flip --
 
 N_D4 = 8
 """Number of transforms in D4; transform ``t`` flips left-right when ``t >= 4``, then turns

@@ -71,3 +71,27 @@ def test_reproduce_command_line(tmp_path, capsys):
     assert (out / "table1.md").is_file()
     with pytest.raises(SystemExit):
         main(["reproduce", "--rows", "vgg"])
+
+
+def test_rows_beyond_the_paper_have_no_paper_numbers_and_paper_rows_keep_its_recipe(tmp_path):
+    from dataclasses import replace
+
+    from sarcnet_sklearn.reproduce import ROWS, _network_params
+
+    for row in ROWS:
+        if row.key in PAPER_TABLE1 and not row.linear:
+            assert _network_params(row) | {"augment": None, "test_time_augment": False} \
+                == _network_params(row)
+    out = tmp_path / "extra"
+    result = reproduce_table1(None, out, settings=replace(TINY, max_epochs=1), device="cpu",
+                              rows=["sarcnet_d4", "convnext_tiny"], verbose=False)
+    rows = result["rows"]
+    assert rows["sarcnet_d4"]["params"] == {"augment": "d4", "test_time_augment": True}
+    assert rows["convnext_tiny"]["params"]["backbone"] == "convnext_tiny"
+    table = result["table"].set_index("model")
+    assert table.loc["ConvNeXt-Tiny", ["spearman", "mae"]].notna().all()
+    assert table.loc["ConvNeXt-Tiny", "paper_spearman"] != table.loc["ConvNeXt-Tiny",
+                                                                      "paper_spearman"]  # NaN
+    markdown = (out / "table1.md").read_text()
+    paper_part = markdown.split("## Paper")[1]
+    assert "ResNet-18" in paper_part and "ConvNeXt" not in paper_part

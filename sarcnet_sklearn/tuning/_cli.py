@@ -16,6 +16,7 @@ from sklearn.model_selection import train_test_split
 
 from .._columns import TARGET_COLUMN
 from ..io import load_cells
+from ..nn import BACKBONES
 from ._search_space import default_search_space
 from ._tune import TuningResult, tune
 
@@ -108,6 +109,10 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
         help="also try ImageNet backbone weights (they must be downloadable or cached)",
     )
     parser.add_argument(
+        "--backbones", nargs="+", choices=BACKBONES, default=["resnet18"],
+        help="image branches to try (default: %(default)s)",
+    )
+    parser.add_argument(
         "--max-epochs", type=int, default=100, help="epochs per trial at most (default: 100)"
     )
     parser.add_argument("--device", help="torch device (default: cuda when present, else cpu)")
@@ -150,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
             pipeline=pipeline,
             search_space=partial(
                 default_search_space, image_sizes=args.image_sizes, protocols=args.protocols,
-                imagenet=args.imagenet,
+                imagenet=args.imagenet, backbones=args.backbones,
             ),
             n_trials=args.n_trials,
             timeout=args.timeout,

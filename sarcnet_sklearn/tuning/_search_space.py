@@ -16,6 +16,8 @@ def default_search_space(
     image_sizes: Sequence[int] = (128, 224),
     protocols: Sequence[int] = (1, 2),
     imagenet: bool = False,
+    backbones: Sequence[str] = ("resnet18",),
+    augment: bool = False,
 ) -> dict[str, object]:
     """Suggest the parameters of a SarcNet pipeline for one Optuna trial.
 
@@ -31,7 +33,12 @@ def default_search_space(
     - ``model__head_activation``: False or True (``head_activation``);
     - ``model__weights``: None or "imagenet", only when ``imagenet`` (``weights``);
     - ``model__module__feature_widths``: ``(w, 2w, 4w)`` with w in 32, 64, 128, 256
-      (``feature_width``; 128 is SarcNet's).
+      (``feature_width``; 128 is SarcNet's);
+    - ``model__backbone``: one of ``backbones``, when more than one (``backbone``);
+    - ``model__augment``: None or "d4", only when ``augment`` (``augment``).
+
+    Test-time averaging is not searched: it costs nothing in training and
+    follows the pipeline's setting (on by default).
 
     The number of epochs is a budget, not a hyperparameter: it is the
     pipeline's ``max_epochs`` (with early stopping after ``patience`` epochs
@@ -52,6 +59,12 @@ def default_search_space(
     imagenet : bool, default=False
         Also try ImageNet-initialised backbones; only when the weights can be
         downloaded or are in the torch hub cache.
+    backbones : sequence of str, default=("resnet18",)
+        Image branches to try, from :data:`sarcnet_sklearn.nn.BACKBONES`
+        (e.g. ``("resnet18", "convnext_tiny", "efficientnet_b0")``).
+    augment : bool, default=False
+        Also try training without D4 augmentation (the paper's recipe); by
+        default every trial keeps the pipeline's setting (D4).
 
     Returns
     -------
@@ -81,4 +94,8 @@ def default_search_space(
         params["model__weights"] = trial.suggest_categorical("weights", [None, "imagenet"])
     width = trial.suggest_categorical("feature_width", list(FEATURE_WIDTHS))
     params["model__module__feature_widths"] = (width, 2 * width, 4 * width)
+    if len(backbones) > 1:
+        params["model__backbone"] = trial.suggest_categorical("backbone", list(backbones))
+    if augment:
+        params["model__augment"] = trial.suggest_categorical("augment", [None, "d4"])
     return params
