@@ -231,3 +231,25 @@ def test_fitted_model_attends_to_the_cell(cells):
     inside = np.mean([(h * m).sum() / h.sum() for h, m in kept])
     area = np.mean([m.mean() for _, m in kept])
     assert inside > max(area + 0.1, 0.5)
+
+
+def test_report_shows_the_intervals_of_a_calibrated_model(model, cells, tmp_path):
+    import copy
+
+    from sarcnet_sklearn.intervals import calibrate, interval_half_width
+
+    calibrated = calibrate(copy.deepcopy(model), cells.iloc[64:100], cells["score"].iloc[64:100])
+    data = cells.iloc[150:170]
+    paths = write_report(calibrated, data, tmp_path / "report", max_cells=3)
+    page = paths["html"].read_text()
+    assert 'src="intervals.png"' in page and "calibrated on 36 held-out cells" in page
+    _assert_real_png(paths["intervals"])
+    written = pd.read_csv(paths["predictions"])
+    half = interval_half_width(calibrated, 0.9)
+    np.testing.assert_allclose(written["score_high"],
+                               np.clip(written["predicted_score"] + half, 1, 5), rtol=1e-6)
+    inside = (written["score_low"] <= data["score"].to_numpy()) & (
+        data["score"].to_numpy() <= written["score_high"])
+    assert f"{inside.mean():.1%} of the expert scores" in page
+    plain = write_report(model, data, tmp_path / "plain", max_cells=3)
+    assert "intervals" not in plain and "not calibrated" in plain["html"].read_text()

@@ -4,7 +4,8 @@
   pipeline), one per cell, at the resolution of the cell's image.
 - :func:`plot_cell_heatmap`, :func:`plot_prediction_grid`,
   :func:`plot_day_histograms`: the paper's Fig. 2B, 2A and 3 as PNG files;
-  :func:`select_across_scores` picks cells spanning the score range.
+  :func:`select_across_scores` picks cells spanning the score range;
+  :func:`plot_intervals` draws each cell's conformal prediction interval.
 - :func:`write_report`: all three figures and the metrics on one HTML page.
 
 The command line has them as ``sarcnet-sklearn explain`` and ``sarcnet-sklearn report``.
@@ -15,6 +16,7 @@ from ._figures import (
     overlay_heatmap,
     plot_cell_heatmap,
     plot_day_histograms,
+    plot_intervals,
     plot_prediction_grid,
     read_display_image,
     select_across_scores,
@@ -28,6 +30,7 @@ __all__ = [
     "overlay_heatmap",
     "plot_cell_heatmap",
     "plot_day_histograms",
+    "plot_intervals",
     "plot_prediction_grid",
     "read_display_image",
     "select_across_scores",

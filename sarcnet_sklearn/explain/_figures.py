@@ -293,3 +293,65 @@ def _score_bins(values: np.ndarray) -> np.ndarray:
     low = min(1.0, np.floor(values.min() / width) * width) - width / 2
     high = max(5.0, np.ceil(values.max() / width) * width) + width / 2
     return np.arange(low, high + width / 2, width)
+
+
+def plot_intervals(
+    predicted,
+    low,
+    high,
+    path: str | PathLike,
+    *,
+    expert=None,
+    confidence: float = 0.9,
+) -> Path:
+    """Save each cell's prediction interval, cells ordered by predicted score.
+
+    A vertical bar per cell from ``low`` to ``high`` around its predicted
+    score (dot); with ``expert``, the expert score as a cross, red when it
+    falls outside the interval.
+
+    Parameters
+    ----------
+    predicted, low, high : array-like of shape (n_cells,)
+    path : str or path-like
+        PNG file to write.
+    expert : array-like of shape (n_cells,), optional
+    confidence : float, default=0.9
+        Shown in the title.
+
+    Returns
+    -------
+    path : pathlib.Path
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> low, high = np.r_[1.5, 2.5], np.r_[2.5, 3.5]
+    >>> plot_intervals(np.r_[2.0, 3.0], low, high, "iv.png")  # doctest: +SKIP
+    PosixPath('iv.png')
+    """
+    values = [np.asarray(v, dtype=np.float64).reshape(-1) for v in (predicted, low, high)]
+    if len({len(v) for v in values}) != 1 or len(values[0]) == 0:
+        raise ValueError("predicted, low and high must be non-empty and of the same length")
+    order = np.argsort(values[0], kind="stable")
+    predicted, low, high = (v[order] for v in values)
+    x = np.arange(len(predicted))
+    fig = Figure(figsize=(min(12.0, 4.0 + 0.02 * len(x)), 3.8), layout="constrained")
+    ax = fig.subplots()
+    width = max(0.5, min(4.0, 300 / len(x)))
+    ax.vlines(x, low, high, color="tab:blue", alpha=0.35, linewidth=width)
+    ax.plot(x, predicted, ".", color="tab:blue", markersize=3, label="predicted")
+    title = f"{confidence:.0%} prediction intervals, cells ordered by predicted score"
+    if expert is not None:
+        expert = np.asarray(expert, dtype=np.float64).reshape(-1)[order]
+        inside = (low <= expert) & (expert <= high)
+        ax.plot(x[inside], expert[inside], "x", color="black", markersize=3, label="expert")
+        ax.plot(x[~inside], expert[~inside], "x", color="tab:red", markersize=4,
+                label="expert, outside")
+        title += f"; {inside.mean():.0%} of expert scores inside"
+    ax.set_xlabel("cell")
+    ax.set_ylabel("score")
+    ax.set_ylim(0.8, 5.2)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)

@@ -16,6 +16,7 @@ from ..metrics import regression_report
 from ._cam import final_regressor, grad_cam
 from ._figures import (
     plot_day_histograms,
+    plot_intervals,
     plot_prediction_grid,
     read_display_image,
     select_across_scores,
@@ -25,6 +26,7 @@ REPORT_FILES = {
     "examples": "fig2a_examples.png",
     "gradcam": "fig2b_gradcam.png",
     "days": "fig3_days.png",
+    "intervals": "intervals.png",
     "predictions": "predictions.csv",
     "html": "index.html",
 }
@@ -48,9 +50,13 @@ def write_report(
     range, titled with expert and predicted score), ``fig2b_gradcam.png`` (the
     same cells with their Grad-CAM heatmaps), ``fig3_days.png`` (histograms of
     the predicted, and expert, scores per day; only with a ``day`` column),
-    ``predictions.csv`` and ``index.html``, which shows the figures with the
+    ``intervals.png`` (each cell's 90 % prediction interval; only for a
+    calibrated model, see :func:`~sarcnet_sklearn.intervals.calibrate`),
+    ``predictions.csv`` (with ``score_low`` and ``score_high`` for a
+    calibrated model) and ``index.html``, which shows the figures with the
     metrics (:func:`~sarcnet_sklearn.regression_report`, when ``cells`` has a
-    ``score`` column) and the mean scores per day.
+    ``score`` column), the intervals' width and coverage, and the mean scores
+    per day.
 
     Parameters
     ----------
@@ -76,7 +82,7 @@ def write_report(
     -------
     paths : dict of pathlib.Path
         Keys ``"html"``, ``"examples"``, ``"gradcam"``, ``"predictions"`` and,
-        with a day column, ``"days"``.
+        with a day column, ``"days"``; ``"intervals"`` for a calibrated model.
 
     Examples
     --------
@@ -111,8 +117,11 @@ def write_report(
         del paths["days"]
         (out / REPORT_FILES["days"]).unlink(missing_ok=True)
 
+    intervals = _intervals(model, predicted, expert, paths)
     table = pd.DataFrame({net.image_column: cells[net.image_column].astype(str).to_numpy(),
                           "predicted_score": predicted})
+    if intervals is not None:
+        table["score_low"], table["score_high"] = intervals["low"], intervals["high"]
     if expert is not None:
         table[TARGET_COLUMN] = expert
     if day is not None:
@@ -121,9 +130,31 @@ def write_report(
     write_csv_atomically(table, paths["predictions"], inputs=table[net.image_column])
 
     metrics = None if expert is None else regression_report(expert, predicted)
-    page = _html_page(title, len(cells), metrics, _day_table(predicted, expert, day), paths)
+    page = _html_page(title, len(cells), metrics, _day_table(predicted, expert, day), paths,
+                      intervals)
     paths["html"].write_text(page, encoding="utf-8")
     return paths
+
+
+INTERVAL_CONFIDENCE = 0.9
+
+
+def _intervals(model, predicted, expert, paths) -> dict | None:
+    """90 % intervals of a calibrated model (drawn into ``paths["intervals"]``), else None."""
+    from ..intervals import conformity_scores, interval_bounds, interval_half_width
+
+    scores = conformity_scores(model)
+    if scores is None or len(scores) < 9:  # fewer cannot give 90 % intervals
+        del paths["intervals"]
+        return None
+    low, high = interval_bounds(model, predicted, INTERVAL_CONFIDENCE)
+    plot_intervals(predicted, low, high, paths["intervals"], expert=expert,
+                   confidence=INTERVAL_CONFIDENCE)
+    summary = {"low": low, "high": high, "n_calibration": len(scores),
+               "half_width": interval_half_width(model, INTERVAL_CONFIDENCE)}
+    if expert is not None:
+        summary["coverage"] = float(np.mean((low <= expert) & (expert <= high)))
+    return summary
 
 
 def _numeric_column(cells: pd.DataFrame, column: str) -> np.ndarray | None:
@@ -171,7 +202,7 @@ p.note { color: #555; }
 """
 
 
-def _html_page(title, n_cells, metrics, day_table, paths) -> str:
+def _html_page(title, n_cells, metrics, day_table, paths, intervals=None) -> str:
     parts = [f"<h1>{html.escape(title)}</h1>", f"<p>{n_cells} cells.</p>"]
     if metrics is not None:
         frame = pd.DataFrame([{"Spearman": metrics["spearman"], "MAE": metrics["mae"],
@@ -179,6 +210,21 @@ def _html_page(title, n_cells, metrics, day_table, paths) -> str:
         parts += ["<h2>Metrics (expert score vs predicted)</h2>", _html_table(frame)]
     else:
         parts.append('<p class="note">No <code>score</code> column: no metrics.</p>')
+    if intervals is not None:
+        text = (f"Each predicted score &plusmn; {intervals['half_width']:.2f} (clipped to 1-5) "
+                f"holds the cell's true score with probability at least "
+                f"{INTERVAL_CONFIDENCE:.0%}: split conformal prediction calibrated on "
+                f"{intervals['n_calibration']} held-out cells (columns score_low and score_high "
+                "of the predictions).")
+        if "coverage" in intervals:
+            text += (f" Here {intervals['coverage']:.1%} of the expert scores lie inside "
+                     "their interval.")
+        name = html.escape(paths["intervals"].name)
+        parts += [f"<h2>{INTERVAL_CONFIDENCE:.0%} prediction intervals</h2>", f"<p>{text}</p>",
+                  f'<img src="{name}" alt="{name}">']
+    else:
+        parts.append('<p class="note">The model is not calibrated: no prediction intervals '
+                     "(see sarcnet_sklearn.intervals.calibrate).</p>")
     if day_table is not None:
         parts += ["<h2>Mean scores per day</h2>", _html_table(day_table)]
     figures = [
