@@ -22,6 +22,11 @@ calibration cells, and is scored on separate test cells:
   its mean width;
 - ``s_per_epoch``: training seconds per epoch (validation included).
 
+First, the cost of augmentation: the same network trained for
+``--overhead-epochs`` epochs on the image cache with and without D4
+augmentation, alternating, three times each (skorch's epoch durations, image
+decoding excluded); the median ratio is printed.
+
 Prints one table and writes it as CSV (``--out``).
 """
 
@@ -68,6 +73,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", default="bench_accuracy.csv")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--overhead-epochs", type=int, default=2,
+                        help="epochs per timing of the augmentation overhead (0: skip)")
     return parser.parse_args(argv)
 
 
@@ -125,6 +132,27 @@ def train(args, cells, n_train: int, seed: int, **params):
     return model, seconds / epochs
 
 
+def augmentation_overhead(args, cells: pd.DataFrame) -> float:
+    """Median ratio of an epoch's duration with D4 augmentation to one without."""
+    from sarcnet_sklearn import PROTOCOL_2, SarcNetRegressor
+
+    train_cells = cells.iloc[:min(args.train_sizes)]
+    X = train_cells[["image_path", *PROTOCOL_2]]
+    durations = {None: [], "d4": []}
+    for _ in range(3):
+        for augment in (None, "d4"):
+            net = SarcNetRegressor(image_size=args.image_size, batch_size=args.batch_size,
+                                   max_epochs=args.overhead_epochs + 1, train_split=None,
+                                   augment=augment, device=args.device, verbose=0,
+                                   random_state=0)
+            net.fit(X, train_cells["score"])
+            durations[augment] += list(net.history[1:, "dur"])  # the first one warms up
+    plain, augmented = np.median(durations[None]), np.median(durations["d4"])
+    print(f"epoch of {len(train_cells)} cells: {plain:.2f} s without augmentation, "
+          f"{augmented:.2f} s with D4 (ratio {augmented / plain:.3f})", flush=True)
+    return augmented / plain
+
+
 def main(argv=None) -> pd.DataFrame:
     args = parse_args(argv)
     if args.threads:
@@ -139,6 +167,8 @@ def main(argv=None) -> pd.DataFrame:
           f"{args.image_size} px, {args.epochs} epochs, batch {args.batch_size}; validation "
           f"{args.n_valid}, calibration {args.n_calibration}, test {args.n_test}; "
           f"{args.device}, {torch.get_num_threads()} threads, {platform.machine()}")
+    if args.overhead_epochs:
+        augmentation_overhead(args, cells)
     rows = []
 
     def record(model, name, n_train, seed, backbone, s_per_epoch):

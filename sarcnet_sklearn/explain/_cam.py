@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from .._batches import N_D4, d4_inverse, d4_transform
 from .._validation import as_frame
-from ..images import read_plane
+from ..images import as_image_source, read_plane
 from ..regressor import SarcNetRegressor
 
 DEFAULT_LAYERS = {
@@ -216,7 +216,7 @@ def grad_cam(
     net, Xt = split_model(model, X)
     target_layer = resolve_layer(net, layer)
     inputs = net._net_input(Xt)
-    paths = Xt[net.image_column].astype(str).tolist()
+    paths = [as_image_source(value) for value in Xt[net.image_column]]
     shapes = [read_plane(path, net.image_channel).shape for path in paths]
     module = _plain_module(net)
     device = next(module.parameters()).device
