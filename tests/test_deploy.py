@@ -202,3 +202,31 @@ def test_truncated_or_foreign_model_files_give_a_clear_error(
         load_model(safe)
     with pytest.raises(FileNotFoundError, match="no such model file"):
         load_model(tmp_path / "missing.joblib")
+
+
+def test_trained_model_is_calibrated_and_predict_adds_its_intervals(shell_run, loaded, tmp_path,
+                                                                     capsys):
+    from sarcnet_sklearn.intervals import CONFORMITY_ATTRIBUTE, interval_half_width
+
+    table, [(model_path, _), _], printed = shell_run
+    model, metadata = loaded
+    assert metadata["calibration"]["n_cells"] == 10  # the validation quarter of 40 cells
+    assert "90 % prediction intervals: score +-" in printed
+    out = tmp_path / "with_intervals.csv"
+    assert main(["predict", str(model_path), str(table), "--out", str(out), "--interval", "0.9",
+                 "--quiet"]) == 0
+    result = pd.read_csv(out)
+    assert list(result.columns) == [*ID_COLUMNS, "score_pred", "score_low", "score_high",
+                                    "score_raw", "error"]
+    half = interval_half_width(model, 0.9)
+    np.testing.assert_allclose(result["score_low"], np.clip(result["score_raw"] - half, 1, 5))
+    np.testing.assert_allclose(result["score_high"], np.clip(result["score_raw"] + half, 1, 5))
+
+    uncalibrated = joblib.load(model_path)
+    delattr(uncalibrated["pipeline"][-1], CONFORMITY_ATTRIBUTE)
+    joblib.dump(uncalibrated, tmp_path / "plain.joblib")
+    capsys.readouterr()
+    code = main(["predict", str(tmp_path / "plain.joblib"), str(table), "--out",
+                 str(tmp_path / "x.csv"), "--interval", "0.9", "--quiet"])
+    assert code != 0 and "not calibrated" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()

@@ -15,12 +15,22 @@ from ._model_file import (
     model_metadata,
     save_model,
 )
-from ._predict import ERROR_COLUMN, RAW_COLUMN, SCORE_COLUMN, SCORE_RANGE, predict_cells
+from ._predict import (
+    ERROR_COLUMN,
+    HIGH_COLUMN,
+    LOW_COLUMN,
+    RAW_COLUMN,
+    SCORE_COLUMN,
+    SCORE_RANGE,
+    predict_cells,
+)
 from ._train import ExcludedCellsWarning, train_model
 
 __all__ = [
     "ERROR_COLUMN",
     "FORMAT_VERSION",
+    "HIGH_COLUMN",
+    "LOW_COLUMN",
     "RAW_COLUMN",
     "SCORE_COLUMN",
     "SCORE_RANGE",

@@ -85,6 +85,11 @@ def add_subcommand(subparsers) -> None:
                          help="default: the model's device if available, else the CPU")
     predict.add_argument("--batch-size", type=int, default=200,
                          help="cells scored at once (default: %(default)s)")
+    predict.add_argument(
+        "--interval", type=float, metavar="CONFIDENCE",
+        help="add score_low and score_high, a prediction interval holding the true score "
+             "with this probability (e.g. 0.9; the model must be calibrated, as train does)",
+    )
     predict.add_argument("--quiet", action="store_true", help="no progress bars")
     predict.set_defaults(func=run_predict)
 
@@ -126,6 +131,10 @@ def run_train(args: argparse.Namespace) -> int:
     )
     for name, report in metadata["metrics"].items():
         print(f"{name}: " + ", ".join(f"{key} {value:.3f}" for key, value in report.items()))
+    calibration = metadata.get("calibration")
+    if calibration and calibration.get("half_width_90") is not None:
+        print(f"90 % prediction intervals: score +- {calibration['half_width_90']:.2f} "
+              f"(calibrated on the {calibration['n_cells']} validation cells)")
     print(f"model saved to {out.resolve()} ({file_format} format)")
     return 0
 
@@ -142,6 +151,7 @@ def run_predict(args: argparse.Namespace) -> int:
         mask_page=(metadata.get("training") or {}).get("mask_page"),
         batch_size=args.batch_size,
         progress=not args.quiet,
+        interval=args.interval,
     )
     images = cells[IMAGE_COLUMN].dropna().tolist() if IMAGE_COLUMN in cells else []
     output = write_csv_atomically(

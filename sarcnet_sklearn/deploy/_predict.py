@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..intervals import interval_bounds, interval_half_width
 from ._checks import ModelInputs, check_cells, identifying_columns
 
 SCORE_COLUMN = "score_pred"
@@ -20,7 +21,10 @@ ERROR_COLUMN = "error"
 SCORE_RANGE = (1.0, 5.0)
 """The experts' scale."""
 
-OUTPUT_COLUMNS = [SCORE_COLUMN, RAW_COLUMN, ERROR_COLUMN]
+LOW_COLUMN, HIGH_COLUMN = "score_low", "score_high"
+"""Bounds of the conformal prediction interval (with ``interval=``), clipped to 1-5."""
+
+OUTPUT_COLUMNS = [SCORE_COLUMN, LOW_COLUMN, HIGH_COLUMN, RAW_COLUMN, ERROR_COLUMN]
 
 
 def predict_cells(
@@ -30,6 +34,7 @@ def predict_cells(
     mask_page: int | None = None,
     batch_size: int = 200,
     progress: bool = False,
+    interval: float | None = None,
 ) -> pd.DataFrame:
     """Score every cell of a table; a cell that cannot be scored gets its reason instead.
 
@@ -53,19 +58,24 @@ def predict_cells(
         Rows handed to the model at once.
     progress : bool, default=False
         Show progress bars.
+    interval : float, optional
+        Confidence of a prediction interval per cell (e.g. 0.9), from the
+        model's conformal calibration (:mod:`sarcnet_sklearn.intervals`).
 
     Returns
     -------
     predictions : DataFrame
         Same index and row order as ``cells``: its non-feature columns (image
-        path, IDs, ...), then ``score_pred`` (clipped to 1-5), ``score_raw``
-        and ``error`` (None where the row was scored).
+        path, IDs, ...), then ``score_pred`` (clipped to 1-5), with
+        ``interval`` ``score_low`` and ``score_high``, then ``score_raw`` and
+        ``error`` (None where the row was scored).
 
     Raises
     ------
     ValueError
         When the table as a whole cannot be scored: no rows, no image column,
-        or missing feature columns that cannot be measured.
+        or missing feature columns that cannot be measured; or an
+        ``interval`` from a model that is not calibrated.
 
     Examples
     --------
@@ -77,6 +87,8 @@ def predict_cells(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if interval is not None:
+        interval_half_width(model, interval)  # not calibrated, or too few cells: say so now
     inputs = ModelInputs.of(model)
     table, errors = check_cells(cells, inputs, mask_page=mask_page, progress=progress)
     columns = ([inputs.image_column] if inputs.image_column else []) + inputs.features
@@ -89,6 +101,8 @@ def predict_cells(
     errors[broken] = "the model returned a non-finite score"
     out = table[identifying_columns(table, inputs, exclude=OUTPUT_COLUMNS)].copy()
     out[SCORE_COLUMN] = np.clip(raw, *SCORE_RANGE)
+    if interval is not None:
+        out[LOW_COLUMN], out[HIGH_COLUMN] = interval_bounds(model, raw, interval, SCORE_RANGE)
     out[RAW_COLUMN] = raw
     out[ERROR_COLUMN] = pd.Series(
         [message if isinstance(message, str) else None for message in errors],
