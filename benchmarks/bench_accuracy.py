@@ -17,7 +17,7 @@ calibration cells, and is scored on separate test cells:
 - ``spearman``, ``mae``: on the test cells;
 - ``rotation_change``: mean absolute change of a test cell's score when its
   image file is turned by 90, 180 or 270 degrees or flipped (the file is
-  turned, then read and resized as any file);
+  turned, then read and resized as any file; the first ``--n-rotation`` test cells);
 - ``coverage``, ``width``: share of test scores inside the 90 % interval and
   its mean width;
 - ``s_per_epoch``: training seconds per epoch (validation included).
@@ -62,6 +62,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--n-valid", type=int, default=200)
     parser.add_argument("--n-calibration", type=int, default=300)
     parser.add_argument("--n-test", type=int, default=400)
+    parser.add_argument("--n-rotation", type=int, default=None,
+                        help="test cells whose turned copies are scored (default: all)")
     parser.add_argument("--batch-size", type=int, default=40)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--backbones", nargs="*", default=list(BACKBONES),
@@ -105,7 +107,8 @@ def evaluate(model, name: str, test: pd.DataFrame, turned: list[pd.DataFrame]) -
     prediction, low, high = predict_interval(model, test, confidence=0.9)
     score = test["score"].to_numpy()
     report = regression_report(score, prediction)
-    change = np.mean([np.abs(model.predict(cells) - prediction).mean() for cells in turned])
+    n = len(turned[0])
+    change = np.mean([np.abs(model.predict(cells) - prediction[:n]).mean() for cells in turned])
     return {
         "model": name,
         "spearman": report["spearman"],
@@ -161,7 +164,8 @@ def main(argv=None) -> pd.DataFrame:
     first = max(args.train_sizes) + args.n_valid
     calibration = cells.iloc[first:first + args.n_calibration]
     test = cells.iloc[first + args.n_calibration:first + args.n_calibration + args.n_test]
-    turned = [turned_copies(test, Path(args.data) / f"turned_{len(cells)}_{t}", t)
+    folder = Path(args.data)
+    turned = [turned_copies(test.iloc[:args.n_rotation], folder / f"turned_{len(cells)}_{t}", t)
               for t in TURNS]
     print(f"{len(cells)} synthetic cells ({args.synthetic_size} px); model input "
           f"{args.image_size} px, {args.epochs} epochs, batch {args.batch_size}; validation "
