@@ -57,9 +57,12 @@ def cells_table(root: Path, n_cells: int):
 
 
 def regressor(args, **extra) -> SarcNetRegressor:
+    # fit with the default D4 augmentation (its cost counts against the bare model); predict
+    # one pass per cell, like the bare forward it is compared with (test-time averaging is 8)
     return SarcNetRegressor(image_size=args.image_size, batch_size=args.batch_size,
                             max_epochs=args.epochs, train_split=None, device=args.device,
-                            precision=args.precision, random_state=0, verbose=0, **extra)
+                            precision=args.precision, random_state=0, verbose=0,
+                            test_time_augment=False, **extra)
 
 
 def bare_model(args, n_cells: int, training: bool) -> float:

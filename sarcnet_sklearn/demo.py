@@ -15,6 +15,7 @@ from ._columns import TARGET_COLUMN
 from .datasets import load_aics, make_synthetic_aics, paper_split
 from .deploy import save_model
 from .explain import write_report
+from .intervals import calibrate
 from .metrics import regression_report
 from .pipeline import make_linear_baseline, make_sarcnet_pipeline
 from .regressor import DEFAULT_DEVICE
@@ -120,6 +121,7 @@ def run_demo(
     )
     sarcnet.fit(train, train[TARGET_COLUMN], validation_data=(valid, valid[TARGET_COLUMN]))
     report["SarcNet (Protocol 2)"] = regression_report(test[TARGET_COLUMN], sarcnet.predict(test))
+    calibrate(sarcnet, valid, valid[TARGET_COLUMN])  # prediction intervals, shown in the report
 
     table = format_table(report)
     out.mkdir(parents=True, exist_ok=True)
