@@ -233,7 +233,10 @@ def _pair_sums(
     np.greater(levels, 0, out=m, casting="unsafe")
     q[...] = levels
     np.multiply(q, q, out=s)
-    total_m, total_q, total_s = (float(image.sum()) for image in images)
+    counts = np.bincount(levels.ravel()).astype(np.float64)
+    counts[0] = 0
+    powers = np.arange(counts.size, dtype=np.float64) ** np.arange(5)[:, None]
+    total_m, total_q, total_s, _, norm_s2 = powers @ counts  # sums of m, q, q^2, q^3, q^4
     # spectra of m, q, s; the transform along rows pads the rows with zeros itself.
     half = scipy.fft.rfft(images, n=shape[1], axis=2, workers=1)
     spec_m, spec_q, spec_s = scipy.fft.fft(half, n=shape[0], axis=1, workers=1, overwrite_x=True)
@@ -242,7 +245,6 @@ def _pair_sums(
     if pack is None:
         # |FFT correlation error| <~ eps * log2(size) * ||a|| * ||b||
         scale = np.finfo(np.float64).eps * math.log2(shape[0] * shape[1])
-        norm_s2 = float(np.einsum("ij,ij->", s, s))
         error_a = scale * shift_a * math.sqrt(norm_s2 * total_m)
         error_b = scale * shift_b * total_s
         pack = max(error_a, error_b) < _EXACT
