@@ -73,8 +73,12 @@ def per_cell(cells: list, repeats: int) -> None:
     worst = dict.fromkeys(PAIRS, 0.0)
     print(f"{'cell':>4} {'shape':>11} {'pixels':>7} {'published':>10} {'package':>8} {'ratio':>6}")
     for i, (image, mask) in enumerate(cells):
-        ours_s = best_of(lambda: extract_protocol1(image, mask, pixel_size=1.0), repeats)
-        published_s = best_of(lambda: analyze_orientation(image, mask, 1), max(1, repeats // 2))
+        ours_s = best_of(
+            lambda image=image, mask=mask: extract_protocol1(image, mask, pixel_size=1.0), repeats
+        )
+        published_s = best_of(
+            lambda image=image, mask=mask: analyze_orientation(image, mask, 1), max(1, repeats // 2)
+        )
         ours = extract_protocol1(image, mask, pixel_size=1.0)
         published = analyze_orientation(image, mask, 1)
         for name, theirs in PAIRS.items():
