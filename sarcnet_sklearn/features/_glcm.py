@@ -228,18 +228,10 @@ def _pair_sums(
         scipy.fft.next_fast_len(rows + reach_rows, real=True),
         scipy.fft.next_fast_len(cols + reach_cols, real=True),
     )
-    images = np.empty((3, rows, cols))
-    m, q, s = images
-    np.greater(levels, 0, out=m, casting="unsafe")
-    q[...] = levels
-    np.multiply(q, q, out=s)
     counts = np.bincount(levels.ravel()).astype(np.float64)
     counts[0] = 0
     powers = np.arange(counts.size, dtype=np.float64) ** np.arange(5)[:, None]
     total_m, total_q, total_s, _, norm_s2 = powers @ counts  # sums of m, q, q^2, q^3, q^4
-    # spectra of m, q, s; the transform along rows pads the rows with zeros itself.
-    half = scipy.fft.rfft(images, n=shape[1], axis=2, workers=1)
-    spec_m, spec_q, spec_s = scipy.fft.fft(half, n=shape[0], axis=1, workers=1, overwrite_x=True)
     shift_a = float(2 ** math.ceil(math.log2(total_m + 1)))  # C_mm <= total_m
     shift_b = float(2 ** math.ceil(math.log2(total_q + 1)))  # C_qm <= total_q
     if pack is None:
@@ -248,15 +240,27 @@ def _pair_sums(
         error_a = scale * shift_a * math.sqrt(norm_s2 * total_m)
         error_b = scale * shift_b * total_s
         pack = max(error_a, error_b) < _EXACT
+    # The images q, s (or t = m + 2^a s when packing) and m, transformed together; the
+    # transform along rows pads the rows with zeros itself.
+    images = np.empty((3, rows, cols))
+    q, s, m = images
+    q[...] = levels
+    np.greater(levels, 0, out=m, casting="unsafe")
+    np.multiply(q, q, out=s)
     if pack:
-        products = np.empty((2,) + spec_m.shape, dtype=spec_m.dtype)
-        np.multiply(spec_s, shift_a, out=products[0])
-        products[0] += spec_m
-        np.conj(products[0], out=products[0])
-        products[0] *= spec_m  # conj(M + 2^a S) M  ->  C_mm + 2^a C_sm
-        np.multiply(spec_q, shift_b, out=products[1])
-        products[1] += spec_m
-        products[1] *= np.conj(spec_q)  # conj(Q) (M + 2^b Q)  ->  C_qm + 2^b C_qq
+        s *= shift_a
+        s += m
+    half = scipy.fft.rfft(images, n=shape[1], axis=2, workers=1)
+    spectra = scipy.fft.fft(half, n=shape[0], axis=1, workers=1, overwrite_x=True)
+    spec_q, spec_s, spec_m = spectra
+    if pack:
+        np.conj(spec_s, out=spec_s)
+        spec_s *= spec_m  # conj(M + 2^a S) M  ->  C_mm + 2^a C_sm
+        mixed = np.multiply(spec_q, shift_b)
+        mixed += spec_m
+        np.conj(spec_q, out=spec_q)
+        spec_q *= mixed  # conj(Q) (M + 2^b Q)  ->  C_qm + 2^b C_qq
+        products = spectra[:2]
     else:
         products = np.empty((4,) + spec_m.shape, dtype=spec_m.dtype)
         np.multiply(np.conj(spec_m), spec_m, out=products[0])
@@ -272,7 +276,7 @@ def _pair_sums(
     lag = (row_of[dr % shape[0]], dc % shape[1])
     mirror = (row_of[-dr % shape[0]], -dc % shape[1])
     if pack:
-        mm_sm, qm_qq = cross
+        qm_qq, mm_sm = cross
         high_a, low_a = np.divmod(mm_sm[lag], shift_a)
         high_b, low_b = np.divmod(qm_qq[lag], shift_b)
         mirror_a, mirror_b = mm_sm[mirror] // shift_a, qm_qq[mirror] % shift_b
