@@ -240,18 +240,17 @@ def _pair_sums(
         error_a = scale * shift_a * math.sqrt(norm_s2 * total_m)
         error_b = scale * shift_b * total_s
         pack = max(error_a, error_b) < _EXACT
-    # The images q, s (or t = m + 2^a s when packing) and m, transformed together; the
-    # transform along rows pads the rows with zeros itself.
-    images = np.empty((3, rows, cols))
-    q, s, m = images
+    # The images q, s (or t = m + 2^a s when packing) and m, zero-padded to the transform
+    # shape here (padding inside scipy.fft would copy them once per axis) and transformed together.
+    images = np.zeros((3,) + shape)
+    q, s, m = images[:, :rows, :cols]
     q[...] = levels
     np.greater(levels, 0, out=m, casting="unsafe")
     np.multiply(q, q, out=s)
     if pack:
         s *= shift_a
         s += m
-    half = scipy.fft.rfft(images, n=shape[1], axis=2, workers=1)
-    spectra = scipy.fft.fft(half, n=shape[0], axis=1, workers=1, overwrite_x=True)
+    spectra = scipy.fft.rfft2(images, workers=1)
     spec_q, spec_s, spec_m = spectra
     if pack:
         np.conj(spec_s, out=spec_s)
