@@ -195,10 +195,11 @@ def quantize_cell(image: np.ndarray, mask: np.ndarray, n_levels: int = N_LEVELS)
     # level = number of thresholds <= the clipped value; on the unclipped integers that is
     # the number of integer cut points <= the value, a threshold at or below the lower
     # clip limit counting for every in-cell pixel.
-    cuts = np.where(thresholds <= low, 1, np.ceil(thresholds))
-    # Every crop value is below counts.size: one table lookup per pixel.
-    table = np.searchsorted(cuts, np.arange(counts.size), side="right").astype(np.uint8)
-    return table[crop]
+    cuts = np.where(thresholds <= low, 1, np.ceil(thresholds)).astype(crop.dtype)
+    levels = np.zeros(crop.shape, dtype=np.uint8)
+    for cut in cuts.tolist():
+        levels += crop >= cut
+    return levels
 
 
 def _integer_percentiles(counts: np.ndarray, q: np.ndarray) -> np.ndarray:
