@@ -32,7 +32,7 @@ POSITION_COLUMNS = [
 
 BORDER_ERROR = (
     "the cell touches the field's border and may be cut off (the AICS training cells never "
-    "did); score it anyway with score_border_cells=True"
+    "did); score it anyway with --score-border-cells (score_border_cells=True)"
 )
 
 CROP_COLUMN = "crop"
