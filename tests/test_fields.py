@@ -399,3 +399,13 @@ def test_fields_command_reports_bad_fields_and_goes_on(
     assert main(["fields", str(fields_model_path), str(a), "--labels", str(a_labels),
                  "--out", str(tmp_path / "z"), "--quiet"]) == 1
     assert "2 channels (0: 'DAPI', 1: 'ACTN2')" in capsys.readouterr().err
+
+
+def test_huge_label_values_keep_their_numbers(field_and_labels):
+    field, labels = field_and_labels
+    ids = np.array([0, 2**40 + 3, 7, 2**40, 2**62], dtype=np.int64)
+    cells = cut_cells(field, ids[labels])
+    assert [cell.label for cell in cells] == [7, 2**40, 2**40 + 3, 2**62]
+    plain = {cell.label: cell for cell in cut_cells(field, labels)}
+    np.testing.assert_array_equal(cells[0].image, plain[2].image)
+    np.testing.assert_array_equal(cells[3].mask, plain[4].mask)

@@ -147,7 +147,7 @@ def run_fields(args: argparse.Namespace) -> int:
                 scores = score_fields(
                     model, field, label_image, pixel_size=field.pixel_size,
                     score_border_cells=args.score_border_cells, keep_crops=True,
-                    n_jobs=args.n_jobs, progress=False,
+                    n_jobs=args.n_jobs, progress=progress and len(pairs) == 1,
                 )
         except ValueError as exc:  # a field that cannot be used at all: say so, go on
             print(f"error: {exc}", file=sys.stderr)
