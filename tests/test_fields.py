@@ -132,6 +132,8 @@ def test_bad_fields_and_label_images_are_clear_errors(field_and_labels, tmp_path
         cut_cells(nan_field, labels)
     with pytest.raises(ValueError, match="all zero"):
         cut_cells(np.zeros_like(field), labels)
+    with pytest.raises(ValueError, match="does not look like a label image.*swapped"):
+        cut_cells(labels, field)  # swapped
     # integral floats (a label image saved as float) are fine
     assert len(cut_cells(field, labels.astype(np.float32))) == 4
     # files are named in the message
@@ -143,6 +145,8 @@ def test_bad_fields_and_label_images_are_clear_errors(field_and_labels, tmp_path
     tifffile.imwrite(tmp_path / "labels.tif", labels)
     with pytest.raises(ValueError, match="zero.tif.*all zero"):
         cut_fields(tmp_path / "zero.tif", tmp_path / "labels.tif", pixel_size=0.12)
+    with pytest.raises(ValueError, match="same file was given as the field and its labels"):
+        cut_fields(tmp_path / "field.tif", tmp_path / "field.tif", pixel_size=0.12)
 
 
 def test_labels_must_be_given_for_every_field(field_and_labels):

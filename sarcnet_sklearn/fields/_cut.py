@@ -144,6 +144,7 @@ def cut_cells(field: FieldImage | np.ndarray, labels: np.ndarray) -> list[CellCr
     stretched = stretch_field(data)
     height, width = data.shape
     values, compact = _compact_labels(labels)
+    _check_coherent(labels, name)
     cells = []
     for index, box in enumerate(ndi.find_objects(compact)):
         if box is None:
@@ -175,6 +176,26 @@ def cut_cells(field: FieldImage | np.ndarray, labels: np.ndarray) -> list[CellCr
             )
         )
     return cells
+
+
+def _check_coherent(labels: np.ndarray, name: str) -> None:
+    """Raise when neighbouring cell pixels rarely share a label: an intensity image, not labels.
+
+    In a segmentation nearly every cell pixel has the same label as its right
+    neighbour; in a noisy intensity image taken for labels (field and labels
+    swapped, or the wrong file) few do.
+    """
+    left, right = labels[:, :-1], labels[:, 1:]
+    inside = left > 0
+    if inside.sum() < 100:
+        return
+    same = np.count_nonzero((left == right) & inside) / np.count_nonzero(inside)
+    if same < 0.5:
+        raise ValueError(
+            f"{name}: this does not look like a label image: only {same:.0%} of the labelled "
+            "pixels share their label with their right neighbour; is it an intensity image "
+            "(were the field and its labels swapped)?"
+        )
 
 
 def _compact_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from os import PathLike
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -84,6 +85,9 @@ def load_field(
 ) -> tuple[str, FieldImage, np.ndarray]:
     """Read one field and its label image; the field's name, image and label array."""
     name = _source_name(source, index)
+    if isinstance(source, (str, PathLike)) and isinstance(labels, (str, PathLike)):
+        if Path(source).resolve() == Path(labels).resolve():
+            raise ValueError(f"{name}: the same file was given as the field and its labels")
     if isinstance(source, FieldImage):
         field = source
         if pixel_size is not None:
