@@ -157,6 +157,11 @@ def run_fields(args: argparse.Namespace) -> int:
         for warning in caught:
             print(f"warning: {warning.message}", file=sys.stderr)
         scores["field"] = name
+        tables.append(scores.drop(columns=[CROP_COLUMN, MASK_COLUMN]))
+        if args.save_crops:
+            crop_rows.append(save_crops(scores, out / CROPS_FOLDER, stem))
+        # the tables so far, rewritten after each field: an interrupted run keeps its results
+        write_tables(tables, crop_rows, out, inputs, args.save_crops)
         image = stretch_field(field.data)
         plot_scores(image, label_image, scores, out / OVERLAYS_FOLDER / f"{stem}_scores.png",
                     title=name)
@@ -164,29 +169,7 @@ def run_fields(args: argparse.Namespace) -> int:
         if args.explain:
             explain_field(model, model_inputs, image, label_image, scores,
                           out / OVERLAYS_FOLDER / f"{stem}_gradcam.png", title=name)
-        if args.save_crops:
-            crop_rows.append(save_crops(scores, out / CROPS_FOLDER, stem))
-        tables.append(scores.drop(columns=[CROP_COLUMN, MASK_COLUMN]))
-    table = pd.concat(tables, ignore_index=True)
-    if "label" not in table.columns:
-        table["label"] = np.nan
-    for column in ("label", "bbox_min_row", "bbox_min_col", "bbox_max_row", "bbox_max_col",
-                   "area"):
-        if column in table.columns:
-            table[column] = table[column].astype("Int64")
-    table = table[[c for c in POSITION_COLUMNS + PROTOCOL_1 + OUTPUT_COLUMNS if c in table]]
-    if args.save_crops:
-        crops = pd.concat(crop_rows, ignore_index=True) if crop_rows else pd.DataFrame(
-            columns=[IMAGE_COLUMN, "field", "label"])
-        paths = {(field, int(label)): str((out / CROPS_FOLDER / name).resolve())
-                 for field, label, name in zip(crops["field"], crops["label"],
-                                               crops[IMAGE_COLUMN], strict=True)}
-        table["crop_path"] = [
-            paths.get((field, label)) if not pd.isna(label) else None
-            for field, label in zip(table["field"], table["label"], strict=True)
-        ]
-        written = write_csv_atomically(crops, out / CROPS_FOLDER / "cells.csv", inputs=inputs)
-    output = write_csv_atomically(table, out / "cells.csv", inputs=inputs)
+    table, crops, output, written = write_tables(tables, crop_rows, out, inputs, args.save_crops)
     cells = table[table["label"].notna()]
     failed = cells["error"].dropna()
     print(f"scored {len(cells) - len(failed)} of {len(cells)} cells in "
@@ -206,6 +189,32 @@ def run_fields(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def write_tables(tables, crop_rows, out: Path, inputs, save_crops: bool):
+    """Write OUT/cells.csv (and OUT/crops/cells.csv) from the fields scored so far."""
+    table = pd.concat(tables, ignore_index=True)
+    if "label" not in table.columns:
+        table["label"] = np.nan
+    for column in ("label", "bbox_min_row", "bbox_min_col", "bbox_max_row", "bbox_max_col",
+                   "area"):
+        if column in table.columns:
+            table[column] = table[column].astype("Int64")
+    table = table[[c for c in POSITION_COLUMNS + PROTOCOL_1 + OUTPUT_COLUMNS if c in table]]
+    crops = written = None
+    if save_crops:
+        crops = pd.concat(crop_rows, ignore_index=True) if crop_rows else pd.DataFrame(
+            columns=[IMAGE_COLUMN, "field", "label"])
+        paths = {(field, int(label)): str((out / CROPS_FOLDER / name).resolve())
+                 for field, label, name in zip(crops["field"], crops["label"],
+                                               crops[IMAGE_COLUMN], strict=True)}
+        table["crop_path"] = [
+            paths.get((field, label)) if not pd.isna(label) else None
+            for field, label in zip(table["field"], table["label"], strict=True)
+        ]
+        written = write_csv_atomically(crops, out / CROPS_FOLDER / "cells.csv", inputs=inputs)
+    output = write_csv_atomically(table, out / "cells.csv", inputs=inputs)
+    return table, crops, output, written
 
 
 def plot_scores(image, labels, scores, path, *, title) -> None:
