@@ -42,11 +42,11 @@ def test_core_never_imports_napari_or_qt():
 
 @pytest.fixture(scope="session")
 def demo_cache(tmp_path_factory):
-    """A fresh cache folder for the demo model, trained once for the session."""
+    """A fresh cache folder for the demo model (trained once for the session), unless set."""
     from sarcnet_sklearn.napari._sample import CACHE_ENV
 
-    folder = tmp_path_factory.mktemp("sarcnet-cache")
     before = os.environ.get(CACHE_ENV)
+    folder = before or tmp_path_factory.mktemp("sarcnet-cache")
     os.environ[CACHE_ENV] = str(folder)
     yield folder
     if before is None:

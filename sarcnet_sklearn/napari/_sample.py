@@ -21,7 +21,7 @@ MODEL_METADATA_KEY = "sarcnet_model"
 
 SAMPLE_SHAPE = (384, 384)
 SAMPLE_CELLS = 6
-DEMO_SETTINGS = {"n_cells": 96, "cell_size": 40, "image_size": 32, "max_epochs": 8, "lr": 3e-3}
+DEMO_SETTINGS = {"n_cells": 48, "cell_size": 40, "image_size": 32, "max_epochs": 6, "lr": 1e-3}
 
 
 def cache_dir() -> Path:
