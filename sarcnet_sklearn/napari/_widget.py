@@ -266,11 +266,25 @@ class ScoreCellsWidget(Container):
             return
         self._watched_labels.append(labels)
         labels.events.selected_label.connect(self._on_selected_label)
-        labels.mouse_drag_callbacks.append(_select_clicked_label)
+        labels.mouse_drag_callbacks.append(self._on_click)
 
     def _on_selected_label(self, event) -> None:
         if self._cam_on_select.value and self._scored and event.source is self._scored["labels"]:
             self.show_heatmap(int(event.source.selected_label))
+
+    def _on_click(self, layer, event) -> None:
+        """In pan/zoom mode, a click on a cell selects it (and so shows its heatmap)."""
+        if layer.mode != "pan_zoom":
+            return
+        value = layer.get_value(event.position, view_direction=event.view_direction,
+                                dims_displayed=event.dims_displayed, world=True)
+        if not value:
+            return
+        if int(value) == int(layer.selected_label):  # no selection event: show it anyway
+            if self._cam_on_select.value:
+                self.show_heatmap(int(value))
+        else:
+            layer.selected_label = int(value)
 
     def show_heatmap(self, label: int) -> None:
         """Add (or refresh) the Grad-CAM heatmap layer of a scored cell, aligned with the field."""
@@ -308,6 +322,14 @@ class ScoreCellsWidget(Container):
             scale=tuple(scale), translate=tuple(translate), blending="additive", opacity=0.8,
         )
         self._viewer.layers.selection.active = labels
+        explained = f" ({cell.layer} of the image branch)" if cell.layer else ""
+        if not cell.heatmap.any():
+            message = (f"Grad-CAM of cell {cell.label}{explained}: nothing in the image raises "
+                       "its score (the heatmap is zero)")
+            self._status.value = message
+            show_info(message)
+        else:
+            self._status.value = f"Grad-CAM of cell {cell.label}{explained} shown"
 
     # -- export -----------------------------------------------------------------------------
 
@@ -345,16 +367,6 @@ class _Failure:
         else:
             logger.error("SarcNet plugin: unexpected error", exc_info=exc)
             self.message = f"{type(exc).__name__}: {exc}"
-
-
-def _select_clicked_label(layer, event):
-    """In pan/zoom mode, a click on a cell selects its label (and so shows its heatmap)."""
-    if layer.mode != "pan_zoom":
-        return
-    value = layer.get_value(event.position, view_direction=event.view_direction,
-                            dims_displayed=event.dims_displayed, world=True)
-    if value:
-        layer.selected_label = int(value)
 
 
 @thread_worker
