@@ -116,6 +116,9 @@ def test_sample_scores_every_cell_into_features_layers_heatmap_and_csv(
     np.testing.assert_allclose(features["score_raw"], direct["score_raw"], rtol=1e-5)
     np.testing.assert_allclose(features["cell_area"], direct["cell_area"])
     assert features["pixel_size"].eq(0.12).all()  # from the layer's scale
+    first = features.iloc[0]
+    inside = np.argwhere(labels.data == first.label)[0] * 0.12
+    assert f"score_pred: {first.score_pred:.4g}"[:14] in labels.get_status(inside, world=True)["value"]
 
     scores = viewer.layers["cells scores"]
     assert scores.colorbar.visible and tuple(scores.contrast_limits) == (1.0, 5.0)
