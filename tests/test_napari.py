@@ -118,7 +118,8 @@ def test_sample_scores_every_cell_into_features_layers_heatmap_and_csv(
     assert features["pixel_size"].eq(0.12).all()  # from the layer's scale
     first = features.iloc[0]
     inside = np.argwhere(labels.data == first.label)[0] * 0.12
-    assert f"score_pred: {first.score_pred:.4g}"[:14] in labels.get_status(inside, world=True)["value"]
+    status = labels.get_status(inside, world=True)["value"]
+    assert f"score_pred: {first.score_pred:.4g}"[:14] in status
 
     scores = viewer.layers["cells scores"]
     assert scores.colorbar.visible and tuple(scores.contrast_limits) == (1.0, 5.0)
@@ -222,3 +223,16 @@ def test_cancel_stops_scoring_and_writes_nothing(viewer_with_sample, qtbot):
     assert "score_pred" not in viewer.layers["cells"].features.columns
     assert "cells scores" not in viewer.layers
     assert widget._score.enabled and not widget._cancel.enabled
+
+
+@needs_napari
+def test_closing_the_widget_while_scoring_leaves_no_error(viewer_with_sample, qtbot):
+    from qtpy.QtCore import QThreadPool
+
+    viewer, widget = viewer_with_sample
+    widget.score()
+    assert widget.busy
+    viewer.window.remove_dock_widget("all")
+    QThreadPool.globalInstance().waitForDone(WAIT_MS)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    qtbot.wait(100)  # pytest-qt fails the test on any exception raised in a Qt slot

@@ -107,6 +107,7 @@ class ScoreCellsWidget(Container):
             event.connect(self.reset_choices)
         self.reset_choices()
         self._suggest_model()
+        self.native.destroyed.connect(self._forget_workers)
 
     # -- inputs -----------------------------------------------------------------------------
 
@@ -182,6 +183,21 @@ class ScoreCellsWidget(Container):
         worker.finished.connect(self._on_finished)
         self._worker = worker
         worker.start()
+
+    def _forget_workers(self, *_) -> None:
+        """The widget is gone (closed or the viewer quit): stop and silence its workers."""
+        for worker in (self._worker, self._cam_worker):
+            if worker is not None:
+                for signal in (worker.yielded, worker.returned, worker.aborted, worker.finished):
+                    try:
+                        signal.disconnect()
+                    except (TypeError, RuntimeError, AttributeError):  # nothing connected
+                        pass
+                worker.quit()
+        self._worker = self._cam_worker = None
+        events = self._viewer.layers.events
+        for event in (events.inserted, events.removed, events.reordered):
+            event.disconnect(self.reset_choices)
 
     def cancel(self) -> None:
         """Stop scoring after the cells in progress; nothing is written."""
