@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .._chunks import chunk_slices
 from ._checks import ModelInputs, check_cells, identifying_columns
 
 SCORE_COLUMN = "score_pred"
@@ -30,6 +33,8 @@ def predict_cells(
     mask_page: int | None = None,
     batch_size: int = 200,
     progress: bool = False,
+    client=None,
+    chunk_size: int = 1000,
 ) -> pd.DataFrame:
     """Score every cell of a table; a cell that cannot be scored gets its reason instead.
 
@@ -53,6 +58,12 @@ def predict_cells(
         Rows handed to the model at once.
     progress : bool, default=False
         Show progress bars.
+    client : distributed.Client, optional
+        Score on the workers of this Dask cluster, ``chunk_size`` cells per
+        task; ``model`` (a fitted model, or a model file the workers can read)
+        reaches each worker once. The result is the same as here.
+    chunk_size : int, default=1000
+        Cells per cluster task.
 
     Returns
     -------
@@ -77,12 +88,19 @@ def predict_cells(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if client is not None:
+        from ..scale import map_chunks
+
+        chunks = [cells.iloc[part] for part in chunk_slices(len(cells), chunk_size)]
+        work = partial(predict_cells, mask_page=mask_page, batch_size=batch_size)
+        scored = dict(map_chunks(work, chunks, model=model, client=client))
+        return pd.concat([scored[index] for index in range(len(chunks))])
     inputs = ModelInputs.of(model)
     table, errors = check_cells(cells, inputs, mask_page=mask_page, progress=progress)
     columns = ([inputs.image_column] if inputs.image_column else []) + inputs.features
     raw = np.full(len(table), np.nan)
     good = np.flatnonzero(errors.isna().to_numpy())
-    batches = [good[start:start + batch_size] for start in range(0, len(good), batch_size)]
+    batches = [good[part] for part in chunk_slices(len(good), batch_size)]
     for rows in tqdm(batches, desc="scoring", unit="batch", disable=not progress):
         _score(model, table[columns], rows, raw, errors)
     broken = ~np.isfinite(raw) & errors.isna().to_numpy()

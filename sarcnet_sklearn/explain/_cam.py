@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 from tqdm.auto import tqdm
 
+from .._chunks import aligned_chunk_size, chunk_slices, prefetched
 from .._validation import as_frame
 from ..images import read_plane
 from ..regressor import SarcNetRegressor
@@ -149,6 +150,8 @@ def grad_cam(
     with each cell's own features held fixed. It is
     computed at the model's input size, then resized to the size of the image
     plane in the file (before the model's resizing) and scaled to [0, 1].
+    The images are decoded a chunk at a time (the next while the current one
+    is explained), so only the heatmaps themselves grow with the number of cells.
 
     Parameters
     ----------
@@ -202,32 +205,40 @@ def grad_cam(
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     net, Xt = split_model(model, X)
     target_layer = resolve_layer(net, layer)
-    inputs = net._net_input(Xt)
-    paths = Xt[net.image_column].astype(str).tolist()
-    shapes = [read_plane(path, net.image_channel).shape for path in paths]
     module = _plain_module(net)
     device = next(module.parameters()).device
     wrapper = ImageInputModule(module)
-    n_cells = len(paths)
+    target = RawScoresOutputTarget() if direction == "raise" else _negated_score
+    if len(Xt) == 0:
+        raise ValueError("X has no rows")
     if progress is None:
-        progress = n_cells > 200
-    maps = []
-    with preserved_state(module):
+        progress = len(Xt) > 200
+
+    def prepare(chunk: pd.DataFrame) -> tuple[dict, list[tuple[int, int]]]:
+        paths = chunk[net.image_column].astype(str).tolist()
+        return net._net_input(chunk), [read_plane(path, net.image_channel).shape for path in paths]
+
+    chunks = (Xt.iloc[part] for part in chunk_slices(len(Xt), aligned_chunk_size(batch_size)))
+    heatmaps = []
+    with preserved_state(module), tqdm(
+        total=len(Xt), desc="Grad-CAM", unit="cell", disable=not progress
+    ) as bar:
         cam = GradCAM(model=wrapper, target_layers=[target_layer])
         try:
-            starts = range(0, n_cells, batch_size)
-            for start in tqdm(starts, desc="Grad-CAM", disable=not progress):
-                batch = slice(start, start + batch_size)
-                images = torch.as_tensor(inputs["images"][batch], device=device)
-                images = module.normalize_images(images).requires_grad_(True)
-                if module.use_features:
-                    wrapper.features = torch.as_tensor(inputs["features"][batch], device=device)
-                target = RawScoresOutputTarget() if direction == "raise" else _negated_score
-                targets = [target] * len(images)
-                maps.extend(cam(input_tensor=images, targets=targets))
+            for inputs, shapes in prefetched(prepare, chunks):
+                for batch in chunk_slices(len(shapes), batch_size):
+                    images = torch.as_tensor(inputs["images"][batch], device=device)
+                    images = module.normalize_images(images).requires_grad_(True)
+                    if module.use_features:
+                        wrapper.features = torch.as_tensor(
+                            inputs["features"][batch], device=device
+                        )
+                    maps = cam(input_tensor=images, targets=[target] * len(images))
+                    heatmaps += map(_resize_heatmap, maps, shapes[batch])
+                    bar.update(len(images))
         finally:
             cam.activations_and_grads.release()
-    return [_resize_heatmap(heatmap, shape) for heatmap, shape in zip(maps, shapes, strict=True)]
+    return heatmaps
 
 
 DIRECTIONS = ("raise", "lower")
