@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from .._chunks import aligned_chunk_size, chunk_slices, prefetched
 from .._validation import as_frame
-from ..images import read_plane
+from ..images import as_image_source, read_plane
 from ..regressor import SarcNetRegressor
 
 DEFAULT_LAYERS = {
@@ -215,8 +215,9 @@ def grad_cam(
         progress = len(Xt) > 200
 
     def prepare(chunk: pd.DataFrame) -> tuple[dict, list[tuple[int, int]]]:
-        paths = chunk[net.image_column].astype(str).tolist()
-        return net._net_input(chunk), [read_plane(path, net.image_channel).shape for path in paths]
+        sources = [as_image_source(value) for value in chunk[net.image_column]]
+        shapes = [read_plane(source, net.image_channel).shape for source in sources]
+        return net._net_input(chunk), shapes
 
     chunks = (Xt.iloc[part] for part in chunk_slices(len(Xt), aligned_chunk_size(batch_size)))
     heatmaps = []
