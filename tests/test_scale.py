@@ -147,7 +147,7 @@ def test_features_command_resumes_after_sigkill_and_ctrl_c(synthetic_root, tmp_p
 
 @pytest.fixture(scope="module")
 def cluster():
-    distributed = pytest.importorskip("distributed")
+    import distributed
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as local, \
             distributed.Client(local) as client:
