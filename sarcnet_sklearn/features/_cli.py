@@ -33,8 +33,10 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
         description=(
             "Measure the five Protocol 1 features of each cell image (cell area in um^2, "
             "aspect ratio, max coefficient of variation, peak height, peak distance in um) "
-            "and write one CSV row per cell. A cell that cannot be measured gets NaN values "
-            "and the reason in the 'error' column."
+            "and write one CSV row per cell. The alignment features are those of the published "
+            "AICS code (analyze_orientation in AllenCellModeling/fish_morphology_code), which "
+            "computed the AICS tables. A cell that cannot be measured gets NaN values and the "
+            "reason in the 'error' column."
         ),
     )
     parser.add_argument(
