@@ -86,8 +86,8 @@ def map_chunks(
     >>> import pandas as pd
     >>> from sarcnet_sklearn.scale import map_chunks
     >>> chunks = [pd.DataFrame({"x": [1, 2]}), pd.DataFrame({"x": [3]})]
-    >>> [(i, part["x"].sum()) for i, part in map_chunks(lambda c: c * 2, chunks)]
-    [(0, 6), (1, 6)]
+    >>> [(i, part["x"].tolist()) for i, part in map_chunks(lambda c: c * 2, chunks)]
+    [(0, [2, 4]), (1, [6])]
     """
     if client is None:
         if isinstance(model, (str, PathLike)):
