@@ -150,7 +150,8 @@ def run_in_chunks(
                 done.append(_save_part(folder, result, rows, keys[rows]))
                 bar.update(len(rows))
     except KeyboardInterrupt:
-        saved = sum(len(part) for part in done)
+        saved = sum(len(pd.read_csv(path, usecols=[ROW_COLUMN]))
+                    for path in folder.glob("part-*.csv"))
         print(
             f"\ninterrupted: {saved} of {len(cells)} {what} are saved in {folder}; run the same "
             "command again to go on from there",
