@@ -240,18 +240,19 @@ def _pair_sums(
         error_a = scale * shift_a * math.sqrt(norm_s2 * total_m)
         error_b = scale * shift_b * total_s
         pack = max(error_a, error_b) < _EXACT
-    # The images q, s (or t = m + 2^a s when packing) and m, transformed together; the
-    # transform along rows pads the rows with zeros itself.
-    images = np.empty((3, rows, cols))
-    q, s, m = images
+    # The images q, s (or t = m + 2^a s when packing) and m, zero-padded to the transform
+    # shape here (padding inside scipy.fft would copy them once per axis) and transformed together.
+    images = np.zeros((3,) + shape)
+    q, s, m = images[:, :rows, :cols]
     q[...] = levels
     np.greater(levels, 0, out=m, casting="unsafe")
     np.multiply(q, q, out=s)
     if pack:
         s *= shift_a
         s += m
-    half = scipy.fft.rfft(images, n=shape[1], axis=2, workers=1)
-    spectra = scipy.fft.fft(half, n=shape[0], axis=1, workers=1, overwrite_x=True)
+    # The real transform runs along the rows and the complex ones along the contiguous
+    # columns, where pocketfft is faster.
+    spectra = scipy.fft.rfftn(images, axes=(2, 1), workers=1)
     spec_q, spec_s, spec_m = spectra
     if pack:
         np.conj(spec_s, out=spec_s)
@@ -267,14 +268,15 @@ def _pair_sums(
         np.multiply(np.conj(spec_s), spec_m, out=products[1])
         np.multiply(np.conj(spec_q), spec_m, out=products[2])
         np.multiply(np.conj(spec_q), spec_q, out=products[3])
-    # Only row lags -reach_rows..reach_rows are needed: inverse the rows, keep those, then columns.
-    lag_rows = np.r_[0 : reach_rows + 1, shape[0] - reach_rows : shape[0]]
-    partial = scipy.fft.ifft(products, axis=1, workers=1, overwrite_x=True)[:, lag_rows]
-    cross = np.rint(scipy.fft.irfft(partial, n=shape[1], axis=2, workers=1, overwrite_x=True))
-    row_of = np.empty(shape[0], dtype=np.intp)
-    row_of[lag_rows] = np.arange(lag_rows.size)
-    lag = (row_of[dr % shape[0]], dc % shape[1])
-    mirror = (row_of[-dr % shape[0]], -dc % shape[1])
+    # Only column lags -reach_cols..reach_cols are needed: inverse the columns, keep those,
+    # then the rows.
+    lag_cols = np.r_[0 : reach_cols + 1, shape[1] - reach_cols : shape[1]]
+    partial = scipy.fft.ifft(products, axis=2, workers=1, overwrite_x=True)[:, :, lag_cols]
+    cross = np.rint(scipy.fft.irfft(partial, n=shape[0], axis=1, workers=1, overwrite_x=True))
+    col_of = np.empty(shape[1], dtype=np.intp)
+    col_of[lag_cols] = np.arange(lag_cols.size)
+    lag = (dr % shape[0], col_of[dc % shape[1]])
+    mirror = (-dr % shape[0], col_of[-dc % shape[1]])
     if pack:
         qm_qq, mm_sm = cross
         high_a, low_a = np.divmod(mm_sm[lag], shift_a)
