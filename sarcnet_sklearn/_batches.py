@@ -54,7 +54,17 @@ class CellDataset(Dataset):
 
 
 def _to_device(array, device) -> torch.Tensor:
+    if isinstance(array, torch.Tensor):  # pinned by pinned(): the copy need not block
+        return array.to(device, non_blocking=array.is_pinned())
     return torch.as_tensor(np.ascontiguousarray(array)).to(device)
+
+
+def pinned(arrays: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """The arrays as tensors in page-locked memory, ready for an asynchronous copy to a GPU."""
+    return {
+        name: torch.as_tensor(np.ascontiguousarray(value)).pin_memory()
+        for name, value in arrays.items()
+    }
 
 
 def unwrap_subset(dataset) -> tuple[object, np.ndarray | None]:

@@ -14,7 +14,16 @@ from skorch.dataset import Dataset, ValidSplit, unpack_data
 from skorch.utils import TeeGenerator
 from torch.utils.data import DataLoader
 
-from ._batches import N_D4, BatchIterator, CellDataset, d4_transform, random_d4, unwrap_subset
+from ._batches import (
+    N_D4,
+    BatchIterator,
+    CellDataset,
+    d4_transform,
+    pinned,
+    random_d4,
+    unwrap_subset,
+)
+from ._chunks import aligned_chunk_size, chunk_slices, prefetched
 from ._columns import IMAGE_COLUMN, STRUCTURE_PAGE
 from ._validation import as_frame, check_finite_features, check_target
 from .images import as_image_source, load_image_stack
@@ -36,8 +45,9 @@ class SarcNetRegressor(NeuralNetRegressor):
     DataFrame (or a dict of column arrays) with an image-path column and the
     cell-feature columns (every other column; standardise them first, as
     :func:`~sarcnet_sklearn.make_sarcnet_pipeline` does). Images are decoded
-    once per ``fit``/``predict`` call into a compact uint8 cache at
-    ``image_size``; the module scales and normalises them on the device.
+    once per ``fit`` call into a compact uint8 cache at ``image_size`` (and a
+    chunk at a time in ``predict``); the module scales and normalises them on
+    the device.
 
     Training and prediction run fast on both CPU and GPU: the cache is copied
     to the device once per call and batches are index slices of it (shuffled
@@ -407,10 +417,31 @@ class SarcNetRegressor(NeuralNetRegressor):
         return self
 
     def predict(self, X) -> np.ndarray:
-        """Predict one score per cell (1-D float array), in evaluation mode."""
-        inputs = self._net_input(X)
+        """Predict one score per cell (1-D float array), in evaluation mode.
+
+        The cells are decoded and scored a chunk of about a thousand at a time
+        (whole batches, so the scores are those of a single pass), and the next
+        chunk is decoded while the model works on the current one: memory does
+        not grow with the number of cells, and on a GPU the decoded chunk waits
+        in pinned memory so that the copy overlaps with the model.
+        """
+        df = as_frame(X)
+        if len(df) == 0:
+            raise ValueError("X has no rows")
+        batch_size = self.get_params_for("iterator_valid").get("batch_size", self.batch_size)
+        parts = chunk_slices(len(df), aligned_chunk_size(batch_size))
+        chunks = (df.iloc[part] for part in parts)
+        on_gpu = self._device_type() == "cuda"
+
+        def prepare(chunk: pd.DataFrame) -> dict:
+            inputs = self._net_input(chunk)
+            return pinned(inputs) if on_gpu else inputs
+
+        scores = []
         with torch.inference_mode():
-            return super().predict(inputs).reshape(-1)
+            for inputs in prefetched(prepare, chunks):
+                scores.append(super().predict(inputs).reshape(-1))
+        return np.concatenate(scores)
 
 
 def _spearman_scoring(net, X, y) -> float:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 from .._columns import IMAGE_COLUMN, PROTOCOL_2, TARGET_COLUMN
-from ..io import is_aics_root, load_cells, write_csv_atomically
+from ..io import is_aics_root, load_cells
+from ..scale import add_scale_arguments, cluster_client, run_in_chunks
 from ._model_file import FORMATS, load_model, save_model
 from ._predict import ERROR_COLUMN, predict_cells
 from ._train import train_model
@@ -91,6 +93,7 @@ def add_subcommand(subparsers) -> None:
              "with this probability (e.g. 0.9; the model must be calibrated, as train does)",
     )
     predict.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_scale_arguments(predict)
     predict.set_defaults(func=run_predict)
 
 
@@ -145,23 +148,36 @@ def run_predict(args: argparse.Namespace) -> int:
         raise ValueError(f"refusing to overwrite the input file {args.out}")
     model, metadata = load_model(args.model, device=args.device, return_metadata=True)
     cells = load_cells(args.data)
-    predictions = predict_cells(
-        model,
-        cells,
-        mask_page=(metadata.get("training") or {}).get("mask_page"),
-        batch_size=args.batch_size,
-        progress=not args.quiet,
-        interval=args.interval,
-    )
+    mask_page = (metadata.get("training") or {}).get("mask_page")
+    model_file = Path(args.model).resolve()
+    if args.interval is not None:
+        from ..intervals import interval_half_width
+
+        interval_half_width(model, args.interval)  # not calibrated: say so before any work
     images = cells[IMAGE_COLUMN].dropna().tolist() if IMAGE_COLUMN in cells else []
-    output = write_csv_atomically(
-        predictions, args.out, inputs=[args.data, args.model, *images]
-    )
-    failed = predictions[ERROR_COLUMN].dropna()
-    print(f"wrote {len(predictions)} predictions to {output.resolve()}")
+    with cluster_client(args) as client:
+        result = run_in_chunks(
+            cells,
+            partial(predict_cells, mask_page=mask_page, batch_size=args.batch_size,
+                    interval=args.interval),
+            args.out,
+            key_column=IMAGE_COLUMN,
+            settings={"command": "predict", "model": str(model_file),
+                      "model_modified_ns": model_file.stat().st_mtime_ns, "mask_page": mask_page,
+                      "interval": args.interval},
+            inputs=[args.data, args.model, *images],
+            chunk_size=args.chunk_size,
+            model=model_file if client else model,
+            device=args.device,
+            client=client,
+            progress=not args.quiet,
+        )
+    failed = result.table[ERROR_COLUMN]
+    failed = failed[failed != ""]
+    print(f"wrote {len(result.table)} predictions to {result.output.resolve()}")
     if len(failed):
         print(
-            f"warning: {len(failed)} of {len(predictions)} cells could not be scored (see the "
+            f"warning: {len(failed)} of {len(result.table)} cells could not be scored (see the "
             f"'{ERROR_COLUMN}' column), e.g. {failed.iloc[0]}",
             file=sys.stderr,
         )

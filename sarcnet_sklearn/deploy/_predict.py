@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .._chunks import chunk_slices
 from ..intervals import interval_bounds, interval_half_width
 from ._checks import ModelInputs, check_cells, identifying_columns
 
@@ -35,6 +38,8 @@ def predict_cells(
     batch_size: int = 200,
     progress: bool = False,
     interval: float | None = None,
+    client=None,
+    chunk_size: int = 1000,
 ) -> pd.DataFrame:
     """Score every cell of a table; a cell that cannot be scored gets its reason instead.
 
@@ -61,6 +66,12 @@ def predict_cells(
     interval : float, optional
         Confidence of a prediction interval per cell (e.g. 0.9), from the
         model's conformal calibration (:mod:`sarcnet_sklearn.intervals`).
+    client : distributed.Client, optional
+        Score on the workers of this Dask cluster, ``chunk_size`` cells per
+        task; ``model`` (a fitted model, or a model file the workers can read)
+        reaches each worker once. The result is the same as here.
+    chunk_size : int, default=1000
+        Cells per cluster task.
 
     Returns
     -------
@@ -89,12 +100,20 @@ def predict_cells(
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if interval is not None:
         interval_half_width(model, interval)  # not calibrated, or too few cells: say so now
+    if client is not None:
+        from ..scale import map_chunks
+
+        chunks = [cells.iloc[part] for part in chunk_slices(len(cells), chunk_size)]
+        work = partial(predict_cells, mask_page=mask_page, batch_size=batch_size,
+                       interval=interval)
+        scored = dict(map_chunks(work, chunks, model=model, client=client))
+        return pd.concat([scored[index] for index in range(len(chunks))])
     inputs = ModelInputs.of(model)
     table, errors = check_cells(cells, inputs, mask_page=mask_page, progress=progress)
     columns = ([inputs.image_column] if inputs.image_column else []) + inputs.features
     raw = np.full(len(table), np.nan)
     good = np.flatnonzero(errors.isna().to_numpy())
-    batches = [good[start:start + batch_size] for start in range(0, len(good), batch_size)]
+    batches = [good[part] for part in chunk_slices(len(good), batch_size)]
     for rows in tqdm(batches, desc="scoring", unit="batch", disable=not progress):
         _score(model, table[columns], rows, raw, errors)
     broken = ~np.isfinite(raw) & errors.isna().to_numpy()

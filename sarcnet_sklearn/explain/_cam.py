@@ -15,6 +15,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .._batches import N_D4, d4_inverse, d4_transform
+from .._chunks import aligned_chunk_size, chunk_slices, prefetched
 from .._validation import as_frame
 from ..images import as_image_source, read_plane
 from ..regressor import SarcNetRegressor
@@ -156,6 +157,8 @@ def grad_cam(
     with each cell's own features held fixed. It is
     computed at the model's input size, then resized to the size of the image
     plane in the file (before the model's resizing) and scaled to [0, 1].
+    The images are decoded a chunk at a time (the next while the current one
+    is explained), so only the heatmaps themselves grow with the number of cells.
 
     Parameters
     ----------
@@ -215,39 +218,48 @@ def grad_cam(
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     net, Xt = split_model(model, X)
     target_layer = resolve_layer(net, layer)
-    inputs = net._net_input(Xt)
-    paths = [as_image_source(value) for value in Xt[net.image_column]]
-    shapes = [read_plane(path, net.image_channel).shape for path in paths]
     module = _plain_module(net)
     device = next(module.parameters()).device
     wrapper = ImageInputModule(module)
-    n_cells = len(paths)
+    target = RawScoresOutputTarget() if direction == "raise" else _negated_score
+    if len(Xt) == 0:
+        raise ValueError("X has no rows")
     if progress is None:
-        progress = n_cells > 200
+        progress = len(Xt) > 200
     if test_time_augment is None:
         test_time_augment = bool(net.test_time_augment)
     transforms = range(N_D4) if test_time_augment else range(1)
-    target = RawScoresOutputTarget() if direction == "raise" else _negated_score
-    maps = []
-    with preserved_state(module):
+
+    def prepare(chunk: pd.DataFrame) -> tuple[dict, list[tuple[int, int]]]:
+        sources = [as_image_source(value) for value in chunk[net.image_column]]
+        shapes = [read_plane(source, net.image_channel).shape for source in sources]
+        return net._net_input(chunk), shapes
+
+    chunks = (Xt.iloc[part] for part in chunk_slices(len(Xt), aligned_chunk_size(batch_size)))
+    heatmaps = []
+    with preserved_state(module), tqdm(
+        total=len(Xt), desc="Grad-CAM", unit="cell", disable=not progress
+    ) as bar:
         cam = GradCAM(model=wrapper, target_layers=[target_layer])
         try:
-            starts = range(0, n_cells, batch_size)
-            for start in tqdm(starts, desc="Grad-CAM", disable=not progress):
-                batch = slice(start, start + batch_size)
-                cached = torch.as_tensor(inputs["images"][batch], device=device)
-                if module.use_features:
-                    wrapper.features = torch.as_tensor(inputs["features"][batch], device=device)
-                total = 0.0
-                for t in transforms:
-                    images = module.normalize_images(d4_transform(cached, t))
-                    heatmaps = cam(input_tensor=images.requires_grad_(True),
+            for inputs, shapes in prefetched(prepare, chunks):
+                for batch in chunk_slices(len(shapes), batch_size):
+                    cached = torch.as_tensor(inputs["images"][batch], device=device)
+                    if module.use_features:
+                        wrapper.features = torch.as_tensor(
+                            inputs["features"][batch], device=device
+                        )
+                    total = 0.0
+                    for t in transforms:
+                        images = module.normalize_images(d4_transform(cached, t))
+                        maps = cam(input_tensor=images.requires_grad_(True),
                                    targets=[target] * len(images))
-                    total = total + d4_inverse(torch.from_numpy(heatmaps), t).numpy()
-                maps.extend(total / len(transforms))
+                        total = total + d4_inverse(torch.from_numpy(maps), t).numpy()
+                    heatmaps += map(_resize_heatmap, total / len(transforms), shapes[batch])
+                    bar.update(len(cached))
         finally:
             cam.activations_and_grads.release()
-    return [_resize_heatmap(heatmap, shape) for heatmap, shape in zip(maps, shapes, strict=True)]
+    return heatmaps
 
 
 DIRECTIONS = ("raise", "lower")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+from functools import partial
 
 import pandas as pd
 
 from .._columns import IMAGE_COLUMN, PIXEL_SIZE_UM, PROTOCOL_1, STRUCTURE_PAGE
-from ..io import collect_images, write_csv_atomically
+from ..io import collect_images
+from ..scale._cli import add_scale_arguments
 from ._extractor import measure_many
 
 COLUMNS = [IMAGE_COLUMN] + PROTOCOL_1 + ["peak_angle", "error"]
@@ -59,35 +60,76 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
         "--n-jobs", type=int, default=1, help="cells measured in parallel (default: 1; -1: all)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_scale_arguments(parser)
     parser.set_defaults(func=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     """Measure the images named by ``args`` and write the CSV; returns the exit code."""
+    from ..scale import cluster_client, run_in_chunks
+
     if args.pixel_size <= 0:
         raise ValueError(f"--pixel-size must be positive, got {args.pixel_size}")
     images = collect_images(args.inputs)
-    output = Path(args.output)
-    results = list(
-        measure_many(
-            images,
-            structure_page=args.structure_page,
-            mask_page=args.mask_page,
-            pixel_size=args.pixel_size,
-            n_jobs=args.n_jobs,
+    cells = pd.DataFrame({IMAGE_COLUMN: [str(path) for path in images]})
+    options = {
+        "structure_page": args.structure_page,
+        "mask_page": args.mask_page,
+        "pixel_size": args.pixel_size,
+    }
+    with cluster_client(args) as client:
+        work = partial(measure_chunk, **options, n_jobs=1 if client else args.n_jobs)
+        result = run_in_chunks(
+            cells,
+            work,
+            args.output,
+            key_column=IMAGE_COLUMN,
+            settings={"command": "features", **options},
+            inputs=images,
+            chunk_size=args.chunk_size,
+            client=client,
             progress=not args.quiet and sys.stderr.isatty(),
         )
-    )
-    table = pd.DataFrame(results)
-    table.insert(0, IMAGE_COLUMN, [str(path) for path in images])
-    write_csv_atomically(table[COLUMNS], output, inputs=images)
-    n_failed = int(table["error"].notna().sum())
-    print(f"wrote Protocol 1 features of {len(table)} cells to {output}")
+    n_failed = int((result.table["error"] != "").sum())
+    print(f"wrote Protocol 1 features of {len(cells)} cells to {result.output}")
     if n_failed:
         print(
-            f"warning: {n_failed} of {len(table)} cells could not be measured "
+            f"warning: {n_failed} of {len(cells)} cells could not be measured "
             "(see the 'error' column)",
             file=sys.stderr,
         )
     return 0
+
+
+def measure_chunk(
+    chunk: pd.DataFrame,
+    *,
+    structure_page: int = STRUCTURE_PAGE,
+    mask_page: int | None = None,
+    pixel_size: float = PIXEL_SIZE_UM,
+    n_jobs: int = 1,
+) -> pd.DataFrame:
+    """The rows of the ``features`` output for a chunk of cells (same index as ``chunk``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> measure_chunk(pd.DataFrame({"image_path": ["gone.tiff"]}))["error"].tolist()
+    ['image file not found: gone.tiff']
+    """
+    paths = chunk[IMAGE_COLUMN].tolist()
+    results = pd.DataFrame(
+        list(
+            measure_many(
+                paths,
+                structure_page=structure_page,
+                mask_page=mask_page,
+                pixel_size=pixel_size,
+                n_jobs=n_jobs,
+            )
+        ),
+        index=chunk.index,
+    )
+    results.insert(0, IMAGE_COLUMN, paths)
+    return results[COLUMNS]

@@ -1,0 +1,122 @@
+"""Running chunks of a table here, one after another, or on the workers of a Dask cluster.
+
+A chunk's work is a picklable callable ``work(chunk)``, or ``work(model, chunk)``
+when a model is given. On a cluster the model reaches each worker once, through
+a worker plugin: the plugin carries a model file's path (each worker loads the
+file the first time it needs it) or the fitted model itself, and workers that
+join later or restart after a crash get it too. Tasks that ran on a lost worker
+are run again by Dask on another one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from os import PathLike
+from pathlib import Path
+
+import pandas as pd
+
+MODEL_LOADS: Counter = Counter()
+"""Model files loaded by this process, by path (each worker's count shows it loaded once)."""
+
+CLUSTER_EXTRA = (
+    "running on a Dask cluster needs dask.distributed: pip install 'sarcnet-sklearn[cluster]'"
+)
+
+
+def connect(address: str):
+    """A ``distributed.Client`` connected to the scheduler at ``address``.
+
+    Raises
+    ------
+    ImportError
+        When dask.distributed is not installed (the ``cluster`` extra).
+    OSError
+        When no scheduler answers at ``address``.
+
+    Examples
+    --------
+    >>> from sarcnet_sklearn.scale import connect
+    >>> client = connect("tcp://scheduler:8786")  # doctest: +SKIP
+    """
+    try:
+        from distributed import Client
+    except ImportError as exc:  # pragma: no cover - the test extra installs it
+        raise ImportError(CLUSTER_EXTRA) from exc
+    try:
+        return Client(address, timeout="30s")
+    except (OSError, TimeoutError) as exc:
+        raise OSError(f"cannot reach a Dask scheduler at {address}: {exc}") from exc
+
+
+def _run_on_worker(work: Callable, plugin_name: str | None, chunk: pd.DataFrame) -> pd.DataFrame:
+    if plugin_name is None:
+        return work(chunk)
+    from distributed import get_worker
+
+    return work(get_worker().plugins[plugin_name].get(), chunk)
+
+
+def map_chunks(
+    work: Callable,
+    chunks: Sequence[pd.DataFrame],
+    *,
+    model=None,
+    device: str | None = None,
+    client=None,
+) -> Iterator[tuple[int, pd.DataFrame]]:
+    """Yield ``(i, work([model, ]chunks[i]))`` as each chunk finishes.
+
+    Parameters
+    ----------
+    work : callable
+        ``work(chunk)`` or, with ``model``, ``work(model, chunk)``; picklable
+        (a module-level function or a ``functools.partial`` of one) for a cluster.
+    chunks : sequence of DataFrame
+    model : path or fitted model, optional
+        Handed to ``work``; loaded here (a path) or once per cluster worker.
+    device : str, optional
+        Device a model file is loaded onto.
+    client : distributed.Client, optional
+        Run the chunks on its workers; default: here, in order.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from sarcnet_sklearn.scale import map_chunks
+    >>> chunks = [pd.DataFrame({"x": [1, 2]}), pd.DataFrame({"x": [3]})]
+    >>> [(i, part["x"].tolist()) for i, part in map_chunks(lambda c: c * 2, chunks)]
+    [(0, [2, 4]), (1, [6])]
+    """
+    if client is None:
+        if isinstance(model, (str, PathLike)):
+            from ..deploy import load_model
+
+            path, model = str(model), load_model(model, device=device)
+            MODEL_LOADS[path] += 1
+        for index, chunk in enumerate(chunks):
+            yield index, (work(chunk) if model is None else work(model, chunk))
+        return
+    from distributed import as_completed
+
+    from ._plugin import ModelPlugin
+
+    plugin = None
+    if model is not None:
+        if isinstance(model, (str, PathLike)):
+            model = Path(model).resolve()
+        plugin = ModelPlugin(model, device)
+        client.register_plugin(plugin, name=plugin.name)
+    name = None if plugin is None else plugin.name
+    futures = {
+        client.submit(_run_on_worker, work, name, chunk, pure=False): index
+        for index, chunk in enumerate(chunks)
+    }
+    try:
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+    finally:
+        client.cancel(list(futures))
+        if plugin is not None:
+            client.unregister_worker_plugin(plugin.name)

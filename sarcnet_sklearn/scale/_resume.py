@@ -1,0 +1,216 @@
+"""Chunked runs whose results reach the disk as each chunk finishes, and that resume.
+
+A run over a table of cells writes each finished chunk's rows to a folder
+beside the output, ``OUTPUT.partial/`` (each part file written atomically, so
+a killed run leaves only whole parts). Started again with the same output and
+settings, it skips the cells whose rows are already there: a cell is known by
+its row in the input and the value of its key column (the image or field
+path), so a cell whose row now names another file is done again. When every
+cell has its row, the rows are put back in input order into the output,
+written atomically and never over an input, and the folder is removed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .._chunks import chunk_slices
+from ..io import write_atomically, write_csv_atomically
+from ._engine import map_chunks
+
+ROW_COLUMN = "_input_row"
+KEY_COLUMN = "_input_key"
+SETTINGS_FILE = "run.json"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a chunked run wrote.
+
+    Attributes
+    ----------
+    output : Path
+        The output file.
+    table : DataFrame
+        Its rows, as text exactly as written (empty strings for missing values).
+    n_resumed : int
+        Cells found done in the partial folder of an earlier run.
+    """
+
+    output: Path
+    table: pd.DataFrame
+    n_resumed: int
+
+
+def partial_folder(output: str | PathLike) -> Path:
+    """Where a run writing ``output`` keeps its finished chunks until it completes.
+
+    Examples
+    --------
+    >>> from sarcnet_sklearn.scale import partial_folder
+    >>> partial_folder("results/scores.csv").as_posix()
+    'results/scores.csv.partial'
+    """
+    output = Path(output)
+    return output.with_name(output.name + ".partial")
+
+
+def run_in_chunks(
+    cells: pd.DataFrame,
+    work: Callable,
+    output: str | PathLike,
+    *,
+    key_column: str,
+    settings: Mapping[str, object],
+    inputs: Iterable[str | PathLike] = (),
+    chunk_size: int = 1000,
+    model=None,
+    device: str | None = None,
+    client=None,
+    progress: bool = False,
+    what: str = "cells",
+) -> RunResult:
+    """Run ``work`` over ``cells`` a chunk at a time into ``output``, resuming an earlier run.
+
+    Parameters
+    ----------
+    cells : DataFrame
+        One row per cell, in the order of the output.
+    work : callable
+        ``work(chunk)`` (or ``work(model, chunk)``) returns one row per row of
+        ``chunk``, with the chunk's index; picklable for a cluster.
+    output : path
+        CSV to write; its partial folder is :func:`partial_folder`.
+    key_column : str
+        Column of ``cells`` that names each cell's file (with its row, the
+        cell's identity across runs).
+    settings : mapping
+        JSON-able description of the run (model file, options); resuming with
+        other settings is refused.
+    inputs : iterable of path
+        Files never to be overwritten (the output is checked against them).
+    chunk_size : int, default=1000
+        Cells per chunk (a cluster task, a part file).
+    model, device, client
+        See :func:`~sarcnet_sklearn.scale.map_chunks`.
+    progress : bool, default=False
+        Progress bar over cells.
+    what : str, default="cells"
+        What the rows are, for messages.
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    ValueError
+        For an output that is an input or a folder, or a partial folder left
+        by a run with other settings.
+    KeyboardInterrupt
+        Re-raised after saying how to resume; finished chunks are kept.
+    """
+    output = Path(output)
+    inputs = list(inputs)
+    if output.is_dir():
+        raise ValueError(f"output {output} is a folder; give a .csv file name")
+    if output.resolve() in {Path(item).resolve() for item in inputs}:
+        raise ValueError(f"refusing to overwrite the input file {output}")
+    if key_column not in cells.columns:
+        raise ValueError(f"the input has no {key_column!r} column")
+    keys = cells[key_column].astype(str).to_numpy()
+    folder = partial_folder(output)
+    done = _resume(folder, dict(settings), keys)
+    n_resumed = sum(len(part) for part in done)
+    pending = np.ones(len(cells), dtype=bool)
+    for part in done:
+        pending[part.index.to_numpy()] = False
+    todo = np.flatnonzero(pending)
+    if n_resumed:
+        print(f"resuming: {n_resumed} of {len(cells)} {what} already done in {folder}")
+    chunks = []
+    for part in chunk_slices(len(todo), chunk_size):
+        chunk = cells.iloc[todo[part]]
+        chunks.append(chunk.set_axis(todo[part], axis=0))
+    bar = tqdm(total=len(cells), initial=n_resumed, desc=what, unit="cell", disable=not progress)
+    try:
+        with bar:
+            for index, result in map_chunks(work, chunks, model=model, device=device,
+                                            client=client):
+                rows = chunks[index].index.to_numpy()
+                done.append(_save_part(folder, result, rows, keys[rows]))
+                bar.update(len(rows))
+    except KeyboardInterrupt:
+        saved = sum(len(pd.read_csv(path, usecols=[ROW_COLUMN]))
+                    for path in folder.glob("part-*.csv"))
+        print(
+            f"\ninterrupted: {saved} of {len(cells)} {what} are saved in {folder}; run the same "
+            "command again to go on from there",
+            file=sys.stderr,
+        )
+        raise
+    table = pd.concat(done).sort_index()
+    if len(table) != len(cells) or not np.array_equal(table.index, np.arange(len(cells))):
+        raise RuntimeError(f"{folder}: expected one row per input row, found {len(table)}")
+    table = table.reset_index(drop=True)
+    write_csv_atomically(table, output, inputs=inputs)
+    for path in folder.iterdir():
+        path.unlink()
+    folder.rmdir()
+    return RunResult(output, table, n_resumed)
+
+
+def _resume(folder: Path, settings: dict, keys: np.ndarray) -> list[pd.DataFrame]:
+    """The finished parts in ``folder`` that match the input (creating the folder if new)."""
+    record = folder / SETTINGS_FILE
+    if not record.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomically(record, lambda tmp: Path(tmp).write_text(json.dumps(settings, indent=1)))
+        return []
+    try:
+        earlier = json.loads(record.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{record}: unreadable ({exc}); delete {folder} to start over") from exc
+    if earlier != json.loads(json.dumps(settings)):
+        changed = sorted(k for k in {*earlier, *settings} if earlier.get(k) != settings.get(k))
+        raise ValueError(
+            f"{folder} holds an unfinished run with other settings ({', '.join(changed)}); "
+            f"run with the same settings to finish it, or delete {folder} to start over"
+        )
+    parts, seen = [], np.zeros(len(keys), dtype=bool)
+    for path in sorted(folder.glob("part-*.csv")):
+        part = pd.read_csv(path, dtype=str, keep_default_na=False)
+        rows = pd.to_numeric(part[ROW_COLUMN], errors="coerce").to_numpy()
+        if ((rows >= 0) & (rows < len(keys))).all():
+            rows = rows.astype(np.int64)
+            same_cells = np.array_equal(keys[rows], part[KEY_COLUMN].to_numpy())
+            if same_cells and not seen[rows].any() and len(np.unique(rows)) == len(rows):
+                seen[rows] = True
+                parts.append(part.drop(columns=[ROW_COLUMN, KEY_COLUMN]).set_axis(rows, axis=0))
+                continue
+        path.unlink()  # rows that now name other cells (or repeat): they are done again
+    for leftover in folder.glob(".part-*.tmp"):  # a part being written when the run was killed
+        leftover.unlink()
+    return parts
+
+
+def _save_part(folder: Path, result: pd.DataFrame, rows: np.ndarray, keys: np.ndarray):
+    """Write one chunk's rows atomically; return them as text, as they will be read back."""
+    if not np.array_equal(result.index.to_numpy(), rows):
+        raise RuntimeError(f"a chunk's results are not one row per cell, in order: {rows[:5]}...")
+    part = result.reset_index(drop=True)
+    part.insert(0, KEY_COLUMN, keys)
+    part.insert(0, ROW_COLUMN, rows)
+    path = folder / f"part-{rows[0]:09d}-{rows[-1]:09d}.csv"
+    write_atomically(path, lambda tmp: part.to_csv(tmp, index=False))
+    text = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return text.drop(columns=[ROW_COLUMN, KEY_COLUMN]).set_axis(rows, axis=0)

@@ -1,0 +1,197 @@
+"""Screens of many cells: chunked predict/grad_cam, resumable commands, a real Dask cluster."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import sarcnet_sklearn
+from sarcnet_sklearn import _chunks, make_sarcnet_pipeline, regressor
+from sarcnet_sklearn.cli import main
+from sarcnet_sklearn.deploy import predict_cells, save_model
+from sarcnet_sklearn.explain import grad_cam
+from sarcnet_sklearn.scale import _engine, partial_folder, run_in_chunks
+
+REPO = Path(sarcnet_sklearn.__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def model(cells):
+    train = cells.iloc[:32]
+    pipe = make_sarcnet_pipeline(protocol=2, image_size=32, max_epochs=1, batch_size=8,
+                                 verbose=0, random_state=0, device="cpu")
+    return pipe.fit(train, train["score"])
+
+
+@pytest.fixture(scope="module")
+def model_file(model, tmp_path_factory):
+    return save_model(model, tmp_path_factory.mktemp("model") / "model.joblib")
+
+
+@pytest.fixture(scope="module")
+def cell_table(cells, tmp_path_factory):
+    """40 cells as a CSV with features, plus one missing image (its row gets an error)."""
+    table = cells.iloc[40:80].drop(columns=["score"]).reset_index(drop=True)
+    table.loc[5, "image_path"] = "/no/such/cell.tiff"
+    path = tmp_path_factory.mktemp("table") / "cells.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+def test_predict_and_grad_cam_decode_a_chunk_at_a_time_with_unchanged_results(
+    model, cells, monkeypatch
+):
+    X = cells.iloc[100:130]
+    whole_scores = model.predict(X)
+    whole_maps = grad_cam(model, X.iloc[:6], batch_size=2)
+    decoded = []
+
+    def spy(paths, *args, **kwargs):
+        decoded.append(len(paths))
+        return load(paths, *args, **kwargs)
+
+    load = regressor.load_image_stack
+    monkeypatch.setattr(regressor, "load_image_stack", spy)
+    monkeypatch.setattr(_chunks, "CHUNK_CELLS", 4)
+    np.testing.assert_allclose(model.predict(X), whole_scores, rtol=1e-6)
+    assert decoded == [8, 8, 8, 6]  # whole batches of 8: the batches of a single pass
+    decoded.clear()
+    for chunked, whole in zip(grad_cam(model, X.iloc[:6], batch_size=2), whole_maps, strict=True):
+        np.testing.assert_allclose(chunked, whole, atol=1e-5)
+    assert decoded == [4, 2]
+
+
+def _double(chunk: pd.DataFrame, stop_at: int | None = None) -> pd.DataFrame:
+    if stop_at in chunk.index:
+        raise KeyboardInterrupt
+    return pd.DataFrame({"name": chunk["name"], "twice": chunk["value"] * 2}, index=chunk.index)
+
+
+def test_run_in_chunks_resumes_refuses_other_settings_and_redoes_changed_cells(tmp_path):
+    table = pd.DataFrame({"name": [f"cell{i}.tiff" for i in range(10)], "value": range(10)})
+    out = tmp_path / "out.csv"
+    run = partial(run_in_chunks, key_column="name", chunk_size=3)
+    with pytest.raises(KeyboardInterrupt):
+        run(table, partial(_double, stop_at=7), out, settings={"factor": 2})
+    assert not out.exists()
+    assert len(list(partial_folder(out).glob("part-*.csv"))) == 2  # rows 0-5 are saved
+    with pytest.raises(ValueError, match=r"out.csv.partial holds an unfinished run.*factor"):
+        run(table, _double, out, settings={"factor": 3})
+    table.loc[4, "name"] = "another.tiff"  # rows 3-5 now name other cells: done again
+    result = run(table, _double, out, settings={"factor": 2})
+    assert result.n_resumed == 3
+    assert not partial_folder(out).exists()
+    expected = _double(table)
+    pd.testing.assert_frame_equal(pd.read_csv(out), expected.reset_index(drop=True))
+    with pytest.raises(ValueError, match="refusing to overwrite the input"):
+        run(table, _double, tmp_path / "in.csv", settings={}, inputs=[tmp_path / "in.csv"])
+
+
+def _restore_default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # whatever the test process inherited
+
+
+def _interrupt_when(process, folder: Path, n_parts: int, sig: int) -> None:
+    deadline = time.monotonic() + 120
+    while len(list(folder.glob("part-*.csv"))) < n_parts:
+        assert process.poll() is None, "the run ended before it could be interrupted"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    process.send_signal(sig)
+
+
+def test_features_command_resumes_after_sigkill_and_ctrl_c(synthetic_root, tmp_path):
+    folder = next(synthetic_root.glob("*fish_1/rescaled_2D_single_cell_tiff_path"))
+    images = [str(path) for path in sorted(folder.glob("*.tiff"))[:40]] * 3  # 120 cells
+    reference = tmp_path / "reference.csv"
+    assert main(["features", *images, "-o", str(reference), "--quiet"]) == 0
+    command = [sys.executable, "-m", "sarcnet_sklearn", "features", *images, "-o", "out.csv",
+               "--chunk-size", "2", "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    parts = partial_folder(tmp_path / "out.csv")
+
+    killed = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, preexec_fn=_restore_default_sigint)
+    _interrupt_when(killed, parts, 1, signal.SIGKILL)
+    killed.communicate()
+    done = len(list(parts.glob("part-*.csv")))
+    assert killed.returncode == -signal.SIGKILL and 1 <= done < 60
+    assert not (tmp_path / "out.csv").exists()
+
+    stopped = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_restore_default_sigint)
+    _interrupt_when(stopped, parts, done + 2, signal.SIGINT)
+    printed, errors = stopped.communicate()
+    assert stopped.returncode == 130, errors
+    assert f"resuming: {2 * done} of 120 cells already done" in printed
+    assert "run the same command again to go on from there" in errors
+    assert not (tmp_path / "out.csv").exists()
+
+    finished = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr
+    assert "wrote Protocol 1 features of 120 cells to out.csv" in finished.stdout
+    assert (tmp_path / "out.csv").read_bytes() == reference.read_bytes()
+    assert not parts.exists()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    import distributed
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as local, \
+            distributed.Client(local) as client:
+        yield client
+
+
+def test_predict_cells_with_a_client_matches_the_local_run(model, cells, cluster):
+    X = cells.iloc[150:180]
+    here = predict_cells(model, X)
+    there = predict_cells(model, X, client=cluster, chunk_size=8)
+    pd.testing.assert_frame_equal(there, here)
+
+
+def test_commands_on_a_cluster_match_the_local_run_even_when_a_worker_dies(
+    model_file, cell_table, cluster, tmp_path
+):
+    local, remote = tmp_path / "local.csv", tmp_path / "remote.csv"
+    predict = ["predict", str(model_file), str(cell_table), "--quiet", "--chunk-size", "4"]
+    assert main([*predict, "--out", str(local)]) == 0
+    workers = cluster.run(os.getpid)
+
+    def kill_a_worker() -> None:
+        deadline = time.monotonic() + 120
+        while not list(partial_folder(remote).glob("part-*.csv")):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.01)
+        os.kill(next(iter(workers.values())), signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_a_worker)
+    killer.start()
+    address = cluster.scheduler.address
+    assert main([*predict, "--out", str(remote), "--scheduler", address]) == 0
+    killer.join()
+    assert cluster.run(os.getpid) != workers  # one worker was replaced mid-run
+    assert remote.read_bytes() == local.read_bytes()
+    result = pd.read_csv(remote)
+    assert len(result) == 40 and result["error"].notna().sum() == 1
+    loads = cluster.run(getattr, _engine, "MODEL_LOADS")
+    path = str(Path(model_file).resolve())
+    assert max(counts[path] for counts in loads.values()) == 1  # once per worker process
+
+    features = ["features", *pd.read_csv(cell_table)["image_path"][6:18], "--quiet",
+                "--chunk-size", "3"]
+    assert main([*features, "-o", str(local)]) == 0
+    assert main([*features, "-o", str(remote), "--scheduler", address]) == 0
+    assert remote.read_bytes() == local.read_bytes()
