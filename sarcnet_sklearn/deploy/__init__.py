@@ -15,12 +15,20 @@ from ._model_file import (
     model_metadata,
     save_model,
 )
-from ._predict import ERROR_COLUMN, RAW_COLUMN, SCORE_COLUMN, SCORE_RANGE, predict_cells
+from ._predict import (
+    ERROR_COLUMN,
+    RANGE_COLUMN,
+    RAW_COLUMN,
+    SCORE_COLUMN,
+    SCORE_RANGE,
+    predict_cells,
+)
 from ._train import ExcludedCellsWarning, train_model
 
 __all__ = [
     "ERROR_COLUMN",
     "FORMAT_VERSION",
+    "RANGE_COLUMN",
     "RAW_COLUMN",
     "SCORE_COLUMN",
     "SCORE_RANGE",
