@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import pandas as pd
 
 from .._columns import IMAGE_COLUMN, PIXEL_SIZE_UM, PROTOCOL_1, STRUCTURE_PAGE
-from ..io import collect_images, write_csv_atomically
+from ..io import PATH_RULE, check_output, collect_images, paths_relative_to, write_csv_atomically
 from ._extractor import measure_many
 
 COLUMNS = [IMAGE_COLUMN] + PROTOCOL_1 + ["peak_angle", "error"]
@@ -33,7 +32,8 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
             "Measure the five Protocol 1 features of each cell image (cell area in um^2, "
             "aspect ratio, max coefficient of variation, peak height, peak distance in um) "
             "and write one CSV row per cell. A cell that cannot be measured gets NaN values "
-            "and the reason in the 'error' column."
+            f"and the reason in the 'error' column. Paths: {PATH_RULE}, so 'predict MODEL "
+            "OUTPUT.csv' finds the images from any working directory."
         ),
     )
     parser.add_argument(
@@ -41,6 +41,8 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
         help="image files, or folders whose .tif/.tiff/.png files are all measured",
     )
     parser.add_argument("-o", "--output", required=True, help="CSV file to write")
+    parser.add_argument("--recursive", action="store_true",
+                        help="also measure the images in sub-folders of a folder")
     parser.add_argument(
         "--structure-page", type=int, default=STRUCTURE_PAGE,
         help="page (or channel) with the structure (default: %(default)s)",
@@ -65,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
     """Measure the images named by ``args`` and write the CSV; returns the exit code."""
     if args.pixel_size <= 0:
         raise ValueError(f"--pixel-size must be positive, got {args.pixel_size}")
-    images = collect_images(args.inputs)
-    output = Path(args.output)
+    images = collect_images(args.inputs, recursive=args.recursive)
+    output = check_output(args.output, inputs=images)
     results = list(
         measure_many(
             images,
@@ -78,10 +80,10 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     table = pd.DataFrame(results)
-    table.insert(0, IMAGE_COLUMN, [str(path) for path in images])
+    table.insert(0, IMAGE_COLUMN, paths_relative_to(images, output))
     write_csv_atomically(table[COLUMNS], output, inputs=images)
     n_failed = int(table["error"].notna().sum())
-    print(f"wrote Protocol 1 features of {len(table)} cells to {output}")
+    print(f"wrote Protocol 1 features of {len(table)} cells to {output.resolve()}")
     if n_failed:
         print(
             f"warning: {n_failed} of {len(table)} cells could not be measured "
