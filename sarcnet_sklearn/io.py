@@ -213,7 +213,7 @@ def _read_cell_csv(path: Path, image_column: str) -> pd.DataFrame:
         if pd.isna(value) or not str(value).strip():
             return None
         image = Path(str(value))
-        return str(image if image.is_absolute() else folder / image)
+        return os.path.normpath(image if image.is_absolute() else folder / image)
 
     table[image_column] = [absolute(value) for value in table[image_column]]
     return table
