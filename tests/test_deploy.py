@@ -95,7 +95,8 @@ def test_predict_never_writes_over_an_input(shell_run, capsys):
 def test_model_file_carries_its_metadata(shell_run):
     _, [(model, _), _], _ = shell_run
     content = joblib.load(model)
-    assert content["format"] == "sarcnet-sklearn-model" and content["format_version"] == 1
+    assert content["format"] == "sarcnet-sklearn-model"
+    assert content["format_version"] == FORMAT_VERSION
     info = content["metadata"]
     assert info["versions"]["sarcnet_sklearn"] == __version__
     assert info["versions"]["torch"] == torch.__version__

@@ -40,6 +40,7 @@ from sarcnet_sklearn.features._reference import (
     reference_protocol1,
     reference_quantize,
 )
+from sarcnet_sklearn.io import load_cells
 
 FEATURES = PROTOCOL_1 + ["peak_angle"]
 
@@ -425,7 +426,7 @@ def test_cli_writes_one_row_per_cell_with_per_row_errors(tmp_path, capsys):
     assert "d_corrupt.tif" in table.loc[3, "error"]
     assert table.loc[1:, FEATURES].isna().all().all()
     assert [p.name for p in output.parent.iterdir()] == ["features.csv"]
-    assert good in set(table["image_path"])
+    assert good in set(load_cells(output)["image_path"])  # paths relative to the CSV
 
 
 def test_cli_pixel_size_and_pages(tmp_path):

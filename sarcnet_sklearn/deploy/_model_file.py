@@ -20,7 +20,6 @@ archive does, and as joblib only when it is neither a zip archive nor named
 from __future__ import annotations
 
 import copy
-import io
 import json
 import os
 import pickle
@@ -52,8 +51,9 @@ FORMAT = "sarcnet-sklearn-model"
 FORMAT_VERSION = 2
 """Layout version of the model files this package writes; it reads this one and older.
 
-1: safe-format weights in ``weights.pt`` (``torch.save``); 2: ``weights.safetensors``,
-``feature_range`` and ``score_range`` settings, joblib files trimmed for prediction."""
+1: safe-format weights in ``weights.pt`` (``torch.save``; no longer read, as reading it
+means unpickling); 2: ``weights.safetensors``, ``feature_range`` and ``score_range``
+settings, joblib files trimmed for prediction."""
 
 FORMATS = ("joblib", "safe")
 WEIGHTS_FILE = "weights.safetensors"
@@ -379,20 +379,22 @@ def _load_safe(path: Path, device: str | None):
             expected = {name: tuple(value.shape) for name, value in module.state_dict().items()}
             n_bytes = sum(value.numel() * value.element_size()
                           for value in module.state_dict().values())
-            if content["format_version"] >= 2:
-                data = reader.read(WEIGHTS_FILE, 8 + MAX_HEADER_BYTES + n_bytes)
-                state = _parse_safetensors(data, expected)
-            else:  # format 1: torch.save'd weights, read without unpickling objects
-                data = reader.read(OLD_WEIGHTS_FILE, MAX_HEADER_BYTES + 2 * n_bytes)
-                state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-            module.load_state_dict(state)
+            if content["format_version"] < 2:
+                raise ValueError(
+                    f"{path} is in model-file format {content['format_version']} (weights "
+                    f"in {OLD_WEIGHTS_FILE}, written with torch.save); this version reads "
+                    "safetensors weights only: load it where it was made and save it again "
+                    "with save_model(..., format='safe'), or retrain"
+                )
+            data = reader.read(WEIGHTS_FILE, 8 + MAX_HEADER_BYTES + n_bytes)
+            module.load_state_dict(_parse_safetensors(data, expected))
     except (OSError, KeyError, zipfile.BadZipFile, UnicodeDecodeError, ValueError, TypeError,
             RuntimeError, EOFError, pickle.UnpicklingError) as exc:
         if isinstance(exc, ValueError) and str(exc).startswith(str(path)):
             raise
         raise ValueError(
             f"cannot read model {path} (the safe format of save_model(..., format='safe')): "
-            f"{type(exc).__name__}: {exc}"
+            f"{type(exc).__name__}: {' '.join(str(exc).split())}"
         ) from exc
     return pipeline, metadata
 
