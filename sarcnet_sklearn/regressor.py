@@ -223,11 +223,12 @@ class SarcNetRegressor(NeuralNetRegressor):
         if self.score_range is None:
             return y
         low, high = self.score_range
-        outside = np.flatnonzero((y < low) | (y > high))
+        y_flat = y.reshape(-1)
+        outside = np.flatnonzero((y_flat < low) | (y_flat > high))
         if len(outside):
             raise ValueError(
                 f"{what} has {len(outside)} score(s) outside the score range [{low:g}, {high:g}] "
-                f"(first: {float(y[outside[0]])} at position {outside[0]}); pass "
+                f"(first: {float(y_flat[outside[0]])} at position {outside[0]}); pass "
                 "score_range=(low, high) to declare the scale of your scores, or None"
             )
         return y

@@ -177,6 +177,8 @@ def run_predict(args: argparse.Namespace) -> int:
     check_output(args.out, inputs=[args.data, args.model])
     model, metadata = load_model(args.model, device=args.device, return_metadata=True)
     cells = load_cells(args.data, recursive=args.recursive)
+    images = cells[IMAGE_COLUMN].dropna().tolist() if IMAGE_COLUMN in cells else []
+    check_output(args.out, inputs=images)
     predictions = predict_cells(
         model,
         cells,
@@ -184,7 +186,6 @@ def run_predict(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         progress=not args.quiet,
     )
-    images = cells[IMAGE_COLUMN].dropna().tolist() if IMAGE_COLUMN in cells else []
     output = write_csv_atomically(
         predictions, args.out, inputs=[args.data, args.model, *images]
     )
