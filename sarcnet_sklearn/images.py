@@ -1,7 +1,9 @@
 """Reading cell images and turning them into the compact uint8 cache the model trains on.
 
 A cell image is one plane of a file: a page of a multi-page (or OME) TIFF, or a
-colour channel of a PNG/JPEG. :func:`read_plane` reads it as stored;
+colour channel of a PNG/JPEG; or an image already in memory (a 2-D numpy
+array, or a ``(pages, height, width)`` stack), so that a table of cells may
+hold arrays instead of paths. :func:`read_plane` reads it as stored;
 :func:`to_uint8` and :func:`resize_plane` bring it to the model's input size; and
 :func:`load_image_stack` does both for many files at once, in threads, with a
 progress bar, into one ``(n_cells, size, size)`` uint8 array.
@@ -28,14 +30,43 @@ class ImageReadError(ValueError):
     """A cell image is missing, unreadable or lacks the requested plane."""
 
 
-def read_plane(path: str | PathLike, index: int = 0) -> np.ndarray:
-    """Read one 2-D plane of an image file, as stored.
+ImageSource = str | PathLike | np.ndarray
+"""A cell image: a file, or an array in memory."""
+
+
+def as_image_source(value) -> str | np.ndarray:
+    """A table cell as an image source: arrays kept as they are, anything else as a path string.
+
+    Examples
+    --------
+    >>> as_image_source(Path("a.tiff")), as_image_source(np.zeros((2, 2))).shape
+    ('a.tiff', (2, 2))
+    """
+    return value if isinstance(value, np.ndarray) else str(value)
+
+
+def source_name(source) -> str:
+    """How messages name an image source: its path, or the shape of an in-memory image.
+
+    Examples
+    --------
+    >>> source_name(np.zeros((3, 4), np.uint8))
+    'in-memory image (3x4 uint8)'
+    """
+    if isinstance(source, np.ndarray):
+        return f"in-memory image ({'x'.join(map(str, source.shape))} {source.dtype})"
+    return str(source)
+
+
+def read_plane(path: ImageSource, index: int = 0) -> np.ndarray:
+    """Read one 2-D plane of an image file (or in-memory image), as stored.
 
     Parameters
     ----------
-    path : str or path-like
+    path : str, path-like or ndarray
         A TIFF (multi-page, OME, any compression tifffile decodes) or a
-        PNG/JPEG/BMP file.
+        PNG/JPEG/BMP file; or an array: a 2-D array is the plane itself
+        (whatever ``index``), a 3-D array a stack of pages along its first axis.
     index : int, default=0
         Page of a multi-page TIFF; for a single-page file with several channels
         (RGB PNG, a ``(C, Y, X)`` or ``(Y, X, C)`` TIFF page), the channel.
@@ -58,7 +89,11 @@ def read_plane(path: str | PathLike, index: int = 0) -> np.ndarray:
     --------
     >>> from sarcnet_sklearn.images import read_plane
     >>> structure = read_plane("cell.tiff", 1)  # doctest: +SKIP
+    >>> read_plane(np.zeros((2, 5, 6)), 1).shape
+    (5, 6)
     """
+    if isinstance(path, np.ndarray):
+        return _array_plane(path, index)
     path = Path(path)
     try:
         if not path.exists():
@@ -97,6 +132,19 @@ def read_plane(path: str | PathLike, index: int = 0) -> np.ndarray:
     except Exception as exc:  # tifffile and PIL raise many types on corrupt files
         raise ImageReadError(f"cannot read image {path}: {exc}") from exc
     return _as_plane(array, index, path, channel_axis)
+
+
+def _array_plane(array: np.ndarray, index: int) -> np.ndarray:
+    name = source_name(array)
+    if array.ndim == 2:
+        return array
+    if array.ndim == 3:
+        if not 0 <= index < array.shape[0]:
+            raise ImageReadError(
+                f"{name}: has {array.shape[0]} pages, page {index} was requested"
+            )
+        return array[index]
+    raise ImageReadError(f"{name}: expected a 2-D plane or a stack of pages")
 
 
 def _check_unambiguous(tif: tifffile.TiffFile, path: Path) -> None:
@@ -173,19 +221,19 @@ def resize_plane(plane: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(plane).resize((size, size), Image.Resampling.BILINEAR))
 
 
-def load_cell_image(path: str | PathLike, index: int, size: int) -> np.ndarray:
+def load_cell_image(path: ImageSource, index: int, size: int) -> np.ndarray:
     """Read plane ``index`` of ``path`` and return it as a ``size x size`` uint8 array."""
     plane = read_plane(path, index)
     if plane.size == 0:
-        raise ImageReadError(f"{path}: image plane is empty")
+        raise ImageReadError(f"{source_name(path)}: image plane is empty")
     try:
         return resize_plane(to_uint8(plane), size)
     except ValueError as exc:
-        raise ImageReadError(f"{path}: {exc}") from exc
+        raise ImageReadError(f"{source_name(path)}: {exc}") from exc
 
 
 def load_image_stack(
-    paths: Sequence[str | PathLike],
+    paths: Sequence[ImageSource],
     index: int,
     size: int,
     *,
@@ -196,8 +244,8 @@ def load_image_stack(
 
     Parameters
     ----------
-    paths : sequence of str or path-like
-        One image file per cell.
+    paths : sequence of str, path-like or ndarray
+        One image file (or in-memory image, see :func:`read_plane`) per cell.
     index : int
         Page (or channel) to read, see :func:`read_plane`.
     size : int

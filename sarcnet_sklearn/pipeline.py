@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._columns import IMAGE_COLUMN, PROTOCOLS
 from ._validation import as_frame, check_finite_features
+from .images import as_image_source
 from .regressor import SarcNetRegressor
 
 
@@ -83,7 +84,9 @@ class ProtocolSelector(TransformerMixin, BaseEstimator):
         if self.keeps_image_:
             if self.image_column not in df.columns:
                 raise ValueError(f"X is missing the image column {self.image_column!r}")
-            out.insert(0, self.image_column, df[self.image_column].astype(str).to_numpy())
+            images = np.empty(len(df), dtype=object)
+            images[:] = [as_image_source(value) for value in df[self.image_column]]
+            out.insert(0, self.image_column, images)
         return out
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from ._batches import BatchIterator, CellDataset, unwrap_subset
 from ._columns import IMAGE_COLUMN, STRUCTURE_PAGE
 from ._validation import as_frame, check_finite_features, check_target
-from .images import load_image_stack
+from .images import as_image_source, load_image_stack
 from .metrics import spearman_score
 from .nn import SarcNetModule
 
@@ -63,7 +63,8 @@ class SarcNetRegressor(NeuralNetRegressor):
     use_images : bool, default=True
         False: a feature-only MLP (the image column may be absent).
     image_column : str, default="image_path"
-        Column holding each cell's image file.
+        Column holding each cell's image file (or the image itself, as a 2-D
+        array or a stack of pages: see :func:`~sarcnet_sklearn.images.read_plane`).
     image_channel : int, default=1
         Page of a multi-page TIFF (1 = alpha-actinin-2 in the AICS files) or
         channel of an RGB image to read.
@@ -209,7 +210,7 @@ class SarcNetRegressor(NeuralNetRegressor):
                     f"{df.index[np.argmax(blank.to_numpy())]!r}"
                 )
             inputs["images"] = load_image_stack(
-                paths.astype(str).tolist(), self.image_channel, self.image_size
+                [as_image_source(path) for path in paths], self.image_channel, self.image_size
             )
         if self.use_features:
             inputs["features"] = check_finite_features(df, self.feature_names_).astype(np.float32)

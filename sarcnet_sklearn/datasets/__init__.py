@@ -1,6 +1,7 @@
-"""Datasets: the AICS hiPSC-CM layout, the paper's split, and a synthetic stand-in."""
+"""Datasets: the AICS hiPSC-CM layout, the paper's split, and synthetic stand-ins."""
 
 from ._aics import load_aics, paper_split
+from ._field import make_synthetic_field
 from ._synthetic import make_synthetic_aics
 
-__all__ = ["load_aics", "make_synthetic_aics", "paper_split"]
+__all__ = ["load_aics", "make_synthetic_aics", "make_synthetic_field", "paper_split"]

@@ -21,7 +21,7 @@ from .._columns import CELL_MASK_PAGE, IMAGE_COLUMN, PROTOCOL_1, PROTOCOL_2, STR
 from .._validation import as_frame
 from ..features import ERROR_COLUMN as PROTOCOL1_ERROR_COLUMN
 from ..features import Protocol1Extractor
-from ..images import ImageReadError, load_cell_image
+from ..images import ImageReadError, as_image_source, load_cell_image, source_name
 
 
 @dataclass(frozen=True)
@@ -181,7 +181,7 @@ def _check_images(
 ) -> None:
     rows = np.flatnonzero(errors.isna().to_numpy())
     for row in tqdm(rows, desc="checking images", disable=not progress):
-        path = str(table[inputs.image_column].iloc[row])
+        path = as_image_source(table[inputs.image_column].iloc[row])
         try:
             plane = load_cell_image(path, inputs.image_channel, inputs.image_size)
         except ImageReadError as exc:
@@ -189,7 +189,7 @@ def _check_images(
             continue
         if plane.min() == plane.max():
             errors[row] = (
-                f"{path}: page {inputs.image_channel} is blank (every pixel is "
+                f"{source_name(path)}: page {inputs.image_channel} is blank (every pixel is "
                 f"{int(plane.min())}); there is no structure to score"
             )
 

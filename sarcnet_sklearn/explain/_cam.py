@@ -15,7 +15,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .._validation import as_frame
-from ..images import read_plane
+from ..images import as_image_source, read_plane
 from ..regressor import SarcNetRegressor
 
 DEFAULT_LAYERS = {
@@ -203,7 +203,7 @@ def grad_cam(
     net, Xt = split_model(model, X)
     target_layer = resolve_layer(net, layer)
     inputs = net._net_input(Xt)
-    paths = Xt[net.image_column].astype(str).tolist()
+    paths = [as_image_source(value) for value in Xt[net.image_column]]
     shapes = [read_plane(path, net.image_channel).shape for path in paths]
     module = _plain_module(net)
     device = next(module.parameters()).device

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from os import PathLike
 
 import numpy as np
 import pandas as pd
@@ -14,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
 from .._columns import CELL_MASK_PAGE, IMAGE_COLUMN, PIXEL_SIZE_UM, PROTOCOL_1, STRUCTURE_PAGE
-from ..images import ImageReadError, read_plane
+from ..images import ImageReadError, ImageSource, read_plane, source_name
 from ._protocol1 import extract_protocol1
 
 ERROR_COLUMN = "protocol1_error"
@@ -24,8 +23,8 @@ _ERRORS = ("raise", "coerce")
 
 
 def measure_image_file(
-    image_path: str | PathLike,
-    mask_path: str | PathLike | None = None,
+    image_path: ImageSource,
+    mask_path: ImageSource | None = None,
     *,
     structure_page: int = STRUCTURE_PAGE,
     mask_page: int | None = None,
@@ -37,10 +36,11 @@ def measure_image_file(
 
     Parameters
     ----------
-    image_path : str or path-like
-        File holding the structure plane (and the mask, unless ``mask_path``).
-    mask_path : str or path-like, optional
-        Separate file holding the cell mask.
+    image_path : str, path-like or ndarray
+        File holding the structure plane (and the mask, unless ``mask_path``),
+        or the image in memory (see :func:`~sarcnet_sklearn.images.read_plane`).
+    mask_path : str, path-like or ndarray, optional
+        Separate file (or array) holding the cell mask; needed for a 2-D array.
     structure_page : int, default=1
         Page (or channel) of ``image_path`` with the structure.
     mask_page : int, optional
@@ -62,6 +62,11 @@ def measure_image_file(
     if mask_page is None:
         mask_page = CELL_MASK_PAGE if mask_path is None else 0
     try:
+        if mask_path is None and isinstance(image_path, np.ndarray) and image_path.ndim == 2:
+            raise ImageReadError(
+                f"{source_name(image_path)}: a 2-D in-memory image has no mask page; give "
+                "the cell mask separately (mask_column)"
+            )
         image = read_plane(image_path, structure_page)
         mask = read_plane(image_path if mask_path is None else mask_path, mask_page)
         features: dict[str, float | str | None] = dict(
@@ -71,7 +76,7 @@ def measure_image_file(
     except ImageReadError as exc:
         features = _failed(str(exc))
     except ValueError as exc:
-        features = _failed(f"{image_path}: {exc}")
+        features = _failed(f"{source_name(image_path)}: {exc}")
     return features
 
 
@@ -129,10 +134,11 @@ class Protocol1Extractor(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     image_column : str, default="image_path"
-        Column with the image file of each cell.
+        Column with the image file of each cell, or the image itself as an
+        array (a 2-D plane, which then needs ``mask_column``, or a stack of pages).
     mask_column : str, optional
-        Column with a separate cell-mask file; by default the mask is a page
-        of the image file.
+        Column with a separate cell-mask file (or 2-D array); by default the
+        mask is a page of the image file.
     structure_page : int, default=1
         Page (or channel) holding the structure (alpha-actinin-2).
     mask_page : int, optional

@@ -1,0 +1,27 @@
+"""From a microscope's field of view and its label image to per-cell scores.
+
+- :func:`read_field`: one 2-D plane of a microscopy file (OME-TIFF, TIFF, PNG;
+  CZI, ND2 and LIF with the ``formats`` extra) with its pixel size;
+  :func:`read_labels`: a label image.
+- :func:`cut_cells`: every labelled cell cut out exactly as the AICS
+  single-cell training images were (:func:`stretch_field`, :class:`CellCrop`).
+- :func:`score_fields`: fields and label images in, one row per cell out
+  (position, area, Protocol 1 features, predicted score, per-cell error).
+
+The command line has them as ``sarcnet-sklearn fields``.
+"""
+
+from ._cut import CellCrop, cut_cells, stretch_field
+from ._read import FieldImage, read_field, read_labels
+from ._score import POSITION_COLUMNS, score_fields
+
+__all__ = [
+    "CellCrop",
+    "FieldImage",
+    "POSITION_COLUMNS",
+    "cut_cells",
+    "read_field",
+    "read_labels",
+    "score_fields",
+    "stretch_field",
+]

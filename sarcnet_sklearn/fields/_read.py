@@ -1,0 +1,349 @@
+"""Reading one 2-D plane of a microscope's field of view, and its label image, through bioio.
+
+A field file may hold several scenes, channels, Z planes and time points. The
+user picks the scene, the channel (by name or index) and the Z plane (an index,
+or ``"max"`` for a maximum projection as the AICS pipeline made); an ambiguous
+choice is an error that lists what the file holds. The physical pixel size
+comes from the file's metadata unless given.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+
+from ..images import PIL_SUFFIXES
+
+FORMATS_HINT = (
+    "CZI, ND2 and LIF files need the optional readers: pip install 'sarcnet-sklearn[formats]'"
+)
+
+
+@dataclass
+class FieldImage:
+    """One 2-D plane of a field of view and where it came from.
+
+    Attributes
+    ----------
+    data : ndarray of shape (height, width)
+        The plane in its stored dtype (e.g. uint16).
+    pixel_size : float or None
+        Micrometres per pixel (from the metadata, or as given); None if unknown.
+    path : pathlib.Path or None
+        The file, or None for an array.
+    channel : int or str or None
+        The channel read (its name when the file names it, else its index).
+    scene : int or str or None
+        The scene read.
+    z : int or "max" or None
+        The Z plane read, ``"max"`` for a maximum projection.
+    """
+
+    data: np.ndarray
+    pixel_size: float | None = None
+    path: Path | None = None
+    channel: int | str | None = None
+    scene: int | str | None = None
+    z: int | str | None = None
+
+    @property
+    def name(self) -> str:
+        """The file's path, or ``"<array>"`` for an in-memory field."""
+        return str(self.path) if self.path is not None else "<array>"
+
+
+def field_name(field) -> str:
+    """How messages name a field: its path, or ``"<array>"``."""
+    if isinstance(field, FieldImage):
+        return field.name
+    if isinstance(field, (str, PathLike)):
+        return str(field)
+    return "<array>"
+
+
+def read_field(
+    path: str | PathLike | np.ndarray,
+    *,
+    channel: int | str | None = None,
+    scene: int | str | None = None,
+    z: int | str | None = None,
+    pixel_size: float | None = None,
+) -> FieldImage:
+    """Read one 2-D plane of a field of view (OME-TIFF, TIFF, PNG; CZI/ND2/LIF with extras).
+
+    Parameters
+    ----------
+    path : str, path-like or ndarray
+        The file, read with bioio (OME-TIFF and TIFF built in; CZI, ND2 and LIF
+        with ``pip install 'sarcnet-sklearn[formats]'``) or, for PNG/JPEG/BMP,
+        Pillow. A 2-D array is taken as the plane itself.
+    channel : int or str, optional
+        Channel index or name; required when the file has several channels.
+        A string that is no channel's name but a number is taken as an index.
+    scene : int or str, optional
+        Scene index or name; required when the file has several scenes.
+    z : int or "max", optional
+        Z plane, or ``"max"`` for a maximum projection; required for a Z stack.
+    pixel_size : float, optional
+        Micrometres per pixel; overrides the metadata.
+
+    Returns
+    -------
+    field : FieldImage
+
+    Raises
+    ------
+    FileNotFoundError
+        When the file does not exist.
+    ValueError
+        For an unreadable file or an ambiguous or impossible choice; the
+        message names the file and lists its scenes, channels or Z planes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> field = read_field(np.ones((4, 5), np.uint16), pixel_size=0.12)
+    >>> field.data.shape, field.pixel_size, field.name
+    ((4, 5), 0.12, '<array>')
+    >>> read_field("stack.ome.tiff", channel="488", z="max")  # doctest: +SKIP
+    """
+    pixel_size = _check_pixel_size(pixel_size)
+    if isinstance(path, np.ndarray):
+        if path.ndim != 2:
+            raise ValueError(f"an in-memory field must be one 2-D plane, got shape {path.shape}")
+        return FieldImage(path, pixel_size)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such field file: {path}")
+    if path.suffix.lower() in PIL_SUFFIXES:
+        return _read_pil(path, channel, pixel_size)
+    return _read_bioio(path, channel, scene, z, pixel_size, what="field")
+
+
+def read_labels(path: str | PathLike | np.ndarray, *, scene: int | str | None = None) -> np.ndarray:
+    """Read a label image (one integer per cell, 0 = background) as a 2-D array.
+
+    Parameters
+    ----------
+    path : str, path-like or ndarray
+        A TIFF / OME-TIFF / PNG label image (cellpose, StarDist, napari,
+        CellProfiler), or a 2-D array.
+    scene : int or str, optional
+        Scene, for a label file with several.
+
+    Returns
+    -------
+    labels : ndarray of shape (height, width)
+        As stored; :func:`cut_cells` checks that the values are integer labels.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Naming the file: missing, unreadable, or more than one plane.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> read_labels(np.eye(3, dtype=np.int32)).sum()
+    np.int64(3)
+    """
+    if isinstance(path, np.ndarray):
+        if path.ndim != 2:
+            raise ValueError(f"an in-memory label image must be 2-D, got shape {path.shape}")
+        return path
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such label image: {path}")
+    if path.suffix.lower() in PIL_SUFFIXES:
+        return _read_pil(path, None, None).data
+    return _read_bioio(path, None, scene, None, None, what="label image").data
+
+
+def _check_pixel_size(pixel_size) -> float | None:
+    if pixel_size is None:
+        return None
+    try:
+        value = float(pixel_size)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"pixel_size must be a positive number of micrometres, got {pixel_size!r}")
+    return value
+
+
+def _read_pil(path: Path, channel, pixel_size) -> FieldImage:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            names = list(image.getbands())
+            array = np.asarray(image)
+    except Exception as exc:  # Pillow raises many types on corrupt files
+        raise ValueError(f"cannot read field {path}: {exc}") from exc
+    if array.ndim == 2:
+        _pick(0 if channel is None else channel, names, path, "channel")
+        return FieldImage(array, pixel_size, path, None, None, None)
+    colours = [name for name in names if name != "A"]
+    if channel is None:
+        first = array[..., 0]
+        if all(np.array_equal(first, array[..., k]) for k in range(1, len(colours))):
+            return FieldImage(first, pixel_size, path, None, None, None)
+        listing = ", ".join(f"{index}: {name!r}" for index, name in enumerate(names))
+        raise ValueError(
+            f"{path}: has {len(names)} colour channels ({listing}); choose one with channel="
+        )
+    index = _pick(channel, names, path, "channel")
+    return FieldImage(array[..., index], pixel_size, path, names[index], None, None)
+
+
+def _pick(choice, names: list[str], path: Path, what: str) -> int:
+    """Index of ``choice`` (an index, a name, or a number as a string) among ``names``."""
+    listing = ", ".join(f"{index}: {name!r}" for index, name in enumerate(names))
+    if isinstance(choice, str) and choice in names:
+        return names.index(choice)
+    if isinstance(choice, str) and choice.strip().lstrip("-").isdigit():
+        choice = int(choice)
+    if isinstance(choice, (int, np.integer)) and not isinstance(choice, bool):
+        if 0 <= choice < len(names):
+            return int(choice)
+        raise ValueError(f"{path}: has no {what} {choice}; it holds {what}s {listing}")
+    raise ValueError(f"{path}: has no {what} {choice!r}; it holds {what}s {listing}")
+
+
+def _read_bioio(path: Path, channel, scene, z, pixel_size, *, what: str) -> FieldImage:
+    from bioio import BioImage
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reader, plain_tiff, tiff_pixel_size = _tiff_reader(path)
+            image = BioImage(path, reader=reader)
+            scenes = list(image.scenes)
+    except Exception as exc:  # bioio and its plugins raise many types on unknown/corrupt files
+        raise ValueError(f"cannot read {what} {path}: {exc} ({FORMATS_HINT})") from exc
+    if len(scenes) > 1 and scene is None:
+        listing = ", ".join(f"{index}: {name!r}" for index, name in enumerate(scenes))
+        raise ValueError(f"{path}: has {len(scenes)} scenes ({listing}); choose one with scene=")
+    scene_index = 0 if scene is None else _pick(scene, scenes, path, "scene")
+    image.set_scene(scene_index)
+    dims = image.dims
+    sizes = dict(zip(dims.order, image.shape, strict=True))
+    if sizes.get("T", 1) > 1:
+        raise ValueError(f"{path}: has {sizes['T']} time points; give a file of one time point")
+    channel_axis = "C"
+    names = [str(name) for name in (image.channel_names or [])]
+    if sizes.get("C", 1) == 1 and sizes.get("S", 1) > 1:
+        channel_axis = "S"
+        names = [f"sample {index}" for index in range(sizes["S"])]
+    n_channels = sizes.get(channel_axis, 1)
+    if len(names) != n_channels:
+        names = [str(index) for index in range(n_channels)]
+    if what == "label image" and (n_channels > 1 or sizes.get("Z", 1) > 1):
+        raise ValueError(
+            f"{path}: a label image must be one 2-D plane, but this one has {n_channels} "
+            f"channel(s) and {sizes.get('Z', 1)} Z plane(s)"
+        )
+    if n_channels > 1 and channel is None:
+        listing = ", ".join(f"{index}: {name!r}" for index, name in enumerate(names))
+        raise ValueError(
+            f"{path}: has {n_channels} channels ({listing}); choose the alpha-actinin-2 "
+            "channel with channel= (name or index)"
+        )
+    channel_index = 0 if channel is None else _pick(channel, names, path, "channel")
+    n_planes = sizes.get("Z", 1)
+    if n_planes > 1 and z is None:
+        raise ValueError(
+            f"{path}: has {n_planes} Z planes (0..{n_planes - 1}); choose one with z=, "
+            "or z='max' for a maximum projection"
+        )
+    selection = {channel_axis: channel_index}
+    if "T" in sizes:
+        selection["T"] = 0
+    if channel_axis == "S" and "C" in sizes:
+        selection["C"] = 0
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            stack = np.asarray(image.get_image_data("ZYX", **selection))
+    except Exception as exc:
+        raise ValueError(f"cannot read {what} {path}: {exc}") from exc
+    if z is None:
+        z_choice = None
+        plane = stack[0]
+    elif isinstance(z, str) and z.strip().lower() == "max":
+        z_choice = "max"
+        plane = stack.max(axis=0)
+    else:
+        z_choice = _pick(z, [str(index) for index in range(n_planes)], path, "Z plane")
+        plane = stack[z_choice]
+    if pixel_size is None:
+        pixel_size = tiff_pixel_size if plain_tiff else _metadata_pixel_size(image, path)
+    return FieldImage(
+        np.ascontiguousarray(plane),
+        pixel_size,
+        path,
+        names[channel_index] if channel is not None or n_channels > 1 else channel_index,
+        scenes[scene_index] if scene is not None else None,
+        z_choice,
+    )
+
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+_MICRONS = {"um", "micron", "microns", "\u00b5m", "\u03bcm", "\\u00b5m"}
+_UM_PER_RESOLUTION_UNIT = {2: 25_400.0, 3: 10_000.0}  # TIFF ResolutionUnit: inch, centimetre
+
+
+def _tiff_reader(path: Path):
+    """The bioio reader of a TIFF (OME or plain), whether it is plain, and if so its pixel size.
+
+    Choosing the reader avoids bioio trying (and logging) the OME reader on
+    every plain TIFF. A plain TIFF's pixel size is taken only from a real
+    unit: ImageJ's micrometres or the TIFF resolution unit (inch, centimetre);
+    tifffile's default resolution of 1 without unit means "unknown".
+    """
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        return None, False, None
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        if tif.is_ome:
+            from bioio_ome_tiff import Reader
+
+            return Reader, False, None
+        from bioio_tifffile import Reader
+
+        page = tif.pages[0]
+        resolution = page.tags.get("XResolution")
+        unit = page.tags.get("ResolutionUnit")
+        imagej_unit = (tif.imagej_metadata or {}).get("unit")
+    if resolution is None:
+        return Reader, True, None
+    numerator, denominator = resolution.value
+    if not numerator or not denominator:
+        return Reader, True, None
+    per_unit = denominator / numerator
+    if imagej_unit is not None and str(imagej_unit).strip().lower() in _MICRONS:
+        return Reader, True, per_unit
+    factor = _UM_PER_RESOLUTION_UNIT.get(int(unit.value) if unit is not None else 1)
+    return Reader, True, None if factor is None else per_unit * factor
+
+
+def _metadata_pixel_size(image, path: Path) -> float | None:
+    try:
+        sizes = image.physical_pixel_sizes
+        y, x = sizes.Y, sizes.X
+    except Exception:  # metadata a reader cannot parse: treat as unknown
+        return None
+    values = [float(v) for v in (y, x) if v is not None and np.isfinite(v) and v > 0]
+    if not values:
+        return None
+    if len(values) == 2 and abs(values[0] - values[1]) > 0.01 * max(values):
+        raise ValueError(
+            f"{path}: its pixels are not square ({values[0]} x {values[1]} um); Protocol 1 "
+            "assumes square pixels: resample the field or give pixel_size="
+        )
+    return values[-1]

@@ -1,0 +1,331 @@
+"""Scoring every cell of fields of view: read, cut, measure, predict, one row per cell."""
+
+from __future__ import annotations
+
+import warnings
+from os import PathLike
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .._columns import PIXEL_SIZE_UM, PROTOCOL_1
+from ..features import ERROR_COLUMN as FEATURE_ERROR_COLUMN
+from ..features import Protocol1Extractor
+from ._cut import CellCrop, cut_cells
+from ._read import FieldImage, read_field, read_labels
+
+POSITION_COLUMNS = [
+    "field",
+    "label",
+    "centroid_row",
+    "centroid_col",
+    "bbox_min_row",
+    "bbox_min_col",
+    "bbox_max_row",
+    "bbox_max_col",
+    "area",
+    "touches_border",
+    "pixel_size",
+]
+"""Where each cell is: its field, label, centroid, bounding box (max exclusive), area (px)."""
+
+BORDER_ERROR = (
+    "the cell touches the field's border and may be cut off (the AICS training cells never "
+    "did); score it anyway with score_border_cells=True"
+)
+
+CROP_COLUMN = "crop"
+MASK_COLUMN = "mask"
+
+FieldSource = str | PathLike | np.ndarray | FieldImage
+
+
+def as_list(items, what: str) -> list:
+    """One field (or label image) or a sequence of them, as a list."""
+    if isinstance(items, (str, PathLike, np.ndarray, FieldImage)):
+        return [items]
+    if items is None:
+        return []
+    try:
+        return list(items)
+    except TypeError as exc:
+        raise ValueError(f"{what} must be a path, an array or a list of them") from exc
+
+
+def pair_fields(fields, labels) -> list[tuple[FieldSource, object]]:
+    """Fields and label images as pairs; a clear error when some field has no label image."""
+    fields, labels = as_list(fields, "fields"), as_list(labels, "labels")
+    if not fields:
+        raise ValueError("no fields given")
+    names = [_source_name(field, index) for index, field in enumerate(fields)]
+    if len(labels) != len(fields):
+        listed = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        raise ValueError(
+            f"{len(fields)} field(s) ({listed}) but {len(labels)} label image(s): give one "
+            "label image per field, in the same order"
+        )
+    for name, label in zip(names, labels, strict=True):
+        if label is None:
+            raise ValueError(f"{name}: no label image given for this field")
+    return list(zip(fields, labels, strict=True))
+
+
+def _source_name(source, index: int) -> str:
+    if isinstance(source, FieldImage):
+        return source.name if source.path is not None else f"<array {index}>"
+    if isinstance(source, np.ndarray):
+        return f"<array {index}>"
+    return str(source)
+
+
+def load_field(
+    source: FieldSource, labels, index: int, *, channel=None, scene=None, z=None, pixel_size=None
+) -> tuple[str, FieldImage, np.ndarray]:
+    """Read one field and its label image; the field's name, image and label array."""
+    name = _source_name(source, index)
+    if isinstance(source, FieldImage):
+        field = source
+        if pixel_size is not None:
+            field = FieldImage(field.data, float(pixel_size), field.path, field.channel,
+                               field.scene, field.z)
+    else:
+        field = read_field(source, channel=channel, scene=scene, z=z, pixel_size=pixel_size)
+    if field.path is None:
+        field = FieldImage(field.data, field.pixel_size, None, field.channel, field.scene, field.z)
+    label_image = read_labels(labels)
+    if isinstance(labels, (str, PathLike)) and np.asarray(label_image).shape != field.data.shape:
+        raise ValueError(
+            f"{name}: its label image {labels} has shape {np.asarray(label_image).shape} but "
+            f"the field has shape {field.data.shape}"
+        )
+    return name, field, label_image
+
+
+def cell_rows(name: str, cells: list[CellCrop], pixel_size: float) -> pd.DataFrame:
+    """The position columns (and crop, mask, error) of a field's cells."""
+    return pd.DataFrame(
+        {
+            "field": name,
+            "label": [cell.label for cell in cells],
+            "centroid_row": [cell.centroid[0] for cell in cells],
+            "centroid_col": [cell.centroid[1] for cell in cells],
+            "bbox_min_row": [cell.bbox[0] for cell in cells],
+            "bbox_min_col": [cell.bbox[1] for cell in cells],
+            "bbox_max_row": [cell.bbox[2] for cell in cells],
+            "bbox_max_col": [cell.bbox[3] for cell in cells],
+            "area": [cell.area for cell in cells],
+            "touches_border": [cell.touches_border for cell in cells],
+            "pixel_size": pixel_size,
+            CROP_COLUMN: _objects([cell.image for cell in cells]),
+            MASK_COLUMN: _objects([cell.mask for cell in cells]),
+            "error": _objects([cell.error for cell in cells]),
+        }
+    )
+
+
+def _objects(values: list) -> np.ndarray:
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
+
+
+def cut_fields(
+    fields,
+    labels,
+    *,
+    channel=None,
+    scene=None,
+    z=None,
+    pixel_size: float | None = None,
+    score_border_cells: bool = False,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Read and cut every field: one row per cell with its crop, mask and any error.
+
+    See :func:`score_fields` for the parameters; the table has the
+    :data:`POSITION_COLUMNS` plus ``crop`` (uint8 array), ``mask`` (bool
+    array) and ``error``.
+    """
+    pairs = pair_fields(fields, labels)
+    tables = []
+    for index, (source, label_source) in enumerate(
+        tqdm(pairs, desc="cutting fields", unit="field", disable=not progress)
+    ):
+        name, field, label_image = load_field(
+            source, label_source, index, channel=channel, scene=scene, z=z,
+            pixel_size=pixel_size,
+        )
+        if field.pixel_size is None:
+            warnings.warn(
+                f"{name}: no pixel size in its metadata; measuring Protocol 1 at "
+                f"{PIXEL_SIZE_UM} um/px (the AICS images'); give pixel_size= if it differs",
+                UserWarning,
+                stacklevel=3,
+            )
+        try:
+            cells = cut_cells(field, label_image)
+        except ValueError as exc:
+            message = str(exc)
+            if message.startswith("<array>"):
+                message = name + message[len("<array>"):]
+            elif not message.startswith(name):
+                message = f"{name}: {message}"
+            raise ValueError(message) from None
+        table = cell_rows(name, cells, field.pixel_size or PIXEL_SIZE_UM)
+        if not score_border_cells:
+            border = table["touches_border"].to_numpy() & table["error"].isna().to_numpy()
+            table.loc[border, "error"] = BORDER_ERROR
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
+
+
+def measure_cells(
+    table: pd.DataFrame, *, n_jobs: int | None = None, progress: bool = False
+) -> pd.DataFrame:
+    """Protocol 1 features of every cut cell (NaN and an error where they cannot be measured).
+
+    Cells with a crop error are not measured; cells only flagged for the
+    border are (their features describe what is in the field).
+    """
+    out = table.copy()
+    for name in PROTOCOL_1:
+        out[name] = np.nan
+    measurable = np.array([_has_crop(error) for error in table["error"]], dtype=bool)
+    for pixel_size in pd.unique(table.loc[measurable, "pixel_size"]):
+        rows = measurable & (table["pixel_size"] == pixel_size).to_numpy()
+        extractor = Protocol1Extractor(
+            image_column=CROP_COLUMN,
+            mask_column=MASK_COLUMN,
+            structure_page=0,
+            mask_page=0,
+            pixel_size=float(pixel_size),
+            n_jobs=n_jobs,
+            progress=progress,
+            errors="coerce",
+        )
+        measured = extractor.fit_transform(table.loc[rows, [CROP_COLUMN, MASK_COLUMN]])
+        for name in PROTOCOL_1:
+            out.loc[rows, name] = measured[name].to_numpy()
+        failed = measured[FEATURE_ERROR_COLUMN].dropna()
+        out.loc[failed.index, "error"] = ("cannot measure Protocol 1 features: " + failed).values
+    return out
+
+
+def _has_crop(error) -> bool:
+    return not isinstance(error, str) or error.startswith(BORDER_ERROR)
+
+
+def score_fields(
+    model,
+    fields,
+    labels,
+    *,
+    channel: int | str | None = None,
+    scene: int | str | None = None,
+    z: int | str | None = None,
+    pixel_size: float | None = None,
+    score_border_cells: bool = False,
+    keep_crops: bool = False,
+    n_jobs: int | None = None,
+    batch_size: int = 200,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Score every labelled cell of fields of view with a Protocol 1 SarcNet model.
+
+    Each field is read (:func:`read_field`), its cells are cut exactly as the
+    AICS training cells were (:func:`cut_cells`), their Protocol 1 features are
+    measured on the crop at the field's pixel size, and the model scores them
+    (:func:`~sarcnet_sklearn.deploy.predict_cells`). Nothing is written to disk.
+
+    Parameters
+    ----------
+    model : fitted SarcNet pipeline
+        A Protocol 1 model (its features can be measured from the images),
+        e.g. from :func:`~sarcnet_sklearn.deploy.load_model`.
+    fields : path, array, FieldImage, or a list of them
+        The alpha-actinin-2 channel of each field (files are read with
+        ``channel``, ``scene`` and ``z``).
+    labels : path, array, or a list of them
+        One label image per field (0 = background, 1, 2, ... = cells).
+    channel, scene, z : optional
+        What to read from each field file, see :func:`read_field`.
+    pixel_size : float, optional
+        Micrometres per pixel, overriding the files' metadata. Where neither
+        gives one, 0.12 (the AICS images') is used with a warning.
+    score_border_cells : bool, default=False
+        Also score cells that touch a field's border (the AICS pipeline left
+        them out; by default they get an error instead of a score).
+    keep_crops : bool, default=False
+        Keep the ``crop`` (uint8) and ``mask`` (bool) arrays of each cell.
+    n_jobs : int, optional
+        Cells measured in parallel (joblib).
+    batch_size : int, default=200
+        Cells handed to the model at once.
+    progress : bool, default=False
+        Show progress bars.
+
+    Returns
+    -------
+    cells : DataFrame
+        One row per labelled cell, in field order then label order: ``field``
+        (path, or ``<array i>``), ``label``, ``centroid_row``, ``centroid_col``,
+        ``bbox_min_row``, ``bbox_min_col``, ``bbox_max_row``, ``bbox_max_col``
+        (max exclusive), ``area`` (pixels), ``touches_border``,
+        ``pixel_size``, the Protocol 1 features, ``score_pred`` (1-5),
+        ``score_raw`` and ``error`` (None where the cell was scored; NaN scores
+        otherwise).
+
+    Raises
+    ------
+    ValueError
+        For a model that needs features other than Protocol 1, and for a field
+        that cannot be used at all (unreadable, ambiguous channel, label image
+        of another shape, no cells, NaN values...), naming the field.
+
+    Examples
+    --------
+    >>> from sarcnet_sklearn.datasets import make_synthetic_field
+    >>> from sarcnet_sklearn.deploy import load_model
+    >>> field, labels = make_synthetic_field((256, 256), n_cells=4, random_state=0)
+    >>> model = load_model("model.joblib")  # doctest: +SKIP
+    >>> scores = score_fields(model, field, labels, pixel_size=0.12)  # doctest: +SKIP
+    >>> scores[["label", "area", "score_pred", "error"]]  # doctest: +SKIP
+    """
+    from ..deploy import ERROR_COLUMN as PREDICT_ERROR_COLUMN
+    from ..deploy import ModelInputs, predict_cells
+
+    inputs = ModelInputs.of(model)
+    if not set(inputs.features) <= set(PROTOCOL_1):
+        extra = sorted(set(inputs.features) - set(PROTOCOL_1))
+        raise ValueError(
+            f"this model needs the feature(s) {extra}, which cannot be measured from a field "
+            "of view; score fields with a Protocol 1 model (train --protocol 1)"
+        )
+    table = cut_fields(
+        fields, labels, channel=channel, scene=scene, z=z, pixel_size=pixel_size,
+        score_border_cells=score_border_cells, progress=progress,
+    )
+    table = measure_cells(table, n_jobs=n_jobs, progress=progress)
+    table["score_pred"] = np.nan
+    table["score_raw"] = np.nan
+    ready = table["error"].isna().to_numpy()
+    if ready.any():
+        cells = table.loc[ready, list(inputs.features)].copy()
+        if inputs.image_column is not None:
+            cells.insert(0, inputs.image_column, table.loc[ready, CROP_COLUMN])
+        predicted = predict_cells(model, cells, batch_size=batch_size, progress=progress)
+        table.loc[ready, "score_pred"] = predicted["score_pred"].to_numpy()
+        table.loc[ready, "score_raw"] = predicted["score_raw"].to_numpy()
+        table.loc[ready, "error"] = predicted[PREDICT_ERROR_COLUMN].to_numpy()
+    columns = POSITION_COLUMNS + PROTOCOL_1 + ["score_pred", "score_raw", "error"]
+    if keep_crops:
+        columns += [CROP_COLUMN, MASK_COLUMN]
+    out = table[columns].copy()
+    out["error"] = _objects([value if isinstance(value, str) else None for value in out["error"]])
+    return out
+
+
+__all__ = ["score_fields", "cut_fields", "measure_cells", "POSITION_COLUMNS"]
+
+
