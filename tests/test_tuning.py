@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 from sklearn.base import clone
 from skorch.callbacks import Callback
 
-from sarcnet_sklearn import PROTOCOL_2, make_sarcnet_pipeline
+from sarcnet_sklearn import PROTOCOL_2, load_model, make_sarcnet_pipeline
 from sarcnet_sklearn.cli import main
 from sarcnet_sklearn.tuning import default_search_space, tune
 from sarcnet_sklearn.tuning._objective import Objective, SurplusTrial
@@ -231,7 +231,7 @@ def test_two_cli_workers_share_one_sqlite_study(cells, tmp_path):
     assert refit.returncode == 0, refit.stderr
     assert f"saved to {out.resolve()}" in refit.stdout
     assert len(optuna.load_study(study_name="shared", storage=storage).trials) == len(trials)
-    model = joblib.load(out)
+    model = load_model(out)  # the model file 'train' writes, through the one loader
     predictions = model.predict(cells.iloc[80:90])
     assert predictions.shape == (10,) and np.isfinite(predictions).all()
 
