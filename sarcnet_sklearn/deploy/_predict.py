@@ -24,8 +24,9 @@ RANGE_COLUMN = "out_of_range"
 SCORE_RANGE = (1.0, 5.0)
 """The experts' scale."""
 
-RANGE_MARGIN = 0.25
-"""A feature is out of range beyond this fraction of its training range past its min or max."""
+RANGE_MARGIN = 1.0
+"""A feature is out of range beyond this fraction of its training range past its min or max
+(one whole range: a unit mistake or a sign error, not an unusually large cell)."""
 
 OUTPUT_COLUMNS = [SCORE_COLUMN, RAW_COLUMN, ERROR_COLUMN, RANGE_COLUMN]
 
@@ -46,8 +47,9 @@ def predict_cells(
     model is a Protocol 1 model. The fitted model then predicts the rows that
     passed, in batches. Rows that fail get NaN scores and the reason in the
     ``error`` column. A row with a feature far outside the training data
-    (more than a quarter of the feature's training range beyond its min or
-    max, e.g. a negative cell area) would be an extrapolation: its
+    (more than the width of the feature's training range beyond its min or
+    max, e.g. an area in pixels instead of um^2, or a large negative area)
+    would be an extrapolation: its
     ``score_pred`` is NaN, ``out_of_range`` names the features, ``error``
     says why, and ``score_raw`` keeps the model's output.
 
