@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .deploy import _cli as deploy_cli
     from .explain import _cli as explain_cli
     from .features import _cli as features_cli
+    from .fields import _cli as fields_cli
     from .tuning import _cli as tuning_cli
 
     parser = argparse.ArgumentParser(
@@ -27,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (demo, features_cli, deploy_cli, tuning_cli, reproduce, explain_cli):
+    for module in (demo, features_cli, deploy_cli, tuning_cli, reproduce, explain_cli,
+                   fields_cli):
         module.add_subcommand(subparsers)
     return parser
 

@@ -132,6 +132,8 @@ def test_bad_fields_and_label_images_are_clear_errors(field_and_labels, tmp_path
         cut_cells(nan_field, labels)
     with pytest.raises(ValueError, match="all zero"):
         cut_cells(np.zeros_like(field), labels)
+    with pytest.raises(ValueError, match="does not look like a label image.*swapped"):
+        cut_cells(labels, field)  # swapped
     # integral floats (a label image saved as float) are fine
     assert len(cut_cells(field, labels.astype(np.float32))) == 4
     # files are named in the message
@@ -143,6 +145,8 @@ def test_bad_fields_and_label_images_are_clear_errors(field_and_labels, tmp_path
     tifffile.imwrite(tmp_path / "labels.tif", labels)
     with pytest.raises(ValueError, match="zero.tif.*all zero"):
         cut_fields(tmp_path / "zero.tif", tmp_path / "labels.tif", pixel_size=0.12)
+    with pytest.raises(ValueError, match="same file was given as the field and its labels"):
+        cut_fields(tmp_path / "field.tif", tmp_path / "field.tif", pixel_size=0.12)
 
 
 def test_labels_must_be_given_for_every_field(field_and_labels):
@@ -316,3 +320,98 @@ def test_synthetic_field_is_reproducible_and_its_cells_stay_inside():
     assert min(np.bincount(labels.ravel())[1:]) > 200
     with pytest.raises(ValueError, match="too small"):
         make_synthetic_field((40, 40), 30)
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def field_files(tmp_path_factory):
+    """Two OME-TIFF fields (DAPI + ACTN2 channels, 0.12 um/px) and their label images."""
+    folder = tmp_path_factory.mktemp("fields")
+    paths = []
+    for seed, shape in ((20, (200, 240)), (21, (180, 180))):
+        field, labels = make_synthetic_field(shape, 3, random_state=seed)
+        path = folder / f"well_{seed}.ome.tiff"
+        OmeTiffWriter.save(np.stack([field // 2, field]), path, dim_order="CYX",
+                           channel_names=["DAPI", "ACTN2"],
+                           physical_pixel_sizes=PhysicalPixelSizes(None, 0.12, 0.12))
+        tifffile.imwrite(folder / f"well_{seed}_labels.tif", labels)
+        paths.append((path, folder / f"well_{seed}_labels.tif"))
+    return paths
+
+
+def test_fields_command_writes_the_table_overlays_and_crops_that_train_and_predict_read(
+    fields_model_path, field_files, tmp_path, monkeypatch, capsys
+):
+    from sarcnet_sklearn.cli import main
+
+    (a, a_labels), (b, b_labels) = field_files
+    monkeypatch.chdir(tmp_path)  # outputs relative to another working directory
+    code = main(["fields", str(fields_model_path), str(a), str(b), "--labels", str(a_labels),
+                 str(b_labels), "--channel", "ACTN2", "--out", "run", "--save-crops",
+                 "--explain", "--quiet", "--device", "cpu"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    table = pd.read_csv(tmp_path / "run" / "cells.csv")
+    assert len(table) == 6 and table["error"].isna().all()
+    assert table["field"].tolist() == [str(a)] * 3 + [str(b)] * 3
+    assert {"label", "score_pred", "error", "cell_area", "crop_path"} <= set(table.columns)
+    for stem in ("well_20", "well_21"):
+        for kind in ("scores", "gradcam"):
+            png = tmp_path / "run" / "overlays" / f"{stem}_{kind}.png"
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert str((tmp_path / "run" / "cells.csv").resolve()) in printed.out
+
+    crops_csv = tmp_path / "run" / "crops" / "cells.csv"
+    crops = pd.read_csv(crops_csv)
+    assert len(crops) == 6 and crops["score"].isna().all()
+    pages = tifffile.imread(tmp_path / "run" / "crops" / crops["image_path"][0])
+    assert pages.shape[0] == 10 and set(np.unique(pages[9])) == {0, 255}
+    np.testing.assert_array_equal(pages[1] > 0, (pages[1] > 0) & (pages[9] == 255))
+    crops["score"] = np.linspace(1, 5, len(crops))  # a lab's annotation
+    crops.to_csv(crops_csv, index=False)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["train", str(crops_csv), "--out", "lab.joblib", "--epochs", "1",
+                 "--image-size", "32", "--validation-fraction", "0", "--device", "cpu",
+                 "--quiet"]) == 0
+    assert main(["predict", "lab.joblib", str(crops_csv), "--out", "scores.csv",
+                 "--quiet"]) == 0
+    predicted = pd.read_csv("scores.csv")
+    assert len(predicted) == 6 and predicted["error"].isna().all()
+    assert predicted["score_pred"].between(1, 5).all()
+
+
+def test_fields_command_reports_bad_fields_and_goes_on(
+    fields_model_path, field_files, tmp_path, capsys
+):
+    from sarcnet_sklearn.cli import main
+
+    (a, a_labels), (b, _) = field_files
+    assert main(["fields", str(fields_model_path), str(a), str(b), "--labels", str(a_labels),
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "2 field(s)" in capsys.readouterr().err
+    # the first field's label image is not the second field's shape: that field fails
+    code = main(["fields", str(fields_model_path), str(a), str(b), "--labels", str(a_labels),
+                 str(a_labels), "--channel", "1", "--out", str(tmp_path / "y"), "--quiet",
+                 "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 1 and "well_21.ome.tiff" in err and "shape" in err
+    table = pd.read_csv(tmp_path / "y" / "cells.csv")
+    assert table["label"].notna().sum() == 3 and table["score_pred"].notna().sum() == 3
+    assert table.loc[table["label"].isna(), "error"].str.contains("shape").all()
+    assert main(["fields", str(fields_model_path), str(a), "--labels", str(a_labels),
+                 "--out", str(tmp_path / "z"), "--quiet"]) == 1
+    assert "2 channels (0: 'DAPI', 1: 'ACTN2')" in capsys.readouterr().err
+
+
+def test_huge_label_values_keep_their_numbers(field_and_labels):
+    field, labels = field_and_labels
+    ids = np.array([0, 2**40 + 3, 7, 2**40, 2**62], dtype=np.int64)
+    cells = cut_cells(field, ids[labels])
+    assert [cell.label for cell in cells] == [7, 2**40, 2**40 + 3, 2**62]
+    plain = {cell.label: cell for cell in cut_cells(field, labels)}
+    np.testing.assert_array_equal(cells[0].image, plain[2].image)
+    np.testing.assert_array_equal(cells[3].mask, plain[4].mask)

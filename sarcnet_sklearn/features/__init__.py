@@ -1,9 +1,12 @@
 """Protocol 1 features measured from cell images.
 
-Set 1 (cell morphology) and Set 2 (GLCM global alignment, section 5 of the
-facts page) of one cell with :func:`extract_protocol1`; of a table of image
-files with the scikit-learn transformer :class:`Protocol1Extractor`; and the
-individual steps for those who need them.
+Set 1 (cell morphology, CellProfiler's MeasureObjectSizeShape) and Set 2 (GLCM
+global alignment, with the numbers of ``analyze_orientation`` in
+``fish_morphology_code/processing/structure_organization/global_alignment/alignment.py``
+of AllenCellModeling/fish_morphology_code, which computed the AICS tables) of
+one cell with :func:`extract_protocol1`; of a table of image files with the
+scikit-learn transformer :class:`Protocol1Extractor`; and the individual steps
+for those who need them.
 """
 
 from ._extractor import ERROR_COLUMN, Protocol1Extractor, measure_image_file

@@ -31,9 +31,11 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
         description=(
             "Measure the five Protocol 1 features of each cell image (cell area in um^2, "
             "aspect ratio, max coefficient of variation, peak height, peak distance in um) "
-            "and write one CSV row per cell. A cell that cannot be measured gets NaN values "
-            f"and the reason in the 'error' column. Paths: {PATH_RULE}, so 'predict MODEL "
-            "OUTPUT.csv' finds the images from any working directory."
+            "and write one CSV row per cell. The alignment features are those of the published "
+            "AICS code (analyze_orientation in AllenCellModeling/fish_morphology_code), which "
+            "computed the AICS tables. A cell that cannot be measured gets NaN values and the "
+            f"reason in the 'error' column. Paths: {PATH_RULE}, so 'predict MODEL OUTPUT.csv' "
+            "finds the images from any working directory."
         ),
     )
     parser.add_argument(

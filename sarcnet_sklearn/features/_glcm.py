@@ -1,4 +1,4 @@
-"""Steps 4-5: gray-level co-occurrence matrices and their correlation property.
+"""Steps 6-7: gray-level co-occurrence matrices and their correlation property.
 
 Two equivalent routes are provided:
 
@@ -12,7 +12,8 @@ Two equivalent routes are provided:
   ``i``, ``j``, ``i^2``, ``j^2`` and ``i j``. Each is a cross-correlation of
   two of the images ``m`` (in-cell indicator), ``q`` and ``q^2``, and all of
   them, for every offset at once, come from a few FFTs. The sums are integers
-  and are recovered exactly by rounding.
+  and are recovered exactly by rounding (two of them per transform, see
+  :func:`_pair_sums`).
 """
 
 from __future__ import annotations
@@ -190,39 +191,7 @@ def glcm_correlation(
     dr, dc = offsets[..., 0].ravel(), offsets[..., 1].ravel()
     inside = (np.abs(dr) < rows) & (np.abs(dc) < cols)
     dr, dc = np.where(inside, dr, 0), np.where(inside, dc, 0)
-    reach_rows, reach_cols = int(np.abs(dr).max()), int(np.abs(dc).max())
-    shape = (
-        scipy.fft.next_fast_len(rows + reach_rows, real=True),
-        scipy.fft.next_fast_len(cols + reach_cols, real=True),
-    )
-    padded = np.zeros((3,) + shape)
-    m, q, q2 = padded[:, :rows, :cols]
-    np.greater(levels, 0, out=m, casting="unsafe")
-    q[...] = levels
-    np.multiply(q, q, out=q2)
-    spec_m, spec_q, spec_q2 = scipy.fft.rfft2(padded, workers=1, overwrite_x=True)
-    # products[k](δ) transforms sum_x a(x) b(x + δ) for (a, b) = (m, m), (q, m), (q², m), (q, q)
-    products = np.empty((4,) + spec_m.shape, dtype=spec_m.dtype)
-    conj_m = np.conj(spec_m, out=products[0])
-    np.multiply(conj_m, spec_m, out=products[0])
-    np.conj(spec_q, out=products[3])
-    np.multiply(products[3], spec_m, out=products[1])
-    np.multiply(products[3], spec_q, out=products[3])
-    np.conj(spec_q2, out=products[2])
-    np.multiply(products[2], spec_m, out=products[2])
-    # Only row lags -reach_rows..reach_rows are needed: inverse the rows, keep those, then columns.
-    lag_rows = np.r_[0 : reach_rows + 1, shape[0] - reach_rows : shape[0]]
-    partial = scipy.fft.ifft(products, axis=1, workers=1, overwrite_x=True)[:, lag_rows]
-    cross = scipy.fft.irfft(partial, n=shape[1], axis=2, workers=1, overwrite_x=True)
-    row_of = np.empty(shape[0], dtype=np.intp)
-    row_of[lag_rows] = np.arange(lag_rows.size)
-    lag = (row_of[dr % shape[0]], dc % shape[1])
-    mirror = (row_of[-dr % shape[0]], -dc % shape[1])
-    stats = np.rint(
-        np.stack([cross[0][lag], cross[1][lag], cross[1][mirror], cross[2][lag],
-                  cross[2][mirror], cross[3][lag]])
-    ).astype(np.int64)
-    n_pairs, sum_i, sum_j, sum_ii, sum_jj, sum_ij = stats
+    n_pairs, sum_i, sum_j, sum_ii, sum_jj, sum_ij = _pair_sums(levels, dr, dc)
     var_i = n_pairs * sum_ii - sum_i * sum_i
     var_j = n_pairs * sum_jj - sum_j * sum_j
     cov = n_pairs * sum_ij - sum_i * sum_j
@@ -231,6 +200,91 @@ def glcm_correlation(
         correlation = cov / np.sqrt(var_i.astype(np.float64) * var_j.astype(np.float64))
     correlation[degenerate] = 1.0
     return correlation.reshape(offsets.shape[:2])
+
+
+_EXACT = 0.1
+"""Largest FFT rounding error (in units of one pair) accepted when packing two sums in one."""
+
+
+def _pair_sums(
+    levels: np.ndarray, dr: np.ndarray, dc: np.ndarray, pack: bool | None = None
+) -> np.ndarray:
+    """The six in-cell pair sums of :func:`glcm_correlation` at row/column offsets ``dr, dc``.
+
+    For each offset ``δ``, over the pixels ``x`` with ``x`` and ``x + δ`` both in the cell
+    (level > 0), with ``i = q(x)`` and ``j = q(x + δ)``: the pair count and the sums of
+    ``i``, ``j``, ``i²``, ``j²`` and ``i j``, as exact integers, shape (6, n_offsets).
+
+    They are cross-correlations ``C_ab(δ) = Σ a(x) b(x + δ)`` of the images ``m`` (the cell),
+    ``q`` and ``s = q²``: ``C_mm(δ)``, ``C_qm(δ)``, ``C_qm(-δ)``, ``C_sm(δ)``, ``C_sm(-δ)`` and
+    ``C_qq(δ)``, computed by FFT. Since they are integers well below 2^53, two of them fit in
+    one real correlation, ``C_mm + 2^a C_sm`` and ``C_qm + 2^b C_qq``, whenever the FFT's
+    rounding error stays far below one pair (``pack=None`` decides from a bound on that error),
+    which halves the inverse transforms.
+    """
+    rows, cols = levels.shape
+    reach_rows, reach_cols = int(np.abs(dr).max()), int(np.abs(dc).max())
+    shape = (
+        scipy.fft.next_fast_len(rows + reach_rows, real=True),
+        scipy.fft.next_fast_len(cols + reach_cols, real=True),
+    )
+    counts = np.bincount(levels.ravel()).astype(np.float64)
+    counts[0] = 0
+    powers = np.arange(counts.size, dtype=np.float64) ** np.arange(5)[:, None]
+    total_m, total_q, total_s, _, norm_s2 = powers @ counts  # sums of m, q, q^2, q^3, q^4
+    shift_a = float(2 ** math.ceil(math.log2(total_m + 1)))  # C_mm <= total_m
+    shift_b = float(2 ** math.ceil(math.log2(total_q + 1)))  # C_qm <= total_q
+    if pack is None:
+        # |FFT correlation error| <~ eps * log2(size) * ||a|| * ||b||
+        scale = np.finfo(np.float64).eps * math.log2(shape[0] * shape[1])
+        error_a = scale * shift_a * math.sqrt(norm_s2 * total_m)
+        error_b = scale * shift_b * total_s
+        pack = max(error_a, error_b) < _EXACT
+    # The images q, s (or t = m + 2^a s when packing) and m, transformed together; the
+    # transform along rows pads the rows with zeros itself.
+    images = np.empty((3, rows, cols))
+    q, s, m = images
+    q[...] = levels
+    np.greater(levels, 0, out=m, casting="unsafe")
+    np.multiply(q, q, out=s)
+    if pack:
+        s *= shift_a
+        s += m
+    half = scipy.fft.rfft(images, n=shape[1], axis=2, workers=1)
+    spectra = scipy.fft.fft(half, n=shape[0], axis=1, workers=1, overwrite_x=True)
+    spec_q, spec_s, spec_m = spectra
+    if pack:
+        np.conj(spec_s, out=spec_s)
+        spec_s *= spec_m  # conj(M + 2^a S) M  ->  C_mm + 2^a C_sm
+        mixed = np.multiply(spec_q, shift_b)
+        mixed += spec_m
+        np.conj(spec_q, out=spec_q)
+        spec_q *= mixed  # conj(Q) (M + 2^b Q)  ->  C_qm + 2^b C_qq
+        products = spectra[:2]
+    else:
+        products = np.empty((4,) + spec_m.shape, dtype=spec_m.dtype)
+        np.multiply(np.conj(spec_m), spec_m, out=products[0])
+        np.multiply(np.conj(spec_s), spec_m, out=products[1])
+        np.multiply(np.conj(spec_q), spec_m, out=products[2])
+        np.multiply(np.conj(spec_q), spec_q, out=products[3])
+    # Only row lags -reach_rows..reach_rows are needed: inverse the rows, keep those, then columns.
+    lag_rows = np.r_[0 : reach_rows + 1, shape[0] - reach_rows : shape[0]]
+    partial = scipy.fft.ifft(products, axis=1, workers=1, overwrite_x=True)[:, lag_rows]
+    cross = np.rint(scipy.fft.irfft(partial, n=shape[1], axis=2, workers=1, overwrite_x=True))
+    row_of = np.empty(shape[0], dtype=np.intp)
+    row_of[lag_rows] = np.arange(lag_rows.size)
+    lag = (row_of[dr % shape[0]], dc % shape[1])
+    mirror = (row_of[-dr % shape[0]], -dc % shape[1])
+    if pack:
+        qm_qq, mm_sm = cross
+        high_a, low_a = np.divmod(mm_sm[lag], shift_a)
+        high_b, low_b = np.divmod(qm_qq[lag], shift_b)
+        mirror_a, mirror_b = mm_sm[mirror] // shift_a, qm_qq[mirror] % shift_b
+        sums = np.stack([low_a, low_b, mirror_b, high_a, mirror_a, high_b])
+    else:
+        mm, sm, qm, qq = cross
+        sums = np.stack([mm[lag], qm[lag], qm[mirror], sm[lag], sm[mirror], qq[lag]])
+    return sums.astype(np.int64)
 
 
 @functools.lru_cache(maxsize=8)

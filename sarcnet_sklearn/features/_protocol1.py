@@ -1,4 +1,11 @@
-"""Protocol 1 of one cell: morphology (Set 1) and GLCM global alignment (Set 2)."""
+"""Protocol 1 of one cell: morphology (Set 1) and GLCM global alignment (Set 2).
+
+Set 2 follows ``analyze_orientation`` in
+``fish_morphology_code/processing/structure_organization/global_alignment/alignment.py``
+(public repository AllenCellModeling/fish_morphology_code), the function that
+computed the AICS tables' ``Maximum_Coefficient_Variation``, ``Peak_Height`` and
+``Peak_Distance``; the tests compare against a transcription of it.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +17,21 @@ from ._glcm import ANGLES, DISTANCES, glcm_correlation
 from ._quantize import bounding_box, check_cell, quantize_cell
 
 CV_REGULARIZER = 0.1
-"""The coefficient of variation divides by ``0.1 + 0.9 * mean`` (step 6)."""
+"""The coefficient of variation divides by ``0.1 + 0.9 * mean`` over angles."""
 
 
 def cell_morphology(mask: np.ndarray) -> dict[str, float]:
-    """Area and axis lengths (pixels) of a cell mask, as ``skimage.measure.regionprops``.
+    """Area and axis lengths (pixels) of a cell mask: Set 1 of the AICS tables.
 
-    The axis lengths are those of the ellipse with the same second central
-    moments as the mask (all nonzero pixels count as one region).
+    The definitions of CellProfiler's MeasureObjectSizeShape (the AICS tables'
+    ``napariCell_AreaShape_Area``, ``..._MajorAxisLength`` and
+    ``..._MinorAxisLength``), which CellProfiler computes with scikit-image's
+    ``regionprops``: the area is the number of mask pixels (every pixel of the
+    mask, whatever its intensity), and the axis lengths are those of the
+    ellipse with the same normalized second central moments as the mask,
+    ``4 sqrt(eigenvalue)`` of its inertia tensor (``axis_major_length`` and
+    ``axis_minor_length`` of ``regionprops``). All nonzero pixels count as one
+    region.
 
     Parameters
     ----------
@@ -36,16 +50,22 @@ def cell_morphology(mask: np.ndarray) -> dict[str, float]:
     {'area': 21.0, 'axis_major_length': 8.0, 'axis_minor_length': 3.266}
     """
     inside = np.asarray(mask) != 0
-    crop = inside[bounding_box(inside)].astype(np.float64)
+    crop = inside[bounding_box(inside)]
+    # float32 sums of 0/1 and of column indices are exact integers (< 2^24) for a box of
+    # up to 4096 x 4096 pixels (and faster); the moments are then taken in float64.
+    exact = np.float32 if max(crop.shape) <= 4096 else np.float64
+    crop = crop.astype(exact)
     rows = np.arange(crop.shape[0], dtype=np.float64)
     cols = np.arange(crop.shape[1], dtype=np.float64)
-    row_counts, col_counts = crop.sum(axis=1), crop.sum(axis=0)
+    row_counts = (crop @ np.ones(crop.shape[1], exact)).astype(np.float64)
+    col_counts = (np.ones(crop.shape[0], exact) @ crop).astype(np.float64)
+    col_sums = (crop @ cols.astype(exact)).astype(np.float64)  # per row: sum of c
     area = row_counts.sum()
     mean_r, mean_c = rows @ row_counts / area, cols @ col_counts / area
     rr, cc = rows - mean_r, cols - mean_c
     mu20 = (rr * rr) @ row_counts / area
     mu02 = (cc * cc) @ col_counts / area
-    mu11 = rr @ (crop @ cc) / area
+    mu11 = (rr @ col_sums - mean_c * (rr @ row_counts)) / area
     half_sum, root = (mu20 + mu02) / 2, np.sqrt(((mu20 - mu02) / 2) ** 2 + mu11 * mu11)
     major, minor = max(half_sum + root, 0.0), max(half_sum - root, 0.0)
     return {
@@ -60,7 +80,12 @@ def alignment_from_correlation(
     distances: np.ndarray = DISTANCES,
     angles: np.ndarray = ANGLES,
 ) -> dict[str, float]:
-    """Steps 6-8: coefficient of variation and decay-fit peak of a correlation table.
+    """Steps 8-10: coefficient of variation and decay-fit peak of a correlation table.
+
+    The coefficient of variation over angles (population standard deviation
+    divided by ``0.1 + 0.9 * mean``) per distance, its maximum, and the
+    largest residual of the per-angle ``exp(-a d^2)`` fits (:func:`fit_exp_decay`)
+    with the distance and angle where it lies.
 
     Parameters
     ----------
@@ -98,25 +123,44 @@ def alignment_from_correlation(
 
 
 def extract_protocol1(
-    image: np.ndarray, mask: np.ndarray, pixel_size: float = PIXEL_SIZE_UM
+    image: np.ndarray,
+    mask: np.ndarray,
+    pixel_size: float = PIXEL_SIZE_UM,
+    *,
+    label: int | None = None,
 ) -> dict[str, float]:
     """Measure the Protocol 1 features of one cell.
 
-    Set 1 (morphology, as CellProfiler's MeasureObjectSizeShape / scikit-image
-    ``regionprops``) and Set 2 (GLCM global alignment, section 5 of the facts
-    page: crop, clip to the 2nd-98th percentiles, 8 percentile levels, GLCM
-    correlation for distances 0..32 and 16 angles in [0, pi], coefficient of
-    variation over angles, weighted ``exp(-a d^2)`` fit per angle and the
-    highest residual).
+    Set 1 (morphology) is CellProfiler's MeasureObjectSizeShape on the cell
+    mask (see :func:`cell_morphology`). Set 2 (GLCM global alignment) gives the
+    numbers of the published ``analyze_orientation`` (repository
+    AllenCellModeling/fish_morphology_code, file
+    ``fish_morphology_code/processing/structure_organization/global_alignment/alignment.py``),
+    which computed the AICS tables, detail for detail:
+
+    1. in-mask pixels of intensity 0 count as outside the cell;
+    2. the in-cell intensities are clipped to their 2nd and 98th percentiles
+       and truncated to integers (the published code casts to uint16);
+    3. the crop is the bounding box of the in-cell pixels without its last row
+       and column (see :func:`quantize_cell`);
+    4. 8 levels by the 0, 12.5, ..., 87.5 percentiles of the crop's in-cell values;
+    5. GLCM correlation, level 0 (outside) excluded, for distances 0..32 and 16
+       angles ``linspace(0, pi, 16)`` (:func:`glcm_correlation`), absolute value;
+    6. maximum over distances of the coefficient of variation over angles;
+    7. per angle, lmfit's Levenberg-Marquardt fit of ``exp(-a d^2)`` with
+       weights ``exp(-0.5 d)`` from ``a = 0.005`` (:func:`fit_exp_decay`); the
+       peak is the largest residual, at its distance and angle.
 
     Parameters
     ----------
     image : array-like of shape (height, width)
         Structure (alpha-actinin-2) intensities.
     mask : array-like of shape (height, width)
-        Cell mask; nonzero pixels belong to the cell.
+        Cell mask (nonzero pixels belong to the cell) or label image.
     pixel_size : float, default=0.12
         Micrometres per pixel. Use 1.0 for values in pixel units.
+    label : int, optional
+        With a label image: the cell is the pixels equal to ``label``.
 
     Returns
     -------
@@ -129,14 +173,17 @@ def extract_protocol1(
     ------
     ValueError
         When the arrays are not 2-D or differ in shape, the mask has fewer
-        than 2 pixels, or the in-cell intensities are constant or not finite.
+        than 2 pixels, ``label`` is not in the mask, or the in-cell
+        intensities are not finite, negative, above 65535 or constant, or
+        leave no pixel in the crop.
 
     Examples
     --------
     >>> rng = np.random.default_rng(0)
     >>> yy, xx = np.mgrid[:120, :160]
     >>> mask = ((yy - 60) / 50) ** 2 + ((xx - 80) / 70) ** 2 <= 1
-    >>> image = 100 + 80 * np.cos(2 * np.pi * xx / 8) + rng.normal(0, 20, mask.shape)
+    >>> stripes = 100 + 80 * np.cos(2 * np.pi * xx / 8) + rng.normal(0, 20, mask.shape)
+    >>> image = np.clip(stripes, 0, 255).astype(np.uint8)
     >>> features = extract_protocol1(image, mask, pixel_size=1.0)
     >>> sorted(features)  # doctest: +NORMALIZE_WHITESPACE
     ['cell_area', 'cell_aspect_ratio', 'max_coefficient_variation', 'peak_angle',
@@ -147,6 +194,10 @@ def extract_protocol1(
     pixel_size = float(pixel_size)
     if not np.isfinite(pixel_size) or pixel_size <= 0:
         raise ValueError(f"pixel_size must be a positive number, got {pixel_size!r}")
+    if label is not None:
+        mask = np.asarray(mask) == label
+        if not mask.any():
+            raise ValueError(f"label {label!r} is not in the cell mask")
     image, inside = check_cell(image, mask)
     morphology = cell_morphology(inside)
     if morphology["axis_major_length"] == 0:

@@ -1,18 +1,21 @@
-"""Steps 1-3 of the global-alignment method: crop, clip and quantize one cell.
+"""Steps 1-5 of the global-alignment method: crop, clip and quantize one cell.
 
-For integer images the percentiles are read from a histogram instead of
-partitioning the pixels; they reproduce ``np.percentile`` (method "linear")
-bit for bit, so the levels equal those of the literal
-``np.percentile`` / ``np.clip`` / ``np.digitize`` recipe.
+The percentiles are read from histograms instead of partitioning the pixels;
+they reproduce ``np.percentile`` (method "linear") bit for bit, so the levels
+equal those of the published ``np.percentile`` / ``np.clip`` / uint16 cast /
+``np.digitize`` recipe.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 N_LEVELS = 8
 CLIP_PERCENTILES = (2.0, 98.0)
-_MAX_LUT_RANGE = 1 << 20
+MAX_INTENSITY = 65535
+"""The published method casts intensities to uint16."""
 
 
 def check_cell(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -21,7 +24,7 @@ def check_cell(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndar
     Parameters
     ----------
     image : array-like of shape (height, width)
-        Structure intensities (any real dtype, finite).
+        Structure intensities (any real dtype; 0 to 65535 inside the cell).
     mask : array-like of shape (height, width)
         Cell mask; nonzero pixels belong to the cell.
 
@@ -34,7 +37,8 @@ def check_cell(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndar
     ------
     ValueError
         When the arrays are not 2-D, differ in shape, the mask has fewer than
-        2 pixels, or the image is not real or not finite inside the cell.
+        2 pixels, or the image inside the cell is not real, not finite,
+        negative or above 65535 (the published method casts to uint16).
 
     Examples
     --------
@@ -63,8 +67,20 @@ def check_cell(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndar
         raise ValueError("cell mask is empty")
     if n_pixels == 1:
         raise ValueError("cell mask has a single pixel; its shape and texture are undefined")
-    if np.issubdtype(image.dtype, np.floating) and not np.all(np.isfinite(image[inside])):
-        raise ValueError("structure image has NaN or infinite values inside the cell")
+    if image.dtype not in (np.uint8, np.uint16):
+        values = image[inside]
+        if np.issubdtype(image.dtype, np.floating) and not np.all(np.isfinite(values)):
+            raise ValueError("structure image has NaN or infinite values inside the cell")
+        if values.min() < 0:
+            raise ValueError(
+                "structure image has negative values inside the cell; the published method "
+                "measures unsigned 8- or 16-bit intensities"
+            )
+        if values.max() >= MAX_INTENSITY + 1:
+            raise ValueError(
+                f"structure image has values above {MAX_INTENSITY} inside the cell; the "
+                "published method casts intensities to 16-bit integers"
+            )
     return image, inside
 
 
@@ -76,17 +92,31 @@ def bounding_box(inside: np.ndarray) -> tuple[slice, slice]:
 
 
 def quantize_cell(image: np.ndarray, mask: np.ndarray, n_levels: int = N_LEVELS) -> np.ndarray:
-    """Crop a cell to its mask's bounding box, clip and quantize it (steps 1-3).
+    """Crop, clip and quantize one cell exactly as the published method (steps 1-5).
 
-    Outside the mask the result is level 0; in-cell intensities are clipped to
-    their 2nd and 98th percentiles and get levels ``1..n_levels`` by the
-    ``0, 100/n_levels, ...`` percentiles of the clipped in-cell intensities
-    (a pixel equal to a threshold takes the upper level).
+    The steps of ``get_cropped_cell`` and ``quantize_image`` in
+    ``fish_morphology_code/processing/structure_organization/global_alignment/alignment.py``
+    (AllenCellModeling/fish_morphology_code):
+
+    1. A pixel is in the cell when it is in the mask *and* its intensity is
+       positive: in-mask pixels of intensity 0 count as outside.
+    2. The clip limits are the 2nd and 98th percentiles of the in-cell intensities.
+    3. The crop spans those pixels' bounding box *without* its last row and
+       last column (the published code slices ``min:max``).
+    4. In-cell intensities are clipped to the limits and cast to uint16, which
+       truncates them (and so the limits) toward zero; pixels that become 0
+       are outside.
+    5. Levels ``1..n_levels`` by the ``0, 100/n_levels, ...`` percentiles of the
+       in-cell values of the crop (a value equal to a threshold takes the upper
+       level); level 0 outside.
+
+    Integer images take a histogram route whose percentiles equal
+    ``np.percentile``'s to the last bit.
 
     Parameters
     ----------
     image : array-like of shape (height, width)
-        Structure intensities.
+        Structure intensities, 0 to 65535 inside the cell.
     mask : array-like of shape (height, width)
         Cell mask; nonzero pixels belong to the cell.
     n_levels : int, default=8
@@ -94,63 +124,92 @@ def quantize_cell(image: np.ndarray, mask: np.ndarray, n_levels: int = N_LEVELS)
 
     Returns
     -------
-    levels : ndarray of uint8, shape of the mask's bounding box
+    levels : ndarray of uint8, shape of the crop
         0 outside the cell, ``1..n_levels`` inside.
 
     Raises
     ------
     ValueError
-        For invalid inputs (see :func:`check_cell`) or when the clipped
-        in-cell intensities are constant (there is no texture to measure).
+        For invalid inputs (see :func:`check_cell`), when no in-cell pixel is
+        left in the crop, or when the clipped in-cell intensities are constant
+        (there is no texture to measure; the published code would return
+        meaningless numbers).
 
     Examples
     --------
     >>> import numpy as np
-    >>> image = np.arange(16).reshape(4, 4)
-    >>> mask = np.zeros((4, 4), int); mask[1:3, :] = 1
-    >>> quantize_cell(image, mask)
+    >>> image = np.arange(1, 26).reshape(5, 5)
+    >>> mask = np.zeros((5, 5), int); mask[1:4, :] = 1
+    >>> quantize_cell(image, mask)  # rows 1-2 and columns 0-3: the box minus its last row/column
     array([[1, 2, 3, 4],
            [5, 6, 7, 8]], dtype=uint8)
     """
     image, inside = check_cell(image, mask)
-    box = bounding_box(inside)
-    crop, cell = image[box], inside[box]
-    values = crop[cell]
-    n = values.size
-    quantiles = np.linspace(0, 100, n_levels + 1)[:-1]
-    if np.issubdtype(values.dtype, np.integer):
-        low_value = int(values.min())
-        value_range = int(values.max()) - low_value
-    if np.issubdtype(values.dtype, np.integer) and value_range < _MAX_LUT_RANGE:
-        counts = np.bincount((values - low_value).astype(np.intp), minlength=value_range + 1)
-        cumulative = np.cumsum(counts)
-
-        def order_statistic(k: np.ndarray) -> np.ndarray:
-            return (low_value + np.searchsorted(cumulative, k, side="right")).astype(np.float64)
-
-        low, high = _percentiles(order_statistic, n, np.asarray(CLIP_PERCENTILES))
-        thresholds = _percentiles(
-            lambda k: np.clip(order_statistic(k), low, high), n, quantiles
-        )
-        lut_values = np.clip(np.arange(low_value, low_value + value_range + 1.0), low, high)
-        lut = np.searchsorted(thresholds, lut_values, side="right").astype(np.uint8)
-        levels = np.zeros(crop.shape, dtype=np.uint8)
-        levels[cell] = lut[(values - low_value).astype(np.intp)]
-        constant = low == high
+    masked = image * inside
+    if np.issubdtype(image.dtype, np.integer) and image.dtype not in (np.uint8, np.uint16):
+        masked = masked.astype(np.uint16)  # check_cell ensured 0..65535 inside the cell
+    cell = masked > 0
+    rows = np.flatnonzero(cell.any(axis=1))
+    if rows.size == 0:
+        raise ValueError("no pixel of the cell has a positive intensity; there is no texture")
+    cols = np.flatnonzero(cell.any(axis=0))
+    box = (slice(rows[0], rows[-1]), slice(cols[0], cols[-1]))
+    if np.issubdtype(masked.dtype, np.integer):
+        counts = np.bincount(masked[cell])
+        low, high = _integer_percentiles(counts, np.asarray(CLIP_PERCENTILES))
+        # The crop leaves out the last row and column of the cell's bounding box.
+        counts -= np.bincount(masked[rows[-1], cols[0] : cols[-1] + 1], minlength=counts.size)
+        counts -= np.bincount(masked[rows[0] : rows[-1], cols[-1]], minlength=counts.size)
+        crop = masked[box]
+        # Integers clipped to float limits and truncated = clipped to the truncated limits.
+        low, high = math.floor(low), math.floor(high)
     else:
-        values = values.astype(np.float64)
-        low, high = np.percentile(values, CLIP_PERCENTILES)
-        clipped = np.clip(values, low, high)
-        thresholds = np.percentile(clipped, quantiles)
-        levels = np.zeros(crop.shape, dtype=np.uint8)
-        levels[cell] = np.searchsorted(thresholds, clipped, side="right")
-        constant = clipped.min() == clipped.max()
-    if constant:
+        low, high = np.percentile(masked[cell], CLIP_PERCENTILES)
+        crop = np.clip(masked[box], low, high).astype(np.uint16)
+        crop *= cell[box]
+        counts = np.bincount(crop.ravel())
+        low, high = 0, counts.size - 1
+    counts[0] = 0
+    clipped = np.zeros(high + 1, dtype=np.int64)
+    clipped[low:] = counts[low : high + 1]
+    clipped[low] += counts[:low].sum()
+    clipped[high] += counts[high + 1 :].sum()
+    clipped[0] = 0
+    if not clipped.any():
+        if cell[box].any():
+            raise ValueError(
+                "structure intensities inside the cell are all below 1, and the published "
+                "method truncates them to integers: give the camera's integer intensities, "
+                "not intensities scaled to 0-1"
+            )
+        raise ValueError(
+            "no in-cell pixel is left once the bounding box loses its last row and column "
+            "(as in the published method): the cell is too thin"
+        )
+    if np.count_nonzero(clipped) == 1:
         raise ValueError(
             "structure intensities inside the cell are constant (after clipping to their "
             "2nd-98th percentiles); there is no texture to measure"
         )
+    thresholds = _integer_percentiles(clipped, np.linspace(0, 100, n_levels + 1)[:-1])
+    # level = number of thresholds <= the clipped value; on the unclipped integers that is
+    # the number of integer cut points <= the value, a threshold at or below the lower
+    # clip limit counting for every in-cell pixel.
+    cuts = np.where(thresholds <= low, 1, np.ceil(thresholds)).astype(crop.dtype)
+    levels = np.zeros(crop.shape, dtype=np.uint8)
+    for cut in cuts.tolist():
+        levels += crop >= cut
     return levels
+
+
+def _integer_percentiles(counts: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``np.percentile`` (method "linear") of the non-negative integers counted in ``counts``."""
+    cumulative = np.cumsum(counts)
+
+    def order_statistic(k: np.ndarray) -> np.ndarray:
+        return np.searchsorted(cumulative, k, side="right").astype(np.float64)
+
+    return _percentiles(order_statistic, int(cumulative[-1]), q)
 
 
 def _percentiles(order_statistic, n: int, q: np.ndarray) -> np.ndarray:

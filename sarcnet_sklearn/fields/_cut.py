@@ -143,12 +143,13 @@ def cut_cells(field: FieldImage | np.ndarray, labels: np.ndarray) -> list[CellCr
     labels = check_labels(labels, data.shape, name)
     stretched = stretch_field(data)
     height, width = data.shape
-    slices = ndi.find_objects(labels)
+    values, compact = _compact_labels(labels)
+    _check_coherent(labels, name)
     cells = []
-    for index, box in enumerate(slices):
+    for index, box in enumerate(ndi.find_objects(compact)):
         if box is None:
             continue
-        label = index + 1
+        label = int(values[index])
         mask = labels[box] == label
         crop = _to_ubyte(rescale_intensity(stretched[box] * mask.astype(np.float64)))
         rows, cols = np.nonzero(mask)
@@ -175,6 +176,40 @@ def cut_cells(field: FieldImage | np.ndarray, labels: np.ndarray) -> list[CellCr
             )
         )
     return cells
+
+
+def _check_coherent(labels: np.ndarray, name: str) -> None:
+    """Raise when neighbouring cell pixels rarely share a label: an intensity image, not labels.
+
+    In a segmentation nearly every cell pixel has the same label as its right
+    neighbour; in a noisy intensity image taken for labels (field and labels
+    swapped, or the wrong file) few do.
+    """
+    left, right = labels[:, :-1], labels[:, 1:]
+    inside = left > 0
+    if inside.sum() < 100:
+        return
+    same = np.count_nonzero((left == right) & inside) / np.count_nonzero(inside)
+    if same < 0.5:
+        raise ValueError(
+            f"{name}: this does not look like a label image: only {same:.0%} of the labelled "
+            "pixels share their label with their right neighbour; is it an intensity image "
+            "(were the field and its labels swapped)?"
+        )
+
+
+def _compact_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Label values ``values[k - 1]`` for the labels ``k`` of a label image numbered 1..n.
+
+    Label images with huge values (64-bit object IDs) would make
+    ``ndi.find_objects`` allocate one slot per value up to the largest.
+    """
+    top = int(labels.max())
+    if top <= max(4 * labels.size, 1 << 16):
+        return np.arange(1, top + 1), labels
+    values, inverse = np.unique(labels, return_inverse=True)
+    compact = inverse.reshape(labels.shape) + (0 if values[0] == 0 else 1)
+    return values[values > 0], compact
 
 
 def check_field(data: np.ndarray, name: str) -> None:

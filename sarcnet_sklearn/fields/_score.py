@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from os import PathLike
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -32,7 +33,7 @@ POSITION_COLUMNS = [
 
 BORDER_ERROR = (
     "the cell touches the field's border and may be cut off (the AICS training cells never "
-    "did); score it anyway with score_border_cells=True"
+    "did); score it anyway with --score-border-cells (score_border_cells=True)"
 )
 
 CROP_COLUMN = "crop"
@@ -84,6 +85,9 @@ def load_field(
 ) -> tuple[str, FieldImage, np.ndarray]:
     """Read one field and its label image; the field's name, image and label array."""
     name = _source_name(source, index)
+    if isinstance(source, (str, PathLike)) and isinstance(labels, (str, PathLike)):
+        if Path(source).resolve() == Path(labels).resolve():
+            raise ValueError(f"{name}: the same file was given as the field and its labels")
     if isinstance(source, FieldImage):
         field = source
         if pixel_size is not None:

@@ -1,0 +1,148 @@
+"""Pictures of a scored field: every cell filled by its score, or its Grad-CAM evidence."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from skimage.segmentation import find_boundaries
+
+from ..deploy import SCORE_RANGE
+from ..io import write_atomically
+
+SCORE_CMAP = "viridis"
+"""Colour map of the score overlays (perceptually uniform, readable by colour-blind people)."""
+UNSCORED_RGBA = (0.85, 0.2, 0.2, 0.55)
+"""Fill of a cell that could not be scored."""
+
+
+def _figure(shape: tuple[int, int], width_in: float = 10.0) -> tuple[Figure, object]:
+    height, width = shape
+    figure = Figure(figsize=(width_in + 1.6, width_in * height / width + 0.8))
+    FigureCanvasAgg(figure)
+    axes = figure.add_axes((0.01, 0.02, 0.82 * width_in / (width_in + 1.6) + 0.1, 0.92))
+    axes.set_axis_off()
+    return figure, axes
+
+
+def _label_cells(axes, cells: pd.DataFrame, with_scores: bool = False) -> None:
+    """Each cell's label number (and score) at its centroid."""
+    for row in cells.itertuples():
+        text = str(row.label)
+        if with_scores and np.isfinite(row.score_pred):
+            text += f"\n{row.score_pred:.1f}"
+        axes.text(row.centroid_col, row.centroid_row, text, color="white", fontsize=8,
+                  ha="center", va="center", fontweight="bold", linespacing=0.9,
+                  bbox={"boxstyle": "round,pad=0.2", "fc": "black", "alpha": 0.6, "lw": 0})
+
+
+def _save(figure: Figure, path: str | PathLike) -> Path:
+    return write_atomically(path, lambda temporary: figure.savefig(temporary, format="png",
+                                                                   dpi=150))
+
+
+def plot_field_scores(
+    image: np.ndarray,
+    labels: np.ndarray,
+    cells: pd.DataFrame,
+    path: str | PathLike,
+    *,
+    title: str | None = None,
+) -> Path:
+    """Save a PNG of a field with every cell filled by its predicted score.
+
+    Parameters
+    ----------
+    image : ndarray of shape (height, width)
+        The field, shown in grey (e.g. :func:`stretch_field` of it).
+    labels : ndarray of shape (height, width)
+        Its label image.
+    cells : DataFrame
+        This field's rows of :func:`score_fields`: ``label``, ``centroid_row``,
+        ``centroid_col``, ``score_pred``, ``error``.
+    path : str or path-like
+        PNG file to write.
+    title : str, optional
+
+    Returns
+    -------
+    path : pathlib.Path
+
+    Examples
+    --------
+    >>> plot_field_scores(stretched, labels, scores, "field_scores.png")  # doctest: +SKIP
+    """
+    labels = np.asarray(labels)
+    norm = Normalize(*SCORE_RANGE)
+    mappable = ScalarMappable(norm=norm, cmap=SCORE_CMAP)
+    lookup = np.zeros((int(labels.max()) + 1, 4))
+    for row in cells.itertuples():
+        if np.isfinite(row.score_pred):
+            lookup[row.label] = mappable.to_rgba(row.score_pred)
+            lookup[row.label, 3] = 0.5
+        else:
+            lookup[row.label] = UNSCORED_RGBA
+    fill = lookup[labels]
+    fill[find_boundaries(labels, mode="inner")] = (1.0, 1.0, 1.0, 0.9)
+    figure, axes = _figure(labels.shape)
+    axes.imshow(image, cmap="gray", interpolation="nearest")
+    axes.imshow(fill, interpolation="nearest")
+    _label_cells(axes, cells, with_scores=True)
+    scored = int(np.isfinite(cells["score_pred"]).sum())
+    axes.set_title(
+        (title + "\n" if title else "")
+        + f"{scored} of {len(cells)} cells scored (label number, predicted score)",
+        fontsize=10,
+    )
+    colour_bar = figure.colorbar(mappable, ax=axes, fraction=0.04, pad=0.02)
+    colour_bar.set_label("predicted sarcomere organization score (1-5)")
+    if scored < len(cells):
+        axes.legend(handles=[Patch(color=UNSCORED_RGBA, label="not scored (see 'error')")],
+                    loc="lower left", fontsize=8, framealpha=0.8)
+    return _save(figure, path)
+
+
+def plot_field_heatmap(
+    image: np.ndarray,
+    labels: np.ndarray,
+    cells: pd.DataFrame,
+    heatmaps: Sequence[np.ndarray],
+    path: str | PathLike,
+    *,
+    title: str | None = None,
+) -> Path:
+    """Save a PNG of a field with each cell's Grad-CAM heatmap pasted inside the cell.
+
+    ``heatmaps[i]`` belongs to ``cells.iloc[i]`` and has the shape of its
+    bounding box (as :func:`~sarcnet_sklearn.explain.grad_cam` returns for the
+    cell's crop); it is shown only inside the cell's mask.
+    """
+    from ..explain import overlay_heatmap
+
+    labels = np.asarray(labels)
+    canvas = np.zeros(labels.shape, dtype=np.float32)
+    for row, heatmap in zip(cells.itertuples(), heatmaps, strict=True):
+        box = np.s_[row.bbox_min_row:row.bbox_max_row, row.bbox_min_col:row.bbox_max_col]
+        inside = labels[box] == row.label
+        canvas[box][inside] = np.asarray(heatmap)[inside]
+    blended = overlay_heatmap(image, canvas, image_weight=0.55)
+    outside = ~np.isin(labels, cells["label"].to_numpy())
+    grey = np.repeat(np.asarray(image)[..., None], 3, axis=2)
+    blended[outside] = grey[outside]
+    figure, axes = _figure(labels.shape)
+    axes.imshow(blended, interpolation="nearest")
+    _label_cells(axes, cells)
+    axes.set_title((title + "\n" if title else "") + "Grad-CAM: where the image branch finds "
+                   "evidence for a higher score", fontsize=10)
+    mappable = ScalarMappable(norm=Normalize(0, 1), cmap="jet")
+    colour_bar = figure.colorbar(mappable, ax=axes, fraction=0.04, pad=0.02)
+    colour_bar.set_label("Grad-CAM (per cell, scaled to its maximum)")
+    return _save(figure, path)

@@ -1,0 +1,256 @@
+"""What the plugin computes, without Qt: scores per label, the score map, one cell's Grad-CAM.
+
+The widget runs these in a worker thread; each is a plain function of numpy
+arrays and a loaded model, on top of the package's fields API
+(:func:`~sarcnet_sklearn.fields.score_fields`, :func:`~sarcnet_sklearn.fields.cut_cells`)
+and :func:`~sarcnet_sklearn.explain.grad_cam`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SCORE_RANGE = (1.0, 5.0)
+INTERVAL_COLUMNS = ("score_low", "score_high")
+"""Columns of a model with prediction intervals (conformal); shown when present."""
+
+SAFE_SUFFIXES = (".zip",)
+
+
+class PluginError(ValueError):
+    """A problem with the user's input that the widget reports as it is (no traceback)."""
+
+
+@dataclass
+class Progress:
+    """How far scoring has got: ``done`` of ``total`` cells."""
+
+    done: int
+    total: int
+
+
+def load_sarcnet_model(path: str | PathLike, *, allow_pickle: bool = False):
+    """Load a SarcNet model file for the widget, refusing what is not one.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A safe-format model (folder or ``.zip``); a joblib file only with
+        ``allow_pickle=True``, since unpickling a file can run any code.
+    allow_pickle : bool, default=False
+
+    Returns
+    -------
+    model : fitted SarcNet pipeline
+        Read with :func:`sarcnet_sklearn.deploy.load_model`.
+
+    Raises
+    ------
+    PluginError
+        Naming the file: missing, a joblib file without ``allow_pickle``,
+        unreadable, or not a SarcNet model.
+    """
+    from ..deploy import ModelInputs, load_model
+
+    if path is None or str(path).strip() in {"", "."}:
+        raise PluginError("choose a model file first (a safe-format .zip or folder)")
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise PluginError(f"no such model file: {path}")
+    safe = path.is_dir() or path.suffix.lower() in SAFE_SUFFIXES
+    if not safe and not allow_pickle:
+        raise PluginError(
+            f"{path} is not a safe-format model (.zip or folder). Loading a joblib/pickle "
+            "file can run any code it holds: tick 'trust pickle files' only for models you "
+            "made yourself or fully trust"
+        )
+    try:
+        model = load_model(path)
+        ModelInputs.of(model)
+    except (ValueError, TypeError, KeyError, OSError) as exc:
+        raise PluginError(f"{path} is not a usable SarcNet model: {exc}") from exc
+    return model
+
+
+def pixel_size_of(scale) -> float | None:
+    """The field's pixel size (um/px) from a layer's scale; None when it is napari's default 1.
+
+    Examples
+    --------
+    >>> pixel_size_of((0.12, 0.12)), pixel_size_of((1.0, 1.0))
+    (0.12, None)
+    """
+    rows, cols = (float(value) for value in tuple(scale)[-2:])
+    if rows == cols == 1.0:
+        return None
+    if not np.isclose(rows, cols, rtol=1e-3):
+        raise PluginError(
+            f"the image layer's pixels are not square (scale {rows:g} x {cols:g}); the cell "
+            "features need one pixel size"
+        )
+    return rows
+
+
+def label_ids(labels: np.ndarray) -> np.ndarray:
+    """The cell labels present (ascending, background 0 left out)."""
+    ids = np.unique(labels)
+    return ids[ids > 0]
+
+
+def score_in_chunks(
+    model,
+    field: np.ndarray,
+    labels: np.ndarray,
+    *,
+    pixel_size: float | None = None,
+    score_border_cells: bool = False,
+    chunk_size: int = 4,
+) -> Iterator[Progress | pd.DataFrame]:
+    """Score every labelled cell of a field, a few cells at a time.
+
+    Yields a :class:`Progress` after each chunk of ``chunk_size`` labels (so
+    that a worker can report progress and be cancelled between chunks), then
+    the table of all cells: one row per label, as
+    :func:`~sarcnet_sklearn.fields.score_fields` returns it, sorted by label.
+    Each chunk is scored on the whole field with the other labels set to
+    background, so every cell is cut exactly as in a single call.
+
+    Raises
+    ------
+    PluginError
+        When the field or label image cannot be scored at all (shapes differ,
+        no cells, not one 2-D plane...).
+    """
+    from ..fields import score_fields
+
+    field = np.asarray(field)
+    labels = np.asarray(labels)
+    if field.shape != labels.shape:
+        raise PluginError(
+            f"the image ({field.shape}) and the labels ({labels.shape}) differ in shape; choose "
+            "the labels drawn on this image"
+        )
+    ids = label_ids(labels)
+    if len(ids) == 0:
+        raise PluginError("the labels layer has no cells (every pixel is 0)")
+    tables = []
+    for start in range(0, len(ids), chunk_size):
+        chunk = ids[start:start + chunk_size]
+        only_chunk = np.where(np.isin(labels, chunk), labels, 0)
+        try:
+            tables.append(score_fields(model, field, only_chunk, pixel_size=pixel_size,
+                                       score_border_cells=score_border_cells))
+        except ValueError as exc:
+            raise PluginError(str(exc)) from exc
+        yield Progress(min(start + chunk_size, len(ids)), len(ids))
+    table = pd.concat(tables, ignore_index=True).sort_values("label", ignore_index=True)
+    yield table
+
+
+def as_features(table: pd.DataFrame, image_name: str) -> pd.DataFrame:
+    """The scores table as a Labels layer's ``features``: an ``index`` column holding the label.
+
+    napari finds a label's row through the ``index`` column, and shows that
+    row in the status bar when the mouse is over the cell.
+    """
+    features = table.copy()
+    if "field" in features.columns:
+        features["field"] = image_name
+    features.insert(0, "index", features["label"].astype(int))
+    return features
+
+
+def score_map(labels: np.ndarray, table: pd.DataFrame, column: str = "score_pred") -> np.ndarray:
+    """An image of the field with each cell filled by its score and NaN elsewhere.
+
+    Examples
+    --------
+    >>> labels = np.array([[0, 1], [2, 2]])
+    >>> table = pd.DataFrame({"label": [1, 2], "score_pred": [1.5, 4.0]})
+    >>> score_map(labels, table).tolist()
+    [[nan, 1.5], [4.0, 4.0]]
+    """
+    labels = np.asarray(labels)
+    lookup = np.full(int(labels.max()) + 1, np.nan, dtype=np.float32)
+    scored = table.dropna(subset=[column])
+    scored = scored[scored["label"] <= labels.max()]
+    lookup[scored["label"].astype(int).to_numpy()] = scored[column].to_numpy(np.float32)
+    lookup[0] = np.nan
+    return lookup[labels]
+
+
+@dataclass
+class CellHeatmap:
+    """One cell's Grad-CAM heatmap, where it lies in the field (pixels), the layer explained."""
+
+    label: int
+    heatmap: np.ndarray
+    offset: tuple[int, int]
+    layer: str | None = None
+
+
+MIN_CAM_SIDE = 4
+"""Fewest activations per side a Grad-CAM layer needs to show where in the cell, not a blob."""
+
+
+def heatmap_layer(net) -> str | None:
+    """The ResNet-18 layer to explain: the last one (Grad-CAM's default) unless it is too coarse.
+
+    ResNet-18 halves the image five times, so at the small image sizes of quick
+    models (32 or 64 px) its last block is 1 x 1 or 2 x 2 activations, and a
+    1 x 1 Grad-CAM map is constant (zero after its min-max scaling). Then the
+    deepest block with at least :data:`MIN_CAM_SIDE` activations per side is
+    explained instead.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> [heatmap_layer(SimpleNamespace(backbone="resnet18", image_size=size))
+    ...  for size in (224, 128, 64, 32)]
+    [None, None, 'layer3', 'layer2']
+    """
+    if getattr(net, "backbone", "resnet18") != "resnet18":
+        return None
+    for name, stride in (("layer4", 32), ("layer3", 16), ("layer2", 8)):
+        if net.image_size // stride >= MIN_CAM_SIDE:
+            return None if name == "layer4" else name
+    return "layer1"
+
+
+def cell_heatmap(model, field: np.ndarray, labels: np.ndarray, row: pd.Series) -> CellHeatmap:
+    """Grad-CAM heatmap of one scored cell, aligned with its crop in the field.
+
+    The cell is cut again by the AICS recipe
+    (:func:`~sarcnet_sklearn.fields.cut_cells`), and the image branch explained
+    with the cell's own features (from ``row``, a row of the scores table).
+
+    Raises
+    ------
+    PluginError
+        When the cell was not scored (its ``error``) or the model has no
+        image branch.
+    """
+    from ..deploy import ModelInputs
+    from ..explain import grad_cam
+    from ..fields import cut_cells
+
+    label = int(row["label"])
+    error = row.get("error")
+    if isinstance(error, str) and error:
+        raise PluginError(f"cell {label} was not scored: {error}")
+    inputs = ModelInputs.of(model)
+    if inputs.image_column is None:
+        raise PluginError("this model reads no images, so it has no Grad-CAM heatmap")
+    labels = np.asarray(labels)
+    (crop,) = cut_cells(np.asarray(field), np.where(labels == label, label, 0))
+    cell = {inputs.image_column: [crop.image]}
+    cell |= {name: [row[name]] for name in inputs.features if name in row.index}
+    layer = heatmap_layer(model[-1] if hasattr(model, "steps") else model)
+    (heatmap,) = grad_cam(model, pd.DataFrame(cell), layer=layer)
+    return CellHeatmap(label, np.asarray(heatmap, dtype=np.float32), crop.bbox[:2], layer)
