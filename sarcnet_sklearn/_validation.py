@@ -12,8 +12,12 @@ import pandas as pd
 
 
 def as_frame(X, what: str = "X") -> pd.DataFrame:
-    """Accept a DataFrame or a dict of equal-length 1-D arrays; return a DataFrame."""
+    """Accept a DataFrame (unique column names) or a dict of equal-length 1-D arrays."""
     if isinstance(X, pd.DataFrame):
+        if not X.columns.is_unique:
+            repeated = sorted({str(c) for c in X.columns[X.columns.duplicated()]})
+            raise ValueError(f"{what}: repeated column name(s) {repeated}; each column must "
+                             "have a unique name")
         return X
     if isinstance(X, Mapping):
         try:

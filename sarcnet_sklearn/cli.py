@@ -40,11 +40,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (FileNotFoundError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # a bad file or setting: one line, no traceback
         print(f"sarcnet-sklearn {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"sarcnet-sklearn {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        what = f": {exc}" if str(exc) else ""
+        print(f"sarcnet-sklearn {args.command}: interrupted (Ctrl-C){what}; outputs are "
+              "written atomically, so none was left half-written", file=sys.stderr)
         return 130
 
 

@@ -166,8 +166,9 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Generate a synthetic dataset in the AICS layout, fit the linear baseline and "
             "SarcNet (Protocol 2), print Spearman/MAE/MSE/R^2 on the test split and save the "
-            "fitted SarcNet pipeline with joblib. On a CPU the run is reduced (small images, "
-            "few epochs) to take a few minutes; on a GPU it uses the paper's settings."
+            "fitted SarcNet pipeline (joblib model file, as 'train' writes). On a CPU the run "
+            "is reduced (small images, few epochs) to take a few minutes; on a GPU it uses the "
+            "paper's settings."
         ),
     )
     parser.add_argument("--out", default="sarcnet_demo_output", help="output folder")

@@ -79,8 +79,11 @@ def read_plane(path: ImageSource, index: int = 0) -> np.ndarray:
     Raises
     ------
     ImageReadError
-        When the file is missing, cannot be decoded, or has no plane ``index``;
-        the message names the file.
+        When the file is missing, not a regular file, cannot be decoded, or
+        has no plane ``index``; or when ``index`` is ambiguous: a TIFF whose
+        planes run along two axes (channels and Z, pages of several channels)
+        or an OME-TIFF with several scenes. The message names the file (and
+        its axes).
 
     Examples
     --------
@@ -92,12 +95,19 @@ def read_plane(path: ImageSource, index: int = 0) -> np.ndarray:
     if isinstance(path, np.ndarray):
         return _array_plane(path, index)
     path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"image file not found: {path}")
+    try:
+        if not path.exists():
+            raise ImageReadError(f"image file not found: {path}")
+        if not path.is_file():
+            raise ImageReadError(f"{path} is not a regular file (a folder, pipe or device)")
+    except OSError as exc:  # a name too long, a folder without permission...
+        raise ImageReadError(f"cannot open image {path}: {exc.strerror or exc}") from exc
     suffix = path.suffix.lower()
+    channel_axis = None
     try:
         if suffix in TIFF_SUFFIXES:
             with tifffile.TiffFile(path) as tif:
+                _check_unambiguous(tif, path)
                 n_pages = len(tif.pages)
                 if n_pages > 1:
                     if not 0 <= index < n_pages:
@@ -105,7 +115,10 @@ def read_plane(path: ImageSource, index: int = 0) -> np.ndarray:
                             f"{path}: has {n_pages} pages, page {index} was requested"
                         )
                     return _as_plane(tif.pages[index].asarray(), 0, path)
-                array = tif.pages[0].asarray()
+                page = tif.pages[0]
+                array = page.asarray()
+                if "S" in page.axes and array.ndim == len(page.axes):
+                    channel_axis = page.axes.index("S")
         elif suffix in PIL_SUFFIXES:
             with Image.open(path) as image:
                 array = np.asarray(image)
@@ -118,7 +131,7 @@ def read_plane(path: ImageSource, index: int = 0) -> np.ndarray:
         raise
     except Exception as exc:  # tifffile and PIL raise many types on corrupt files
         raise ImageReadError(f"cannot read image {path}: {exc}") from exc
-    return _as_plane(array, index, path)
+    return _as_plane(array, index, path, channel_axis)
 
 
 def _array_plane(array: np.ndarray, index: int) -> np.ndarray:
@@ -134,14 +147,45 @@ def _array_plane(array: np.ndarray, index: int) -> np.ndarray:
     raise ImageReadError(f"{name}: expected a 2-D plane or a stack of pages")
 
 
-def _as_plane(array: np.ndarray, index: int, path: Path) -> np.ndarray:
+def _check_unambiguous(tif: tifffile.TiffFile, path: Path) -> None:
+    """Raise when a page or channel index does not name one plane of this TIFF."""
+    series = tif.series
+    if tif.is_ome and len(series) > 1:
+        raise ImageReadError(
+            f"{path}: holds {len(series)} scenes (axes "
+            f"{', '.join(f'{s.axes} {s.shape}' for s in series[:4])}); a page number is "
+            "ambiguous: save the scene to score as its own file (or read it with "
+            "sarcnet_sklearn.fields.read_field(..., scene=...))"
+        )
+    if not series:
+        return
+    first = series[0]
+    stacked = {axis: size for axis, size in zip(first.axes, first.shape, strict=True)
+               if axis not in "YX" and size > 1}
+    page_samples = len(tif.pages) > 1 and tif.pages[0].ndim > 2
+    if len(stacked) > 1 or page_samples:
+        layout = ", ".join(f"{axis}={size}" for axis, size in stacked.items())
+        raise ImageReadError(
+            f"{path}: its planes run along several axes ({first.axes} {first.shape}: "
+            f"{layout or 'pages of several channels'}), so a page number is ambiguous: save "
+            "the plane to score as a single-plane file or a stack with one plane per page"
+        )
+
+
+def _as_plane(
+    array: np.ndarray, index: int, path: Path, channel_axis: int | None = None
+) -> np.ndarray:
+    if channel_axis is not None and array.ndim == 3:
+        squeezed = [axis for axis in range(3) if array.shape[axis] == 1]
+        channel_axis -= sum(axis < channel_axis for axis in squeezed)
     array = np.squeeze(array)
     if array.ndim == 2:
         if index != 0:
             raise ImageReadError(f"{path}: has a single plane, plane {index} was requested")
         return array
     if array.ndim == 3:
-        channel_axis = 2 if array.shape[2] <= 4 else 0
+        if channel_axis is None:
+            channel_axis = 2 if array.shape[2] <= 4 else 0
         n_channels = array.shape[channel_axis]
         if not 0 <= index < n_channels:
             raise ImageReadError(

@@ -9,8 +9,10 @@ one of the inputs.
 
 from __future__ import annotations
 
+import csv
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from os import PathLike
 from pathlib import Path
@@ -23,8 +25,26 @@ from .images import PIL_SUFFIXES, TIFF_SUFFIXES
 IMAGE_SUFFIXES = TIFF_SUFFIXES | PIL_SUFFIXES
 
 
-def collect_images(inputs: Iterable[str | PathLike]) -> list[Path]:
-    """Expand folders into their image files (sorted, not recursive); keep files as given.
+class SkippedEntriesWarning(UserWarning):
+    """Entries of an input folder were not read as images; the message says which and why."""
+
+
+def collect_images(
+    inputs: Iterable[str | PathLike], *, recursive: bool = False
+) -> list[Path]:
+    """Expand folders into their image files (sorted); keep files as given.
+
+    Every entry of a folder that is not read is reported in one
+    :class:`SkippedEntriesWarning` with the reason (not an image file, a
+    sub-folder without ``recursive``, a pipe or other special file, a
+    dangling link).
+
+    Parameters
+    ----------
+    inputs : iterable of paths
+        Image files and folders.
+    recursive : bool, default=False
+        Also read the images in sub-folders (links to folders are not followed).
 
     Raises
     ------
@@ -43,19 +63,43 @@ def collect_images(inputs: Iterable[str | PathLike]) -> list[Path]:
     """
     inputs = [Path(item) for item in inputs]
     paths: list[Path] = []
+    skipped: list[str] = []
     for path in inputs:
         if path.is_dir():
-            paths += sorted(
-                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            )
+            paths += _folder_images(path, recursive, skipped)
         elif path.exists():
             paths.append(path)
         else:
             raise FileNotFoundError(f"no such file or folder: {path}")
+    if skipped:
+        shown = "; ".join(skipped[:50]) + (f"; ... ({len(skipped) - 50} more)"
+                                            if len(skipped) > 50 else "")
+        warnings.warn(f"skipped {len(skipped)} entries: {shown}", SkippedEntriesWarning,
+                      stacklevel=2)
     if not paths:
         names = ", ".join(str(path) for path in inputs)
         raise ValueError(f"no {'/'.join(sorted(IMAGE_SUFFIXES))} images found in {names}")
     return paths
+
+
+def _folder_images(folder: Path, recursive: bool, skipped: list[str]) -> list[Path]:
+    images = []
+    for entry in sorted(folder.iterdir()):
+        if entry.is_symlink() and not entry.exists():
+            skipped.append(f"{entry} (a dangling link)")
+        elif entry.is_dir():
+            if recursive and not entry.is_symlink():
+                images += _folder_images(entry, recursive, skipped)
+            else:
+                skipped.append(f"{entry} (a folder{'' if recursive else '; use --recursive'}"
+                               f"{', a link, not followed' if entry.is_symlink() else ''})")
+        elif not entry.is_file():
+            skipped.append(f"{entry} (not a regular file: a pipe, socket or device)")
+        elif entry.suffix.lower() not in IMAGE_SUFFIXES:
+            skipped.append(f"{entry} (not a {'/'.join(sorted(IMAGE_SUFFIXES))} image)")
+        else:
+            images.append(entry)
+    return images
 
 
 def is_aics_root(path: str | PathLike) -> bool:
@@ -63,8 +107,18 @@ def is_aics_root(path: str | PathLike) -> bool:
     return any(Path(path).glob("2d_autocontrasted_single_cell_features_fish_*"))
 
 
+PATH_RULE = (
+    "relative image paths in a CSV are taken relative to the CSV's folder, and the CSVs this "
+    "package writes hold image paths relative to their own folder (or absolute)"
+)
+"""The one rule for image paths in cell tables, in the API and on the command line."""
+
+
 def load_cells(
-    sources: str | PathLike | Sequence[str | PathLike], *, image_column: str = IMAGE_COLUMN
+    sources: str | PathLike | Sequence[str | PathLike],
+    *,
+    image_column: str = IMAGE_COLUMN,
+    recursive: bool = False,
 ) -> pd.DataFrame:
     """Read cells from an AICS root, a CSV table, a folder of images or image files.
 
@@ -73,9 +127,13 @@ def load_cells(
     sources : path or sequence of paths
         - an AICS dataset root (read with :func:`~sarcnet_sklearn.datasets.load_aics`);
         - a CSV file with an ``image_column`` (relative image paths are taken
-          relative to the CSV's folder) plus any feature, score or ID columns;
-        - image files and/or folders of images: one row per image.
+          relative to the CSV's folder, see :data:`PATH_RULE`) plus any
+          feature, score or ID columns; its column names must be unique;
+        - image files and/or folders of images: one row per image (see
+          :func:`collect_images`).
     image_column : str, default="image_path"
+    recursive : bool, default=False
+        Read the images in sub-folders of a folder too.
 
     Returns
     -------
@@ -101,17 +159,48 @@ def load_cells(
         return load_aics(sources[0])
     if len(sources) == 1 and sources[0].suffix.lower() == ".csv":
         return _read_cell_csv(sources[0], image_column)
-    images = collect_images(sources)
+    images = collect_images(sources, recursive=recursive)
     return pd.DataFrame({image_column: [str(path.resolve()) for path in images]})
+
+
+def paths_relative_to(paths: Iterable[str | PathLike], table: str | PathLike) -> list[str]:
+    """Image paths as a CSV at ``table`` should hold them (see :data:`PATH_RULE`).
+
+    Relative to the CSV's folder, so that the CSV and its images can move
+    together; absolute where no relative path exists (another drive).
+
+    Examples
+    --------
+    >>> from sarcnet_sklearn.io import paths_relative_to
+    >>> paths_relative_to(["/data/cells/a.tiff"], "/data/out/features.csv")
+    ['../cells/a.tiff']
+    """
+    folder = Path(os.path.abspath(table)).parent
+    written = []
+    for path in paths:
+        absolute = os.path.abspath(path)
+        try:
+            written.append(Path(os.path.relpath(absolute, folder)).as_posix())
+        except ValueError:
+            written.append(absolute)
+    return written
 
 
 def _read_cell_csv(path: Path, image_column: str) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            header = next(csv.reader(handle), [])
         table = pd.read_csv(path)
     except pd.errors.EmptyDataError as exc:
         raise ValueError(f"{path}: the CSV is empty") from exc
+    except (UnicodeDecodeError, csv.Error, pd.errors.ParserError) as exc:
+        raise ValueError(f"{path}: not a readable CSV table ({exc})") from exc
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{path}: repeated column name(s) {repeated}; each column must have "
+                         "a unique name")
     if image_column not in table.columns:
         raise ValueError(
             f"{path}: no {image_column!r} column (columns: {list(table.columns)})"
@@ -124,7 +213,7 @@ def _read_cell_csv(path: Path, image_column: str) -> pd.DataFrame:
         if pd.isna(value) or not str(value).strip():
             return None
         image = Path(str(value))
-        return str(image if image.is_absolute() else folder / image)
+        return os.path.normpath(image if image.is_absolute() else folder / image)
 
     table[image_column] = [absolute(value) for value in table[image_column]]
     return table
@@ -160,12 +249,68 @@ def write_atomically(path: str | PathLike, write: Callable[[str], object]) -> Pa
     return path
 
 
+def check_output(
+    path: str | PathLike, *, inputs: Iterable[str | PathLike] = (), folder: bool = False
+) -> Path:
+    """Refuse, before any work is done, an output that is an input or cannot be written.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file (or, with ``folder=True``, the folder) a command will write.
+    inputs : iterable of paths
+        Files the output must not replace (data tables, images, the model).
+    folder : bool, default=False
+        Whether ``path`` is an output folder (an existing folder is then fine).
+
+    Returns
+    -------
+    path : Path
+
+    Raises
+    ------
+    ValueError
+        Naming ``path``: it is one of ``inputs``, a folder where a file is
+        expected (or the reverse), or its folder cannot be created or written.
+
+    Examples
+    --------
+    >>> from sarcnet_sklearn.io import check_output
+    >>> check_output("cells.csv", inputs=["cells.csv"])
+    Traceback (most recent call last):
+    ...
+    ValueError: refusing to overwrite the input file cells.csv with an output
+    """
+    path = Path(path)
+    resolved = path.resolve()
+    for item in inputs:
+        if Path(item).resolve() == resolved:
+            raise ValueError(f"refusing to overwrite the input file {item} with an output")
+    if path.is_dir() and not folder:
+        raise ValueError(f"output {path} is a folder; give a file name")
+    if path.exists() and folder and not path.is_dir():
+        raise ValueError(f"output {path} is a file; give a folder name")
+    existing = resolved if folder and path.is_dir() else resolved.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"cannot write {path}: {existing} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise ValueError(f"cannot write {path}: {existing} is not writable ({exc.strerror})"
+                         ) from exc
+    return path
+
+
 def write_csv_atomically(
     table: pd.DataFrame, output: str | PathLike, *, inputs: Iterable[str | PathLike] = ()
 ) -> Path:
     """Write ``table`` as CSV with :func:`write_atomically`, never over one of ``inputs``.
 
-    Refuses (ValueError) to write over any of ``inputs`` or onto a folder.
+    Refuses (ValueError, see :func:`check_output`) to write over any of
+    ``inputs``, onto a folder or where it cannot write.
 
     Examples
     --------
@@ -175,9 +320,5 @@ def write_csv_atomically(
     >>> write_csv_atomically(pd.DataFrame({"a": [1]}), folder / "t.csv").read_text()
     'a\\n1\\n'
     """
-    output = Path(output)
-    if output.is_dir():
-        raise ValueError(f"output {output} is a folder; give a .csv file name")
-    if output.resolve() in {Path(item).resolve() for item in inputs}:
-        raise ValueError(f"refusing to overwrite the input file {output}")
+    output = check_output(output, inputs=inputs)
     return write_atomically(output, lambda temporary: table.to_csv(temporary, index=False))

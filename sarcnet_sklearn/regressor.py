@@ -8,6 +8,7 @@ from os import PathLike
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.exceptions import NotFittedError
 from skorch import NeuralNetRegressor
 from skorch.callbacks import EarlyStopping, EpochScoring
 from skorch.dataset import Dataset, ValidSplit, unpack_data
@@ -104,6 +105,11 @@ class SarcNetRegressor(NeuralNetRegressor):
         None trains all ``max_epochs`` (the best epoch is kept either way).
     random_state : int or None, default=None
         Seeds torch before the weights are initialised and batches shuffled.
+    score_range : tuple (low, high) or None, default=(1.0, 5.0)
+        The scale of the scores: ``fit`` refuses scores outside it (a 0-100
+        scale would otherwise train silently and every prediction be clipped),
+        and :func:`~sarcnet_sklearn.deploy.predict_cells` clips to it. None:
+        any finite score.
     precision : {"auto", "bf16", "fp16", "fp32"}, default="auto"
         Arithmetic of the forward pass (weights, optimizer and loss stay
         float32): "bf16"/"fp16" run it under ``torch.autocast`` (fp16 with
@@ -126,6 +132,12 @@ class SarcNetRegressor(NeuralNetRegressor):
         Feature columns the module was trained on, in order.
     n_features_in_ : int
         Number of input columns seen in ``fit`` (image column included).
+    feature_min_, feature_max_ : ndarray of shape (n_features,)
+        Range of each feature column in the training data (as the module saw
+        it, i.e. standardised in a pipeline).
+    fit_interrupted_ : bool
+        Whether the last ``fit`` was stopped by Ctrl-C (skorch then returns
+        quietly with the epochs trained so far).
     module_, history_, ... : see skorch's ``NeuralNet``.
 
     Examples
@@ -155,6 +167,7 @@ class SarcNetRegressor(NeuralNetRegressor):
         test_time_augment: bool = True,
         patience: int | None = None,
         random_state: int | None = None,
+        score_range: tuple[float, float] | None = (1.0, 5.0),
         precision: str = "auto",
         criterion=torch.nn.MSELoss,
         optimizer=torch.optim.Adam,
@@ -177,6 +190,7 @@ class SarcNetRegressor(NeuralNetRegressor):
         self.test_time_augment = test_time_augment
         self.patience = patience
         self.random_state = random_state
+        self.score_range = score_range
         self.precision = precision
         super().__init__(
             module,
@@ -230,7 +244,25 @@ class SarcNetRegressor(NeuralNetRegressor):
             )
         if self.use_features:
             inputs["features"] = check_finite_features(df, self.feature_names_).astype(np.float32)
+        if fitting:
+            features = inputs.get("features", np.empty((len(df), 0), dtype=np.float32))
+            self.feature_min_ = features.min(axis=0).astype(np.float64)
+            self.feature_max_ = features.max(axis=0).astype(np.float64)
         return inputs
+
+    def _check_scores(self, y: np.ndarray, what: str = "y") -> np.ndarray:
+        if self.score_range is None:
+            return y
+        low, high = self.score_range
+        y_flat = y.reshape(-1)
+        outside = np.flatnonzero((y_flat < low) | (y_flat > high))
+        if len(outside):
+            raise ValueError(
+                f"{what} has {len(outside)} score(s) outside the score range [{low:g}, {high:g}] "
+                f"(first: {float(y_flat[outside[0]])} at position {outside[0]}); pass "
+                "score_range=(low, high) to declare the scale of your scores, or None"
+            )
+        return y
 
     # -- skorch hooks -----------------------------------------------------------------------
 
@@ -398,23 +430,32 @@ class SarcNetRegressor(NeuralNetRegressor):
         if self.augment not in AUGMENTATIONS:
             raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {self.augment!r}")
         inputs = self._net_input(X, fitting=True)
-        target = check_target(y, len(next(iter(inputs.values()))))
+        target = self._check_scores(check_target(y, len(next(iter(inputs.values())))))
         self.validation_dataset_ = None
         if validation_data is not None:
             X_valid, y_valid = validation_data
             valid_inputs = self._net_input(X_valid)
+            y_valid = check_target(y_valid, len(next(iter(valid_inputs.values()))))
             self.validation_dataset_ = self.get_dataset(
-                valid_inputs, check_target(y_valid, len(next(iter(valid_inputs.values()))))
+                valid_inputs, self._check_scores(y_valid, "validation y")
             )
         if self.random_state is not None:
             torch.manual_seed(self.random_state)
         self.__dict__.pop("conformity_scores_", None)  # a calibration belongs to the old fit
         self._fitting = True  # validation during training predicts without test-time averaging
+        self.fit_interrupted_ = False
         try:
             super().fit(inputs, target, **fit_params)
         finally:
             del self.validation_dataset_, self._fitting
         return self
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt:
+            self.fit_interrupted_ = True  # skorch ends training quietly: remember it
+            raise
 
     def predict(self, X) -> np.ndarray:
         """Predict one score per cell (1-D float array), in evaluation mode.
@@ -424,7 +465,16 @@ class SarcNetRegressor(NeuralNetRegressor):
         chunk is decoded while the model works on the current one: memory does
         not grow with the number of cells, and on a GPU the decoded chunk waits
         in pinned memory so that the copy overlaps with the model.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Before ``fit``.
         """
+        if not (getattr(self, "initialized_", False) and hasattr(self, "feature_names_")):
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet; call 'fit' before 'predict'"
+            )
         df = as_frame(X)
         if len(df) == 0:
             raise ValueError("X has no rows")

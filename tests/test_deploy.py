@@ -11,11 +11,13 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import safetensors.torch
 import torch
 
 from sarcnet_sklearn import PROTOCOL_1, __version__, make_linear_baseline
 from sarcnet_sklearn.cli import build_parser, main
 from sarcnet_sklearn.deploy import (
+    FORMAT_VERSION,
     ModelVersionWarning,
     load_model,
     predict_cells,
@@ -54,7 +56,8 @@ def loaded(shell_run):
 def test_train_and_predict_from_the_shell(shell_run, loaded, cells):
     table, [(model, predictions), _], _ = shell_run
     result = pd.read_csv(predictions)
-    assert list(result.columns) == [*ID_COLUMNS, "score_pred", "score_raw", "error"]
+    assert list(result.columns) == [*ID_COLUMNS, "score_pred", "score_raw", "error",
+                                    "out_of_range"]
     assert len(result) == 40
     assert result["image_path"].tolist() == cells["image_path"].iloc[:40].tolist()
     assert result["error"].isna().all()
@@ -92,7 +95,8 @@ def test_predict_never_writes_over_an_input(shell_run, capsys):
 def test_model_file_carries_its_metadata(shell_run):
     _, [(model, _), _], _ = shell_run
     content = joblib.load(model)
-    assert content["format"] == "sarcnet-sklearn-model" and content["format_version"] == 1
+    assert content["format"] == "sarcnet-sklearn-model"
+    assert content["format_version"] == FORMAT_VERSION
     info = content["metadata"]
     assert info["versions"]["sarcnet_sklearn"] == __version__
     assert info["versions"]["torch"] == torch.__version__
@@ -110,11 +114,12 @@ def test_safe_format_rebuilds_an_identical_model_without_unpickling(loaded, cell
     path = save_model(pipeline, tmp_path / name, metadata=info, format="safe")
     if path.suffix == ".zip":
         with zipfile.ZipFile(path) as archive:
-            assert sorted(archive.namelist()) == ["model.json", "weights.pt"]
+            assert sorted(archive.namelist()) == ["model.json", "weights.safetensors"]
             settings = json.loads(archive.read("model.json"))
     else:
         settings = json.loads((path / "model.json").read_text())
-        torch.load(path / "weights.pt", weights_only=True)
+        assert set(safetensors.torch.load_file(path / "weights.safetensors")) == set(
+            pipeline[-1].module_.state_dict())
     assert settings["metadata"]["training"] == info["training"]
     rebuilt, rebuilt_info = load_model(path, return_metadata=True)
     assert rebuilt_info["training"] == info["training"]
@@ -173,9 +178,10 @@ def test_model_from_a_newer_version_warns_or_errors_clearly(small_model_file, tm
     joblib.dump(content, tmp_path / "newer.joblib")
     with pytest.warns(ModelVersionWarning, match=r"saved with sarcnet-sklearn 99\.0; this is"):
         load_model(tmp_path / "newer.joblib")
-    content["format_version"] = 2
+    content["format_version"] = FORMAT_VERSION + 1
     joblib.dump(content, tmp_path / "newer_format.joblib")
-    with pytest.raises(ValueError, match=r"sarcnet-sklearn 99\.0 in model-file format 2.*upgrade"):
+    newer = rf"99\.0 in model-file format {FORMAT_VERSION + 1}.*upgrade"
+    with pytest.raises(ValueError, match=newer):
         load_model(tmp_path / "newer_format.joblib")
 
 

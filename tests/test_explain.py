@@ -208,7 +208,7 @@ def test_cli_explain_and_report_end_to_end(model, cells, tmp_path, capsys):
     assert f"report: {html}" in printed and html.is_file()
 
     assert main(["report", str(csv), str(csv), "--out", str(tmp_path / "r")]) == 2
-    assert "cannot load a model" in capsys.readouterr().err
+    assert "cannot read model file" in capsys.readouterr().err
 
 
 def test_fitted_model_attends_to_the_cell(cells):

@@ -131,7 +131,8 @@ def test_bad_files_and_features_get_row_errors_and_the_other_rows_are_scored(
                                scored.loc["duplicate", "score_raw"], rtol=1e-6)
     alone = model.predict(table.iloc[:1])[0]
     np.testing.assert_allclose(scored.loc["good", "score_raw"], alone, rtol=1e-6)
-    assert list(result.columns) == ["image_path", "score_pred", "score_raw", "error"]
+    assert list(result.columns) == ["image_path", "score_pred", "score_raw", "error",
+                                    "out_of_range"]
 
 
 def test_huge_images_are_scored_or_get_a_page_error(model, cells, folder):
@@ -246,6 +247,9 @@ def test_measurement_and_prediction_succeed_or_fail_cleanly(model, folder, drawn
         pytest.fail(f"a single bad cell raised instead of getting a row error: {exc}")
     if row["error"] is None:
         assert 1 <= row["score_pred"] <= 5 and np.isfinite(row["score_raw"])
+    elif row["out_of_range"] is not None:  # an extrapolation: reported, not scored
+        assert row["error"].startswith("not scored: ")
+        assert np.isnan(row["score_pred"]) and np.isfinite(row["score_raw"])
     else:
         assert isinstance(row["error"], str) and row["error"]
         assert np.isnan(row["score_pred"]) and np.isnan(row["score_raw"])

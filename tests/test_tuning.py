@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 from sklearn.base import clone
 from skorch.callbacks import Callback
 
-from sarcnet_sklearn import PROTOCOL_2, make_sarcnet_pipeline
+from sarcnet_sklearn import PROTOCOL_2, load_model, make_sarcnet_pipeline
 from sarcnet_sklearn.cli import main
 from sarcnet_sklearn.tuning import default_search_space, tune
 from sarcnet_sklearn.tuning._objective import Objective, SurplusTrial
@@ -123,7 +123,15 @@ class CtrlCDuringFit(Callback):
             os.kill(os.getpid(), signal.SIGINT)
 
 
-def test_study_in_sqlite_resumes_after_ctrl_c(split, mlp_pipeline, tmp_path):
+@pytest.fixture
+def ctrl_c_delivered():
+    """Ctrl-C raises KeyboardInterrupt, even in a suite started with SIGINT ignored."""
+    original = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, original)
+
+
+def test_study_in_sqlite_resumes_after_ctrl_c(split, mlp_pipeline, tmp_path, ctrl_c_delivered):
     X, y, X_valid, y_valid = split
     storage = f"sqlite:///{tmp_path / 'tune.db'}"
     run = partial(
@@ -131,13 +139,14 @@ def test_study_in_sqlite_resumes_after_ctrl_c(split, mlp_pipeline, tmp_path):
         storage=storage, study_name="resume", refit=False,
     )
     CtrlCDuringFit.fits = 0
+    handler_before = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt, match="'resume' interrupted"):
         run(pipeline=clone(mlp_pipeline).set_params(model__callbacks=[CtrlCDuringFit(3)]),
             random_state=0)
     before = optuna.load_study(study_name="resume", storage=storage).trials
     # The trial that was training is marked failed, not recorded half-trained.
     assert [trial.state for trial in before] == [TrialState.COMPLETE] * 2 + [TrialState.FAIL]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is handler_before
 
     result = run(pipeline=mlp_pipeline, random_state=1)
     after = result.study.trials
@@ -222,7 +231,7 @@ def test_two_cli_workers_share_one_sqlite_study(cells, tmp_path):
     assert refit.returncode == 0, refit.stderr
     assert f"saved to {out.resolve()}" in refit.stdout
     assert len(optuna.load_study(study_name="shared", storage=storage).trials) == len(trials)
-    model = joblib.load(out)
+    model = load_model(out)  # the model file 'train' writes, through the one loader
     predictions = model.predict(cells.iloc[80:90])
     assert predictions.shape == (10,) and np.isfinite(predictions).all()
 

@@ -8,7 +8,7 @@ from functools import partial
 from pathlib import Path
 
 from .._columns import IMAGE_COLUMN, PROTOCOL_2, TARGET_COLUMN
-from ..io import is_aics_root, load_cells
+from ..io import PATH_RULE, check_output, is_aics_root, load_cells
 from ..scale import add_scale_arguments, cluster_client, run_in_chunks
 from ._model_file import FORMATS, load_model, save_model
 from ._predict import ERROR_COLUMN, predict_cells
@@ -17,8 +17,28 @@ from ._train import train_model
 DATA_HELP = (
     "an AICS dataset root, a CSV with an image_path column (plus feature columns; a "
     "Protocol 1 model measures its features from the images when they are absent), or a "
-    "folder of images"
+    f"folder of images. Paths: {PATH_RULE}"
 )
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def model_format(out: Path, requested: str | None) -> str:
+    """The format a model file named ``out`` is written in: safe for a .zip or folder."""
+    implied = "safe" if out.suffix.lower() == ".zip" or out.is_dir() else "joblib"
+    if requested is not None and requested != implied and out.suffix.lower() == ".zip":
+        raise ValueError(f"--out {out}: a .zip is always the safe format; name a joblib model "
+                         "e.g. model.joblib")
+    return requested or implied
 
 
 def add_subcommand(subparsers) -> None:
@@ -53,11 +73,17 @@ def add_subcommand(subparsers) -> None:
     )
     train.add_argument("--target", default=TARGET_COLUMN,
                        help="column with the scores (default: %(default)s)")
-    train.add_argument("--image-size", type=int, default=224,
+    train.add_argument("--image-size", type=positive, default=224,
                        help="model input size in pixels (default: %(default)s)")
-    train.add_argument("--epochs", type=int, default=100, help="default: %(default)s")
+    train.add_argument("--epochs", type=positive, default=100, help="default: %(default)s")
     train.add_argument("--lr", type=float, default=5e-4, help="default: %(default)s")
-    train.add_argument("--batch-size", type=int, default=40, help="default: %(default)s")
+    train.add_argument("--batch-size", type=positive, default=40, help="default: %(default)s")
+    train.add_argument("--score-range", type=float, nargs=2, default=(1.0, 5.0),
+                       metavar=("LOW", "HIGH"),
+                       help="scale of the scores; scores outside it are an error and "
+                            "predictions are clipped to it (default: 1 5)")
+    train.add_argument("--recursive", action="store_true",
+                       help="read the images in sub-folders of a DATA folder too")
     train.add_argument(
         "--validation-fraction", type=float,
         help="fraction of cells held out for validation, 0 for none (default: the paper's "
@@ -75,8 +101,11 @@ def add_subcommand(subparsers) -> None:
         help="score cells with a saved model into a CSV",
         description=(
             "Score every cell with a saved model. The CSV keeps the input's identifying "
-            "columns and adds score_pred (clipped to 1-5), score_raw and error: a cell that "
-            "cannot be scored gets the reason there, and every other cell is still scored."
+            "columns and adds score_pred (clipped to the model's score range, 1-5), score_raw, "
+            "error and out_of_range: a cell that cannot be scored gets the reason in error, "
+            "and every other cell is still scored. A cell with a feature far outside the "
+            "training data is not scored (score_pred empty, out_of_range names the features; "
+            "score_raw keeps the extrapolated output)."
         ),
     )
     predict.add_argument("model", metavar="MODEL", help="model file or safe-format folder/.zip")
@@ -85,45 +114,58 @@ def add_subcommand(subparsers) -> None:
                          help="CSV to write (never one of the inputs)")
     predict.add_argument("--device", choices=["cpu", "cuda"],
                          help="default: the model's device if available, else the CPU")
-    predict.add_argument("--batch-size", type=int, default=200,
+    predict.add_argument("--batch-size", type=positive, default=200,
                          help="cells scored at once (default: %(default)s)")
     predict.add_argument(
         "--interval", type=float, metavar="CONFIDENCE",
         help="add score_low and score_high, a prediction interval holding the true score "
              "with this probability (e.g. 0.9; the model must be calibrated, as train does)",
     )
+    predict.add_argument("--recursive", action="store_true",
+                         help="read the images in sub-folders of a DATA folder too")
     predict.add_argument("--quiet", action="store_true", help="no progress bars")
     add_scale_arguments(predict)
     predict.set_defaults(func=run_predict)
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Train and save as ``args`` say; returns the exit code."""
+    """Train and save as ``args`` say; returns the exit code (130 when interrupted)."""
     data, out = Path(args.data), Path(args.out)
-    if out.exists() and out.resolve() == data.resolve():
-        raise ValueError(f"refusing to overwrite the input {data} with the model")
+    low, high = args.score_range
+    if not low < high:
+        raise ValueError(f"--score-range: LOW must be below HIGH, got {low:g} {high:g}")
+    file_format = model_format(out, args.format)
+    check_output(out, inputs=[data], folder=file_format == "safe" and out.suffix != ".zip")
     if args.validation_fraction is None:
         validation = "paper" if data.is_dir() and is_aics_root(data) else 0.2
     else:
         validation = args.validation_fraction
-    cells = load_cells(data)
+    cells = load_cells(data, recursive=args.recursive)
+    images = cells[IMAGE_COLUMN].dropna().tolist() if IMAGE_COLUMN in cells else []
+    check_output(out, inputs=images, folder=file_format == "safe" and out.suffix != ".zip")
     protocol = args.protocol or (2 if set(PROTOCOL_2) <= set(cells.columns) else 1)
-    pipeline, metadata = train_model(
-        cells,
-        protocol=protocol,
-        target=args.target,
-        validation=validation,
-        image_size=args.image_size,
-        max_epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        random_state=args.random_state,
-        device=args.device,
-        mask_page=args.mask_page,
-        progress=not args.quiet,
-        source=data.resolve(),
-    )
-    file_format = args.format or ("safe" if out.suffix.lower() == ".zip" else "joblib")
+    kept = "the previous model file is unchanged" if out.exists() else "no model was saved"
+    try:
+        pipeline, metadata = train_model(
+            cells,
+            protocol=protocol,
+            target=args.target,
+            validation=validation,
+            image_size=args.image_size,
+            max_epochs=args.epochs,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            random_state=args.random_state,
+            device=args.device,
+            mask_page=args.mask_page,
+            progress=not args.quiet,
+            source=data.resolve(),
+            score_range=(low, high),
+        )
+    except KeyboardInterrupt as exc:
+        print(f"sarcnet-sklearn train: {exc or 'interrupted'} (Ctrl-C); {kept}: {out}",
+              file=sys.stderr)
+        return 130
     save_model(pipeline, out, metadata=metadata, format=file_format)
     training = metadata["training"]
     measured = ", features measured from the images" if training["features_measured"] else ""
@@ -144,10 +186,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_predict(args: argparse.Namespace) -> int:
     """Score the cells named by ``args`` and write the CSV; returns the exit code."""
-    if Path(args.out).resolve() in {Path(args.data).resolve(), Path(args.model).resolve()}:
-        raise ValueError(f"refusing to overwrite the input file {args.out}")
+    check_output(args.out, inputs=[args.data, args.model])
     model, metadata = load_model(args.model, device=args.device, return_metadata=True)
-    cells = load_cells(args.data)
+    cells = load_cells(args.data, recursive=args.recursive)
     mask_page = (metadata.get("training") or {}).get("mask_page")
     model_file = Path(args.model).resolve()
     if args.interval is not None:
@@ -155,6 +196,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
         interval_half_width(model, args.interval)  # not calibrated: say so before any work
     images = cells[IMAGE_COLUMN].dropna().tolist() if IMAGE_COLUMN in cells else []
+    check_output(args.out, inputs=images)
     with cluster_client(args) as client:
         result = run_in_chunks(
             cells,

@@ -1,24 +1,32 @@
 """Model files: a fitted SarcNet pipeline plus what is known about it, in two formats.
 
 - ``"joblib"``: one joblib file holding ``{"format", "format_version",
-  "metadata", "pipeline"}``; any pipeline, but loading it unpickles, which can
-  run arbitrary code: load only files you trust.
+  "metadata", "pipeline"}``, the network trimmed for prediction (no optimizer
+  state or history); any pipeline, but loading it unpickles, which can run
+  arbitrary code: load only files you trust.
 - ``"safe"``: a folder (or a ``.zip``) with ``model.json`` (settings, feature
-  names, scaler statistics, metadata) and ``weights.pt`` (the network's
-  tensors, read with ``torch.load(weights_only=True)``); nothing is
-  unpickled. Only pipelines made by :func:`make_sarcnet_pipeline`.
+  names, scaler statistics, metadata) and ``weights.safetensors`` (the
+  network's tensors); nothing is unpickled, every setting is checked (type,
+  range, consistency with the others and with the weights) before anything is
+  built, and every read is bounded. Only pipelines made by
+  :func:`make_sarcnet_pipeline`.
 
-:func:`load_model` reads both, and plain joblib files of a pipeline too.
+:func:`load_model` reads both (and plain joblib files of a pipeline). A path
+is read as the safe format when it is a folder or a file that starts as a zip
+archive does, and as joblib only when it is neither a zip archive nor named
+``.zip``: a ``.zip`` or a folder is never unpickled.
 """
 
 from __future__ import annotations
 
-import io
+import copy
 import json
 import os
 import pickle
 import platform
 import shutil
+import stat
+import struct
 import tempfile
 import warnings
 import zipfile
@@ -30,21 +38,34 @@ import joblib
 import numpy as np
 import sklearn
 import torch
+from skorch import NeuralNet
 from skorch.exceptions import DeviceWarning
 
 from .. import __version__
 from .._columns import PROTOCOLS
 from ..io import write_atomically
 from ._checks import ModelInputs
+from ._settings import REGRESSOR_SETTINGS, STORED_ONLY_IF_SET, check_settings
 
 FORMAT = "sarcnet-sklearn-model"
-FORMAT_VERSION = 1
-"""Layout version of the model files this package writes; it reads this one and older."""
+FORMAT_VERSION = 2
+"""Layout version of the model files this package writes; it reads this one and older.
+
+1: safe-format weights in ``weights.pt`` (``torch.save``; no longer read, as reading it
+means unpickling); 2: ``weights.safetensors``, ``feature_range`` and ``score_range``
+settings, joblib files trimmed for prediction."""
 
 FORMATS = ("joblib", "safe")
-WEIGHTS_FILE = "weights.pt"
+WEIGHTS_FILE = "weights.safetensors"
+OLD_WEIGHTS_FILE = "weights.pt"
 SETTINGS_FILE = "model.json"
 INPUT_KEYS = ("protocol", "feature_names", "image_column", "image_channel", "image_size")
+MAX_SETTINGS_BYTES = 1 << 20
+MAX_HEADER_BYTES = 1 << 20
+"""Of the safetensors header (names, shapes and offsets of the tensors)."""
+MAX_MODEL_BYTES = 2 << 30
+"""No safe-format file or member is read beyond this, whatever it declares."""
+ZIP_MAGIC = b"PK\x03\x04"
 
 
 class ModelVersionWarning(UserWarning):
@@ -103,9 +124,10 @@ def save_model(
     Parameters
     ----------
     pipeline : fitted SarcNet pipeline
+        Not modified (a joblib file holds a copy trimmed for prediction).
     path : str or path-like
-        ``"joblib"``: a file (e.g. ``model.joblib``). ``"safe"``: a folder, or a
-        file ending in ``.zip``.
+        ``"joblib"``: a file (e.g. ``model.joblib``; not ``.zip``). ``"safe"``:
+        a folder, or a file ending in ``.zip``.
     metadata : dict, optional
         Extra entries for :func:`model_metadata` (training summary, metrics, ...);
         a dict from :func:`load_model` can be passed back as it is.
@@ -129,17 +151,20 @@ def save_model(
     info = model_metadata(pipeline, **(metadata or {}))
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, "metadata": info}
     if format == "joblib":
-        if path.is_dir():
-            raise ValueError(f"{path} is a folder; give a file name such as model.joblib")
-        write_atomically(path, lambda target: joblib.dump({**header, "pipeline": pipeline},
+        if path.is_dir() or path.suffix.lower() == ".zip":
+            raise ValueError(f"{path}: a joblib model needs a file name not ending in .zip "
+                             "(a .zip or a folder is the safe format), e.g. model.joblib")
+        trimmed = _trimmed_for_prediction(pipeline)
+        write_atomically(path, lambda target: joblib.dump({**header, "pipeline": trimmed},
                                                            target))
         return path
     settings = json.dumps({**header, "pipeline": _safe_settings(pipeline)}, indent=1)
-    buffer = io.BytesIO()
+    from safetensors.torch import save as save_tensors
+
     net = pipeline[-1]
-    torch.save({name: value.detach().cpu() for name, value in net.module_.state_dict().items()},
-               buffer)
-    files = {SETTINGS_FILE: settings.encode(), WEIGHTS_FILE: buffer.getvalue()}
+    state = {name: value.detach().cpu().contiguous()
+             for name, value in net.module_.state_dict().items()}
+    files = {SETTINGS_FILE: settings.encode(), WEIGHTS_FILE: save_tensors(state)}
     if path.suffix.lower() == ".zip":
         write_atomically(path, lambda target: _write_zip(target, files))
     else:
@@ -148,7 +173,11 @@ def save_model(
 
 
 def load_model(
-    path: str | PathLike, *, device: str | None = None, return_metadata: bool = False
+    path: str | PathLike,
+    *,
+    device: str | None = None,
+    return_metadata: bool = False,
+    format: str | None = None,
 ):
     """Load a model written by :func:`save_model` (either format) or a plain joblib pipeline.
 
@@ -162,6 +191,10 @@ def load_model(
         machine).
     return_metadata : bool, default=False
         Also return the metadata dict.
+    format : {"safe", "joblib"}, optional
+        Insist on one format: ``"safe"`` never unpickles whatever the file is.
+        Default: the safe format for a folder or a zip archive, joblib for
+        anything else (see the module docstring).
 
     Returns
     -------
@@ -174,8 +207,9 @@ def load_model(
     FileNotFoundError
         When ``path`` does not exist.
     ValueError
-        When the file is truncated, corrupt or not a model, or was written by
-        a newer model-file format than this version reads.
+        When the file is not a regular file or folder, is truncated, corrupt,
+        inconsistent or not a model, or was written by a newer model-file
+        format than this version reads.
 
     Warns
     -----
@@ -189,20 +223,54 @@ def load_model(
     >>> info["protocol"], info["versions"]["sarcnet_sklearn"]  # doctest: +SKIP
     (2, '0.1.0')
     """
+    if format not in (None, *FORMATS):
+        raise ValueError(f"format must be None or one of {FORMATS}, got {format!r}")
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such model file: {path}")
     if device is not None and device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available here")
-    if path.is_dir() or path.suffix.lower() == ".zip" or zipfile.is_zipfile(path):
+    if path.is_dir():
+        kind = "safe"
+    else:
+        _check_regular(path)
+        with open(path, "rb") as handle:
+            kind = "safe" if handle.read(4) == ZIP_MAGIC else "joblib"
+    if format == "safe" and kind != "safe":
+        raise ValueError(f"{path} is not a safe-format model (a folder or a .zip archive)")
+    if kind == "safe":
+        if format == "joblib":
+            raise ValueError(f"{path} is a safe-format model, not a joblib file")
         pipeline, metadata = _load_safe(path, device)
     else:
+        if path.suffix.lower() == ".zip" or zipfile.is_zipfile(path):
+            raise ValueError(
+                f"{path} is named or built like a zip archive but does not start as one (data "
+                "was put in front of it): refusing to read it, since a safe-format model is a "
+                "plain zip and anything else would be unpickled"
+            )
         pipeline, metadata = _load_joblib(path)
         _place_on(pipeline[-1] if hasattr(pipeline, "steps") else pipeline, device)
     return (pipeline, metadata) if return_metadata else pipeline
 
 
+def _check_regular(path: Path) -> None:
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{path} is not a regular file (a pipe, device or socket)")
+
+
 # -- joblib -------------------------------------------------------------------------------------
+
+
+def _trimmed_for_prediction(pipeline):
+    """A copy of ``pipeline`` whose skorch net keeps only what prediction needs."""
+    net = pipeline[-1] if hasattr(pipeline, "steps") else pipeline
+    if not isinstance(net, NeuralNet) or not getattr(net, "initialized_", False):
+        return pipeline
+    trimmed = copy.deepcopy(pipeline)
+    (trimmed[-1] if hasattr(trimmed, "steps") else trimmed).trim_for_prediction()
+    return trimmed
 
 
 def _load_joblib(path: Path):
@@ -243,8 +311,6 @@ def _place_on(net, device: str | None) -> None:
 
 # -- safe format ------------------------------------------------------------------------------
 
-_PLAIN = (type(None), bool, int, float, str)
-
 
 def _safe_settings(pipeline) -> dict:
     from ..nn import SarcNetModule
@@ -266,12 +332,19 @@ def _safe_settings(pipeline) -> dict:
     if not hasattr(net, "module_"):
         raise ValueError("the pipeline is not fitted; fit it before saving")
     scaler = scale.named_transformers_["features"]
-    params = {
-        key: value
-        for key, value in net.get_params(deep=False).items()
-        if _is_plain(value) and key != "weights"
-    }
-    return {
+    all_params = net.get_params(deep=False)
+    unstorable = sorted(key for key in all_params if key.startswith(STORED_ONLY_IF_SET)
+                        and key not in REGRESSOR_SETTINGS)
+    if unstorable:
+        raise ValueError(f"format='safe' cannot store the setting(s) {unstorable}; save this "
+                         "model with format='joblib'")
+    params = {key: _json_ready(all_params[key], key)
+              for key in REGRESSOR_SETTINGS if key in all_params}
+    feature_range = None
+    if getattr(net, "feature_min_", None) is not None:
+        feature_range = {"min": np.asarray(net.feature_min_, dtype=float).tolist(),
+                         "max": np.asarray(net.feature_max_, dtype=float).tolist()}
+    settings = {
         "protocol": (int(select.protocol) if isinstance(select.protocol, (int, np.integer))
                      else list(select.protocol)),
         "keeps_image": bool(select.keeps_image_),
@@ -286,7 +359,12 @@ def _safe_settings(pipeline) -> dict:
             "var": scaler.var_.tolist(),
             "n_samples_seen": int(scaler.n_samples_seen_),
         },
+        "feature_range": feature_range,
     }
+    try:
+        return check_settings(_json_ready(settings, "settings"))
+    except ValueError as exc:
+        raise ValueError(f"format='safe' cannot store this model: {exc}") from exc
 
 
 def _conformity_list(pipeline) -> list[float] | None:
@@ -296,51 +374,146 @@ def _conformity_list(pipeline) -> list[float] | None:
     return None if scores is None else [float(score) for score in scores]
 
 
-def _is_plain(value) -> bool:
-    if isinstance(value, (list, tuple)):
-        return all(isinstance(item, _PLAIN) for item in value)
-    return isinstance(value, _PLAIN)
-
-
 def _load_safe(path: Path, device: str | None):
     try:
-        if path.is_dir():
-            settings_text = (path / SETTINGS_FILE).read_text()
-            weights_bytes = (path / WEIGHTS_FILE).read_bytes()
-        else:
-            with zipfile.ZipFile(path) as archive:
-                settings_text = archive.read(SETTINGS_FILE).decode()
-                weights_bytes = archive.read(WEIGHTS_FILE)
-        content = json.loads(settings_text)
-    except (OSError, KeyError, zipfile.BadZipFile, UnicodeDecodeError, ValueError) as exc:
+        with _SafeReader(path) as reader:
+            content = _parse_settings(reader.read(SETTINGS_FILE, MAX_SETTINGS_BYTES))
+            if not isinstance(content, dict) or content.get("format") != FORMAT:
+                raise ValueError(f"{SETTINGS_FILE} is not a sarcnet-sklearn model description")
+            metadata = _check_header(content, path)
+            settings = check_settings(content.get("pipeline"))
+            pipeline = _rebuild(settings, device)
+            module = pipeline[-1].module_
+            expected = {name: tuple(value.shape) for name, value in module.state_dict().items()}
+            n_bytes = sum(value.numel() * value.element_size()
+                          for value in module.state_dict().values())
+            if content["format_version"] < 2:
+                raise ValueError(
+                    f"{path} is in model-file format {content['format_version']} (weights "
+                    f"in {OLD_WEIGHTS_FILE}, written with torch.save); this version reads "
+                    "safetensors weights only: load it where it was made and save it again "
+                    "with save_model(..., format='safe'), or retrain"
+                )
+            data = reader.read(WEIGHTS_FILE, 8 + MAX_HEADER_BYTES + n_bytes)
+            module.load_state_dict(_parse_safetensors(data, expected))
+    except (OSError, KeyError, zipfile.BadZipFile, UnicodeDecodeError, ValueError, TypeError,
+            RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        if isinstance(exc, ValueError) and str(exc).startswith(str(path)):
+            raise
         raise ValueError(
-            f"cannot read model {path}: expected {SETTINGS_FILE} and {WEIGHTS_FILE} from "
-            f"save_model(..., format='safe') ({type(exc).__name__}: {exc})"
-        ) from exc
-    if not isinstance(content, dict) or content.get("format") != FORMAT:
-        raise ValueError(f"{path}: {SETTINGS_FILE} is not a sarcnet-sklearn model description")
-    metadata = _check_header(content, path)
-    try:
-        state = torch.load(io.BytesIO(weights_bytes), map_location="cpu", weights_only=True)
-        pipeline = _rebuild(content["pipeline"], state, device)
-    except (KeyError, TypeError, RuntimeError, ValueError, EOFError,
-            pickle.UnpicklingError) as exc:
-        raise ValueError(
-            f"cannot rebuild the model in {path}: its files are corrupt or do not match "
-            f"({type(exc).__name__}: {exc})"
+            f"cannot read model {path} (the safe format of save_model(..., format='safe')): "
+            f"{type(exc).__name__}: {' '.join(str(exc).split())}"
         ) from exc
     return pipeline, metadata
 
 
-def _rebuild(settings: dict, state: dict, device: str | None):
+class _SafeReader:
+    """Reads named members of a safe-format folder or zip, refusing anything unbounded."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.archive = None
+
+    def __enter__(self) -> _SafeReader:
+        if not self.path.is_dir():
+            if self.path.stat().st_size > 2 * MAX_MODEL_BYTES:
+                raise ValueError(f"{self.path} is larger than any model file")
+            self.archive = zipfile.ZipFile(self.path)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.archive is not None:
+            self.archive.close()
+
+    def read(self, name: str, limit: int) -> bytes:
+        """The bytes of member ``name``; an error when it may be longer than ``limit``."""
+        limit = min(limit, MAX_MODEL_BYTES)
+        if self.archive is not None:
+            info = self.archive.getinfo(name)
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise ValueError(f"{name} uses an unsupported zip compression")
+            if info.file_size > limit:
+                raise ValueError(f"{name} declares {info.file_size} bytes, more than the "
+                                 f"{limit} this model can need")
+            with self.archive.open(info) as member:
+                data = member.read(limit + 1)
+        else:
+            data = self._read_file(self.path / name, limit)
+        if len(data) > limit:
+            raise ValueError(f"{name} holds more than the {limit} bytes this model can need")
+        return data
+
+    def _read_file(self, member: Path, limit: int) -> bytes:
+        folder = os.path.realpath(self.path)
+        target = os.path.realpath(member)
+        if os.path.commonpath([folder, target]) != folder:
+            raise ValueError(f"{member.name} is a link leading out of the model folder")
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+        descriptor = os.open(target, flags)
+        with os.fdopen(descriptor, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise ValueError(f"{member.name} is not a regular file")
+            if info.st_size > limit:
+                raise ValueError(f"{member.name} has {info.st_size} bytes, more than the "
+                                 f"{limit} this model can need")
+            return handle.read(limit + 1)
+
+
+def _parse_settings(data: bytes):
+    try:
+        return json.loads(data.decode("utf-8"))
+    except RecursionError as exc:
+        raise ValueError(f"{SETTINGS_FILE} is nested too deeply") from exc
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{SETTINGS_FILE} is not valid JSON ({exc})") from exc
+
+
+SAFETENSORS_DTYPES = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64,
+                      "F16": torch.float16, "BF16": torch.bfloat16}
+
+
+def _parse_safetensors(data: bytes, expected: dict[str, tuple]) -> dict:
+    """Check the tensors' names and shapes against the module before decoding them."""
+    from safetensors.torch import load as load_tensors
+
+    if len(data) < 8:
+        raise ValueError(f"{WEIGHTS_FILE} is truncated")
+    (n_header,) = struct.unpack("<Q", data[:8])
+    if n_header > min(MAX_HEADER_BYTES, len(data) - 8):
+        raise ValueError(f"{WEIGHTS_FILE} has a corrupt header")
+    header = _parse_settings(data[8:8 + n_header])
+    if not isinstance(header, dict):
+        raise ValueError(f"{WEIGHTS_FILE} has a corrupt header")
+    header.pop("__metadata__", None)
+    found = {}
+    for name, entry in header.items():
+        if not (isinstance(entry, dict) and isinstance(entry.get("shape"), list)
+                and entry.get("dtype") in SAFETENSORS_DTYPES):
+            raise ValueError(f"{WEIGHTS_FILE}: tensor {name!r} has a corrupt description")
+        found[name] = tuple(entry["shape"])
+    if found != expected:
+        missing = sorted(set(expected) - set(found))[:3]
+        extra = sorted(set(found) - set(expected))[:3]
+        wrong = sorted(name for name in set(found) & set(expected)
+                       if found[name] != expected[name])[:3]
+        raise ValueError(
+            f"the weights do not fit the network the settings describe (missing {missing}, "
+            f"unexpected {extra}, other shapes {[(n, found[n], expected[n]) for n in wrong]})"
+        )
+    return load_tensors(data)
+
+
+def _rebuild(settings: dict, device: str | None):
     import pandas as pd
 
     from ..pipeline import make_sarcnet_pipeline, protocol_features
 
-    saved = str(settings["regressor_params"].get("device") or "cpu")
+    params = dict(settings["regressor_params"])
+    saved = str(params.get("device") or "cpu")
     if device is None:
         device = saved if not saved.startswith("cuda") or torch.cuda.is_available() else "cpu"
-    params = dict(settings["regressor_params"], weights=None, device=device)
+    params.update(weights=None, device=device)
     pipeline = make_sarcnet_pipeline(settings["protocol"], **params)
     select, scale, net = pipeline
     scaler_settings = settings["scaler"]
@@ -351,11 +524,11 @@ def _rebuild(settings: dict, state: dict, device: str | None):
     if settings["keeps_image"]:
         stand_in.insert(0, select.image_column, ["a", "b"])
     pipeline[:-1].fit(stand_in)
+    columns = [str(name) for name in scale.get_feature_names_out()]
+    if columns != settings["input_columns"]:
+        raise ValueError(f"setting 'input_columns' {settings['input_columns']} does not match "
+                         f"the pipeline's {columns}")
     scaler = scale.named_transformers_["features"]
-    if [str(c) for c in scaler.feature_names_in_] != scaler_settings["columns"]:
-        raise ValueError(
-            f"scaler columns {scaler_settings['columns']} do not match the protocol's {features}"
-        )
     scaler.mean_ = np.asarray(scaler_settings["mean"], dtype=np.float64)
     scaler.scale_ = np.asarray(scaler_settings["scale"], dtype=np.float64)
     scaler.var_ = np.asarray(scaler_settings["var"], dtype=np.float64)
@@ -363,8 +536,10 @@ def _rebuild(settings: dict, state: dict, device: str | None):
     net.feature_names_ = list(settings["feature_names"])
     net.feature_names_in_ = np.asarray(settings["input_columns"], dtype=object)
     net.n_features_in_ = len(net.feature_names_in_)
+    feature_range = settings.get("feature_range")
+    net.feature_min_ = None if feature_range is None else np.asarray(feature_range["min"])
+    net.feature_max_ = None if feature_range is None else np.asarray(feature_range["max"])
     net.initialize()
-    net.module_.load_state_dict(state)
     if settings.get("conformity_scores") is not None:
         from ..intervals import CONFORMITY_ATTRIBUTE
 
@@ -380,9 +555,15 @@ def _rebuild(settings: dict, state: dict, device: str | None):
 
 def _check_header(content: dict, path: Path) -> dict:
     metadata = content.get("metadata") or {}
-    saved = (metadata.get("versions") or {}).get("sarcnet_sklearn", "unknown")
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{path}: its metadata is not a JSON object")
+    versions = metadata.get("versions")
+    saved = versions.get("sarcnet_sklearn") if isinstance(versions, dict) else None
+    saved = saved if isinstance(saved, str) and len(saved) < 40 else "unknown"
     version = content.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValueError(f"{path}: format_version {version!r} is not a model-file format")
+    if version > FORMAT_VERSION:
         raise ValueError(
             f"{path} was written by sarcnet-sklearn {saved} in model-file format {version!r}; "
             f"this is sarcnet-sklearn {__version__}, which reads format {FORMAT_VERSION} and "

@@ -6,6 +6,7 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
+from sklearn.pipeline import Pipeline
 from tqdm.auto import tqdm
 
 from .._chunks import chunk_slices
@@ -13,7 +14,7 @@ from ..intervals import interval_bounds, interval_half_width
 from ._checks import ModelInputs, check_cells, identifying_columns
 
 SCORE_COLUMN = "score_pred"
-"""The predicted score, clipped to the experts' 1-5 scale."""
+"""The predicted score, clipped to the model's score range (the experts' 1-5 scale)."""
 
 RAW_COLUMN = "score_raw"
 """The model's output before clipping."""
@@ -21,13 +22,21 @@ RAW_COLUMN = "score_raw"
 ERROR_COLUMN = "error"
 """Why a row could not be scored (empty where it was)."""
 
+RANGE_COLUMN = "out_of_range"
+"""The features of a row that lie far outside the training data (empty where none do)."""
+
 SCORE_RANGE = (1.0, 5.0)
 """The experts' scale."""
 
 LOW_COLUMN, HIGH_COLUMN = "score_low", "score_high"
-"""Bounds of the conformal prediction interval (with ``interval=``), clipped to 1-5."""
+"""Bounds of the conformal prediction interval (with ``interval=``), clipped to the score range."""
 
-OUTPUT_COLUMNS = [SCORE_COLUMN, LOW_COLUMN, HIGH_COLUMN, RAW_COLUMN, ERROR_COLUMN]
+RANGE_MARGIN = 1.0
+"""A feature is out of range beyond this fraction of its training range past its min or max
+(one whole range: a unit mistake or a sign error, not an unusually large cell)."""
+
+OUTPUT_COLUMNS = [SCORE_COLUMN, LOW_COLUMN, HIGH_COLUMN, RAW_COLUMN, ERROR_COLUMN,
+                  RANGE_COLUMN]
 
 
 def predict_cells(
@@ -48,7 +57,12 @@ def predict_cells(
     features are measured from the images when the table lacks them and the
     model is a Protocol 1 model. The fitted model then predicts the rows that
     passed, in batches. Rows that fail get NaN scores and the reason in the
-    ``error`` column.
+    ``error`` column. A row with a feature far outside the training data
+    (more than the width of the feature's training range beyond its min or
+    max, e.g. an area in pixels instead of um^2, or a large negative area)
+    would be an extrapolation: its
+    ``score_pred`` is NaN, ``out_of_range`` names the features, ``error``
+    says why, and ``score_raw`` keeps the model's output.
 
     Parameters
     ----------
@@ -77,9 +91,10 @@ def predict_cells(
     -------
     predictions : DataFrame
         Same index and row order as ``cells``: its non-feature columns (image
-        path, IDs, ...), then ``score_pred`` (clipped to 1-5), with
-        ``interval`` ``score_low`` and ``score_high``, then ``score_raw`` and
-        ``error`` (None where the row was scored).
+        path, IDs, ...), then ``score_pred`` (clipped to the model's
+        ``score_range``, 1-5 by default), with ``interval`` ``score_low`` and
+        ``score_high``, then ``score_raw``, ``error`` (None where the row was
+        scored) and ``out_of_range`` (None where no feature is).
 
     Raises
     ------
@@ -118,18 +133,51 @@ def predict_cells(
         _score(model, table[columns], rows, raw, errors)
     broken = ~np.isfinite(raw) & errors.isna().to_numpy()
     errors[broken] = "the model returned a non-finite score"
+    outside = _out_of_range(model, table[columns], errors)
+    net = model[-1] if isinstance(model, Pipeline) else model
+    score_range = getattr(net, "score_range", SCORE_RANGE) or (-np.inf, np.inf)
     out = table[identifying_columns(table, inputs, exclude=OUTPUT_COLUMNS)].copy()
-    out[SCORE_COLUMN] = np.clip(raw, *SCORE_RANGE)
+    out[SCORE_COLUMN] = np.where(outside.isna(), np.clip(raw, *score_range), np.nan)
     if interval is not None:
-        out[LOW_COLUMN], out[HIGH_COLUMN] = interval_bounds(model, raw, interval, SCORE_RANGE)
+        low, high = interval_bounds(model, raw, interval, score_range)
+        out[LOW_COLUMN] = np.where(outside.isna(), low, np.nan)
+        out[HIGH_COLUMN] = np.where(outside.isna(), high, np.nan)
     out[RAW_COLUMN] = raw
     out[ERROR_COLUMN] = pd.Series(
         [message if isinstance(message, str) else None for message in errors],
         index=out.index,
         dtype=object,
     )
+    out[RANGE_COLUMN] = outside.to_numpy()
     out.index = cells.index
     return out
+
+
+def _out_of_range(model, X: pd.DataFrame, errors: pd.Series) -> pd.Series:
+    """Name, per scored row, the features far outside the training data (see RANGE_MARGIN)."""
+    flags = pd.Series([None] * len(X), dtype=object)
+    net = model[-1] if isinstance(model, Pipeline) else model
+    low, high = getattr(net, "feature_min_", None), getattr(net, "feature_max_", None)
+    rows = np.flatnonzero(errors.isna().to_numpy())
+    if low is None or high is None or not len(low) or not len(rows):
+        return flags
+    values = X.iloc[rows]
+    if isinstance(model, Pipeline) and len(model) > 1:
+        values = model[:-1].transform(values)  # in the units the network was trained on
+    names = list(net.feature_names_)
+    values = values[names].to_numpy(dtype=np.float64)
+    margin = RANGE_MARGIN * (high - low)
+    outside = (values < low - margin) | (values > high + margin)
+    for i in np.flatnonzero(outside.any(axis=1)):
+        row = rows[i]
+        flagged = [names[j] for j in np.flatnonzero(outside[i])]
+        flags[row] = ", ".join(flagged)
+        shown = ", ".join(f"{name}={X[name].iloc[row]:g}" for name in flagged)
+        errors[row] = (
+            f"not scored: {shown} far outside the training data, so the score would be an "
+            f"extrapolation (see {RAW_COLUMN!r})"
+        )
+    return flags
 
 
 def _score(model, X: pd.DataFrame, rows: np.ndarray, raw: np.ndarray, errors: pd.Series) -> None:

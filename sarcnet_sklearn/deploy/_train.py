@@ -32,6 +32,7 @@ def train_model(
     mask_page: int | None = None,
     progress: bool = False,
     source: str | PathLike | None = None,
+    score_range: tuple[float, float] | None = (1.0, 5.0),
 ):
     """Fit a SarcNet pipeline on a table of cells; return it with its metadata.
 
@@ -64,6 +65,9 @@ def train_model(
         Show progress bars and the per-epoch table.
     source : str or path-like, optional
         Where the cells came from, recorded in the metadata.
+    score_range : tuple (low, high) or None, default=(1.0, 5.0)
+        The scale of the scores (see :class:`~sarcnet_sklearn.SarcNetRegressor`):
+        scores outside it are an error, predictions are clipped to it.
 
     Returns
     -------
@@ -84,7 +88,19 @@ def train_model(
     Raises
     ------
     ValueError
-        For a bad setting or when no cell can be used.
+        For a bad setting, scores outside ``score_range``, or when no cell can
+        be used.
+    KeyboardInterrupt
+        When training is interrupted (Ctrl-C): no half-trained model is returned.
+
+    Warns
+    -----
+    ExcludedCellsWarning
+        For cells left out of training.
+    UserWarning
+        When ``validation="paper"`` cannot be used on these cells or the
+        score bins are too small for a stratified split (a plain random split
+        is then used).
 
     Examples
     --------
@@ -101,6 +117,12 @@ def train_model(
 
     if protocol not in (1, 2):
         raise ValueError(f"protocol must be 1 or 2, got {protocol!r}")
+    for name, value in (("max_epochs", max_epochs), ("batch_size", batch_size),
+                        ("image_size", image_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+    if not (isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
     fraction = isinstance(validation, (int, float)) and not isinstance(validation, bool)
     if not (validation == "paper" or (fraction and 0 <= validation < 1)):
         raise ValueError(
@@ -117,6 +139,15 @@ def train_model(
     no_score = ~np.isfinite(scores.to_numpy()) & errors.isna().to_numpy()
     errors[no_score] = f"no finite {target!r}"
     table[target] = scores
+    if score_range is not None:
+        low, high = score_range
+        outside = np.flatnonzero(((scores < low) | (scores > high)).to_numpy())
+        if len(outside):
+            raise ValueError(
+                f"{len(outside)} {target!r} value(s) outside the score range [{low:g}, {high:g}], "
+                f"e.g. {scores.iloc[outside[0]]:g} in row {outside[0]}; declare the scale of "
+                "your scores (score_range / --score-range LOW HIGH)"
+            )
     usable = errors.isna().to_numpy()
     if not usable.any():
         raise ValueError(f"none of the {len(table)} cells can be used; first reason: "
@@ -132,8 +163,15 @@ def train_model(
     table = table[usable]
 
     test = None
+    split = "paper" if validation == "paper" else f"random, validation {validation}"
     if validation == "paper":
-        train, valid, test = paper_split(table)
+        try:
+            train, valid, test = paper_split(table)
+        except ValueError as exc:  # too few cells per score for the stratified split
+            warnings.warn(f"{exc}; using a plain random validation split of 20 % instead",
+                          UserWarning, stacklevel=2)
+            split = "random, validation 0.2 (too few cells for the paper's split)"
+            train, valid = train_test_split(table, test_size=0.2, random_state=random_state)
     elif validation > 0:
         train, valid = train_test_split(table, test_size=validation, random_state=random_state)
     else:
@@ -152,12 +190,18 @@ def train_model(
         device=device or DEFAULT_DEVICE,
         train_split=None,
         verbose=int(progress),
+        score_range=score_range,
     )
     pipeline.fit(
         train,
         train[target],
         validation_data=None if valid is None else (valid, valid[target]),
     )
+    net = pipeline[-1]
+    if getattr(net, "fit_interrupted_", False):
+        raise KeyboardInterrupt(
+            f"training interrupted after epoch {len(net.history_)} of {max_epochs}"
+        )
     metrics = {}
     for name, part in (("validation", valid), ("test", test)):
         if part is not None:
@@ -182,7 +226,7 @@ def train_model(
         "excluded_examples": [
             {"row": int(row), "error": str(message)} for row, message in excluded.head(5).items()
         ],
-        "split": "paper" if validation == "paper" else f"random, validation {validation}",
+        "split": split,
         "score_min": float(train[target].min()),
         "score_max": float(train[target].max()),
         "score_mean": float(train[target].mean()),

@@ -44,7 +44,8 @@ def add_subcommand(subparsers) -> None:
     for parser, func, what in ((explain, run_explain, "cells explained"),
                                (report, run_report, "cells in the example grids")):
         parser.add_argument("model", metavar="MODEL",
-                            help="fitted model saved with joblib (e.g. by 'sarcnet-sklearn demo')")
+                            help="model file from 'train', 'tune --out' or 'demo' (.joblib), "
+                                 "or a safe-format .zip/folder")
         parser.add_argument(
             "data", metavar="DATA", nargs="+",
             help="AICS dataset root, CSV with an image_path column, or image files/folders",
@@ -63,19 +64,12 @@ def add_subcommand(subparsers) -> None:
         parser.set_defaults(func=func)
 
 
-def load_model(path: str | Path):
-    """Load a fitted SarcNet regressor or pipeline saved with joblib."""
-    import joblib
-
+def _load(path: str) -> object:
+    """The fitted SarcNet model in ``path``, read by :func:`~sarcnet_sklearn.deploy.load_model`."""
+    from ..deploy import load_model
     from ._cam import final_regressor
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such model file: {path}")
-    try:
-        model = joblib.load(path)
-    except Exception as exc:  # pickle raises many types for a file that is not a model
-        raise ValueError(f"cannot load a model from {path}: {exc}") from exc
+    model = load_model(path)
     try:
         final_regressor(model)
     except (TypeError, ValueError) as exc:  # NotFittedError is a ValueError
@@ -99,18 +93,19 @@ def _check_counts(args: argparse.Namespace) -> None:
 
 def run_explain(args: argparse.Namespace) -> int:
     """Write one heatmap PNG per cell and predictions.csv; returns the exit code."""
-    from ..io import load_cells, write_csv_atomically
+    from ..io import check_output, load_cells, write_csv_atomically
     from ._cam import final_regressor, grad_cam
     from ._figures import plot_cell_heatmap, read_display_image
 
     _check_counts(args)
-    model = load_model(args.model)
+    check_output(args.out, inputs=[*args.data, args.model], folder=True)
+    model = _load(args.model)
     net = final_regressor(model)
     cells = load_cells(args.data).iloc[: args.max_cells]
     out = Path(args.out)
     paths = cells[net.image_column].astype(str).tolist()
     names = [f"{i:03d}_{Path(path).stem}_gradcam.png" for i, path in enumerate(paths)]
-    _check_inputs_kept(args.data + paths, [out / name for name in names])
+    _check_inputs_kept(args.data + paths + [args.model], [out / name for name in names])
     predicted = model.predict(cells)
     heatmaps = grad_cam(model, cells, layer=args.layer, direction=args.direction,
                         batch_size=args.batch_size)
@@ -126,7 +121,8 @@ def run_explain(args: argparse.Namespace) -> int:
         if column in cells.columns:
             table[column] = cells[column].to_numpy()
     table["heatmap"] = names
-    csv = write_csv_atomically(table, out / "predictions.csv", inputs=args.data + paths)
+    csv = write_csv_atomically(table, out / "predictions.csv",
+                               inputs=args.data + paths + [args.model])
     print(f"wrote {len(names)} Grad-CAM heatmaps to {out.resolve()}")
     print(f"wrote the predictions to {csv.resolve()}")
     return 0
@@ -134,14 +130,15 @@ def run_explain(args: argparse.Namespace) -> int:
 
 def run_report(args: argparse.Namespace) -> int:
     """Write the report's figures, CSV and index.html; returns the exit code."""
-    from ..io import load_cells
+    from ..io import check_output, load_cells
     from ._report import REPORT_FILES, write_report
 
     _check_counts(args)
-    model = load_model(args.model)
+    check_output(args.out, inputs=[*args.data, args.model], folder=True)
+    model = _load(args.model)
     cells = load_cells(args.data)
     out = Path(args.out)
-    _check_inputs_kept(args.data, [out / name for name in REPORT_FILES.values()])
+    _check_inputs_kept(args.data + [args.model], [out / name for name in REPORT_FILES.values()])
     paths = write_report(model, cells, out, max_cells=args.max_cells, layer=args.layer,
                          direction=args.direction, batch_size=args.batch_size)
     for key, path in paths.items():

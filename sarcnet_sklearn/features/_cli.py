@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from functools import partial
 
 import pandas as pd
 
 from .._columns import IMAGE_COLUMN, PIXEL_SIZE_UM, PROTOCOL_1, STRUCTURE_PAGE
-from ..io import collect_images
+from ..io import PATH_RULE, check_output, collect_images, paths_relative_to, write_csv_atomically
 from ..scale._cli import add_scale_arguments
 from ._extractor import measure_many
 
@@ -36,7 +37,8 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
             "and write one CSV row per cell. The alignment features are those of the published "
             "AICS code (analyze_orientation in AllenCellModeling/fish_morphology_code), which "
             "computed the AICS tables. A cell that cannot be measured gets NaN values and the "
-            "reason in the 'error' column."
+            f"reason in the 'error' column. Paths: {PATH_RULE}, so 'predict MODEL OUTPUT.csv' "
+            "finds the images from any working directory."
         ),
     )
     parser.add_argument(
@@ -44,6 +46,8 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
         help="image files, or folders whose .tif/.tiff/.png files are all measured",
     )
     parser.add_argument("-o", "--output", required=True, help="CSV file to write")
+    parser.add_argument("--recursive", action="store_true",
+                        help="also measure the images in sub-folders of a folder")
     parser.add_argument(
         "--structure-page", type=int, default=STRUCTURE_PAGE,
         help="page (or channel) with the structure (default: %(default)s)",
@@ -71,8 +75,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.pixel_size <= 0:
         raise ValueError(f"--pixel-size must be positive, got {args.pixel_size}")
-    images = collect_images(args.inputs)
-    cells = pd.DataFrame({IMAGE_COLUMN: [str(path) for path in images]})
+    images = collect_images(args.inputs, recursive=args.recursive)
+    output = check_output(args.output, inputs=images)
+    # Absolute while measuring (a resumed run may start elsewhere), relative to the CSV at the end.
+    cells = pd.DataFrame({IMAGE_COLUMN: [os.path.abspath(path) for path in images]})
     options = {
         "structure_page": args.structure_page,
         "mask_page": args.mask_page,
@@ -83,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         result = run_in_chunks(
             cells,
             work,
-            args.output,
+            output,
             key_column=IMAGE_COLUMN,
             settings={"command": "features", **options},
             inputs=images,
@@ -91,8 +97,11 @@ def run(args: argparse.Namespace) -> int:
             client=client,
             progress=not args.quiet and sys.stderr.isatty(),
         )
-    n_failed = int((result.table["error"] != "").sum())
-    print(f"wrote Protocol 1 features of {len(cells)} cells to {result.output}")
+    table = result.table.copy()
+    table[IMAGE_COLUMN] = paths_relative_to(table[IMAGE_COLUMN], output)
+    write_csv_atomically(table, output, inputs=images)
+    n_failed = int((table["error"] != "").sum())
+    print(f"wrote Protocol 1 features of {len(cells)} cells to {output.resolve()}")
     if n_failed:
         print(
             f"warning: {n_failed} of {len(cells)} cells could not be measured "

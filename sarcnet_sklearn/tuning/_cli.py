@@ -7,7 +7,6 @@ import sys
 from functools import partial
 from pathlib import Path
 
-import joblib
 import numpy as np
 import optuna
 import pandas as pd
@@ -15,7 +14,9 @@ from optuna.trial import TrialState
 from sklearn.model_selection import train_test_split
 
 from .._columns import TARGET_COLUMN
-from ..io import load_cells
+from ..deploy import save_model
+from ..deploy._cli import model_format, positive
+from ..io import check_output, load_cells
 from ..nn import BACKBONES
 from ._search_space import default_search_space
 from ._tune import TuningResult, tune
@@ -60,8 +61,9 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
             "image size, head activation, and backbone weights with --imagenet), maximising "
             "the validation Spearman correlation, with per-epoch pruning. Trials train on "
             "the GPU when present. Prints the best trial; with --out, refits the best "
-            "pipeline and saves it with joblib (on the training cells with the best epoch "
-            "chosen on the validation cells, or with --cv on all cells)."
+            "pipeline and saves it as 'train' does (a .joblib file, or the safe format for a "
+            ".zip; on the training cells with the best epoch chosen on the validation cells, "
+            "or with --cv on all cells)."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -77,15 +79,15 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--study-name", default="sarcnet", help="default: %(default)s")
     parser.add_argument(
-        "--n-trials", type=int, metavar="N",
+        "--n-trials", type=positive, metavar="N",
         help="size of the study: trials completed or pruned by all workers together",
     )
     parser.add_argument(
         "--timeout", type=float, metavar="S", help="stop this worker after S seconds"
     )
     parser.add_argument(
-        "--out", metavar="MODEL.joblib",
-        help="refit the best pipeline and save it here (joblib)",
+        "--out", metavar="MODEL",
+        help="refit the best pipeline and save it here (.joblib, or .zip for the safe format)",
     )
     split = parser.add_mutually_exclusive_group()
     split.add_argument(
@@ -94,10 +96,10 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
              "(default: 0.2)",
     )
     split.add_argument(
-        "--cv", type=int, metavar="K", help="score trials by K-fold cross-validation"
+        "--cv", type=positive, metavar="K", help="score trials by K-fold cross-validation"
     )
     parser.add_argument(
-        "--image-sizes", type=int, nargs="+", default=[128, 224], metavar="PX",
+        "--image-sizes", type=positive, nargs="+", default=[128, 224], metavar="PX",
         help="image sizes to try (default: %(default)s)",
     )
     parser.add_argument(
@@ -113,7 +115,7 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
         help="image branches to try (default: %(default)s)",
     )
     parser.add_argument(
-        "--max-epochs", type=int, default=100, help="epochs per trial at most (default: 100)"
+        "--max-epochs", type=positive, default=100, help="epochs per trial at most (default: 100)"
     )
     parser.add_argument("--device", help="torch device (default: cuda when present, else cpu)")
     parser.add_argument(
@@ -131,9 +133,12 @@ def run(args: argparse.Namespace) -> int:
     if args.validation_fraction is not None and not 0 < args.validation_fraction < 1:
         raise ValueError(f"--validation-fraction must be in (0, 1), got {args.validation_fraction}")
     out = Path(args.out) if args.out else None
-    if out is not None and (out.is_dir() or out.resolve() == Path(args.data).resolve()):
-        raise ValueError(f"--out {out} must be a new file name, not a folder or DATA")
+    file_format = None if out is None else model_format(out, None)
+    if out is not None:
+        check_output(out, inputs=[args.data])
     cells = load_cells(args.data)
+    if out is not None and "image_path" in cells:
+        check_output(out, inputs=cells["image_path"].dropna().tolist())
     scores = _scores(cells, args.data)
 
     split: dict[str, object] = {"cv": args.cv}
@@ -176,9 +181,12 @@ def run(args: argparse.Namespace) -> int:
     if result.best_params is None:
         return 1
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        joblib.dump(result.best_pipeline, out)
-        print(f"best pipeline refitted and saved to {out.resolve()}  (load with joblib.load)")
+        best = result.study.best_trial
+        tuning = {"study": result.study.study_name, "trial": best.number,
+                  "validation_spearman": best.value, "params": best.params}
+        save_model(result.best_pipeline, out, metadata={"tuning": tuning}, format=file_format)
+        print(f"best pipeline refitted and saved to {out.resolve()} ({file_format} format; "
+              "load with sarcnet_sklearn.load_model)")
     return 0
 
 

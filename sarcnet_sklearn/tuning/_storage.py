@@ -51,14 +51,18 @@ def resolve_storage(storage: str | PathLike | BaseStorage | None) -> BaseStorage
     if isinstance(storage, BaseStorage):
         return storage
     url = fspath(storage)
-    if url.startswith("redis"):
-        return JournalStorage(JournalRedisBackend(url))
-    if "://" in url:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)  # the heartbeat's
-            return RDBStorage(
-                url, heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=GRACE_PERIOD_S
-            )
+    try:
+        if url.startswith("redis"):
+            return JournalStorage(JournalRedisBackend(url))
+        if "://" in url:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExperimentalWarning)  # the heartbeat's
+                return RDBStorage(
+                    url, heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=GRACE_PERIOD_S
+                )
+    except Exception as exc:  # SQLAlchemy/redis/driver errors of every kind
+        raise ValueError(f"cannot open the study storage {url!r}: "
+                         f"{type(exc).__name__}: {exc}") from exc
     path = Path(url)
     if path.is_dir():
         raise ValueError(f"storage {path} is a folder; give a journal file name or a database URL")
