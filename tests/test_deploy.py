@@ -223,7 +223,7 @@ def test_trained_model_is_calibrated_and_predict_adds_its_intervals(shell_run, l
                  "--quiet"]) == 0
     result = pd.read_csv(out)
     assert list(result.columns) == [*ID_COLUMNS, "score_pred", "score_low", "score_high",
-                                    "score_raw", "error"]
+                                    "score_raw", "error", "out_of_range"]
     half = interval_half_width(model, 0.9)
     np.testing.assert_allclose(result["score_low"], np.clip(result["score_raw"] - half, 1, 5))
     np.testing.assert_allclose(result["score_high"], np.clip(result["score_raw"] + half, 1, 5))

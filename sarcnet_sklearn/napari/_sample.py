@@ -21,7 +21,7 @@ MODEL_METADATA_KEY = "sarcnet_model"
 
 SAMPLE_SHAPE = (384, 384)
 SAMPLE_CELLS = 6
-DEMO_SETTINGS = {"n_cells": 48, "cell_size": 40, "image_size": 32, "max_epochs": 6, "lr": 1e-3}
+DEMO_SETTINGS = {"n_cells": 48, "cell_size": 128, "image_size": 32, "max_epochs": 6, "lr": 1e-3}
 
 
 def cache_dir() -> Path:
@@ -47,7 +47,8 @@ def demo_model_path() -> Path:
     from ..datasets import load_aics, make_synthetic_aics
     from ..deploy import save_model, train_model
 
-    path = cache_dir() / f"demo_model-{__version__}.zip"
+    recipe = "-".join(str(value) for value in DEMO_SETTINGS.values())
+    path = cache_dir() / f"demo_model-{__version__}-{recipe}.zip"
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
