@@ -64,13 +64,15 @@ def test_random_d4_gives_each_image_one_of_its_eight_transforms():
 def invariant_model(cells):
     train = cells.iloc[:32]
     pipe = make_sarcnet_pipeline(protocol=2, image_size=32, max_epochs=1, batch_size=16,
-                                 head_activation=True, verbose=0, random_state=0, device="cpu")
+                                 head_activation=True, verbose=0, random_state=0, device="cpu",
+                                 augment="d4", test_time_augment=True)
     return pipe.fit(train, train["score"])
 
 
 def test_augmented_training_sees_turned_images_and_fits(cells, invariant_model):
     net = invariant_model[-1]
     assert (net.augment, net.test_time_augment) == ("d4", True)
+    assert (SarcNetRegressor().augment, SarcNetRegressor().test_time_augment) == ("d4", False)
     assert np.isfinite(net.history[-1, "train_loss"])
     with pytest.raises(ValueError, match="augment must be one of"):
         SarcNetRegressor(augment="rot", image_size=32, max_epochs=1).fit(
