@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 
 import numpy as np
 import scipy.fft
@@ -220,7 +221,9 @@ def _pair_sums(
     ``C_qq(δ)``, computed by FFT. Since they are integers well below 2^53, two of them fit in
     one real correlation, ``C_mm + 2^a C_sm`` and ``C_qm + 2^b C_qq``, whenever the FFT's
     rounding error stays far below one pair (``pack=None`` decides from a bound on that error),
-    which halves the inverse transforms.
+    which halves the inverse transforms. Three forward and two inverse transforms is the
+    least that exact float64 arithmetic allows: the six sums involve three images, and
+    each packed correlation holds about 45 of the 53 bits.
     """
     rows, cols = levels.shape
     reach_rows, reach_cols = int(np.abs(dr).max()), int(np.abs(dc).max())
@@ -241,52 +244,105 @@ def _pair_sums(
         error_b = scale * shift_b * total_s
         pack = max(error_a, error_b) < _EXACT
     # The images q, s (or t = m + 2^a s when packing) and m, zero-padded to the transform
-    # shape here (padding inside scipy.fft would copy them once per axis) and transformed together.
-    images = np.zeros((3,) + shape)
+    # shape, in a buffer reused from call to call; s by one table lookup per pixel.
+    images = _workspace("images", (3,) + shape, np.float64)
+    images[:, rows:] = 0
+    images[:, :rows, cols:] = 0
     q, s, m = images[:, :rows, :cols]
-    q[...] = levels
+    np.copyto(q, levels, casting="unsafe")
     np.greater(levels, 0, out=m, casting="unsafe")
-    np.multiply(q, q, out=s)
+    table = np.arange(counts.size, dtype=np.float64) ** 2
     if pack:
-        s *= shift_a
-        s += m
+        table = table * shift_a + (table > 0)
+    s[...] = table[levels]
     # The real transform runs along the rows and the complex ones along the contiguous
     # columns, where pocketfft is faster.
-    spectra = scipy.fft.rfftn(images, axes=(2, 1), workers=1)
+    spectra = _workspace("spectra", (3, shape[0] // 2 + 1, shape[1]), np.complex128)
+    _rfft(images, axis=1, out=spectra)
+    _fft(spectra, axis=2, out=spectra)
     spec_q, spec_s, spec_m = spectra
     if pack:
         np.conj(spec_s, out=spec_s)
         spec_s *= spec_m  # conj(M + 2^a S) M  ->  C_mm + 2^a C_sm
-        mixed = np.multiply(spec_q, shift_b)
+        mixed = _workspace("mixed", spec_q.shape, np.complex128)
+        np.multiply(spec_q, shift_b, out=mixed)
         mixed += spec_m
         np.conj(spec_q, out=spec_q)
         spec_q *= mixed  # conj(Q) (M + 2^b Q)  ->  C_qm + 2^b C_qq
         products = spectra[:2]
     else:
-        products = np.empty((4,) + spec_m.shape, dtype=spec_m.dtype)
+        products = _workspace("products", (4,) + spec_m.shape, np.complex128)
         np.multiply(np.conj(spec_m), spec_m, out=products[0])
         np.multiply(np.conj(spec_s), spec_m, out=products[1])
         np.multiply(np.conj(spec_q), spec_m, out=products[2])
         np.multiply(np.conj(spec_q), spec_q, out=products[3])
     # Only column lags -reach_cols..reach_cols are needed: inverse the columns, keep those,
     # then the rows.
+    _ifft(products, axis=2, out=products)
     lag_cols = np.r_[0 : reach_cols + 1, shape[1] - reach_cols : shape[1]]
-    partial = scipy.fft.ifft(products, axis=2, workers=1, overwrite_x=True)[:, :, lag_cols]
-    cross = np.rint(scipy.fft.irfft(partial, n=shape[0], axis=1, workers=1, overwrite_x=True))
+    cross = _irfft(products[:, :, lag_cols], n=shape[0], axis=1)
     col_of = np.empty(shape[1], dtype=np.intp)
     col_of[lag_cols] = np.arange(lag_cols.size)
     lag = (dr % shape[0], col_of[dc % shape[1]])
     mirror = (-dr % shape[0], col_of[-dc % shape[1]])
     if pack:
         qm_qq, mm_sm = cross
-        high_a, low_a = np.divmod(mm_sm[lag], shift_a)
-        high_b, low_b = np.divmod(qm_qq[lag], shift_b)
-        mirror_a, mirror_b = mm_sm[mirror] // shift_a, qm_qq[mirror] % shift_b
+        high_a, low_a = np.divmod(np.rint(mm_sm[lag]), shift_a)
+        high_b, low_b = np.divmod(np.rint(qm_qq[lag]), shift_b)
+        mirror_a = np.rint(mm_sm[mirror]) // shift_a
+        mirror_b = np.rint(qm_qq[mirror]) % shift_b
         sums = np.stack([low_a, low_b, mirror_b, high_a, mirror_a, high_b])
     else:
-        mm, sm, qm, qq = cross
+        mm, sm, qm, qq = np.rint(cross)
         sums = np.stack([mm[lag], qm[lag], qm[mirror], sm[lag], sm[mirror], qq[lag]])
     return sums.astype(np.int64)
+
+
+_BUFFERS = threading.local()
+
+
+def _workspace(name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    """A scratch array of ``shape``, kept per thread and reused by later calls.
+
+    Fresh arrays of a few megabytes cost page faults on every call. Rows whose length in
+    bytes is a multiple of 512 are padded by one cache line: with such strides the
+    transforms along the other axis map their reads to a few cache sets and run slower.
+    """
+    itemsize = np.dtype(dtype).itemsize
+    width = shape[-1] + (64 // itemsize if (shape[-1] * itemsize) % 512 == 0 else 0)
+    size = math.prod(shape[:-1]) * width
+    buffer = getattr(_BUFFERS, name, None)
+    if buffer is None or buffer.size < size or buffer.dtype != dtype:
+        buffer = np.empty(size, dtype)
+        setattr(_BUFFERS, name, buffer)
+    return buffer[:size].reshape(shape[:-1] + (width,))[..., : shape[-1]]
+
+
+if np.lib.NumpyVersion(np.__version__) >= "2.0.0":
+    # NumPy's pocketfft writes into given arrays (scipy.fft allocates a new one each call).
+    def _rfft(x: np.ndarray, axis: int, out: np.ndarray) -> None:
+        np.fft.rfft(x, axis=axis, out=out)
+
+    def _fft(x: np.ndarray, axis: int, out: np.ndarray) -> None:
+        np.fft.fft(x, axis=axis, out=out)
+
+    def _ifft(x: np.ndarray, axis: int, out: np.ndarray) -> None:
+        np.fft.ifft(x, axis=axis, out=out)
+
+else:  # pragma: no cover - NumPy 1.x
+
+    def _rfft(x: np.ndarray, axis: int, out: np.ndarray) -> None:
+        out[...] = scipy.fft.rfft(x, axis=axis, workers=1)
+
+    def _fft(x: np.ndarray, axis: int, out: np.ndarray) -> None:
+        out[...] = scipy.fft.fft(x, axis=axis, workers=1)
+
+    def _ifft(x: np.ndarray, axis: int, out: np.ndarray) -> None:
+        out[...] = scipy.fft.ifft(x, axis=axis, workers=1)
+
+
+def _irfft(x: np.ndarray, n: int, axis: int) -> np.ndarray:
+    return scipy.fft.irfft(x, n=n, axis=axis, workers=1, overwrite_x=True)
 
 
 @functools.lru_cache(maxsize=8)
