@@ -243,73 +243,87 @@ def _pair_sums(
         error_a = scale * shift_a * math.sqrt(norm_s2 * total_m)
         error_b = scale * shift_b * total_s
         pack = max(error_a, error_b) < _EXACT
-    # The images q, s (or t = m + 2^a s when packing) and m, zero-padded to the transform
-    # shape, in a buffer reused from call to call; s by one table lookup per pixel.
-    images = _workspace("images", (3,) + shape, np.float64)
-    images[:, rows:] = 0
-    images[:, :rows, cols:] = 0
-    q, s, m = images[:, :rows, :cols]
-    np.copyto(q, levels, casting="unsafe")
-    np.greater(levels, 0, out=m, casting="unsafe")
+    # The images q, m and s (or t = m + 2^a s when packing), zero-padded to the transform
+    # shape in a buffer reused from call to call. s is stored reversed, in the last rows and
+    # columns: its transform is then the conjugate of S (times a one-sample shift), and its
+    # correlation with m costs one product.
+    rows_s, cols_s = shape[0] - rows, shape[1] - cols
+    images = _workspace("images", (3,) + shape, np.float64, pad_rows=True)
+    q, m, s = images
+    images[:2, rows:, :cols] = 0
+    s[:rows_s, cols_s:] = 0
+    np.copyto(q[:rows, :cols], levels, casting="unsafe")
+    np.greater(levels, 0, out=m[:rows, :cols], casting="unsafe")
     table = np.arange(counts.size, dtype=np.float64) ** 2
     if pack:
         table = table * shift_a + (table > 0)
-    s[...] = table[levels]
-    # The real transform runs along the rows and the complex ones along the contiguous
-    # columns, where pocketfft is faster.
+    s[rows_s:, cols_s:] = table[levels[::-1, ::-1]]
+    # The real transform runs along the rows, over the columns that hold the cell only, and
+    # the complex ones along the contiguous columns, where pocketfft is faster.
     spectra = _workspace("spectra", (3, shape[0] // 2 + 1, shape[1]), np.complex128)
-    _rfft(images, axis=1, out=spectra)
+    _rfft(images[:2, :, :cols], axis=1, out=spectra[:2, :, :cols])
+    _rfft(s[:, cols_s:], axis=0, out=spectra[2, :, cols_s:])
+    spectra[:2, :, cols:] = 0
+    spectra[2, :, :cols_s] = 0
     _fft(spectra, axis=2, out=spectra)
-    spec_q, spec_s, spec_m = spectra
+    spec_q, spec_m, spec_s = spectra  # spec_s: e^(2 pi i k / n) conj(S)
     if pack:
-        np.conj(spec_s, out=spec_s)
-        spec_s *= spec_m  # conj(M + 2^a S) M  ->  C_mm + 2^a C_sm
+        spec_s *= spec_m  # -> C_mm + 2^a C_sm, one sample early
         mixed = _workspace("mixed", spec_q.shape, np.complex128)
         np.multiply(spec_q, shift_b, out=mixed)
         mixed += spec_m
         np.conj(spec_q, out=spec_q)
         spec_q *= mixed  # conj(Q) (M + 2^b Q)  ->  C_qm + 2^b C_qq
-        products = spectra[:2]
+        products = spectra[::2]
     else:
         products = _workspace("products", (4,) + spec_m.shape, np.complex128)
         np.multiply(np.conj(spec_m), spec_m, out=products[0])
-        np.multiply(np.conj(spec_s), spec_m, out=products[1])
+        np.multiply(spec_s, spec_m, out=products[1])  # one sample early
         np.multiply(np.conj(spec_q), spec_m, out=products[2])
         np.multiply(np.conj(spec_q), spec_q, out=products[3])
-    # Only column lags -reach_cols..reach_cols are needed: inverse the columns, keep those,
+    # Only column lags -reach_cols-1..reach_cols are needed: inverse the columns, keep those,
     # then the rows.
     _ifft(products, axis=2, out=products)
-    lag_cols = np.r_[0 : reach_cols + 1, shape[1] - reach_cols : shape[1]]
+    lag_cols = np.r_[0 : reach_cols + 1, shape[1] - reach_cols - 1 : shape[1]]
     cross = _irfft(products[:, :, lag_cols], n=shape[0], axis=1)
     col_of = np.empty(shape[1], dtype=np.intp)
     col_of[lag_cols] = np.arange(lag_cols.size)
-    lag = (dr % shape[0], col_of[dc % shape[1]])
-    mirror = (-dr % shape[0], col_of[-dc % shape[1]])
+
+    def at(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return np.rint(image[rows % shape[0], col_of[cols % shape[1]]])
+
     if pack:
         qm_qq, mm_sm = cross
-        high_a, low_a = np.divmod(np.rint(mm_sm[lag]), shift_a)
-        high_b, low_b = np.divmod(np.rint(qm_qq[lag]), shift_b)
-        mirror_a = np.rint(mm_sm[mirror]) // shift_a
-        mirror_b = np.rint(qm_qq[mirror]) % shift_b
+        high_a, low_a = np.divmod(at(mm_sm, dr - 1, dc - 1), shift_a)
+        high_b, low_b = np.divmod(at(qm_qq, dr, dc), shift_b)
+        mirror_a = at(mm_sm, -dr - 1, -dc - 1) // shift_a
+        mirror_b = at(qm_qq, -dr, -dc) % shift_b
         sums = np.stack([low_a, low_b, mirror_b, high_a, mirror_a, high_b])
     else:
-        mm, sm, qm, qq = np.rint(cross)
-        sums = np.stack([mm[lag], qm[lag], qm[mirror], sm[lag], sm[mirror], qq[lag]])
+        mm, sm, qm, qq = cross
+        sums = np.stack([
+            at(mm, dr, dc), at(qm, dr, dc), at(qm, -dr, -dc),
+            at(sm, dr - 1, dc - 1), at(sm, -dr - 1, -dc - 1), at(qq, dr, dc),
+        ])
     return sums.astype(np.int64)
 
 
 _BUFFERS = threading.local()
 
 
-def _workspace(name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+def _workspace(
+    name: str, shape: tuple[int, ...], dtype: type, pad_rows: bool = False
+) -> np.ndarray:
     """A scratch array of ``shape``, kept per thread and reused by later calls.
 
-    Fresh arrays of a few megabytes cost page faults on every call. Rows whose length in
-    bytes is a multiple of 512 are padded by one cache line: with such strides the
-    transforms along the other axis map their reads to a few cache sets and run slower.
+    Fresh arrays of a few megabytes cost page faults on every call. With ``pad_rows``,
+    rows whose length in bytes is a multiple of 512 are padded by one cache line: with
+    such strides a transform along the other axis maps its reads to a few cache sets and
+    runs slower.
     """
     itemsize = np.dtype(dtype).itemsize
-    width = shape[-1] + (64 // itemsize if (shape[-1] * itemsize) % 512 == 0 else 0)
+    padded = pad_rows and (shape[-1] * itemsize) % 512 == 0
+    width = shape[-1] + (64 // itemsize if padded else 0)
     size = math.prod(shape[:-1]) * width
     buffer = getattr(_BUFFERS, name, None)
     if buffer is None or buffer.size < size or buffer.dtype != dtype:
