@@ -231,8 +231,7 @@ def _pair_sums(
         scipy.fft.next_fast_len(rows + reach_rows, real=True),
         scipy.fft.next_fast_len(cols + reach_cols, real=True),
     )
-    counts = np.bincount(levels.ravel()).astype(np.float64)
-    counts[0] = 0
+    counts = _level_counts(levels)
     powers = np.arange(counts.size, dtype=np.float64) ** np.arange(5)[:, None]
     total_m, total_q, total_s, _, norm_s2 = powers @ counts  # sums of m, q, q^2, q^3, q^4
     shift_a = float(2 ** math.ceil(math.log2(total_m + 1)))  # C_mm <= total_m
@@ -254,10 +253,14 @@ def _pair_sums(
     s[:rows_s, cols_s:] = 0
     np.copyto(q[:rows, :cols], levels, casting="unsafe")
     np.greater(levels, 0, out=m[:rows, :cols], casting="unsafe")
-    table = np.arange(counts.size, dtype=np.float64) ** 2
+    # s (or t) in integers, then written reversed in one conversion pass.
+    largest = (counts.size - 1) ** 2 * (shift_a if pack else 1) + 1
+    squares = levels.astype(np.uint32 if largest < 2**32 else np.uint64)
+    squares *= squares
     if pack:
-        table = table * shift_a + (table > 0)
-    s[rows_s:, cols_s:] = table[levels[::-1, ::-1]]
+        squares *= int(shift_a)
+        squares += levels > 0
+    s[rows_s:, cols_s:] = squares[::-1, ::-1]
     # The real transform runs along the rows, over the columns that hold the cell only, and
     # the complex ones along the contiguous columns, where pocketfft is faster.
     spectra = _workspace("spectra", (3, shape[0] // 2 + 1, shape[1]), np.complex128)
@@ -333,7 +336,11 @@ def _workspace(
 
 
 if np.lib.NumpyVersion(np.__version__) >= "2.0.0":
-    # NumPy's pocketfft writes into given arrays (scipy.fft allocates a new one each call).
+    # NumPy's pocketfft writes into given arrays (scipy.fft allocates a new one each call)
+    # and has less overhead for small inverse transforms.
+    def _irfft(x: np.ndarray, n: int, axis: int) -> np.ndarray:
+        return np.fft.irfft(x, n=n, axis=axis)
+
     def _rfft(x: np.ndarray, axis: int, out: np.ndarray) -> None:
         np.fft.rfft(x, axis=axis, out=out)
 
@@ -345,6 +352,9 @@ if np.lib.NumpyVersion(np.__version__) >= "2.0.0":
 
 else:  # pragma: no cover - NumPy 1.x
 
+    def _irfft(x: np.ndarray, n: int, axis: int) -> np.ndarray:
+        return scipy.fft.irfft(x, n=n, axis=axis, workers=1)
+
     def _rfft(x: np.ndarray, axis: int, out: np.ndarray) -> None:
         out[...] = scipy.fft.rfft(x, axis=axis, workers=1)
 
@@ -355,8 +365,20 @@ else:  # pragma: no cover - NumPy 1.x
         out[...] = scipy.fft.ifft(x, axis=axis, workers=1)
 
 
-def _irfft(x: np.ndarray, n: int, axis: int) -> np.ndarray:
-    return scipy.fft.irfft(x, n=n, axis=axis, workers=1, overwrite_x=True)
+def _level_counts(levels: np.ndarray) -> np.ndarray:
+    """How many pixels have each level ``1..levels.max()`` (index 0 left at 0), as floats.
+
+    A few levels are counted by comparisons: ``np.bincount`` first converts every pixel to
+    a 64-bit index, which costs more.
+    """
+    if levels.dtype.kind not in "ub" and levels.min() < 0:
+        raise ValueError("levels must be non-negative")
+    top = int(levels.max())
+    if top > 16:
+        counts = np.bincount(levels.ravel()).astype(np.float64)
+        counts[0] = 0
+        return counts
+    return np.array([0] + [np.count_nonzero(levels == level) for level in range(1, top + 1)], float)
 
 
 @functools.lru_cache(maxsize=8)
