@@ -11,6 +11,7 @@ import pandas as pd
 
 from .._columns import DAY_COLUMN, TARGET_COLUMN
 from .._validation import as_frame
+from ..images import as_image_source, read_plane
 from ..io import write_csv_atomically
 from ..metrics import regression_report
 from ._cam import final_regressor, grad_cam
@@ -99,14 +100,22 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     paths = {key: out / name for key, name in REPORT_FILES.items()}
 
-    predicted = np.asarray(model.predict(cells), dtype=np.float64).reshape(-1)
     expert = _numeric_column(cells, TARGET_COLUMN)
     day = cells[DAY_COLUMN].to_numpy() if DAY_COLUMN in cells.columns else None
-
-    chosen = select_across_scores(expert if expert is not None else predicted, max_cells)
-    shown = cells.iloc[chosen]
+    # Each image is read once: the cells shown are read as planes, which the prediction,
+    # Grad-CAM and the figures share (without expert scores, the cells to show depend on
+    # the predictions, so those few are read a second time).
+    column = net.image_column
+    if expert is not None:
+        chosen = select_across_scores(expert, max_cells)
+        shown = _with_planes(cells.iloc[chosen], column, net.image_channel)
+        predicted = _predict(model, _replace_rows(cells, chosen, shown[column]))
+    else:
+        predicted = _predict(model, cells)
+        chosen = select_across_scores(predicted, max_cells)
+        shown = _with_planes(cells.iloc[chosen], column, net.image_channel)
     heatmaps = grad_cam(model, shown, layer=layer, direction=direction, batch_size=batch_size)
-    images = [read_display_image(path, net.image_channel) for path in shown[net.image_column]]
+    images = [read_display_image(plane, net.image_channel) for plane in shown[column]]
     shown_expert = None if expert is None else expert[chosen]
     plot_prediction_grid(images, predicted[chosen], paths["examples"], expert=shown_expert)
     plot_prediction_grid(images, predicted[chosen], paths["gradcam"], expert=shown_expert,
@@ -134,6 +143,25 @@ def write_report(
                       intervals)
     paths["html"].write_text(page, encoding="utf-8")
     return paths
+
+
+def _predict(model, cells: pd.DataFrame) -> np.ndarray:
+    return np.asarray(model.predict(cells), dtype=np.float64).reshape(-1)
+
+
+def _with_planes(cells: pd.DataFrame, column: str, channel: int) -> pd.DataFrame:
+    """``cells`` with each image read into memory (page ``channel``, as stored)."""
+    planes = np.empty(len(cells), dtype=object)
+    planes[:] = [read_plane(as_image_source(value), channel) for value in cells[column]]
+    return cells.assign(**{column: planes})
+
+
+def _replace_rows(cells: pd.DataFrame, positions: np.ndarray, values: pd.Series) -> pd.DataFrame:
+    """A copy of ``cells`` whose ``values.name`` column holds ``values`` at ``positions``."""
+    column = cells[values.name].to_numpy(dtype=object, copy=True)
+    for position, value in zip(positions, values, strict=True):
+        column[position] = value
+    return cells.assign(**{values.name: column})
 
 
 INTERVAL_CONFIDENCE = 0.9
