@@ -15,7 +15,7 @@ import safetensors.torch
 import torch
 
 from sarcnet_sklearn import PROTOCOL_1, __version__, make_linear_baseline
-from sarcnet_sklearn.cli import build_parser, main
+from sarcnet_sklearn.commands import build_parser, main
 from sarcnet_sklearn.deploy import (
     FORMAT_VERSION,
     ModelVersionWarning,

@@ -20,6 +20,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sarcnet_sklearn._columns import PROTOCOL_1
+from sarcnet_sklearn.commands import features as features_cli
 from sarcnet_sklearn.datasets._synthetic import _cell_mask, _render_structure
 from sarcnet_sklearn.features import (
     ANGLES,
@@ -35,10 +36,9 @@ from sarcnet_sklearn.features import (
     glcm_offsets,
     quantize_cell,
 )
-from sarcnet_sklearn.features import _cli as features_cli
 from sarcnet_sklearn.features._glcm import _pair_sums
 from sarcnet_sklearn.features._quantize import _percentiles
-from sarcnet_sklearn.io import load_cells
+from sarcnet_sklearn.tables import load_cells
 
 from .aics_alignment_reference import _cropped_cell, _decay, _quantized, analyze_orientation
 
@@ -546,7 +546,7 @@ def test_extractor_rejects_missing_column_and_non_frames():
 
 def run_cli(argv):
     try:
-        from sarcnet_sklearn.cli import main
+        from sarcnet_sklearn.commands import main
     except ImportError:  # the package's other subcommands may be missing in a partial checkout
         parser = argparse.ArgumentParser()
         features_cli.add_subcommand(parser.add_subparsers(dest="command", required=True))

@@ -43,7 +43,7 @@ from skorch.exceptions import DeviceWarning
 
 from .. import __version__
 from .._columns import PROTOCOLS
-from ..io import write_atomically
+from ..outputs import write_atomically
 from ._checks import ModelInputs
 from ._settings import REGRESSOR_SETTINGS, STORED_ONLY_IF_SET, check_settings
 

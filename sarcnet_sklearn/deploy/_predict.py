@@ -106,7 +106,7 @@ def predict_cells(
     Examples
     --------
     >>> from sarcnet_sklearn.deploy import load_model, predict_cells
-    >>> from sarcnet_sklearn.io import load_cells
+    >>> from sarcnet_sklearn.tables import load_cells
     >>> model = load_model("model.joblib")  # doctest: +SKIP
     >>> scores = predict_cells(model, load_cells("cells.csv"))  # doctest: +SKIP
     >>> scores[["image_path", "score_pred", "error"]].head(2)  # doctest: +SKIP

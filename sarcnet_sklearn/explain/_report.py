@@ -11,8 +11,8 @@ import pandas as pd
 
 from .._columns import DAY_COLUMN, TARGET_COLUMN
 from .._validation import as_frame
-from ..io import write_csv_atomically
 from ..metrics import regression_report
+from ..outputs import write_csv_atomically
 from ._cam import final_regressor, grad_cam
 from ._figures import (
     plot_day_histograms,
