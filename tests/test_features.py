@@ -25,7 +25,7 @@ from sarcnet_sklearn.datasets._synthetic import _cell_mask, _render_structure
 from sarcnet_sklearn.features import (
     ANGLES,
     DISTANCES,
-    ERROR_COLUMN,
+    PROTOCOL1_ERROR_COLUMN,
     Protocol1Extractor,
     cell_morphology,
     cooccurrence_matrices,
@@ -510,8 +510,8 @@ def test_extractor_errors_raise_names_row_and_file_or_coerce(cell_table, tmp_pat
     with pytest.raises(ValueError, match=r"row 40.*blank\.tiff.*empty"):
         Protocol1Extractor().fit_transform(bad)
     out = Protocol1Extractor(errors="coerce").fit_transform(bad)
-    assert out[ERROR_COLUMN].isna().sum() == 3
-    assert "empty" in out.loc[40, ERROR_COLUMN]
+    assert out[PROTOCOL1_ERROR_COLUMN].isna().sum() == 3
+    assert "empty" in out.loc[40, PROTOCOL1_ERROR_COLUMN]
     assert out.loc[40, PROTOCOL_1].isna().all()
     assert out.loc[10, PROTOCOL_1].notna().all()
     with pytest.raises(ValueError, match="errors must be one of"):

@@ -106,7 +106,7 @@ def run_explain(args: argparse.Namespace) -> int:
     expert = cells[TARGET_COLUMN].tolist() if TARGET_COLUMN in cells.columns else None
     for i, (path, name, heatmap) in enumerate(zip(paths, names, heatmaps, strict=True)):
         plot_cell_heatmap(
-            read_display_image(path, net.image_channel), heatmap, out / name,
+            read_display_image(path, net.structure_page), heatmap, out / name,
             expert=None if expert is None else float(expert[i]),
             predicted=float(predicted[i]), label=Path(path).name,
         )

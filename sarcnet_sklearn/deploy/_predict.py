@@ -10,6 +10,7 @@ from sklearn.pipeline import Pipeline
 from tqdm.auto import tqdm
 
 from .._chunks import chunk_slices
+from .._columns import ERROR_COLUMN
 from ..intervals import interval_bounds, interval_half_width
 from ._checks import ModelInputs, check_cells, identifying_columns
 
@@ -18,9 +19,6 @@ SCORE_COLUMN = "score_pred"
 
 RAW_COLUMN = "score_raw"
 """The model's output before clipping."""
-
-ERROR_COLUMN = "error"
-"""Why a row could not be scored (empty where it was)."""
 
 RANGE_COLUMN = "out_of_range"
 """The features of a row that lie far outside the training data (empty where none do)."""

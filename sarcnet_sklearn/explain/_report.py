@@ -106,7 +106,7 @@ def write_report(
     chosen = select_across_scores(expert if expert is not None else predicted, max_cells)
     shown = cells.iloc[chosen]
     heatmaps = grad_cam(model, shown, layer=layer, direction=direction, batch_size=batch_size)
-    images = [read_display_image(path, net.image_channel) for path in shown[net.image_column]]
+    images = [read_display_image(path, net.structure_page) for path in shown[net.image_column]]
     shown_expert = None if expert is None else expert[chosen]
     plot_prediction_grid(images, predicted[chosen], paths["examples"], expert=shown_expert)
     plot_prediction_grid(images, predicted[chosen], paths["gradcam"], expert=shown_expert,
