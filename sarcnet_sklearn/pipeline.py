@@ -117,7 +117,7 @@ class ModelInputs:
     image_column : str or None
         Column of image paths (or in-memory images); None for a model that
         reads no images.
-    image_channel : int
+    structure_page : int
         Page (or channel) of each image file the model reads.
     image_size : int
         Side of the square the image is resized to.
@@ -132,7 +132,7 @@ class ModelInputs:
 
     features: list[str]
     image_column: str | None = IMAGE_COLUMN
-    image_channel: int = STRUCTURE_PAGE
+    structure_page: int = STRUCTURE_PAGE
     image_size: int = 224
 
     @classmethod
@@ -247,7 +247,7 @@ class SarcNetPipeline(Pipeline):
         return ModelInputs(
             features=features,
             image_column=net.image_column if net.use_images else None,
-            image_channel=int(net.image_channel),
+            structure_page=int(net.structure_page),
             image_size=int(net.image_size),
         )
 

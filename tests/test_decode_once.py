@@ -22,10 +22,10 @@ def reads(monkeypatch) -> Counter:
     counts: Counter = Counter()
     original = images.read_plane
 
-    def counting(path, index=0):
+    def counting(path, page=0):
         if not isinstance(path, np.ndarray):  # an in-memory plane is not a read
-            counts[(str(path), index)] += 1
-        return original(path, index)
+            counts[(str(path), page)] += 1
+        return original(path, page)
 
     for name, module in list(sys.modules.items()):
         if name.startswith("sarcnet_sklearn") and getattr(module, "read_plane", None) is original:

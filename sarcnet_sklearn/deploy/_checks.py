@@ -22,8 +22,7 @@ from tqdm.auto import tqdm
 from .._chunks import CHUNK_CELLS, chunk_slices
 from .._columns import CELL_MASK_PAGE, PROTOCOL_1, PROTOCOL_2
 from .._validation import as_frame
-from ..features import ERROR_COLUMN as PROTOCOL1_ERROR_COLUMN
-from ..features import measure_image_file
+from ..features import PROTOCOL1_ERROR_COLUMN, measure_image_file
 from ..images import ImageReadError, as_image_source, model_plane, read_plane, source_name
 from ..pipeline import ModelInputs
 
@@ -148,12 +147,12 @@ def _decode_images(table: pd.DataFrame, errors: pd.Series, inputs: ModelInputs,
     def decode(row: int) -> tuple[str | None, dict | None]:
         source = as_image_source(sources.iloc[row])
         try:
-            plane = read_plane(source, inputs.image_channel)
+            plane = read_plane(source, inputs.structure_page)
             images[row] = model_plane(plane, size, source)
         except ImageReadError as exc:
             return str(exc), None
         if images[row].min() == images[row].max():
-            return (f"{source_name(source)}: page {inputs.image_channel} is blank (every pixel "
+            return (f"{source_name(source)}: page {inputs.structure_page} is blank (every pixel "
                     f"is {int(images[row].min())}); there is no structure to score"), None
         return None, (_measure(plane, source, mask_page) if measure else None)
 

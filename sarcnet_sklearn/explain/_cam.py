@@ -29,19 +29,6 @@ DEFAULT_LAYERS = {
 """Default Grad-CAM layer of each backbone, as a submodule name of the image branch."""
 
 
-def final_regressor(model) -> SarcNetRegressor:
-    """The fitted :class:`~sarcnet_sklearn.SarcNetRegressor` that is ``model`` or ends it.
-
-    Raises
-    ------
-    TypeError
-        When ``model`` is not a SarcNet regressor or a pipeline ending in one.
-    sklearn.exceptions.NotFittedError
-        When it is not fitted.
-    """
-    return SarcNetPipeline.of(model).fitted_regressor
-
-
 def default_target_layer(module: nn.Module, backbone: str) -> nn.Module:
     """The layer Grad-CAM looks at by default: the image branch's last convolutional block.
 
@@ -221,7 +208,7 @@ def grad_cam(
     def prepare(chunk: pd.DataFrame) -> tuple[dict, list[tuple[int, int]]]:
         # each plane is read once: its shape sizes the heatmap, the model decodes it
         planes = np.empty(len(chunk), dtype=object)
-        planes[:] = [read_plane(as_image_source(value), net.image_channel)
+        planes[:] = [read_plane(as_image_source(value), net.structure_page)
                      if _names_an_image(value) else value for value in chunk[net.image_column]]
         inputs = net._net_input(chunk.assign(**{net.image_column: planes}))
         return inputs, [plane.shape for plane in planes]
