@@ -153,6 +153,13 @@ class ModelInputs:
         return self.image_column is not None and set(self.features) <= set(PROTOCOL_1)
 
 
+class NotSarcNetError(TypeError, ValueError):
+    """A model that is not a SarcNet regressor or a pipeline ending in one.
+
+    A TypeError, and a ValueError too, so that commands report it as a bad input file.
+    """
+
+
 SETTINGS_STEPS = ["select", "scale", "model"]
 """The steps of a pipeline that :meth:`SarcNetPipeline.to_settings` can describe."""
 
@@ -194,8 +201,8 @@ class SarcNetPipeline(Pipeline):
 
         Raises
         ------
-        TypeError
-            When ``model`` is neither.
+        NotSarcNetError
+            When ``model`` is neither (a TypeError and a ValueError).
         """
         if isinstance(model, cls):
             model.regressor  # noqa: B018 (checks the last step)
@@ -213,12 +220,12 @@ class SarcNetPipeline(Pipeline):
 
         Raises
         ------
-        TypeError
+        NotSarcNetError
             When the last step is something else.
         """
         net = self.steps[-1][1]
         if not isinstance(net, SarcNetRegressor):
-            raise TypeError(
+            raise NotSarcNetError(
                 "model must be a fitted SarcNetRegressor or a pipeline ending in one, "
                 f"got {type(net).__name__}"
                 + (" as the pipeline's last step" if len(self.steps) > 1 else "")
@@ -227,7 +234,7 @@ class SarcNetPipeline(Pipeline):
 
     @property
     def fitted_regressor(self) -> SarcNetRegressor:
-        """The final regressor, checked to be fitted.
+        """The final regressor, checked to be fitted (or at least initialised).
 
         Raises
         ------
@@ -235,13 +242,14 @@ class SarcNetPipeline(Pipeline):
             When it is not fitted.
         """
         net = self.regressor
-        check_is_fitted(net, ["module_", "feature_names_"])
+        check_is_fitted(net, "module_")
         return net
 
     @property
     def inputs(self) -> ModelInputs:
         """What the fitted model reads from each row: features, image column, page, size."""
         net = self.fitted_regressor
+        check_is_fitted(net, "feature_names_")
         select = self.steps[0][1] if len(self.steps) > 1 else None
         features = list(getattr(select, "features_", net.feature_names_))
         return ModelInputs(

@@ -99,7 +99,7 @@ def model_metadata(pipeline, **extra) -> dict:
     }
     try:
         inputs = SarcNetPipeline.of(pipeline).inputs
-    except (TypeError, ValueError):  # not a fitted SarcNet model: a joblib file can hold it
+    except ValueError:  # not a fitted SarcNet model (NotSarcNetError, NotFittedError)
         metadata |= dict.fromkeys(INPUT_KEYS)
         return _json_ready(metadata, "metadata")
     metadata |= {
