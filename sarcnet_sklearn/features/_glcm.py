@@ -312,6 +312,8 @@ def _pair_sums(
 
 
 _BUFFERS = threading.local()
+_KEPT_BYTES = 32 * 2**20
+"""Scratch arrays up to this size are kept for the next call (cells up to ~900 px a side)."""
 
 
 def _workspace(
@@ -319,7 +321,9 @@ def _workspace(
 ) -> np.ndarray:
     """A scratch array of ``shape``, kept per thread and reused by later calls.
 
-    Fresh arrays of a few megabytes cost page faults on every call. With ``pad_rows``,
+    Fresh arrays of a few megabytes cost page faults on every call; arrays above
+    ``_KEPT_BYTES`` (huge cells) are not kept, so that one of them does not hold its memory
+    for the rest of the process. With ``pad_rows``,
     rows whose length in bytes is a multiple of 512 are padded by one cache line: with
     such strides a transform along the other axis maps its reads to a few cache sets and
     runs slower.
@@ -331,7 +335,8 @@ def _workspace(
     buffer = getattr(_BUFFERS, name, None)
     if buffer is None or buffer.size < size or buffer.dtype != dtype:
         buffer = np.empty(size, dtype)
-        setattr(_BUFFERS, name, buffer)
+        if size * itemsize <= _KEPT_BYTES:
+            setattr(_BUFFERS, name, buffer)
     return buffer[:size].reshape(shape[:-1] + (width,))[..., : shape[-1]]
 
 
