@@ -147,11 +147,10 @@ class SarcNetRegressor(NeuralNetRegressor):
     Examples
     --------
     >>> from sarcnet_sklearn import SarcNetRegressor
-    >>> from sarcnet_sklearn.datasets import load_aics, make_synthetic_aics
-    >>> cells = load_aics(make_synthetic_aics("synthetic", n_cells=100))  # doctest: +SKIP
-    >>> net = SarcNetRegressor(use_features=False, image_size=48, max_epochs=3)
-    >>> net.fit(cells[["image_path"]], cells["score"])  # doctest: +SKIP
-    >>> net.predict(cells[["image_path"]].head(1)).shape  # doctest: +SKIP
+    >>> # cells: scored cells, e.g. load_aics(make_synthetic_aics("synthetic_aics"))
+    >>> net = SarcNetRegressor(use_features=False, image_size=32, max_epochs=1, verbose=0)
+    >>> net = net.fit(cells[["image_path"]].head(30), cells["score"].head(30))
+    >>> net.predict(cells[["image_path"]].head(1)).shape
     (1,)
     """
 

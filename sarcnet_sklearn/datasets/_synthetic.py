@@ -243,6 +243,7 @@ def make_synthetic_aics(
 
     spacing = max(4.0, NATIVE_ZDISC_SPACING_PX * min(1.0, image_size / _SPACING_REFERENCE_SIZE))
     cell_seeds = seed_seq.spawn(n_cells)
+    base = root.absolute()  # worker processes may have another working folder
     jobs = (
         delayed(_make_cell)(
             cell_seeds[i],
@@ -250,7 +251,7 @@ def make_synthetic_aics(
             cells[i]["no_signal"],
             image_size,
             spacing,
-            root / FIELDS_DIR.format(cohort=cells[i]["cohort"]) / IMAGE_DIR / cells[i]["file_name"],
+            base / FIELDS_DIR.format(cohort=cells[i]["cohort"]) / IMAGE_DIR / cells[i]["file_name"],
         )
         for i in range(n_cells)
     )

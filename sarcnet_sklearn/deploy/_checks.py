@@ -50,7 +50,7 @@ class ModelInputs:
 
         Examples
         --------
-        >>> ModelInputs.of(model).features[:2]  # doctest: +SKIP
+        >>> ModelInputs.of(model).features[:2]  # model: a fitted Protocol 1 pipeline
         ['cell_area', 'cell_aspect_ratio']
         """
         net = model[-1] if isinstance(model, Pipeline) else model
@@ -111,9 +111,13 @@ def check_cells(
 
     Examples
     --------
-    >>> table, errors = check_cells(cells, ModelInputs(PROTOCOL_1))  # doctest: +SKIP
-    >>> errors.dropna()  # doctest: +SKIP
-    3    /data/cell_3.tiff: has 1 pages, page 1 was requested
+    >>> import numpy as np, tifffile
+    >>> tifffile.imwrite("flat.tiff", np.ones((8, 8), np.uint8))  # one page, no structure page
+    >>> given = cells.head(3).copy()  # cells: scored cells with Protocol 1 features
+    >>> given.loc[2, "image_path"] = "flat.tiff"
+    >>> table, errors = check_cells(given, ModelInputs(PROTOCOL_1))
+    >>> errors.tolist()
+    [None, None, 'flat.tiff: has a single plane, plane 1 was requested']
     """
     table = as_frame(cells, "cells").reset_index(drop=True).copy()
     if len(table) == 0:

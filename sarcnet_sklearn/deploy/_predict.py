@@ -103,11 +103,11 @@ def predict_cells(
 
     Examples
     --------
-    >>> from sarcnet_sklearn.deploy import load_model, predict_cells
-    >>> from sarcnet_sklearn.tables import load_cells
-    >>> model = load_model("model.joblib")  # doctest: +SKIP
-    >>> scores = predict_cells(model, load_cells("cells.csv"))  # doctest: +SKIP
-    >>> scores[["image_path", "score_pred", "error"]].head(2)  # doctest: +SKIP
+    >>> from sarcnet_sklearn.deploy import predict_cells
+    >>> # model: a fitted SarcNet pipeline, e.g. load_model("sarcnet.zip")
+    >>> scores = predict_cells(model, cells.head(3))
+    >>> int(scores["score_pred"].notna().sum()), bool(scores["error"].isna().all())
+    (3, True)
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")

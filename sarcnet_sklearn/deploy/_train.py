@@ -105,9 +105,13 @@ def train_model(
     Examples
     --------
     >>> from sarcnet_sklearn.deploy import save_model, train_model
-    >>> from sarcnet_sklearn.tables import load_cells
-    >>> model, info = train_model(load_cells("aics_root"), validation="paper")  # doctest: +SKIP
-    >>> save_model(model, "sarcnet.joblib", metadata=info)  # doctest: +SKIP
+    >>> # cells: scored cells, e.g. load_aics(make_synthetic_aics("synthetic_aics"))
+    >>> model, info = train_model(cells, validation=0.25, image_size=32, max_epochs=1)
+    >>> training = info["training"]
+    >>> training["n_cells"] + training["n_validation"] == len(cells), training["n_excluded"]
+    (True, 0)
+    >>> save_model(model, "sarcnet.joblib", metadata=info)
+    PosixPath('sarcnet.joblib')
     """
     from ..datasets import paper_split
     from ..intervals import calibrate, interval_half_width

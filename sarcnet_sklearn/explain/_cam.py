@@ -205,8 +205,10 @@ def grad_cam(
     Examples
     --------
     >>> from sarcnet_sklearn.explain import grad_cam
-    >>> heatmaps = grad_cam(pipeline, cells.head(4))  # doctest: +SKIP
-    >>> heatmaps[0].shape == read_plane(cells["image_path"][0], 1).shape  # doctest: +SKIP
+    >>> from sarcnet_sklearn.images import read_plane
+    >>> # model: a fitted SarcNet pipeline, e.g. load_model("sarcnet.zip")
+    >>> heatmaps = grad_cam(model, cells.head(4))
+    >>> heatmaps[0].shape == read_plane(cells["image_path"][0], 1).shape
     True
     """
     from pytorch_grad_cam import GradCAM

@@ -176,8 +176,12 @@ def plot_prediction_grid(
 
     Examples
     --------
-    >>> chosen = select_across_scores(cells["score"], 12)  # doctest: +SKIP
-    >>> plot_prediction_grid(images, predicted, "fig2a.png", expert=expert)  # doctest: +SKIP
+    >>> from sarcnet_sklearn.explain import read_display_image, select_across_scores
+    >>> # model: a fitted SarcNet pipeline, e.g. load_model("sarcnet.zip")
+    >>> shown = cells.iloc[select_across_scores(cells["score"], 6)]
+    >>> images = [read_display_image(path) for path in shown["image_path"]]
+    >>> plot_prediction_grid(images, model.predict(shown), "fig2a.png", expert=shown["score"])
+    PosixPath('fig2a.png')
     """
     predicted = np.asarray(predicted, dtype=np.float64).reshape(-1)
     n_cells = len(images)
@@ -246,7 +250,7 @@ def plot_day_histograms(
     Examples
     --------
     >>> import numpy as np
-    >>> plot_day_histograms(np.r_[2.5, 3.0, 3.6], np.r_[18, 32, 32], "fig3.png")  # doctest: +SKIP
+    >>> plot_day_histograms(np.r_[2.5, 3.0, 3.6], np.r_[18, 32, 32], "fig3.png")
     PosixPath('fig3.png')
     """
     panels = {"predicted score": np.asarray(predicted, dtype=np.float64).reshape(-1)}

@@ -11,7 +11,7 @@ import pandas as pd
 
 from .._columns import DAY_COLUMN, TARGET_COLUMN
 from .._validation import as_frame
-from ..metrics import regression_report
+from ..metrics import metrics_table, regression_report
 from ..outputs import write_csv_atomically
 from ._cam import final_regressor, grad_cam
 from ._figures import (
@@ -205,9 +205,8 @@ p.note { color: #555; }
 def _html_page(title, n_cells, metrics, day_table, paths, intervals=None) -> str:
     parts = [f"<h1>{html.escape(title)}</h1>", f"<p>{n_cells} cells.</p>"]
     if metrics is not None:
-        frame = pd.DataFrame([{"Spearman": metrics["spearman"], "MAE": metrics["mae"],
-                               "MSE": metrics["mse"], "R²": metrics["r2"]}])
-        parts += ["<h2>Metrics (expert score vs predicted)</h2>", _html_table(frame)]
+        parts += ["<h2>Metrics (expert score vs predicted)</h2>",
+                  _html_table(metrics_table({"": metrics}))]
     else:
         parts.append('<p class="note">No <code>score</code> column: no metrics.</p>')
     if intervals is not None:

@@ -289,11 +289,11 @@ def score_fields(
     Examples
     --------
     >>> from sarcnet_sklearn.datasets import make_synthetic_field
-    >>> from sarcnet_sklearn.deploy import load_model
     >>> field, labels = make_synthetic_field((256, 256), n_cells=4, random_state=0)
-    >>> model = load_model("model.joblib")  # doctest: +SKIP
-    >>> scores = score_fields(model, field, labels, pixel_size=0.12)  # doctest: +SKIP
-    >>> scores[["label", "area", "score_pred", "error"]]  # doctest: +SKIP
+    >>> # model: a fitted Protocol 1 SarcNet pipeline, e.g. load_model("sarcnet_p1.zip")
+    >>> scores = score_fields(model, field, labels, pixel_size=0.12)
+    >>> scores[["label", "area", "score_pred", "error"]].shape
+    (4, 4)
     """
     from ..deploy import ModelInputs, predict_cells
 

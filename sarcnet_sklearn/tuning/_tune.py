@@ -180,16 +180,18 @@ def tune(
 
     Examples
     --------
-    >>> from functools import partial
     >>> from sarcnet_sklearn import make_sarcnet_pipeline
     >>> from sarcnet_sklearn.tuning import default_search_space, tune
+    >>> # cells: scored cells, e.g. load_aics(make_synthetic_aics("synthetic_aics"))
+    >>> train, valid = cells.iloc[:45], cells.iloc[45:]
+    >>> pipeline = make_sarcnet_pipeline(use_images=False, max_epochs=3, verbose=0)  # features only
     >>> result = tune(train, train["score"], validation_data=(valid, valid["score"]),
-    ...               pipeline=make_sarcnet_pipeline(max_epochs=30, verbose=0),
-    ...               search_space=partial(default_search_space, image_sizes=[96, 128]),
-    ...               n_trials=40, storage="sqlite:///tune.db",
-    ...               study_name="sarcnet")  # doctest: +SKIP
-    >>> result.study.best_trial.params, result.best_score  # doctest: +SKIP
-    >>> result.best_pipeline.predict(test)  # doctest: +SKIP
+    ...               pipeline=pipeline, search_space=default_search_space, n_trials=2,
+    ...               storage="sqlite:///tune.db", study_name="sarcnet", random_state=0)
+    >>> len(result.study.trials), "model__lr" in result.best_params
+    (2, True)
+    >>> result.best_pipeline.predict(valid).shape == (len(valid),)
+    True
     """
     if n_trials is None and timeout is None:
         raise ValueError("give n_trials, timeout or both (otherwise the study never ends)")
