@@ -248,8 +248,11 @@ class SarcNetRegressor(NeuralNetRegressor):
                     f"X: no image path in column {self.image_column!r} at row "
                     f"{df.index[np.argmax(blank.to_numpy())]!r}"
                 )
+            sources = [as_image_source(path) for path in paths]
+            reads_files = not all(isinstance(source, np.ndarray) for source in sources)
             inputs["images"] = load_image_stack(
-                [as_image_source(path) for path in paths], self.structure_page, self.image_size
+                sources, self.structure_page, self.image_size,
+                progress=bool(self.verbose) and reads_files and len(sources) > 1,
             )
         if self.use_features:
             inputs["features"] = check_finite_features(df, self.feature_names_).astype(np.float32)

@@ -373,7 +373,7 @@ def _fit_network(row, train, valid, out, run, settings, weights, device, precisi
         callbacks=row_callbacks,
     )
     model.fit(train, train[TARGET_COLUMN], validation_data=(valid, valid[TARGET_COLUMN]))
-    net = model.named_steps["model"]
+    net = model.regressor
     finished = len(net.history)
     if finished < settings.max_epochs:  # skorch swallows Ctrl-C and returns early
         raise KeyboardInterrupt(

@@ -22,7 +22,7 @@ from sarcnet_sklearn.explain import (
     select_across_scores,
     write_report,
 )
-from sarcnet_sklearn.explain._cam import ImageInputModule, split_model
+from sarcnet_sklearn.explain._cam import ImageInputModule
 from sarcnet_sklearn.images import read_plane
 
 
@@ -63,7 +63,7 @@ def test_heatmaps_have_the_image_resolution_and_range_and_differ(heatmaps, some)
 
 
 def test_pipeline_explains_the_features_it_transforms(model, some, heatmaps):
-    net, transformed = split_model(model, some)
+    net, transformed = model.regressor, model.regressor_input(some)
     direct = grad_cam(net, transformed, layer="layer3")
     for a, b in zip(heatmaps, direct, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
@@ -72,7 +72,7 @@ def test_pipeline_explains_the_features_it_transforms(model, some, heatmaps):
 
 
 def test_image_input_module_matches_the_module_forward(model, some):
-    net, transformed = split_model(model, some)
+    net, transformed = model.regressor, model.regressor_input(some)
     inputs = net._net_input(transformed)
     module = net.module_.eval()
     images = torch.as_tensor(inputs["images"])
@@ -87,7 +87,7 @@ def test_image_input_module_matches_the_module_forward(model, some):
 
 @pytest.mark.parametrize("training", [True, False])
 def test_grad_cam_keeps_the_module_state_and_weights(model, some, training):
-    module = model[-1].module_
+    module = model.regressor.module_
     module.train(training)
     before = {k: v.clone() for k, v in module.state_dict().items()}
     grads = {name: p.grad for name, p in module.named_parameters()}

@@ -67,11 +67,11 @@ def add_subcommand(subparsers) -> None:
 def _load(path: str) -> object:
     """The fitted SarcNet model in ``path``, read by :func:`~sarcnet_sklearn.deploy.load_model`."""
     from ..deploy import load_model
-    from ..explain._cam import final_regressor
+    from ..pipeline import SarcNetPipeline
 
     model = load_model(path)
     try:
-        final_regressor(model)
+        SarcNetPipeline.of(model).fitted_regressor  # noqa: B018 (checks it)
     except (TypeError, ValueError) as exc:  # NotFittedError is a ValueError
         raise ValueError(f"{path}: {exc}") from exc
     return model
@@ -87,26 +87,29 @@ def _check_counts(args: argparse.Namespace) -> None:
 def run_explain(args: argparse.Namespace) -> int:
     """Write one heatmap PNG per cell and predictions.csv; returns the exit code."""
     from ..explain import grad_cam, plot_cell_heatmap, read_display_image
-    from ..explain._cam import final_regressor
+    from ..images import read_planes
     from ..outputs import check_output, refuse_inputs, write_csv_atomically
+    from ..pipeline import SarcNetPipeline
     from ..tables import load_cells
 
     _check_counts(args)
     check_output(args.out, inputs=[*args.data, args.model], folder=True)
     model = _load(args.model)
-    net = final_regressor(model)
+    net = SarcNetPipeline.of(model).fitted_regressor
     cells = load_cells(args.data).iloc[: args.max_cells]
     out = Path(args.out)
     paths = cells[net.image_column].astype(str).tolist()
     names = [f"{i:03d}_{Path(path).stem}_gradcam.png" for i, path in enumerate(paths)]
     refuse_inputs([out / name for name in names], args.data + paths + [args.model])
-    predicted = model.predict(cells)
-    heatmaps = grad_cam(model, cells, layer=args.layer, direction=args.direction,
+    planes = read_planes(cells[net.image_column], net.structure_page)  # each file read once
+    in_memory = cells.assign(**{net.image_column: planes})
+    predicted = model.predict(in_memory)
+    heatmaps = grad_cam(model, in_memory, layer=args.layer, direction=args.direction,
                         batch_size=args.batch_size)
     expert = cells[TARGET_COLUMN].tolist() if TARGET_COLUMN in cells.columns else None
     for i, (path, name, heatmap) in enumerate(zip(paths, names, heatmaps, strict=True)):
         plot_cell_heatmap(
-            read_display_image(path, net.structure_page), heatmap, out / name,
+            read_display_image(planes[i], net.structure_page), heatmap, out / name,
             expert=None if expert is None else float(expert[i]),
             predicted=float(predicted[i]), label=Path(path).name,
         )

@@ -11,9 +11,11 @@ import pandas as pd
 
 from .._columns import DAY_COLUMN, TARGET_COLUMN
 from .._validation import as_frame
+from ..images import read_planes
 from ..metrics import metrics_table, regression_report
 from ..outputs import write_csv_atomically
-from ._cam import final_regressor, grad_cam
+from ..pipeline import SarcNetPipeline
+from ._cam import grad_cam
 from ._figures import (
     plot_day_histograms,
     plot_intervals,
@@ -94,19 +96,27 @@ def write_report(
     cells = as_frame(cells, "cells")
     if len(cells) == 0:
         raise ValueError("cells has no rows")
-    net = final_regressor(model)
+    net = SarcNetPipeline.of(model).fitted_regressor
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {key: out / name for key, name in REPORT_FILES.items()}
 
-    predicted = np.asarray(model.predict(cells), dtype=np.float64).reshape(-1)
     expert = _numeric_column(cells, TARGET_COLUMN)
     day = cells[DAY_COLUMN].to_numpy() if DAY_COLUMN in cells.columns else None
-
-    chosen = select_across_scores(expert if expert is not None else predicted, max_cells)
-    shown = cells.iloc[chosen]
+    # Each image is read once: the cells shown are read as planes, which the prediction,
+    # Grad-CAM and the figures share (without expert scores, the cells to show depend on
+    # the predictions, so those few are read a second time).
+    column = net.image_column
+    if expert is not None:
+        chosen = select_across_scores(expert, max_cells)
+        shown = _with_planes(cells.iloc[chosen], column, net.structure_page)
+        predicted = _predict(model, _replace_rows(cells, chosen, shown[column]))
+    else:
+        predicted = _predict(model, cells)
+        chosen = select_across_scores(predicted, max_cells)
+        shown = _with_planes(cells.iloc[chosen], column, net.structure_page)
     heatmaps = grad_cam(model, shown, layer=layer, direction=direction, batch_size=batch_size)
-    images = [read_display_image(path, net.structure_page) for path in shown[net.image_column]]
+    images = [read_display_image(plane, net.structure_page) for plane in shown[column]]
     shown_expert = None if expert is None else expert[chosen]
     plot_prediction_grid(images, predicted[chosen], paths["examples"], expert=shown_expert)
     plot_prediction_grid(images, predicted[chosen], paths["gradcam"], expert=shown_expert,
@@ -134,6 +144,23 @@ def write_report(
                       intervals)
     paths["html"].write_text(page, encoding="utf-8")
     return paths
+
+
+def _predict(model, cells: pd.DataFrame) -> np.ndarray:
+    return np.asarray(model.predict(cells), dtype=np.float64).reshape(-1)
+
+
+def _with_planes(cells: pd.DataFrame, column: str, page: int) -> pd.DataFrame:
+    """``cells`` with each image read into memory (page ``page``, as stored)."""
+    return cells.assign(**{column: read_planes(cells[column], page)})
+
+
+def _replace_rows(cells: pd.DataFrame, positions: np.ndarray, values: pd.Series) -> pd.DataFrame:
+    """A copy of ``cells`` whose ``values.name`` column holds ``values`` at ``positions``."""
+    column = cells[values.name].to_numpy(dtype=object, copy=True)
+    for position, value in zip(positions, values, strict=True):
+        column[position] = value
+    return cells.assign(**{values.name: column})
 
 
 INTERVAL_CONFIDENCE = 0.9

@@ -236,21 +236,22 @@ def cell_heatmap(model, field: np.ndarray, labels: np.ndarray, row: pd.Series) -
         When the cell was not scored (its ``error``) or the model has no
         image branch.
     """
-    from ..deploy import ModelInputs
     from ..explain import grad_cam
     from ..fields import cut_cells
+    from ..pipeline import SarcNetPipeline
 
     label = int(row["label"])
     error = row.get("error")
     if isinstance(error, str) and error:
         raise PluginError(f"cell {label} was not scored: {error}")
-    inputs = ModelInputs.of(model)
+    pipeline = SarcNetPipeline.of(model)
+    inputs = pipeline.inputs
     if inputs.image_column is None:
         raise PluginError("this model reads no images, so it has no Grad-CAM heatmap")
     labels = np.asarray(labels)
     (crop,) = cut_cells(np.asarray(field), np.where(labels == label, label, 0))
     cell = {inputs.image_column: [crop.image]}
     cell |= {name: [row[name]] for name in inputs.features if name in row.index}
-    layer = heatmap_layer(model[-1] if hasattr(model, "steps") else model)
+    layer = heatmap_layer(pipeline.regressor)
     (heatmap,) = grad_cam(model, pd.DataFrame(cell), layer=layer)
     return CellHeatmap(label, np.asarray(heatmap, dtype=np.float32), crop.bbox[:2], layer)
