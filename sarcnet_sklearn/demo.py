@@ -12,6 +12,7 @@ import pandas as pd
 from skorch.callbacks import ProgressBar
 
 from ._columns import TARGET_COLUMN
+from ._console import show_progress
 from .datasets import load_aics, make_synthetic_aics, paper_split
 from .deploy import save_model
 from .explain import write_report
@@ -117,7 +118,7 @@ def run_demo(
         device=device,
         random_state=random_state,
         verbose=int(verbose),
-        callbacks=[ProgressBar()] if verbose else None,
+        callbacks=[ProgressBar()] if show_progress(verbose) else None,
     )
     sarcnet.fit(train, train[TARGET_COLUMN], validation_data=(valid, valid[TARGET_COLUMN]))
     report["SarcNet (Protocol 2)"] = regression_report(test[TARGET_COLUMN], sarcnet.predict(test))

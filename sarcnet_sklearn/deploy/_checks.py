@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
-from tqdm.auto import tqdm
 
 from .._columns import CELL_MASK_PAGE, IMAGE_COLUMN, PROTOCOL_1, PROTOCOL_2, STRUCTURE_PAGE
+from .._console import progress_bar
 from .._validation import as_frame
 from ..features import ERROR_COLUMN as PROTOCOL1_ERROR_COLUMN
 from ..features import Protocol1Extractor
@@ -180,7 +180,7 @@ def _check_images(
     table: pd.DataFrame, errors: pd.Series, inputs: ModelInputs, progress: bool
 ) -> None:
     rows = np.flatnonzero(errors.isna().to_numpy())
-    for row in tqdm(rows, desc="checking images", disable=not progress):
+    for row in progress_bar(rows, desc="checking images", show=progress):
         path = as_image_source(table[inputs.image_column].iloc[row])
         try:
             plane = load_cell_image(path, inputs.image_channel, inputs.image_size)

@@ -7,9 +7,9 @@ from functools import partial
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
-from tqdm.auto import tqdm
 
 from .._chunks import chunk_slices
+from .._console import progress_bar
 from ..intervals import interval_bounds, interval_half_width
 from ._checks import ModelInputs, check_cells, identifying_columns
 
@@ -129,7 +129,7 @@ def predict_cells(
     raw = np.full(len(table), np.nan)
     good = np.flatnonzero(errors.isna().to_numpy())
     batches = [good[part] for part in chunk_slices(len(good), batch_size)]
-    for rows in tqdm(batches, desc="scoring", unit="batch", disable=not progress):
+    for rows in progress_bar(batches, desc="scoring", unit="batch", show=progress):
         _score(model, table[columns], rows, raw, errors)
     broken = ~np.isfinite(raw) & errors.isna().to_numpy()
     errors[broken] = "the model returned a non-finite score"

@@ -12,10 +12,10 @@ from PIL import Image
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
-from tqdm.auto import tqdm
 
 from .._batches import N_D4, d4_inverse, d4_transform
 from .._chunks import aligned_chunk_size, chunk_slices, prefetched
+from .._console import progress_bar
 from .._validation import as_frame
 from ..images import as_image_source, read_plane
 from ..regressor import SarcNetRegressor
@@ -237,8 +237,8 @@ def grad_cam(
 
     chunks = (Xt.iloc[part] for part in chunk_slices(len(Xt), aligned_chunk_size(batch_size)))
     heatmaps = []
-    with preserved_state(module), tqdm(
-        total=len(Xt), desc="Grad-CAM", unit="cell", disable=not progress
+    with preserved_state(module), progress_bar(
+        total=len(Xt), desc="Grad-CAM", unit="cell", show=progress
     ) as bar:
         cam = GradCAM(model=wrapper, target_layers=[target_layer])
         try:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .._columns import IMAGE_COLUMN, PROTOCOL_1, TARGET_COLUMN
+from .._console import progress_bar
 from ..io import write_csv_atomically
 from ._crops import write_cell_tiff
 from ._cut import stretch_field
@@ -134,8 +134,8 @@ def run_fields(args: argparse.Namespace) -> int:
     failed_fields: list[str] = []
     n_overlays = 0
     for index, ((field_path, label_path), stem) in enumerate(
-        tqdm(list(zip(pairs, stems, strict=True)), desc="fields", unit="field",
-             disable=not progress or len(pairs) == 1)
+        progress_bar(list(zip(pairs, stems, strict=True)), desc="fields", unit="field",
+                     show=progress and len(pairs) > 1)
     ):
         try:
             with warnings.catch_warnings(record=True) as caught:
