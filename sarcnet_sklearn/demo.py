@@ -53,6 +53,7 @@ def run_demo(
     device: str | None = None,
     random_state: int = 0,
     verbose: bool = True,
+    command: str | None = None,
 ) -> dict[str, object]:
     """Generate synthetic cells, fit the baseline and SarcNet, compare, save the model.
 
@@ -67,6 +68,8 @@ def run_demo(
     random_state : int, default=0
     verbose : bool, default=True
         Print progress, the table and where the outputs went.
+    command : str, optional
+        The command line that runs the demo, for the report's header.
 
     Returns
     -------
@@ -140,7 +143,10 @@ def run_demo(
             "metrics": {"test": report["SarcNet (Protocol 2)"]},
         },
     )
-    report_path = write_report(sarcnet, test, out / "report")["html"]
+    report_path = write_report(
+        sarcnet, test, out / "report", model_path=model_path,
+        data_source=f"synthetic cells in {data_root.resolve()}, test split", command=command,
+    )["html"]
 
     say("")
     say(table)
@@ -182,6 +188,8 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
+    from .explain._cli import command_line
+
     device = args.device or DEFAULT_DEVICE
     defaults = DemoSettings.for_device(device)
     settings = DemoSettings(
@@ -190,5 +198,6 @@ def _main(args: argparse.Namespace) -> int:
         image_size=args.image_size or defaults.image_size,
         max_epochs=args.epochs or defaults.max_epochs,
     )
-    run_demo(args.out, settings=settings, device=device, random_state=args.random_state)
+    run_demo(args.out, settings=settings, device=device, random_state=args.random_state,
+             command=command_line(args))
     return 0
