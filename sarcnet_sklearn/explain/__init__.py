@@ -7,7 +7,10 @@
   :func:`plot_day_histograms`: the paper's Fig. 2B, 2A and 3 as PNG files;
   :func:`select_across_scores` picks cells spanning the score range;
   :func:`plot_intervals` draws each cell's conformal prediction interval.
-- :func:`write_report`: all three figures and the metrics on one HTML page.
+- :func:`plot_predicted_vs_expert`, :func:`plot_residuals`: the agreement with
+  the experts (identity line and Spearman's rho; residuals per expert score).
+- :func:`write_report`: the figures, the metrics and where they come from
+  (:func:`provenance`) on one self-contained HTML page.
 
 The command line has them as ``sarcnet-sklearn explain`` and ``sarcnet-sklearn report``.
 """
@@ -19,31 +22,45 @@ from ._cam import (
     default_target_layer,
     grad_cam,
     grad_cam_layer,
+    map_sides,
 )
 from ._figures import (
+    FLAT_RANGE,
+    cell_mask,
+    missing_signal,
     overlay_heatmap,
     plot_cell_heatmap,
     plot_day_histograms,
     plot_intervals,
+    plot_predicted_vs_expert,
     plot_prediction_grid,
+    plot_residuals,
     read_display_image,
     select_across_scores,
 )
-from ._report import write_report
+from ._report import provenance, sha256_of, write_report
 
 __all__ = [
     "CAM_LAYERS",
+    "FLAT_RANGE",
     "MIN_CAM_SIDE",
+    "cell_mask",
     "default_layer_name",
     "default_target_layer",
     "grad_cam",
     "grad_cam_layer",
+    "map_sides",
+    "missing_signal",
     "overlay_heatmap",
     "plot_cell_heatmap",
     "plot_day_histograms",
     "plot_intervals",
+    "plot_predicted_vs_expert",
     "plot_prediction_grid",
+    "plot_residuals",
+    "provenance",
     "read_display_image",
     "select_across_scores",
+    "sha256_of",
     "write_report",
 ]
