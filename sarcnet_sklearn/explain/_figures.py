@@ -409,7 +409,7 @@ def plot_intervals(
     order = np.argsort(values[0], kind="stable")
     predicted, low, high = (v[order] for v in values)
     x = np.arange(len(predicted))
-    fig = Figure(figsize=(min(12.0, 4.0 + 0.02 * len(x)), 3.8), layout="constrained")
+    fig = Figure(figsize=(min(12.0, 6.5 + 0.02 * len(x)), 3.8), layout="constrained")
     ax = fig.subplots()
     width = max(0.5, min(4.0, 300 / len(x)))
     ax.vlines(x, low, high, color="tab:blue", alpha=0.35, linewidth=width)
@@ -421,7 +421,7 @@ def plot_intervals(
         ax.plot(x[inside], expert[inside], "x", color="black", markersize=3, label="expert")
         ax.plot(x[~inside], expert[~inside], "x", color="tab:red", markersize=4,
                 label="expert, outside")
-        title += f"; {inside.mean():.0%} of expert scores inside"
+        title += f"\n{inside.mean():.0%} of the expert scores inside their interval"
     ax.set_xlabel("cell")
     ax.set_ylabel("score")
     ax.set_ylim(0.8, 5.2)
@@ -531,13 +531,10 @@ def plot_residuals(predicted, expert, path: str | PathLike) -> Path:
     jitter = np.random.default_rng(0).uniform(-0.08, 0.08, len(residual))
     ax.plot(group + jitter, residual, "o", color="tab:blue",
             alpha=max(0.15, min(0.8, 40 / len(residual))), markersize=3, markeredgewidth=0)
-    for level in levels:
-        ax.annotate(f"n={int(np.sum(group == level))}", (level, 0.02),
-                    xycoords=("data", "axes fraction"), ha="center", va="bottom", fontsize=7,
-                    color="#555")
-    ax.set_xticks(np.arange(1, 6))
-    ax.set_xlim(0.6, 5.4)
-    ax.set_xlabel("expert score (nearest half point)")
+    ax.set_xticks(levels, [f"{level:g}\nn={int(np.sum(group == level))}" for level in levels],
+                  fontsize=8)
+    ax.set_xlim(min(0.6, levels[0] - 0.4), max(5.4, levels[-1] + 0.4))
+    ax.set_xlabel("expert score (nearest half point) and number of cells")
     ax.set_ylabel("predicted \u2212 expert score")
     ax.set_title(f"Residuals by expert score (mean absolute {np.abs(residual).mean():.2f})",
                  fontsize=10)
