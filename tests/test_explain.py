@@ -13,7 +13,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LinearRegression
 
 from sarcnet_sklearn import SarcNetRegressor, make_sarcnet_pipeline, regression_report
-from sarcnet_sklearn.cli import main
+from sarcnet_sklearn.commands import main
 from sarcnet_sklearn.explain import (
     CAM_LAYERS,
     MIN_CAM_SIDE,
@@ -33,7 +33,7 @@ from sarcnet_sklearn.explain import (
     select_across_scores,
     write_report,
 )
-from sarcnet_sklearn.explain._cam import ImageInputModule, split_model
+from sarcnet_sklearn.explain._cam import ImageInputModule
 from sarcnet_sklearn.images import read_plane
 from sarcnet_sklearn.nn import BACKBONES
 
@@ -105,7 +105,7 @@ def test_default_layer_has_a_7x7_map_for_every_backbone(backbone):
 
 
 def test_pipeline_explains_the_features_it_transforms(model, some, heatmaps):
-    net, transformed = split_model(model, some)
+    net, transformed = model.regressor, model.regressor_input(some)
     direct = grad_cam(net, transformed)
     for a, b in zip(heatmaps, direct, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
@@ -114,7 +114,7 @@ def test_pipeline_explains_the_features_it_transforms(model, some, heatmaps):
 
 
 def test_image_input_module_matches_the_module_forward(model, some):
-    net, transformed = split_model(model, some)
+    net, transformed = model.regressor, model.regressor_input(some)
     inputs = net._net_input(transformed)
     module = net.module_.eval()
     images = torch.as_tensor(inputs["images"])
@@ -129,7 +129,7 @@ def test_image_input_module_matches_the_module_forward(model, some):
 
 @pytest.mark.parametrize("training", [True, False])
 def test_grad_cam_keeps_the_module_state_and_weights(model, some, training):
-    module = model[-1].module_
+    module = model.regressor.module_
     module.train(training)
     before = {k: v.clone() for k, v in module.state_dict().items()}
     grads = {name: p.grad for name, p in module.named_parameters()}

@@ -10,15 +10,13 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-from sklearn.pipeline import Pipeline
-from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from .._batches import N_D4, d4_inverse, d4_transform
 from .._chunks import aligned_chunk_size, chunk_slices, prefetched
 from .._console import progress_bar
-from .._validation import as_frame
 from ..images import as_image_source, read_plane
+from ..pipeline import SarcNetPipeline
 from ..regressor import SarcNetRegressor
 
 CAM_LAYERS = {
@@ -39,31 +37,6 @@ MIN_CAM_SIDE = 7
 """Fewest activations per side of the default Grad-CAM layer's map (7 x 7 for all six
 backbones at the paper's 224 px): a coarser map, upsampled to the cell, is a smooth blob
 or ramp that shows nothing of where in the cell the evidence lies."""
-
-def final_regressor(model) -> SarcNetRegressor:
-    """The fitted :class:`~sarcnet_sklearn.SarcNetRegressor` that is ``model`` or ends it."""
-    net = model[-1] if isinstance(model, Pipeline) else model
-    if not isinstance(net, SarcNetRegressor):
-        raise TypeError(
-            "model must be a fitted SarcNetRegressor or a pipeline ending in one, "
-            f"got {type(net).__name__}"
-            + (" as the pipeline's last step" if isinstance(model, Pipeline) else "")
-        )
-    check_is_fitted(net, "module_")
-    return net
-
-
-def split_model(model, X) -> tuple[SarcNetRegressor, pd.DataFrame]:
-    """The fitted SarcNet regressor inside ``model`` and ``X`` as that regressor receives it.
-
-    For a pipeline, ``X`` is passed through all steps but the last, so that the
-    regressor sees exactly what it sees in ``model.predict(X)``.
-    """
-    net = final_regressor(model)
-    if isinstance(model, Pipeline):
-        return net, as_frame(model[:-1].transform(X))
-    return net, as_frame(X)
-
 
 def default_layer_name(backbone: str, image_size: int = 224) -> str:
     """Name of the layer Grad-CAM looks at by default, for images of ``image_size`` pixels.
@@ -144,7 +117,7 @@ def grad_cam_layer(model, layer: str | nn.Module | None = None) -> str:
     >>> grad_cam_layer(pipeline)  # a model fitted at 64 px  # doctest: +SKIP
     'layer2.1'
     """
-    net = final_regressor(model)
+    net = SarcNetPipeline.of(model).fitted_regressor
     if isinstance(layer, str):
         resolve_layer(net, layer)
         return layer
@@ -153,6 +126,15 @@ def grad_cam_layer(model, layer: str | nn.Module | None = None) -> str:
         names = {sub: name for name, sub in module.image_branch.named_modules()}
         return names.get(layer, type(layer).__name__)
     return default_layer_name(net.backbone, net.image_size)
+
+
+def _image_module(net: SarcNetRegressor) -> nn.Module:
+    module = _plain_module(net)
+    if getattr(module, "image_branch", None) is None:
+        raise ValueError(
+            "Grad-CAM explains the image branch, but this model has none (use_images=False)"
+        )
+    return module
 
 
 def _image_module(net: SarcNetRegressor) -> nn.Module:
@@ -300,7 +282,9 @@ def grad_cam(
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-    net, Xt = split_model(model, X)
+    pipeline = SarcNetPipeline.of(model)
+    net = pipeline.fitted_regressor
+    Xt = pipeline.regressor_input(X)
     target_layer = resolve_layer(net, layer)
     module = _plain_module(net)
     device = next(module.parameters()).device
@@ -315,9 +299,12 @@ def grad_cam(
     transforms = range(N_D4) if test_time_augment else range(1)
 
     def prepare(chunk: pd.DataFrame) -> tuple[dict, list[tuple[int, int]]]:
-        sources = [as_image_source(value) for value in chunk[net.image_column]]
-        shapes = [read_plane(source, net.image_channel).shape for source in sources]
-        return net._net_input(chunk), shapes
+        # each plane is read once: its shape sizes the heatmap, the model decodes it
+        planes = np.empty(len(chunk), dtype=object)
+        planes[:] = [read_plane(as_image_source(value), net.structure_page)
+                     if _names_an_image(value) else value for value in chunk[net.image_column]]
+        inputs = net._net_input(chunk.assign(**{net.image_column: planes}))
+        return inputs, [plane.shape for plane in planes]
 
     chunks = (Xt.iloc[part] for part in chunk_slices(len(Xt), aligned_chunk_size(batch_size)))
     heatmaps = []
@@ -347,6 +334,11 @@ def grad_cam(
 
 
 DIRECTIONS = ("raise", "lower")
+
+
+def _names_an_image(value) -> bool:
+    """Whether a table cell holds an image or a path (not a blank the model reports)."""
+    return isinstance(value, np.ndarray) or not (pd.isna(value) or str(value).strip() == "")
 
 
 def _negated_score(model_output: torch.Tensor) -> torch.Tensor:

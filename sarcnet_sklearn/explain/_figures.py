@@ -18,6 +18,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from scipy import ndimage
 
+from .._columns import STRUCTURE_PAGE
 from ..images import read_plane, to_uint8
 from ..metrics import spearman_score
 
@@ -28,9 +29,9 @@ FLAT_RANGE = 0.05
 """A heatmap whose values over the cell span less than this (of its [0, 1]) shows nothing."""
 
 
-def read_display_image(path: str | PathLike, channel: int = 1) -> np.ndarray:
+def read_display_image(path: str | PathLike, structure_page: int = STRUCTURE_PAGE) -> np.ndarray:
     """The cell's image plane at its own resolution, as uint8 (what the model reads, unresized)."""
-    return to_uint8(read_plane(path, channel))
+    return to_uint8(read_plane(path, structure_page))
 
 
 def cell_mask(image: np.ndarray) -> np.ndarray:

@@ -23,9 +23,11 @@ import pandas as pd
 
 from .._columns import DAY_COLUMN, TARGET_COLUMN
 from .._validation import as_frame
-from ..io import write_atomically, write_csv_atomically
+from ..images import read_planes
 from ..metrics import regression_report
-from ._cam import final_regressor, grad_cam, grad_cam_layer, map_sides
+from ..outputs import write_atomically, write_csv_atomically
+from ..pipeline import SarcNetPipeline
+from ._cam import grad_cam, grad_cam_layer, map_sides
 from ._figures import (
     cell_mask,
     missing_signal,
@@ -132,20 +134,29 @@ def write_report(
     cells = as_frame(cells, "cells")
     if len(cells) == 0:
         raise ValueError("cells has no rows")
-    net = final_regressor(model)
+    net = SarcNetPipeline.of(model).fitted_regressor
     layer_name = grad_cam_layer(model, layer)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {key: out / name for key, name in REPORT_FILES.items()}
 
-    predicted = np.asarray(model.predict(cells), dtype=np.float64).reshape(-1)
     expert = _numeric_column(cells, TARGET_COLUMN)
     day = cells[DAY_COLUMN].to_numpy() if DAY_COLUMN in cells.columns else None
 
-    chosen = select_across_scores(expert if expert is not None else predicted, max_cells)
-    shown = cells.iloc[chosen]
+    # Each image is read once: the cells shown are read as planes, which the prediction,
+    # Grad-CAM and the figures share (without expert scores, the cells to show depend on
+    # the predictions, so those few are read a second time).
+    column = net.image_column
+    if expert is not None:
+        chosen = select_across_scores(expert, max_cells)
+        shown = _with_planes(cells.iloc[chosen], column, net.structure_page)
+        predicted = _predict(model, _replace_rows(cells, chosen, shown[column]))
+    else:
+        predicted = _predict(model, cells)
+        chosen = select_across_scores(predicted, max_cells)
+        shown = _with_planes(cells.iloc[chosen], column, net.structure_page)
     heatmaps = grad_cam(model, shown, layer=layer, direction=direction, batch_size=batch_size)
-    images = [read_display_image(path, net.image_channel) for path in shown[net.image_column]]
+    images = [read_display_image(plane, net.structure_page) for plane in shown[column]]
     shown_expert = None if expert is None else expert[chosen]
     plot_prediction_grid(images, predicted[chosen], paths["examples"], expert=shown_expert)
     plot_prediction_grid(images, predicted[chosen], paths["gradcam"], expert=shown_expert,
@@ -213,7 +224,7 @@ def provenance(
 
     from .. import __version__
 
-    net = final_regressor(model)
+    net = SarcNetPipeline.of(model).fitted_regressor
     if model_path is None:
         model_file = "none: a model in memory"
     else:
@@ -299,6 +310,23 @@ def _intervals(model, predicted, expert, paths) -> dict | None:
     if expert is not None:
         summary["coverage"] = float(np.mean((low <= expert) & (expert <= high)))
     return summary
+
+
+def _predict(model, cells: pd.DataFrame) -> np.ndarray:
+    return np.asarray(model.predict(cells), dtype=np.float64).reshape(-1)
+
+
+def _with_planes(cells: pd.DataFrame, column: str, page: int) -> pd.DataFrame:
+    """``cells`` with each image read into memory (page ``page``, as stored)."""
+    return cells.assign(**{column: read_planes(cells[column], page)})
+
+
+def _replace_rows(cells: pd.DataFrame, positions: np.ndarray, values: pd.Series) -> pd.DataFrame:
+    """A copy of ``cells`` whose ``values.name`` column holds ``values`` at ``positions``."""
+    column = cells[values.name].to_numpy(dtype=object, copy=True)
+    for position, value in zip(positions, values, strict=True):
+        column[position] = value
+    return cells.assign(**{values.name: column})
 
 
 def _numeric_column(cells: pd.DataFrame, column: str) -> np.ndarray | None:

@@ -208,15 +208,16 @@ def cell_heatmap(model, field: np.ndarray, labels: np.ndarray, row: pd.Series) -
         When the cell was not scored (its ``error``) or the model has no
         image branch.
     """
-    from ..deploy import ModelInputs
     from ..explain import grad_cam, grad_cam_layer
     from ..fields import cut_cells
+    from ..pipeline import SarcNetPipeline
 
     label = int(row["label"])
     error = row.get("error")
     if isinstance(error, str) and error:
         raise PluginError(f"cell {label} was not scored: {error}")
-    inputs = ModelInputs.of(model)
+    pipeline = SarcNetPipeline.of(model)
+    inputs = pipeline.inputs
     if inputs.image_column is None:
         raise PluginError("this model reads no images, so it has no Grad-CAM heatmap")
     labels = np.asarray(labels)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from .._chunks import chunk_slices
 from .._console import progress_bar
-from ..io import write_atomically, write_csv_atomically
+from ..outputs import write_atomically, write_csv_atomically
 from ._engine import map_chunks
 
 ROW_COLUMN = "_input_row"
