@@ -26,6 +26,7 @@ from ._batches import (
 )
 from ._chunks import aligned_chunk_size, chunk_slices, prefetched
 from ._columns import IMAGE_COLUMN, STRUCTURE_PAGE
+from ._epoch_table import EpochTable
 from ._validation import as_frame, check_finite_features, check_target
 from .images import as_image_source, load_image_stack
 from .metrics import spearman_score
@@ -301,7 +302,8 @@ class SarcNetRegressor(NeuralNetRegressor):
         return self
 
     def get_default_callbacks(self):
-        callbacks = list(super().get_default_callbacks())
+        callbacks = [(name, EpochTable() if name == "print_log" else callback)
+                     for name, callback in super().get_default_callbacks()]
         if self._has_validation():
             callbacks += [
                 (
