@@ -292,6 +292,16 @@ class SarcNetRegressor(NeuralNetRegressor):
             )
         return y
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # X is a table of cells: named numeric feature columns beside an image column of
+        # paths (strings) or arrays; a dict of column arrays is accepted too.
+        tags.input_tags.string = self.use_images
+        tags.input_tags.dict = True
+        tags.target_tags.required = True
+        tags.non_deterministic = self.random_state is None
+        return tags
+
     # -- skorch hooks -----------------------------------------------------------------------
 
     def initialize_module(self):
