@@ -25,6 +25,7 @@ from ._batches import (
 )
 from ._chunks import aligned_chunk_size, chunk_slices, prefetched
 from ._columns import IMAGE_COLUMN, STRUCTURE_PAGE
+from ._epoch_table import EpochTable
 from ._validation import as_frame, check_finite_features, check_target
 from .images import as_image_source, load_image_stack
 from .metrics import spearman_score
@@ -79,9 +80,11 @@ class SarcNetRegressor(NeuralNetRegressor):
     image_column : str, default="image_path"
         Column holding each cell's image file (or the image itself, as a 2-D
         array or a stack of pages: see :func:`~sarcnet_sklearn.images.read_plane`).
-    image_channel : int, default=1
-        Page of a multi-page TIFF (1 = alpha-actinin-2 in the AICS files) or
-        channel of an RGB image to read.
+    structure_page : int, default=1
+        Page holding the sarcomere structure (alpha-actinin-2): the page of a
+        multi-page TIFF (1 in the AICS files) or the channel of an RGB image
+        (see :func:`~sarcnet_sklearn.images.read_plane`). Earlier
+        versions called it ``image_channel``; their model files still load.
     image_size : int, default=224
         Side of the square the images are resized to.
     weights : None, "imagenet" or path, default=None
@@ -168,11 +171,10 @@ class SarcNetRegressor(NeuralNetRegressor):
     Examples
     --------
     >>> from sarcnet_sklearn import SarcNetRegressor
-    >>> from sarcnet_sklearn.datasets import load_aics, make_synthetic_aics
-    >>> cells = load_aics(make_synthetic_aics("synthetic", n_cells=100))  # doctest: +SKIP
-    >>> net = SarcNetRegressor(use_features=False, image_size=48, max_epochs=3)
-    >>> net.fit(cells[["image_path"]], cells["score"])  # doctest: +SKIP
-    >>> net.predict(cells[["image_path"]].head(1)).shape  # doctest: +SKIP
+    >>> # cells: scored cells, e.g. load_aics(make_synthetic_aics("synthetic_aics"))
+    >>> net = SarcNetRegressor(use_features=False, image_size=32, max_epochs=1, verbose=0)
+    >>> net = net.fit(cells[["image_path"]].head(30), cells["score"].head(30))
+    >>> net.predict(cells[["image_path"]].head(1)).shape
     (1,)
     """
 
@@ -184,7 +186,7 @@ class SarcNetRegressor(NeuralNetRegressor):
         use_features: bool = True,
         use_images: bool = True,
         image_column: str = IMAGE_COLUMN,
-        image_channel: int = STRUCTURE_PAGE,
+        structure_page: int = STRUCTURE_PAGE,
         image_size: int = 224,
         weights: str | PathLike | None = None,
         head_activation: bool = False,
@@ -207,7 +209,7 @@ class SarcNetRegressor(NeuralNetRegressor):
         self.use_features = use_features
         self.use_images = use_images
         self.image_column = image_column
-        self.image_channel = image_channel
+        self.structure_page = structure_page
         self.image_size = image_size
         self.weights = weights
         self.head_activation = head_activation
@@ -230,6 +232,12 @@ class SarcNetRegressor(NeuralNetRegressor):
         )
 
     # -- data -------------------------------------------------------------------------------
+
+    def __setstate__(self, state):
+        # A model pickled by an earlier version holds the structure page as ``image_channel``.
+        if "image_channel" in state and "structure_page" not in state:
+            state["structure_page"] = state.pop("image_channel")
+        super().__setstate__(state)
 
     def _feature_columns(self, df: pd.DataFrame) -> list[str]:
         if not self.use_features:
@@ -264,8 +272,11 @@ class SarcNetRegressor(NeuralNetRegressor):
                     f"X: no image path in column {self.image_column!r} at row "
                     f"{df.index[np.argmax(blank.to_numpy())]!r}"
                 )
+            sources = [as_image_source(path) for path in paths]
+            reads_files = not all(isinstance(source, np.ndarray) for source in sources)
             inputs["images"] = load_image_stack(
-                [as_image_source(path) for path in paths], self.image_channel, self.image_size
+                sources, self.structure_page, self.image_size,
+                progress=bool(self.verbose) and reads_files and len(sources) > 1,
             )
         if self.use_features:
             names = getattr(self, "feature_names_", None)
@@ -343,7 +354,8 @@ class SarcNetRegressor(NeuralNetRegressor):
         return self
 
     def get_default_callbacks(self):
-        callbacks = list(super().get_default_callbacks())
+        callbacks = [(name, EpochTable() if name == "print_log" else callback)
+                     for name, callback in super().get_default_callbacks()]
         if self._has_validation():
             callbacks += [
                 (

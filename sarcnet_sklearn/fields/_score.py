@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
-from .._columns import PIXEL_SIZE_UM, PROTOCOL_1
-from ..features import ERROR_COLUMN as FEATURE_ERROR_COLUMN
-from ..features import Protocol1Extractor
+from .._columns import ERROR_COLUMN, PIXEL_SIZE_UM, PROTOCOL_1
+from .._console import progress_bar
+from ..features import PROTOCOL1_ERROR_COLUMN, Protocol1Extractor
 from ._cut import CellCrop, cut_cells
 from ._read import FieldImage, read_field, read_labels
 
@@ -154,7 +153,7 @@ def cut_fields(
     pairs = pair_fields(fields, labels)
     tables = []
     for index, (source, label_source) in enumerate(
-        tqdm(pairs, desc="cutting fields", unit="field", disable=not progress)
+        progress_bar(pairs, desc="cutting fields", unit="field", show=progress)
     ):
         name, field, label_image = load_field(
             source, label_source, index, channel=channel, scene=scene, z=z,
@@ -211,7 +210,7 @@ def measure_cells(
         measured = extractor.fit_transform(table.loc[rows, [CROP_COLUMN, MASK_COLUMN]])
         for name in PROTOCOL_1:
             out.loc[rows, name] = measured[name].to_numpy()
-        failed = measured[FEATURE_ERROR_COLUMN].dropna()
+        failed = measured[PROTOCOL1_ERROR_COLUMN].dropna()
         out.loc[failed.index, "error"] = ("cannot measure Protocol 1 features: " + failed).values
     return out
 
@@ -290,13 +289,12 @@ def score_fields(
     Examples
     --------
     >>> from sarcnet_sklearn.datasets import make_synthetic_field
-    >>> from sarcnet_sklearn.deploy import load_model
     >>> field, labels = make_synthetic_field((256, 256), n_cells=4, random_state=0)
-    >>> model = load_model("model.joblib")  # doctest: +SKIP
-    >>> scores = score_fields(model, field, labels, pixel_size=0.12)  # doctest: +SKIP
-    >>> scores[["label", "area", "score_pred", "error"]]  # doctest: +SKIP
+    >>> # model: a fitted Protocol 1 SarcNet pipeline, e.g. load_model("sarcnet_p1.zip")
+    >>> scores = score_fields(model, field, labels, pixel_size=0.12)
+    >>> scores[["label", "area", "score_pred", "error"]].shape
+    (4, 4)
     """
-    from ..deploy import ERROR_COLUMN as PREDICT_ERROR_COLUMN
     from ..deploy import ModelInputs, predict_cells
 
     inputs = ModelInputs.of(model)
@@ -321,7 +319,7 @@ def score_fields(
         predicted = predict_cells(model, cells, batch_size=batch_size, progress=progress)
         table.loc[ready, "score_pred"] = predicted["score_pred"].to_numpy()
         table.loc[ready, "score_raw"] = predicted["score_raw"].to_numpy()
-        table.loc[ready, "error"] = predicted[PREDICT_ERROR_COLUMN].to_numpy()
+        table.loc[ready, ERROR_COLUMN] = predicted[ERROR_COLUMN].to_numpy()
     columns = POSITION_COLUMNS + PROTOCOL_1 + ["score_pred", "score_raw", "error"]
     if keep_crops:
         columns += [CROP_COLUMN, MASK_COLUMN]
