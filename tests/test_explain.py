@@ -346,7 +346,7 @@ def test_cli_explain_and_report_end_to_end(model, cells, tmp_path, capsys):
     assert "cannot read model file" in capsys.readouterr().err
 
 
-def test_fitted_model_attends_to_the_cell(cells):
+def test_fitted_model_attends_to_the_cell(cells, image_only_net):
     """The image evidence of a fitted model lies in the cell, not in the black background.
 
     On the synthetic cells it is evidence for a *lower* score (the cytoplasmic haze of
@@ -354,11 +354,7 @@ def test_fitted_model_attends_to_the_cell(cells):
     map of a well-fitted model has little in the cell to show, and ``direction="lower"``
     maps that evidence; ``layer1`` (16 x 16 at 64 px) localises, ``layer4`` (2 x 2) cannot.
     """
-    train, test = cells.iloc[:160], cells.iloc[200:]
-    net = SarcNetRegressor(use_features=False, image_size=64, max_epochs=6, batch_size=16,
-                           lr=1e-3, train_split=None, verbose=0, random_state=0, device="cpu",
-                           augment=None)  # the paper's recipe, which this test was built on
-    net.fit(train[["image_path"]], train["score"])
+    test, net = cells.iloc[200:], image_only_net  # the paper's recipe, which this was built on
     assert regression_report(test["score"], net.predict(test[["image_path"]]))["spearman"] > 0.4
     maps = grad_cam(net, test[["image_path"]], layer="layer1", direction="lower")
     masks = [read_plane(path, 9) > 0 for path in test["image_path"]]
