@@ -74,7 +74,7 @@ def peak_mb():  # VmHWM: this process's peak RSS (ru_maxrss would carry the pare
 COMMAND = """
 import json, sys, time
 import torch
-from sarcnet_sklearn.cli import main
+from sarcnet_sklearn.commands import main
 {peak}
 torch.set_num_threads({threads})
 start = time.perf_counter()

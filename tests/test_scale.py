@@ -17,7 +17,7 @@ import pytest
 
 import sarcnet_sklearn
 from sarcnet_sklearn import _chunks, make_sarcnet_pipeline, regressor
-from sarcnet_sklearn.cli import main
+from sarcnet_sklearn.commands import main
 from sarcnet_sklearn.deploy import predict_cells, save_model
 from sarcnet_sklearn.explain import grad_cam
 from sarcnet_sklearn.scale import _engine, partial_folder, run_in_chunks

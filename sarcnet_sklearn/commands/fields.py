@@ -12,10 +12,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .._columns import IMAGE_COLUMN, PROTOCOL_1, TARGET_COLUMN
-from ..io import write_csv_atomically
-from ._crops import write_cell_tiff
-from ._cut import stretch_field
-from ._score import (
+from ..fields._crops import write_cell_tiff
+from ..fields._cut import stretch_field
+from ..fields._score import (
     CROP_COLUMN,
     MASK_COLUMN,
     POSITION_COLUMNS,
@@ -23,6 +22,7 @@ from ._score import (
     pair_fields,
     score_fields,
 )
+from ..outputs import refuse_inputs, write_csv_atomically
 
 OUTPUT_COLUMNS = ["score_pred", "score_raw", "error"]
 
@@ -117,15 +117,13 @@ def run_fields(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"no such file: {path}")
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder")
-    inputs = {path.resolve() for path in [Path(args.model), *fields, *labels]}
+    inputs = [Path(args.model), *fields, *labels]
     stems = unique_stems(fields)
     outputs = [out / "cells.csv", out / CROPS_FOLDER / "cells.csv"] + [
         out / OVERLAYS_FOLDER / f"{stem}_{kind}.png" for stem in stems
         for kind in ("scores", "gradcam")
     ]
-    clash = [path for path in outputs if path.resolve() in inputs]
-    if clash:
-        raise ValueError(f"refusing to overwrite the input file {clash[0]}; choose another --out")
+    refuse_inputs(outputs, inputs)
     model = load_model(args.model, device=args.device)
     model_inputs = ModelInputs.of(model)
     progress = not args.quiet
@@ -218,7 +216,7 @@ def write_tables(tables, crop_rows, out: Path, inputs, save_crops: bool):
 
 
 def plot_scores(image, labels, scores, path, *, title) -> None:
-    from ._overlay import plot_field_scores
+    from ..fields._overlay import plot_field_scores
 
     plot_field_scores(image, labels, scores, path, title=title)
 
@@ -226,7 +224,7 @@ def plot_scores(image, labels, scores, path, *, title) -> None:
 def explain_field(model, model_inputs, image, labels, scores, path, *, title) -> None:
     """Grad-CAM of the scored cells of one field, pasted into an overlay of the field."""
     from ..explain import grad_cam
-    from ._overlay import plot_field_heatmap
+    from ..fields._overlay import plot_field_heatmap
 
     scored = scores[np.isfinite(scores["score_pred"].to_numpy())]
     heatmaps: list[np.ndarray] = []
