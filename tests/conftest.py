@@ -29,4 +29,5 @@ def cells(synthetic_root):
 @pytest.fixture
 def tiny_params() -> dict:
     """SarcNetRegressor settings small enough for a CPU test."""
-    return {"image_size": 32, "max_epochs": 2, "batch_size": 16, "verbose": 0, "random_state": 0}
+    return {"image_size": 32, "max_epochs": 2, "batch_size": 16, "verbose": 0, "random_state": 0,
+            "test_time_augment": False}
