@@ -26,6 +26,7 @@ from ._batches import (
 )
 from ._chunks import aligned_chunk_size, chunk_slices, prefetched
 from ._columns import IMAGE_COLUMN, STRUCTURE_PAGE
+from ._epoch_table import EpochTable
 from ._validation import as_frame, check_finite_features, check_target
 from .images import as_image_source, load_image_stack
 from .metrics import spearman_score
@@ -148,11 +149,10 @@ class SarcNetRegressor(NeuralNetRegressor):
     Examples
     --------
     >>> from sarcnet_sklearn import SarcNetRegressor
-    >>> from sarcnet_sklearn.datasets import load_aics, make_synthetic_aics
-    >>> cells = load_aics(make_synthetic_aics("synthetic", n_cells=100))  # doctest: +SKIP
-    >>> net = SarcNetRegressor(use_features=False, image_size=48, max_epochs=3)
-    >>> net.fit(cells[["image_path"]], cells["score"])  # doctest: +SKIP
-    >>> net.predict(cells[["image_path"]].head(1)).shape  # doctest: +SKIP
+    >>> # cells: scored cells, e.g. load_aics(make_synthetic_aics("synthetic_aics"))
+    >>> net = SarcNetRegressor(use_features=False, image_size=32, max_epochs=1, verbose=0)
+    >>> net = net.fit(cells[["image_path"]].head(30), cells["score"].head(30))
+    >>> net.predict(cells[["image_path"]].head(1)).shape
     (1,)
     """
 
@@ -250,8 +250,11 @@ class SarcNetRegressor(NeuralNetRegressor):
                     f"X: no image path in column {self.image_column!r} at row "
                     f"{df.index[np.argmax(blank.to_numpy())]!r}"
                 )
+            sources = [as_image_source(path) for path in paths]
+            reads_files = not all(isinstance(source, np.ndarray) for source in sources)
             inputs["images"] = load_image_stack(
-                [as_image_source(path) for path in paths], self.structure_page, self.image_size
+                sources, self.structure_page, self.image_size,
+                progress=bool(self.verbose) and reads_files and len(sources) > 1,
             )
         if self.use_features:
             inputs["features"] = check_finite_features(df, self.feature_names_).astype(np.float32)
@@ -300,7 +303,8 @@ class SarcNetRegressor(NeuralNetRegressor):
         return self
 
     def get_default_callbacks(self):
-        callbacks = list(super().get_default_callbacks())
+        callbacks = [(name, EpochTable() if name == "print_log" else callback)
+                     for name, callback in super().get_default_callbacks()]
         if self._has_validation():
             callbacks += [
                 (
