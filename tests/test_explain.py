@@ -43,7 +43,8 @@ def model(cells):
     """A full SarcNet pipeline (features matter to the image gradient: ReLU head)."""
     train = cells.iloc[:64]
     pipe = make_sarcnet_pipeline(protocol=2, image_size=64, max_epochs=2, batch_size=16, lr=1e-3,
-                                 head_activation=True, verbose=0, random_state=0, device="cpu")
+                                 head_activation=True, verbose=0, random_state=0, device="cpu",
+                                 test_time_augment=False)
     return pipe.fit(train, train["score"])
 
 
@@ -357,9 +358,10 @@ def test_fitted_model_attends_to_the_cell(cells):
     maps that evidence; ``layer1`` (16 x 16 at 64 px) localises, ``layer4`` (2 x 2) cannot.
     """
     train, test = cells.iloc[:160], cells.iloc[200:]
+    # the paper's recipe, which this test was built on
     net = SarcNetRegressor(use_features=False, image_size=64, max_epochs=6, batch_size=16,
                            lr=1e-3, train_split=None, verbose=0, random_state=0, device="cpu",
-                           augment=None)  # the paper's recipe, which this test was built on
+                           augment=None, test_time_augment=False)
     net.fit(train[["image_path"]], train["score"])
     assert regression_report(test["score"], net.predict(test[["image_path"]]))["spearman"] > 0.4
     maps = grad_cam(net, test[["image_path"]], layer="layer1", direction="lower")

@@ -28,6 +28,7 @@ def test_image_only_resnet18_learns_the_synthetic_rubric(learning_cells):
         batch_size=32,
         random_state=0,
         verbose=0,
+        test_time_augment=False,
     )
     start = time.process_time()
     net.fit(train[["image_path"]], train["score"],
