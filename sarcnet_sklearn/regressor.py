@@ -101,7 +101,7 @@ class SarcNetRegressor(NeuralNetRegressor):
         True: predict each cell as the mean over its image's 8 D4 transforms,
         so that the score does not depend on how the cell lies on the slide
         (rotations by 90 degrees and flips leave it unchanged); on synthetic
-        cells it also raised the test Spearman correlation
+        cells it also made SarcNet's scores more accurate
         (``benchmarks/RESULTS.md``). Costs 8 forward passes per cell at
         prediction (not during training's validation). False: one pass (the
         paper's recipe), 8x faster on a CPU; it can be switched on a fitted
