@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 import lmfit
 import numpy as np
 import pandas as pd
@@ -20,7 +18,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sarcnet_sklearn._columns import PROTOCOL_1
-from sarcnet_sklearn.commands import features as features_cli
+from sarcnet_sklearn.commands import main
 from sarcnet_sklearn.datasets._synthetic import _cell_mask, _render_structure
 from sarcnet_sklearn.features import (
     ANGLES,
@@ -569,18 +567,6 @@ def test_extractor_rejects_missing_column_and_non_frames():
 # --- the command line ------------------------------------------------------------------------
 
 
-def run_cli(argv):
-    try:
-        from sarcnet_sklearn.commands import main
-    except ImportError:  # the package's other subcommands may be missing in a partial checkout
-        parser = argparse.ArgumentParser()
-        features_cli.add_subcommand(parser.add_subparsers(dest="command", required=True))
-        args = parser.parse_args(argv)
-        try:
-            return args.func(args)
-        except (FileNotFoundError, ValueError):
-            return 2
-    return main(argv)
 
 
 def test_cli_writes_one_row_per_cell_with_per_row_errors(tmp_path, capsys):
@@ -593,7 +579,7 @@ def test_cli_writes_one_row_per_cell_with_per_row_errors(tmp_path, capsys):
     (folder / "d_corrupt.tif").write_bytes(b"not a tiff")
     (folder / "notes.txt").write_text("ignored")
     output = tmp_path / "out" / "features.csv"
-    assert run_cli(["features", str(folder), "-o", str(output), "--quiet"]) == 0
+    assert main(["features", str(folder), "-o", str(output), "--quiet"]) == 0
     assert str(output) in capsys.readouterr().out
     table = pd.read_csv(output)
     assert list(table.columns) == ["image_path"] + FEATURES + ["error"]
@@ -617,7 +603,7 @@ def test_cli_pixel_size_and_pages(tmp_path):
     output = tmp_path / "f.csv"
     argv = ["features", str(tmp_path / "cell.tif"), "-o", str(output), "--structure-page", "1",
             "--mask-page", "0", "--pixel-size", "1", "--n-jobs", "1", "--quiet"]
-    assert run_cli(argv) == 0
+    assert main(argv) == 0
     row = pd.read_csv(output).iloc[0]
     assert row["cell_area"] == np.count_nonzero(mask)
 
@@ -626,6 +612,6 @@ def test_cli_refuses_to_overwrite_an_input(tmp_path, capsys):
     image, mask = make_cell(40, 50, seed=0)
     path = write_aics_tiff(tmp_path / "cell.tif", image, mask)
     before = (tmp_path / "cell.tif").read_bytes()
-    assert run_cli(["features", path, "-o", path, "--quiet"]) == 2
+    assert main(["features", path, "-o", path, "--quiet"]) == 2
     assert (tmp_path / "cell.tif").read_bytes() == before
-    assert run_cli(["features", str(tmp_path / "missing"), "-o", str(tmp_path / "x.csv")]) == 2
+    assert main(["features", str(tmp_path / "missing"), "-o", str(tmp_path / "x.csv")]) == 2

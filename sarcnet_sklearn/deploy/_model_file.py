@@ -89,8 +89,9 @@ def model_metadata(pipeline, **extra) -> dict:
 
     Examples
     --------
-    >>> model_metadata(pipeline, training={"n_cells": 3686})["protocol"]  # doctest: +SKIP
-    2
+    >>> # model: a fitted SarcNet pipeline, e.g. load_model("sarcnet.zip")
+    >>> model_metadata(model, training={"n_cells": 3686})["protocol"]
+    1
     """
     metadata = dict(extra)
     metadata |= {
@@ -138,7 +139,8 @@ def save_model(
     Examples
     --------
     >>> from sarcnet_sklearn.deploy import save_model
-    >>> save_model(pipeline, "sarcnet.zip", format="safe")  # doctest: +SKIP
+    >>> # model: a fitted SarcNet pipeline, e.g. load_model("sarcnet.zip")
+    >>> save_model(model, "sarcnet.zip", format="safe")
     PosixPath('sarcnet.zip')
     """
     if format not in FORMATS:
@@ -214,10 +216,11 @@ def load_model(
 
     Examples
     --------
-    >>> from sarcnet_sklearn.deploy import load_model
-    >>> model, info = load_model("sarcnet.zip", return_metadata=True)  # doctest: +SKIP
-    >>> info["protocol"], info["versions"]["sarcnet_sklearn"]  # doctest: +SKIP
-    (2, '0.1.0')
+    >>> from sarcnet_sklearn.deploy import load_model, save_model
+    >>> path = save_model(model, "sarcnet.zip", format="safe")  # model: a fitted pipeline
+    >>> model, info = load_model("sarcnet.zip", return_metadata=True)
+    >>> info["protocol"], info["structure_page"]
+    (1, 1)
     """
     if format not in (None, *FORMATS):
         raise ValueError(f"format must be None or one of {FORMATS}, got {format!r}")

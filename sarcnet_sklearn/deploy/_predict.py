@@ -6,10 +6,10 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .._chunks import chunk_slices
 from .._columns import ERROR_COLUMN
+from .._console import progress_bar
 from ..intervals import interval_bounds, interval_half_width
 from ..pipeline import SarcNetPipeline
 from ._checks import check_cells, identifying_columns, with_images
@@ -105,11 +105,11 @@ def predict_cells(
 
     Examples
     --------
-    >>> from sarcnet_sklearn.deploy import load_model, predict_cells
-    >>> from sarcnet_sklearn.tables import load_cells
-    >>> model = load_model("model.joblib")  # doctest: +SKIP
-    >>> scores = predict_cells(model, load_cells("cells.csv"))  # doctest: +SKIP
-    >>> scores[["image_path", "score_pred", "error"]].head(2)  # doctest: +SKIP
+    >>> from sarcnet_sklearn.deploy import predict_cells
+    >>> # model: a fitted SarcNet pipeline, e.g. load_model("sarcnet.zip")
+    >>> scores = predict_cells(model, cells.head(3))
+    >>> int(scores["score_pred"].notna().sum()), bool(scores["error"].isna().all())
+    (3, True)
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -125,7 +125,7 @@ def predict_cells(
         return pd.concat([scored[index] for index in range(len(chunks))])
     pipeline = SarcNetPipeline.of(model)
     parts = chunk_slices(len(cells), chunk_size) or [slice(0, 0)]
-    with tqdm(total=len(cells), desc="scoring", unit="cell", disable=not progress) as bar:
+    with progress_bar(total=len(cells), desc="scoring", unit="cell", show=progress) as bar:
         scored = []
         for part in parts:
             scored.append(_predict_chunk(pipeline, cells.iloc[part], mask_page, batch_size,
