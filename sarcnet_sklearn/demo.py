@@ -28,6 +28,7 @@ def run_demo(
     device: str | None = None,
     random_state: int = 0,
     verbose: bool = True,
+    command: str | None = None,
 ) -> dict[str, object]:
     """Generate synthetic cells, fit the baseline and SarcNet, compare, save the model.
 
@@ -43,6 +44,8 @@ def run_demo(
     random_state : int, default=0
     verbose : bool, default=True
         Print progress, the table and where the outputs went.
+    command : str, optional
+        The command line that runs the demo, for the report's header.
 
     Returns
     -------
@@ -66,8 +69,11 @@ def run_demo(
                               random_state=random_state, rows=DEMO_ROWS, save_models=True,
                               verbose=verbose)
     model_path = result["models"][MODEL_ROW]
-    report_path = write_report(load_model(model_path), result["test"],
-                               Path(out) / "report")["html"]
+    report_path = write_report(
+        load_model(model_path), result["test"], Path(out) / "report", model_path=model_path,
+        data_source=f"synthetic cells in {Path(result['data_root']).resolve()}, test split",
+        command=command,
+    )["html"]
     say(f"Finished in {time.perf_counter() - start:.0f} s.")
     say(f"Fitted SarcNet:   {model_path.resolve()}  (load with sarcnet_sklearn.load_model)")
     say(f"Report:           {report_path.resolve()}  (figures, Grad-CAM, metrics)")

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 from PIL import Image
-from tqdm.auto import tqdm
+
+from ._console import progress_bar
 
 TIFF_SUFFIXES = {".tif", ".tiff"}
 PIL_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
@@ -318,6 +319,6 @@ def load_image_stack(
 
     with ThreadPoolExecutor(max_workers=max(1, n_jobs)) as pool:
         jobs = pool.map(load, range(len(paths)))
-        for _ in tqdm(jobs, total=len(paths), desc="reading images", disable=not progress):
+        for _ in progress_bar(jobs, total=len(paths), desc="reading images", show=progress):
             pass
     return stack

@@ -54,6 +54,10 @@ class ProtocolSelector(TransformerMixin, BaseEstimator):
         The protocol's feature columns.
     keeps_image_ : bool
         Whether the image column was present in ``fit`` and is passed on.
+    n_features_in_ : int
+        Number of columns seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        Names of the columns seen in ``fit``.
 
     Examples
     --------
@@ -76,7 +80,17 @@ class ProtocolSelector(TransformerMixin, BaseEstimator):
         check_finite_features(df, self.features_)
         self.keeps_image_ = self.image_column is not None and self.image_column in df.columns
         self.n_features_in_ = df.shape[1]
+        self.feature_names_in_ = np.asarray(df.columns, dtype=object)
         return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # X is a table: named numeric feature columns beside an image column of paths
+        # (strings) or arrays; a dict of column arrays is accepted too.
+        tags.input_tags.string = True
+        tags.input_tags.dict = True
+        tags.requires_fit = True
+        return tags
 
     def transform(self, X) -> pd.DataFrame:
         check_is_fitted(self, "features_")
@@ -290,6 +304,18 @@ class SarcNetPipeline(Pipeline):
             validation_data=(transformers.transform(X_valid), y_valid),
             **{key[len(prefix):]: value for key, value in params.items()},
         )
+        return self
+
+    def set_output(self, *, transform=None):
+        """Set the output container of ``transform`` of every step but the regressor's inputs.
+
+        The regressor reads a table with named columns, so the steps before it
+        go on handing it pandas DataFrames whatever ``transform`` is.
+        """
+        super().set_output(transform=transform)
+        for _, step in self.steps[:-1]:
+            if hasattr(step, "set_output"):
+                step.set_output(transform="pandas")
         return self
 
     # -- settings as plain data ----------------------------------------------------------

@@ -26,6 +26,7 @@ import pandas as pd
 from skorch.callbacks import Checkpoint, LoadInitState, ProgressBar
 
 from ._columns import DAY_COLUMN, IMAGE_COLUMN, TARGET_COLUMN
+from ._console import show_progress
 from .datasets import load_aics, make_synthetic_aics, paper_split
 from .metrics import METRIC_NAMES, metrics_table, regression_report
 from .outputs import write_atomically, write_csv_atomically
@@ -354,7 +355,7 @@ def _fit_network(row, train, valid, out, run, settings, weights, device, precisi
                       f_optimizer=None, f_criterion=None, f_history=None, event_name=None)
     row_callbacks = [("checkpoint_last", last), ("checkpoint_best", best),
                      ("resume", LoadInitState(last))]
-    if verbose:
+    if show_progress(verbose):
         row_callbacks.append(("progress", ProgressBar()))
     row_callbacks += [(f"extra_{i}", cb) for i, cb in enumerate(callbacks or ())]
     model = make_sarcnet_pipeline(

@@ -316,6 +316,31 @@ def test_correlation_table_of_a_real_sized_cell_equals_graycoprops():
     np.testing.assert_allclose(glcm_correlation(levels), theirs, rtol=1e-12, atol=1e-14)
 
 
+def test_correlation_does_not_depend_on_the_previous_cell():
+    # The transforms reuse scratch arrays from call to call: a large cell, then smaller ones
+    # (of a row width whose bytes are a multiple of 512, padded), must leave nothing behind.
+    rng = np.random.default_rng(4)
+    shapes = [(90, 120), (40, 32), (61, 29)]
+    cells = [rng.integers(0, 9, shape).astype(np.uint8) for shape in shapes]
+    cells[1][:, :5] = 0  # the cell does not reach the box's edge
+    fresh = [glcm_correlation_from_matrices(
+        cooccurrence_matrices(levels, glcm_offsets(DISTANCES, ANGLES), 9)[..., 1:, 1:]
+    ) for levels in cells]
+    for levels, expected in zip(cells + cells[::-1], fresh + fresh[::-1], strict=True):
+        np.testing.assert_allclose(glcm_correlation(levels), expected, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("top", [3, 8, 20])
+def test_correlation_with_few_or_many_levels_equals_graycoprops(top):
+    levels = np.random.default_rng(top).integers(0, top + 1, (33, 47)).astype(np.int64)
+    theirs = graycoprops(
+        graycomatrix(levels, DISTANCES, ANGLES, levels=top + 1)[1:, 1:], "correlation"
+    ).T
+    np.testing.assert_allclose(glcm_correlation(levels), theirs, rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="non-negative"):
+        glcm_correlation(levels - 1)
+
+
 @pytest.mark.parametrize("shape", [(30, 40), (260, 310), (700, 700)])
 def test_packed_pair_sums_equal_separate_ones(shape):
     levels = np.random.default_rng(0).integers(0, 9, shape).astype(np.uint8)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..demo import run_demo
+from ._options import command_line
 from .reproduce import add_run_arguments, run_settings
 
 
@@ -28,5 +29,6 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
 
 def _main(args: argparse.Namespace) -> int:
     device, settings = run_settings(args, synthetic=True)
-    run_demo(args.out, settings=settings, device=device, random_state=args.random_state)
+    run_demo(args.out, settings=settings, device=device, random_state=args.random_state,
+             command=command_line(args))
     return 0

@@ -66,6 +66,10 @@ def add_subcommand(subparsers) -> None:
         help="fraction of cells held out for validation, 0 for none (default: the paper's "
              "split for an AICS root, else 0.2)",
     )
+    train.add_argument("--no-test-time-augment", dest="test_time_augment",
+                       action="store_false",
+                       help="score each cell with one forward pass instead of the mean over its "
+                            "image's 8 flips and quarter turns (8x faster, orientation-dependent)")
     train.add_argument("--random-state", type=int, default=0, help="default: %(default)s")
     train.add_argument("--device", choices=["cpu", "cuda"], help="default: the GPU if present")
     train.add_argument("--mask-page", type=int,
@@ -138,6 +142,7 @@ def run_train(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             source=data.resolve(),
             score_range=(low, high),
+            test_time_augment=args.test_time_augment,
         )
     except KeyboardInterrupt as exc:
         print(f"sarcnet-sklearn train: {exc or 'interrupted'} (Ctrl-C); {kept}: {out}",

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from .._columns import DAY_COLUMN, TARGET_COLUMN
+from ._options import command_line
 
 
 def add_subcommand(subparsers) -> None:
@@ -35,10 +36,14 @@ def add_subcommand(subparsers) -> None:
         "report",
         help="the paper's figures (example cells, Grad-CAM, day 18 vs 32) and metrics as HTML",
         description=(
-            "Predict every cell of DATA with a fitted model and write the paper's figures "
-            "(Fig. 2A example cells across the score range, Fig. 2B their Grad-CAM heatmaps, "
-            "Fig. 3 histograms of the scores per day), predictions.csv and index.html, which "
-            "shows the figures with Spearman/MAE/MSE/R^2 when DATA has a 'score' column."
+            "Predict every cell of DATA with a fitted model and write index.html, one "
+            "self-contained page (figures embedded; opens offline, prints on A4): where the "
+            "numbers come from (model file and its SHA-256, data, versions, device, date, this "
+            "command), Spearman/MAE/MSE/R^2 with predicted-versus-expert and residual plots "
+            "when DATA has a 'score' column, prediction intervals of a calibrated model, and "
+            "the paper's figures (Fig. 2A example cells across the score range, Fig. 2B their "
+            "Grad-CAM heatmaps, Fig. 3 histograms of the scores per day); the figures as PNG "
+            "files and predictions.csv beside it."
         ),
     )
     for parser, func, what in ((explain, run_explain, "cells explained"),
@@ -55,7 +60,8 @@ def add_subcommand(subparsers) -> None:
                             help=f"number of {what} (default: %(default)s)")
         parser.add_argument("--layer", default=None,
                             help="Grad-CAM layer of the image branch, e.g. layer3 "
-                                 "(default: the last convolutional block)")
+                                 "(default: the deepest block whose map has at least 7x7 "
+                                 "cells at the model's image size)")
         parser.add_argument("--direction", choices=["raise", "lower"], default="raise",
                             help="map the evidence for a higher or a lower score "
                                  "(default: %(default)s)")
@@ -156,7 +162,10 @@ def run_report(args: argparse.Namespace) -> int:
     refuse_inputs([out / name for name in REPORT_FILES.values()], args.data + [args.model])
     cells = _with_features(model, cells, mask_page)
     paths = write_report(model, cells, out, max_cells=args.max_cells, layer=args.layer,
-                         direction=args.direction, batch_size=args.batch_size)
+                         direction=args.direction, batch_size=args.batch_size,
+                         model_path=args.model,
+                         data_source=" ".join(str(Path(item).resolve()) for item in args.data),
+                         command=command_line(args))
     for key, path in paths.items():
         if key != "html":
             print(f"wrote {path.resolve()}")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .._columns import IMAGE_COLUMN, PROTOCOL_1, TARGET_COLUMN
+from .._console import progress_bar
 from ..fields._crops import write_cell_tiff
 from ..fields._cut import stretch_field
 from ..fields._score import (
@@ -132,8 +132,8 @@ def run_fields(args: argparse.Namespace) -> int:
     failed_fields: list[str] = []
     n_overlays = 0
     for index, ((field_path, label_path), stem) in enumerate(
-        tqdm(list(zip(pairs, stems, strict=True)), desc="fields", unit="field",
-             disable=not progress or len(pairs) == 1)
+        progress_bar(list(zip(pairs, stems, strict=True)), desc="fields", unit="field",
+                     show=progress and len(pairs) > 1)
     ):
         try:
             with warnings.catch_warnings(record=True) as caught:

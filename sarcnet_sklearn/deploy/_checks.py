@@ -17,10 +17,10 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .._chunks import CHUNK_CELLS, chunk_slices
 from .._columns import CELL_MASK_PAGE, PROTOCOL_1, PROTOCOL_2
+from .._console import progress_bar
 from .._validation import as_frame
 from ..features import PROTOCOL1_ERROR_COLUMN, measure_image_file
 from ..images import ImageReadError, as_image_source, model_plane, read_plane, source_name
@@ -162,8 +162,8 @@ def _decode_images(table: pd.DataFrame, errors: pd.Series, inputs: ModelInputs,
 
     measured_values = np.full((len(table), len(PROTOCOL_1)), np.nan)
     n_jobs = min(8, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=n_jobs) as pool, tqdm(
-        total=len(rows), desc="reading images", unit="cell", disable=not progress
+    with ThreadPoolExecutor(max_workers=n_jobs) as pool, progress_bar(
+        total=len(rows), desc="reading images", unit="cell", show=progress
     ) as bar:
         for part in chunk_slices(len(rows), CHUNK_CELLS):  # native planes of a chunk at most
             for row, (message, measured) in zip(rows[part], pool.map(decode, rows[part]),

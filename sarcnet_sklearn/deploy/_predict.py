@@ -6,10 +6,10 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .._chunks import chunk_slices
 from .._columns import ERROR_COLUMN
+from .._console import progress_bar
 from ..intervals import interval_bounds, interval_half_width
 from ..pipeline import SarcNetPipeline
 from ._checks import check_cells, identifying_columns, with_images
@@ -125,7 +125,7 @@ def predict_cells(
         return pd.concat([scored[index] for index in range(len(chunks))])
     pipeline = SarcNetPipeline.of(model)
     parts = chunk_slices(len(cells), chunk_size) or [slice(0, 0)]
-    with tqdm(total=len(cells), desc="scoring", unit="cell", disable=not progress) as bar:
+    with progress_bar(total=len(cells), desc="scoring", unit="cell", show=progress) as bar:
         scored = []
         for part in parts:
             scored.append(_predict_chunk(pipeline, cells.iloc[part], mask_page, batch_size,

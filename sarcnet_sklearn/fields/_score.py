@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .._columns import ERROR_COLUMN, PIXEL_SIZE_UM, PROTOCOL_1
+from .._console import progress_bar
 from ..features import PROTOCOL1_ERROR_COLUMN, Protocol1Extractor
 from ._cut import CellCrop, cut_cells
 from ._read import FieldImage, read_field, read_labels
@@ -153,7 +153,7 @@ def cut_fields(
     pairs = pair_fields(fields, labels)
     tables = []
     for index, (source, label_source) in enumerate(
-        tqdm(pairs, desc="cutting fields", unit="field", disable=not progress)
+        progress_bar(pairs, desc="cutting fields", unit="field", show=progress)
     ):
         name, field, label_image = load_field(
             source, label_source, index, channel=channel, scene=scene, z=z,

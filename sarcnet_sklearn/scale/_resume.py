@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .._chunks import chunk_slices
+from .._console import progress_bar
 from ..outputs import refuse_inputs, write_atomically, write_csv_atomically
 from ._engine import map_chunks
 
@@ -152,7 +152,8 @@ def run_in_chunks(
     for part in chunk_slices(len(todo), chunk_size):
         chunk = cells.iloc[todo[part]]
         chunks.append(chunk.set_axis(todo[part], axis=0))
-    bar = tqdm(total=len(cells), initial=n_resumed, desc=what, unit="cell", disable=not progress)
+    bar = progress_bar(total=len(cells), initial=n_resumed, desc=what, unit="cell",
+                       show=progress)
     try:
         with bar:
             for index, result in map_chunks(work, chunks, model=model, device=device,

@@ -17,8 +17,8 @@ from optuna.trial import FixedTrial, FrozenTrial, TrialState
 from sklearn.base import clone
 from sklearn.model_selection import KFold, check_cv
 from sklearn.pipeline import Pipeline
-from tqdm.auto import tqdm
 
+from .._console import progress_bar
 from .._validation import as_frame
 from ._objective import (
     BUDGET_STATES,
@@ -313,7 +313,7 @@ class _ProgressBar:
     """A study callback: a tqdm bar of the study's completed and pruned trials."""
 
     def __init__(self, study: optuna.Study, n_trials: int | None) -> None:
-        self._bar = tqdm(total=n_trials, initial=self._finished(study), unit="trial",
+        self._bar = progress_bar(total=n_trials, initial=self._finished(study), unit="trial",
                          desc=f"study {study.study_name}")
 
     @staticmethod
