@@ -10,7 +10,7 @@ from functools import partial
 import pandas as pd
 
 from .._columns import IMAGE_COLUMN, PIXEL_SIZE_UM, PROTOCOL_1, STRUCTURE_PAGE
-from ..io import PATH_RULE, check_output, collect_images, paths_relative_to, write_csv_atomically
+from ..io import PATH_RULE, check_output, collect_images, paths_relative_to
 from ..scale._cli import add_scale_arguments
 from ._extractor import measure_many
 
@@ -96,10 +96,10 @@ def run(args: argparse.Namespace) -> int:
             chunk_size=args.chunk_size,
             client=client,
             progress=not args.quiet and sys.stderr.isatty(),
+            finish=lambda done: done.assign(
+                **{IMAGE_COLUMN: paths_relative_to(done[IMAGE_COLUMN], output)}),
         )
-    table = result.table.copy()
-    table[IMAGE_COLUMN] = paths_relative_to(table[IMAGE_COLUMN], output)
-    write_csv_atomically(table, output, inputs=images)
+    table = result.table
     n_failed = int((table["error"] != "").sum())
     print(f"wrote Protocol 1 features of {len(cells)} cells to {output.resolve()}")
     if n_failed:
