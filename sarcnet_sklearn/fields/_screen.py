@@ -115,7 +115,8 @@ def score_field_files(
     """Score every labelled cell of field files into ``out``; resume an earlier run there.
 
     Writes ``out/cells.csv`` (the rows of :func:`score_fields` without the
-    arrays, one per cell, plus ``crop_path`` with ``save_crops``),
+    arrays, one per cell, plus with ``save_crops`` ``crop_path``, relative to
+    the table),
     ``out/overlays/<field>_scores.png`` (and ``_gradcam.png`` with ``explain``)
     and, with ``save_crops``, one AICS-style TIFF per cell in ``out/crops/``
     with ``out/crops/cells.csv``, which ``train`` and ``predict`` read. A field
@@ -305,7 +306,7 @@ def _score_field_file(model, job, out: Path, *, explain, save_crops, n_jobs, bat
         explain_field(model, image, label_image, scores,
                       overlays / f"{job.stem}_gradcam.png", title=job.field)
     if save_crops:
-        scores[CROP_PATH_COLUMN] = save_crops_of(scores, out / CROPS_FOLDER, job.stem)
+        scores[CROP_PATH_COLUMN] = save_crops_of(scores, out, job.stem)
     return scores.drop(columns=[CROP_COLUMN, MASK_COLUMN])
 
 
@@ -333,14 +334,20 @@ def explain_field(model, image, labels, scores, path, *, title) -> None:
     plot_field_heatmap(image, labels, scored, heatmaps, path, title=title)
 
 
-def save_crops_of(scores: pd.DataFrame, folder: Path, stem: str) -> list[str | None]:
-    """Write each cell with a crop as an AICS-style TIFF; each cell's file (None: no crop)."""
-    folder.mkdir(parents=True, exist_ok=True)
+def save_crops_of(scores: pd.DataFrame, out: Path, stem: str) -> list[str | None]:
+    """Write each cell with a crop as an AICS-style TIFF in ``out/crops``.
+
+    Returns each cell's file relative to ``out`` (where ``cells.csv`` is), or
+    None for a cell without a crop.
+    """
+    (out / CROPS_FOLDER).mkdir(parents=True, exist_ok=True)
     paths: list[str | None] = []
     for crop, mask, label in zip(scores[CROP_COLUMN], scores[MASK_COLUMN], scores["label"],
                                  strict=True):
         if isinstance(crop, np.ndarray) and mask.sum() > 1 and crop.any():
-            paths.append(str(write_cell_tiff(folder / f"{stem}_cell{label}.tiff", crop, mask)))
+            name = f"{CROPS_FOLDER}/{stem}_cell{label}.tiff"
+            write_cell_tiff(out / name, crop, mask)
+            paths.append(name)
         else:
             paths.append(None)
     return paths
