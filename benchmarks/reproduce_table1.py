@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from sarcnet_sklearn.cli import main
+from sarcnet_sklearn.commands import main
 
 if __name__ == "__main__":
     sys.exit(main(["reproduce", *sys.argv[1:]]))

@@ -26,6 +26,8 @@ TARGET_COLUMN = "score"
 EXPERT_COLUMNS = ["expert_1", "expert_2"]
 DAY_COLUMN = "day"
 COHORT_COLUMN = "cohort"
+ERROR_COLUMN = "error"
+"""Why a row of an output table could not be measured or scored (empty where it was)."""
 
 PIXEL_SIZE_UM = 0.12
 """Pixel size of the AICS single-cell images, in micrometres."""

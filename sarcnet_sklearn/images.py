@@ -58,7 +58,7 @@ def source_name(source) -> str:
     return str(source)
 
 
-def read_plane(path: ImageSource, index: int = 0) -> np.ndarray:
+def read_plane(path: ImageSource, page: int = 0) -> np.ndarray:
     """Read one 2-D plane of an image file (or in-memory image), as stored.
 
     Parameters
@@ -66,8 +66,8 @@ def read_plane(path: ImageSource, index: int = 0) -> np.ndarray:
     path : str, path-like or ndarray
         A TIFF (multi-page, OME, any compression tifffile decodes) or a
         PNG/JPEG/BMP file; or an array: a 2-D array is the plane itself
-        (whatever ``index``), a 3-D array a stack of pages along its first axis.
-    index : int, default=0
+        (whatever ``page``), a 3-D array a stack of pages along its first axis.
+    page : int, default=0
         Page of a multi-page TIFF; for a single-page file with several channels
         (RGB PNG, a ``(C, Y, X)`` or ``(Y, X, C)`` TIFF page), the channel.
 
@@ -80,7 +80,7 @@ def read_plane(path: ImageSource, index: int = 0) -> np.ndarray:
     ------
     ImageReadError
         When the file is missing, not a regular file, cannot be decoded, or
-        has no plane ``index``; or when ``index`` is ambiguous: a TIFF whose
+        has no plane ``page``; or when ``page`` is ambiguous: a TIFF whose
         planes run along two axes (channels and Z, pages of several channels)
         or an OME-TIFF with several scenes. The message names the file (and
         its axes).
@@ -93,7 +93,7 @@ def read_plane(path: ImageSource, index: int = 0) -> np.ndarray:
     (5, 6)
     """
     if isinstance(path, np.ndarray):
-        return _array_plane(path, index)
+        return _array_plane(path, page)
     path = Path(path)
     try:
         if not path.exists():
@@ -110,15 +110,15 @@ def read_plane(path: ImageSource, index: int = 0) -> np.ndarray:
                 _check_unambiguous(tif, path)
                 n_pages = len(tif.pages)
                 if n_pages > 1:
-                    if not 0 <= index < n_pages:
+                    if not 0 <= page < n_pages:
                         raise ImageReadError(
-                            f"{path}: has {n_pages} pages, page {index} was requested"
+                            f"{path}: has {n_pages} pages, page {page} was requested"
                         )
-                    return _as_plane(tif.pages[index].asarray(), 0, path)
-                page = tif.pages[0]
-                array = page.asarray()
-                if "S" in page.axes and array.ndim == len(page.axes):
-                    channel_axis = page.axes.index("S")
+                    return _as_plane(tif.pages[page].asarray(), 0, path)
+                single = tif.pages[0]
+                array = single.asarray()
+                if "S" in single.axes and array.ndim == len(single.axes):
+                    channel_axis = single.axes.index("S")
         elif suffix in PIL_SUFFIXES:
             with Image.open(path) as image:
                 array = np.asarray(image)
@@ -131,24 +131,24 @@ def read_plane(path: ImageSource, index: int = 0) -> np.ndarray:
         raise
     except Exception as exc:  # tifffile and PIL raise many types on corrupt files
         raise ImageReadError(f"cannot read image {path}: {exc}") from exc
-    return _as_plane(array, index, path, channel_axis)
+    return _as_plane(array, page, path, channel_axis)
 
 
-def _array_plane(array: np.ndarray, index: int) -> np.ndarray:
+def _array_plane(array: np.ndarray, page: int) -> np.ndarray:
     name = source_name(array)
     if array.ndim == 2:
         return array
     if array.ndim == 3:
-        if not 0 <= index < array.shape[0]:
+        if not 0 <= page < array.shape[0]:
             raise ImageReadError(
-                f"{name}: has {array.shape[0]} pages, page {index} was requested"
+                f"{name}: has {array.shape[0]} pages, page {page} was requested"
             )
-        return array[index]
+        return array[page]
     raise ImageReadError(f"{name}: expected a 2-D plane or a stack of pages")
 
 
 def _check_unambiguous(tif: tifffile.TiffFile, path: Path) -> None:
-    """Raise when a page or channel index does not name one plane of this TIFF."""
+    """Raise when a page or channel number does not name one plane of this TIFF."""
     series = tif.series
     if tif.is_ome and len(series) > 1:
         raise ImageReadError(
@@ -173,25 +173,25 @@ def _check_unambiguous(tif: tifffile.TiffFile, path: Path) -> None:
 
 
 def _as_plane(
-    array: np.ndarray, index: int, path: Path, channel_axis: int | None = None
+    array: np.ndarray, page: int, path: Path, channel_axis: int | None = None
 ) -> np.ndarray:
     if channel_axis is not None and array.ndim == 3:
         squeezed = [axis for axis in range(3) if array.shape[axis] == 1]
         channel_axis -= sum(axis < channel_axis for axis in squeezed)
     array = np.squeeze(array)
     if array.ndim == 2:
-        if index != 0:
-            raise ImageReadError(f"{path}: has a single plane, plane {index} was requested")
+        if page != 0:
+            raise ImageReadError(f"{path}: has a single plane, plane {page} was requested")
         return array
     if array.ndim == 3:
         if channel_axis is None:
             channel_axis = 2 if array.shape[2] <= 4 else 0
         n_channels = array.shape[channel_axis]
-        if not 0 <= index < n_channels:
+        if not 0 <= page < n_channels:
             raise ImageReadError(
-                f"{path}: has {n_channels} channels, channel {index} was requested"
+                f"{path}: has {n_channels} channels, channel {page} was requested"
             )
-        return np.take(array, index, axis=channel_axis)
+        return np.take(array, page, axis=channel_axis)
     raise ImageReadError(f"{path}: expected a 2-D image plane, found shape {array.shape}")
 
 
@@ -221,9 +221,9 @@ def resize_plane(plane: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(plane).resize((size, size), Image.Resampling.BILINEAR))
 
 
-def load_cell_image(path: ImageSource, index: int, size: int) -> np.ndarray:
-    """Read plane ``index`` of ``path`` and return it as a ``size x size`` uint8 array."""
-    plane = read_plane(path, index)
+def load_cell_image(path: ImageSource, page: int, size: int) -> np.ndarray:
+    """Read plane ``page`` of ``path`` and return it as a ``size x size`` uint8 array."""
+    plane = read_plane(path, page)
     if plane.size == 0:
         raise ImageReadError(f"{source_name(path)}: image plane is empty")
     try:
@@ -234,7 +234,7 @@ def load_cell_image(path: ImageSource, index: int, size: int) -> np.ndarray:
 
 def load_image_stack(
     paths: Sequence[ImageSource],
-    index: int,
+    page: int,
     size: int,
     *,
     n_jobs: int | None = None,
@@ -246,7 +246,7 @@ def load_image_stack(
     ----------
     paths : sequence of str, path-like or ndarray
         One image file (or in-memory image, see :func:`read_plane`) per cell.
-    index : int
+    page : int
         Page (or channel) to read, see :func:`read_plane`.
     size : int
         Side of the square the planes are resized to.
@@ -267,7 +267,7 @@ def load_image_stack(
     Examples
     --------
     >>> from sarcnet_sklearn.images import load_image_stack
-    >>> stack = load_image_stack(["a.tiff", "b.tiff"], index=1, size=96)  # doctest: +SKIP
+    >>> stack = load_image_stack(["a.tiff", "b.tiff"], page=1, size=96)  # doctest: +SKIP
     """
     paths = list(paths)
     stack = np.empty((len(paths), size, size), dtype=np.uint8)
@@ -279,7 +279,7 @@ def load_image_stack(
         progress = len(paths) > 200
 
     def load(i: int) -> None:
-        stack[i] = load_cell_image(paths[i], index, size)
+        stack[i] = load_cell_image(paths[i], page, size)
 
     with ThreadPoolExecutor(max_workers=max(1, n_jobs)) as pool:
         jobs = pool.map(load, range(len(paths)))

@@ -80,9 +80,11 @@ class SarcNetRegressor(NeuralNetRegressor):
     image_column : str, default="image_path"
         Column holding each cell's image file (or the image itself, as a 2-D
         array or a stack of pages: see :func:`~sarcnet_sklearn.images.read_plane`).
-    image_channel : int, default=1
-        Page of a multi-page TIFF (1 = alpha-actinin-2 in the AICS files) or
-        channel of an RGB image to read.
+    structure_page : int, default=1
+        Page holding the sarcomere structure (alpha-actinin-2): the page of a
+        multi-page TIFF (1 in the AICS files) or the channel of an RGB image
+        (see :func:`~sarcnet_sklearn.images.read_plane`). Earlier
+        versions called it ``image_channel``; their model files still load.
     image_size : int, default=224
         Side of the square the images are resized to.
     weights : None, "imagenet" or path, default=None
@@ -161,7 +163,7 @@ class SarcNetRegressor(NeuralNetRegressor):
         use_features: bool = True,
         use_images: bool = True,
         image_column: str = IMAGE_COLUMN,
-        image_channel: int = STRUCTURE_PAGE,
+        structure_page: int = STRUCTURE_PAGE,
         image_size: int = 224,
         weights: str | PathLike | None = None,
         head_activation: bool = False,
@@ -184,7 +186,7 @@ class SarcNetRegressor(NeuralNetRegressor):
         self.use_features = use_features
         self.use_images = use_images
         self.image_column = image_column
-        self.image_channel = image_channel
+        self.structure_page = structure_page
         self.image_size = image_size
         self.weights = weights
         self.head_activation = head_activation
@@ -207,6 +209,12 @@ class SarcNetRegressor(NeuralNetRegressor):
         )
 
     # -- data -------------------------------------------------------------------------------
+
+    def __setstate__(self, state):
+        # A model pickled by an earlier version holds the structure page as ``image_channel``.
+        if "image_channel" in state and "structure_page" not in state:
+            state["structure_page"] = state.pop("image_channel")
+        super().__setstate__(state)
 
     def _feature_columns(self, df: pd.DataFrame) -> list[str]:
         if not self.use_features:
@@ -242,7 +250,7 @@ class SarcNetRegressor(NeuralNetRegressor):
                     f"{df.index[np.argmax(blank.to_numpy())]!r}"
                 )
             inputs["images"] = load_image_stack(
-                [as_image_source(path) for path in paths], self.image_channel, self.image_size
+                [as_image_source(path) for path in paths], self.structure_page, self.image_size
             )
         if self.use_features:
             inputs["features"] = check_finite_features(df, self.feature_names_).astype(np.float32)

@@ -12,12 +12,11 @@ experiment runs on a synthetic dataset, reduced on a CPU.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from os import PathLike
 from pathlib import Path
 
@@ -27,8 +26,8 @@ from skorch.callbacks import Checkpoint, LoadInitState, ProgressBar
 
 from ._columns import DAY_COLUMN, IMAGE_COLUMN, TARGET_COLUMN
 from .datasets import load_aics, make_synthetic_aics, paper_split
-from .io import write_atomically, write_csv_atomically
 from .metrics import regression_report
+from .outputs import write_atomically, write_csv_atomically
 from .pipeline import make_linear_baseline, make_sarcnet_pipeline
 from .regressor import DEFAULT_DEVICE
 
@@ -428,44 +427,3 @@ def _histogram(out: Path, test: pd.DataFrame) -> Path:
     figure.savefig(path, dpi=150)
     plt.close(figure)
     return path
-
-
-def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "reproduce",
-        help="reproduce Table 1 of the paper (six models, plus two) and the day-18/32 histogram",
-        description=(
-            "Split the AICS cells as the paper does, fit linear regression, ResNet-18, "
-            "DenseNet, AlexNet and SarcNet (Protocols 1 and 2) with the paper's recipe, and "
-            "write the test metrics beside the paper's Table 1; then two rows beyond the "
-            "paper: SarcNet with D4 augmentation and test-time averaging, and ConvNeXt-Tiny. "
-            "Finished rows are kept in "
-            "--out and skipped on a rerun; an interrupted row resumes from its checkpoint. "
-            "Without --aics-root it runs on synthetic cells (reduced on a CPU)."
-        ),
-    )
-    parser.add_argument("--aics-root", help="AICS dataset folder (default: synthetic data)")
-    parser.add_argument("--out", default="sarcnet_table1", help="output folder")
-    parser.add_argument("--weights", help="'imagenet' or a folder of torchvision weight files "
-                        "(default: random initialisation)")
-    parser.add_argument("--device", choices=["cpu", "cuda"], help="default: GPU when present")
-    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
-    parser.add_argument("--rows", nargs="+", choices=ROW_KEYS, help="run only these rows")
-    parser.add_argument("--image-size", type=int, help="model input size in pixels")
-    parser.add_argument("--epochs", type=int, help="training epochs")
-    parser.add_argument("--n-cells", type=int, help="synthetic cells (without --aics-root)")
-    parser.add_argument("--random-state", type=int, default=0)
-    parser.set_defaults(func=_main)
-
-
-def _main(args: argparse.Namespace) -> int:
-    device = args.device or DEFAULT_DEVICE
-    settings = ReproduceSettings.for_device(device, synthetic=args.aics_root is None)
-    changes = {"image_size": args.image_size, "max_epochs": args.epochs, "n_cells": args.n_cells}
-    settings = replace(settings, **{k: v for k, v in changes.items() if v is not None})
-    if args.image_size is not None:
-        settings = replace(settings, synthetic_size=max(settings.synthetic_size, args.image_size))
-    reproduce_table1(args.aics_root, args.out, settings=settings, weights=args.weights,
-                     device=device, precision=args.precision, random_state=args.random_state,
-                     rows=args.rows)
-    return 0

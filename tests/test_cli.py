@@ -6,7 +6,7 @@ import sys
 import numpy as np
 
 from sarcnet_sklearn import load_model, regression_report
-from sarcnet_sklearn.cli import main
+from sarcnet_sklearn.commands import main
 from sarcnet_sklearn.datasets import load_aics, paper_split
 from sarcnet_sklearn.demo import DemoSettings, run_demo
 
@@ -45,7 +45,7 @@ def test_demo_subcommand_parses_its_options(tmp_path, monkeypatch):
     def fake_run_demo(out, *, settings, device, random_state):
         seen.update(out=out, settings=settings, device=device, random_state=random_state)
 
-    monkeypatch.setattr("sarcnet_sklearn.demo.run_demo", fake_run_demo)
+    monkeypatch.setattr("sarcnet_sklearn.commands.demo.run_demo", fake_run_demo)
     code = main(["demo", "--out", str(tmp_path), "--device", "cpu", "--n-cells", "50",
                  "--image-size", "40", "--epochs", "3"])
     assert code == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import zipfile
@@ -15,7 +16,7 @@ import safetensors.torch
 import torch
 
 from sarcnet_sklearn import PROTOCOL_1, __version__, make_linear_baseline
-from sarcnet_sklearn.cli import build_parser, main
+from sarcnet_sklearn.commands import build_parser, main
 from sarcnet_sklearn.deploy import (
     FORMAT_VERSION,
     ModelVersionWarning,
@@ -101,7 +102,7 @@ def test_model_file_carries_its_metadata(shell_run):
     assert info["versions"]["sarcnet_sklearn"] == __version__
     assert info["versions"]["torch"] == torch.__version__
     assert {"sklearn", "skorch", "created"} <= set(info["versions"]) | set(info)
-    assert info["image_channel"] == 1 and info["image_size"] == 32
+    assert info["structure_page"] == 1 and info["image_size"] == 32
     training = info["training"]
     assert training["target"] == "score" and training["split"] == "random, validation 0.25"
     assert 1 <= training["score_min"] <= training["score_mean"] <= training["score_max"] <= 5
@@ -148,6 +149,31 @@ def test_plain_joblib_pipeline_still_loads(loaded, cells, tmp_path):
     assert info == {}
     sample = cells.iloc[:8]
     np.testing.assert_array_equal(loaded.predict(sample), pipeline.predict(sample))
+
+
+def test_model_files_that_call_the_structure_page_image_channel_still_load(loaded, cells,
+                                                                           tmp_path):
+    """Earlier versions stored the structure page as ``image_channel``: both formats load."""
+    pipeline, info = loaded
+    sample = cells.iloc[:4]
+    expected = pipeline.predict(sample)
+    folder = save_model(pipeline, tmp_path / "old_safe", metadata=info, format="safe")
+    content = json.loads((folder / "model.json").read_text())
+    params = content["pipeline"]["regressor_params"]
+    params["image_channel"] = params.pop("structure_page")
+    content["metadata"]["image_channel"] = content["metadata"].pop("structure_page")
+    (folder / "model.json").write_text(json.dumps(content))
+    rebuilt, rebuilt_info = load_model(folder, return_metadata=True)
+    assert rebuilt[-1].structure_page == 1 and rebuilt_info["structure_page"] == 1
+    assert "image_channel" not in rebuilt_info
+    np.testing.assert_array_equal(rebuilt.predict(sample), expected)
+
+    old = copy.deepcopy(pipeline)
+    old[-1].__dict__["image_channel"] = old[-1].__dict__.pop("structure_page")
+    joblib.dump(old, tmp_path / "old.joblib")
+    unpickled = load_model(tmp_path / "old.joblib")
+    assert unpickled[-1].get_params()["structure_page"] == 1
+    np.testing.assert_array_equal(unpickled.predict(sample), expected)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks loading on a CPU-only machine")

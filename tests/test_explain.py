@@ -12,7 +12,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LinearRegression
 
 from sarcnet_sklearn import SarcNetRegressor, make_sarcnet_pipeline, regression_report
-from sarcnet_sklearn.cli import main
+from sarcnet_sklearn.commands import main
 from sarcnet_sklearn.explain import (
     grad_cam,
     plot_cell_heatmap,

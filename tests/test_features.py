@@ -20,11 +20,12 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sarcnet_sklearn._columns import PROTOCOL_1
+from sarcnet_sklearn.commands import features as features_cli
 from sarcnet_sklearn.datasets._synthetic import _cell_mask, _render_structure
 from sarcnet_sklearn.features import (
     ANGLES,
     DISTANCES,
-    ERROR_COLUMN,
+    PROTOCOL1_ERROR_COLUMN,
     Protocol1Extractor,
     cell_morphology,
     cooccurrence_matrices,
@@ -35,10 +36,9 @@ from sarcnet_sklearn.features import (
     glcm_offsets,
     quantize_cell,
 )
-from sarcnet_sklearn.features import _cli as features_cli
 from sarcnet_sklearn.features._glcm import _pair_sums
 from sarcnet_sklearn.features._quantize import _percentiles
-from sarcnet_sklearn.io import load_cells
+from sarcnet_sklearn.tables import load_cells
 
 from .aics_alignment_reference import _cropped_cell, _decay, _quantized, analyze_orientation
 
@@ -510,8 +510,8 @@ def test_extractor_errors_raise_names_row_and_file_or_coerce(cell_table, tmp_pat
     with pytest.raises(ValueError, match=r"row 40.*blank\.tiff.*empty"):
         Protocol1Extractor().fit_transform(bad)
     out = Protocol1Extractor(errors="coerce").fit_transform(bad)
-    assert out[ERROR_COLUMN].isna().sum() == 3
-    assert "empty" in out.loc[40, ERROR_COLUMN]
+    assert out[PROTOCOL1_ERROR_COLUMN].isna().sum() == 3
+    assert "empty" in out.loc[40, PROTOCOL1_ERROR_COLUMN]
     assert out.loc[40, PROTOCOL_1].isna().all()
     assert out.loc[10, PROTOCOL_1].notna().all()
     with pytest.raises(ValueError, match="errors must be one of"):
@@ -546,7 +546,7 @@ def test_extractor_rejects_missing_column_and_non_frames():
 
 def run_cli(argv):
     try:
-        from sarcnet_sklearn.cli import main
+        from sarcnet_sklearn.commands import main
     except ImportError:  # the package's other subcommands may be missing in a partial checkout
         parser = argparse.ArgumentParser()
         features_cli.add_subcommand(parser.add_subparsers(dest="command", required=True))

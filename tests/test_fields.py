@@ -344,7 +344,7 @@ def field_files(tmp_path_factory):
 def test_fields_command_writes_the_table_overlays_and_crops_that_train_and_predict_read(
     fields_model_path, field_files, tmp_path, monkeypatch, capsys
 ):
-    from sarcnet_sklearn.cli import main
+    from sarcnet_sklearn.commands import main
 
     (a, a_labels), (b, b_labels) = field_files
     monkeypatch.chdir(tmp_path)  # outputs relative to another working directory
@@ -387,7 +387,7 @@ def test_fields_command_writes_the_table_overlays_and_crops_that_train_and_predi
 def test_fields_command_reports_bad_fields_and_goes_on(
     fields_model_path, field_files, tmp_path, capsys
 ):
-    from sarcnet_sklearn.cli import main
+    from sarcnet_sklearn.commands import main
 
     (a, a_labels), (b, _) = field_files
     assert main(["fields", str(fields_model_path), str(a), str(b), "--labels", str(a_labels),

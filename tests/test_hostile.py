@@ -27,10 +27,10 @@ import tifffile
 from sklearn.exceptions import NotFittedError
 
 from sarcnet_sklearn import SarcNetRegressor
-from sarcnet_sklearn.cli import main
+from sarcnet_sklearn.commands import main
 from sarcnet_sklearn.datasets import load_aics, make_synthetic_aics
 from sarcnet_sklearn.deploy import load_model, predict_cells, save_model
-from sarcnet_sklearn.io import SkippedEntriesWarning, collect_images
+from sarcnet_sklearn.tables import SkippedEntriesWarning, collect_images
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = ["--protocol", "1", "--image-size", "32", "--epochs", "1", "--batch-size", "8",
@@ -175,7 +175,7 @@ BAD_MODEL_SCRIPT = r"""
 import json, os, resource, sys
 import numpy as np
 from sarcnet_sklearn.deploy import load_model, predict_cells
-from sarcnet_sklearn.io import load_cells
+from sarcnet_sklearn.tables import load_cells
 
 size = int(open("/proc/self/status").read().split("VmSize:")[1].split()[0]) * 1024
 resource.setrlimit(resource.RLIMIT_AS, (size + (3 << 30), resource.RLIM_INFINITY))

@@ -80,10 +80,10 @@ def test_load_image_stack_resizes_to_a_compact_uint8_cache(tmp_path):
         pages[1] = 100 + 10 * i
         tifffile.imwrite(path, pages, compression="zlib")
         paths.append(path)
-    stack = load_image_stack(paths, index=1, size=16)
+    stack = load_image_stack(paths, page=1, size=16)
     assert stack.shape == (3, 16, 16) and stack.dtype == np.uint8
     np.testing.assert_array_equal(stack[:, 0, 0], [100, 110, 120])
     single = load_cell_image(paths[1], 1, 16)
     np.testing.assert_array_equal(single, stack[1])
     with pytest.raises(ImageReadError, match="nope.tiff"):
-        load_image_stack([paths[0], tmp_path / "nope.tiff"], index=1, size=16)
+        load_image_stack([paths[0], tmp_path / "nope.tiff"], page=1, size=16)

@@ -29,7 +29,7 @@ WAIT_MS = 120_000
 def test_core_never_imports_napari_or_qt():
     code = (
         "import sys, sarcnet_sklearn, sarcnet_sklearn.fields, sarcnet_sklearn.deploy, "
-        "sarcnet_sklearn.explain, sarcnet_sklearn.cli\n"
+        "sarcnet_sklearn.explain, sarcnet_sklearn.commands\n"
         "sarcnet_sklearn.SarcNetRegressor\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] in "
         "{'napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'magicgui', 'vispy'})\n"

@@ -64,7 +64,7 @@ def test_paper_defaults():
     net = SarcNetRegressor()
     assert (net.lr, net.batch_size, net.max_epochs, net.image_size) == (5e-4, 40, 100, 224)
     assert net.optimizer is torch.optim.Adam and net.backbone == "resnet18"
-    assert net.image_channel == 1 and net.weights is None
+    assert net.structure_page == 1 and net.weights is None
     assert net.device == ("cuda" if torch.cuda.is_available() else "cpu")
 
 

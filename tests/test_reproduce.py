@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from skorch.callbacks import Callback
 
-from sarcnet_sklearn.cli import main
+from sarcnet_sklearn.commands import main
 from sarcnet_sklearn.reproduce import PAPER_TABLE1, ReproduceSettings, reproduce_table1
 
 TINY = ReproduceSettings(image_size=32, max_epochs=3, batch_size=16, n_cells=200,

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from sarcnet_sklearn import PROTOCOL_1, PROTOCOL_2
-from sarcnet_sklearn.cli import main
+from sarcnet_sklearn.commands import main
 from sarcnet_sklearn.deploy import (
     ExcludedCellsWarning,
     ModelInputs,

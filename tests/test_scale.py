@@ -18,7 +18,7 @@ import tifffile
 
 import sarcnet_sklearn
 from sarcnet_sklearn import _chunks, make_sarcnet_pipeline, regressor
-from sarcnet_sklearn.cli import main
+from sarcnet_sklearn.commands import main
 from sarcnet_sklearn.datasets import make_synthetic_field
 from sarcnet_sklearn.deploy import predict_cells, save_model
 from sarcnet_sklearn.explain import grad_cam

@@ -18,7 +18,7 @@ from sklearn.base import clone
 from skorch.callbacks import Callback
 
 from sarcnet_sklearn import PROTOCOL_2, load_model, make_sarcnet_pipeline
-from sarcnet_sklearn.cli import main
+from sarcnet_sklearn.commands import main
 from sarcnet_sklearn.tuning import default_search_space, tune
 from sarcnet_sklearn.tuning._objective import Objective, SurplusTrial
 

@@ -19,8 +19,7 @@ from tqdm.auto import tqdm
 
 from .._columns import CELL_MASK_PAGE, IMAGE_COLUMN, PROTOCOL_1, PROTOCOL_2, STRUCTURE_PAGE
 from .._validation import as_frame
-from ..features import ERROR_COLUMN as PROTOCOL1_ERROR_COLUMN
-from ..features import Protocol1Extractor
+from ..features import PROTOCOL1_ERROR_COLUMN, Protocol1Extractor
 from ..images import ImageReadError, as_image_source, load_cell_image, source_name
 
 
@@ -34,7 +33,7 @@ class ModelInputs:
         Feature columns, in the model's order.
     image_column : str or None
         Column of image paths; None for a model that reads no images.
-    image_channel : int
+    structure_page : int
         Page (or channel) of each image file the model reads.
     image_size : int
         Side of the square the image is resized to.
@@ -42,7 +41,7 @@ class ModelInputs:
 
     features: list[str]
     image_column: str | None = IMAGE_COLUMN
-    image_channel: int = STRUCTURE_PAGE
+    structure_page: int = STRUCTURE_PAGE
     image_size: int = 224
 
     @classmethod
@@ -55,7 +54,7 @@ class ModelInputs:
         ['cell_area', 'cell_aspect_ratio']
         """
         net = model[-1] if isinstance(model, Pipeline) else model
-        if not hasattr(net, "feature_names_") or not hasattr(net, "image_channel"):
+        if not hasattr(net, "feature_names_") or not hasattr(net, "structure_page"):
             raise ValueError(
                 "expected a fitted SarcNet pipeline or SarcNetRegressor, "
                 f"got {type(model).__name__}"
@@ -66,7 +65,7 @@ class ModelInputs:
         return cls(
             features=features,
             image_column=net.image_column if net.use_images else None,
-            image_channel=int(net.image_channel),
+            structure_page=int(net.structure_page),
             image_size=int(net.image_size),
         )
 
@@ -154,7 +153,7 @@ def _measure_protocol1(
         return
     extractor = Protocol1Extractor(
         image_column=inputs.image_column,
-        structure_page=inputs.image_channel,
+        structure_page=inputs.structure_page,
         mask_page=CELL_MASK_PAGE if mask_page is None else mask_page,
         errors="coerce",
         progress=progress,
@@ -183,13 +182,13 @@ def _check_images(
     for row in tqdm(rows, desc="checking images", disable=not progress):
         path = as_image_source(table[inputs.image_column].iloc[row])
         try:
-            plane = load_cell_image(path, inputs.image_channel, inputs.image_size)
+            plane = load_cell_image(path, inputs.structure_page, inputs.image_size)
         except ImageReadError as exc:
             errors[row] = str(exc)
             continue
         if plane.min() == plane.max():
             errors[row] = (
-                f"{source_name(path)}: page {inputs.image_channel} is blank (every pixel is "
+                f"{source_name(path)}: page {inputs.structure_page} is blank (every pixel is "
                 f"{int(plane.min())}); there is no structure to score"
             )
 

@@ -43,9 +43,9 @@ from skorch.exceptions import DeviceWarning
 
 from .. import __version__
 from .._columns import PROTOCOLS
-from ..io import write_atomically
+from ..outputs import write_atomically
 from ._checks import ModelInputs
-from ._settings import REGRESSOR_SETTINGS, STORED_ONLY_IF_SET, check_settings
+from ._settings import REGRESSOR_SETTINGS, RENAMED_SETTINGS, STORED_ONLY_IF_SET, check_settings
 
 FORMAT = "sarcnet-sklearn-model"
 FORMAT_VERSION = 2
@@ -59,7 +59,7 @@ FORMATS = ("joblib", "safe")
 WEIGHTS_FILE = "weights.safetensors"
 OLD_WEIGHTS_FILE = "weights.pt"
 SETTINGS_FILE = "model.json"
-INPUT_KEYS = ("protocol", "feature_names", "image_column", "image_channel", "image_size")
+INPUT_KEYS = ("protocol", "feature_names", "image_column", "structure_page", "image_size")
 MAX_SETTINGS_BYTES = 1 << 20
 MAX_HEADER_BYTES = 1 << 20
 """Of the safetensors header (names, shapes and offsets of the tensors)."""
@@ -110,7 +110,7 @@ def model_metadata(pipeline, **extra) -> dict:
         ),
         "feature_names": inputs.features,
         "image_column": inputs.image_column,
-        "image_channel": inputs.image_channel,
+        "structure_page": inputs.structure_page,
         "image_size": inputs.image_size,
     }
     return _json_ready(metadata, "metadata")
@@ -557,6 +557,9 @@ def _check_header(content: dict, path: Path) -> dict:
     metadata = content.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise ValueError(f"{path}: its metadata is not a JSON object")
+    for old, new in RENAMED_SETTINGS.items():
+        if old in metadata and new not in metadata:
+            metadata[new] = metadata.pop(old)
     versions = metadata.get("versions")
     saved = versions.get("sarcnet_sklearn") if isinstance(versions, dict) else None
     saved = saved if isinstance(saved, str) and len(saved) < 40 else "unknown"

@@ -10,6 +10,7 @@ from sklearn.pipeline import Pipeline
 from tqdm.auto import tqdm
 
 from .._chunks import chunk_slices
+from .._columns import ERROR_COLUMN
 from ..intervals import interval_bounds, interval_half_width
 from ._checks import ModelInputs, check_cells, identifying_columns
 
@@ -18,9 +19,6 @@ SCORE_COLUMN = "score_pred"
 
 RAW_COLUMN = "score_raw"
 """The model's output before clipping."""
-
-ERROR_COLUMN = "error"
-"""Why a row could not be scored (empty where it was)."""
 
 RANGE_COLUMN = "out_of_range"
 """The features of a row that lie far outside the training data (empty where none do)."""
@@ -106,7 +104,7 @@ def predict_cells(
     Examples
     --------
     >>> from sarcnet_sklearn.deploy import load_model, predict_cells
-    >>> from sarcnet_sklearn.io import load_cells
+    >>> from sarcnet_sklearn.tables import load_cells
     >>> model = load_model("model.joblib")  # doctest: +SKIP
     >>> scores = predict_cells(model, load_cells("cells.csv"))  # doctest: +SKIP
     >>> scores[["image_path", "score_pred", "error"]].head(2)  # doctest: +SKIP

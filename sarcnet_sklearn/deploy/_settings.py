@@ -103,7 +103,7 @@ REGRESSOR_SETTINGS: dict[str, Setting] = {
     "use_features": Setting("bool"),
     "use_images": Setting("bool"),
     "image_column": Setting("str", length=(1, MAX_NAME_LENGTH)),
-    "image_channel": Setting("int", 0, 4096),
+    "structure_page": Setting("int", 0, 4096),
     "image_size": Setting("int", 16, 1024),
     "head_activation": Setting("bool"),
     "patience": Setting("int|none", 1, 10**6),
@@ -122,6 +122,9 @@ REGRESSOR_SETTINGS: dict[str, Setting] = {
     "module__feature_widths": Setting("int_list", 1, 4096, length=(1, 8)),
 }
 """The regressor settings the safe format stores, and what each may be."""
+
+RENAMED_SETTINGS = {"image_channel": "structure_page"}
+"""Settings stored under an older name in earlier files: old name -> current name."""
 
 STORED_ONLY_IF_SET = ("module__",)
 """Prefixes of settings that change the network: a pipeline with one outside the table
@@ -159,6 +162,9 @@ def check_settings(settings) -> dict:
     params = settings["regressor_params"]
     if not isinstance(params, dict):
         raise ValueError("setting 'regressor_params' must be an object")
+    for old, new in RENAMED_SETTINGS.items():
+        if old in params and new not in params:
+            params[new] = params.pop(old)
     for name, value in params.items():
         if name not in REGRESSOR_SETTINGS:
             raise ValueError(f"unknown regressor setting {name!r}")

@@ -105,7 +105,7 @@ def train_model(
     Examples
     --------
     >>> from sarcnet_sklearn.deploy import save_model, train_model
-    >>> from sarcnet_sklearn.io import load_cells
+    >>> from sarcnet_sklearn.tables import load_cells
     >>> model, info = train_model(load_cells("aics_root"), validation="paper")  # doctest: +SKIP
     >>> save_model(model, "sarcnet.joblib", metadata=info)  # doctest: +SKIP
     """

@@ -232,7 +232,7 @@ def grad_cam(
 
     def prepare(chunk: pd.DataFrame) -> tuple[dict, list[tuple[int, int]]]:
         sources = [as_image_source(value) for value in chunk[net.image_column]]
-        shapes = [read_plane(source, net.image_channel).shape for source in sources]
+        shapes = [read_plane(source, net.structure_page).shape for source in sources]
         return net._net_input(chunk), shapes
 
     chunks = (Xt.iloc[part] for part in chunk_slices(len(Xt), aligned_chunk_size(batch_size)))

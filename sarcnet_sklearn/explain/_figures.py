@@ -16,6 +16,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from .._columns import STRUCTURE_PAGE
 from ..images import read_plane, to_uint8
 
 HEATMAP_CMAP = "jet"
@@ -23,9 +24,9 @@ HEATMAP_CMAP = "jet"
 DPI = 110
 
 
-def read_display_image(path: str | PathLike, channel: int = 1) -> np.ndarray:
+def read_display_image(path: str | PathLike, structure_page: int = STRUCTURE_PAGE) -> np.ndarray:
     """The cell's image plane at its own resolution, as uint8 (what the model reads, unresized)."""
-    return to_uint8(read_plane(path, channel))
+    return to_uint8(read_plane(path, structure_page))
 
 
 def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, image_weight: float = 0.5):

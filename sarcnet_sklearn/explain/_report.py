@@ -11,8 +11,8 @@ import pandas as pd
 
 from .._columns import DAY_COLUMN, TARGET_COLUMN
 from .._validation import as_frame
-from ..io import write_csv_atomically
 from ..metrics import regression_report
+from ..outputs import write_csv_atomically
 from ._cam import final_regressor, grad_cam
 from ._figures import (
     plot_day_histograms,
@@ -106,7 +106,7 @@ def write_report(
     chosen = select_across_scores(expert if expert is not None else predicted, max_cells)
     shown = cells.iloc[chosen]
     heatmaps = grad_cam(model, shown, layer=layer, direction=direction, batch_size=batch_size)
-    images = [read_display_image(path, net.image_channel) for path in shown[net.image_column]]
+    images = [read_display_image(path, net.structure_page) for path in shown[net.image_column]]
     shown_expert = None if expert is None else expert[chosen]
     plot_prediction_grid(images, predicted[chosen], paths["examples"], expert=shown_expert)
     plot_prediction_grid(images, predicted[chosen], paths["gradcam"], expert=shown_expert,

@@ -9,7 +9,7 @@ scikit-learn transformer :class:`Protocol1Extractor`; and the individual steps
 for those who need them.
 """
 
-from ._extractor import ERROR_COLUMN, Protocol1Extractor, measure_image_file
+from ._extractor import PROTOCOL1_ERROR_COLUMN, Protocol1Extractor, measure_image_file
 from ._fit import decay_residuals, fit_exp_decay
 from ._glcm import (
     ANGLES,
@@ -25,7 +25,7 @@ from ._quantize import check_cell, quantize_cell
 __all__ = [
     "ANGLES",
     "DISTANCES",
-    "ERROR_COLUMN",
+    "PROTOCOL1_ERROR_COLUMN",
     "Protocol1Extractor",
     "alignment_from_correlation",
     "cell_morphology",

@@ -16,8 +16,8 @@ from .._columns import CELL_MASK_PAGE, IMAGE_COLUMN, PIXEL_SIZE_UM, PROTOCOL_1, 
 from ..images import ImageReadError, ImageSource, read_plane, source_name
 from ._protocol1 import extract_protocol1
 
-ERROR_COLUMN = "protocol1_error"
-"""Column holding the per-row error message when ``errors="coerce"``."""
+PROTOCOL1_ERROR_COLUMN = "protocol1_error"
+"""Column :class:`Protocol1Extractor` adds with each row's error message (``errors="coerce"``)."""
 
 _ERRORS = ("raise", "coerce")
 
@@ -273,7 +273,7 @@ class Protocol1Extractor(TransformerMixin, BaseEstimator):
         for column, name in enumerate(PROTOCOL_1):
             out[name] = values[:, column]
         if self.errors == "coerce":
-            out[ERROR_COLUMN] = pd.Series(messages, index=X.index, dtype=object)
+            out[PROTOCOL1_ERROR_COLUMN] = pd.Series(messages, index=X.index, dtype=object)
         return out[list(self.get_feature_names_out())]
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
@@ -302,8 +302,8 @@ class Protocol1Extractor(TransformerMixin, BaseEstimator):
                 f"input_features {list(input_features)} do not match the columns seen in fit"
             )
         names += [name for name in PROTOCOL_1 if name not in names]
-        if self.errors == "coerce" and ERROR_COLUMN not in names:
-            names.append(ERROR_COLUMN)
+        if self.errors == "coerce" and PROTOCOL1_ERROR_COLUMN not in names:
+            names.append(PROTOCOL1_ERROR_COLUMN)
         return np.asarray(names, dtype=object)
 
     def _check_params(self) -> None:

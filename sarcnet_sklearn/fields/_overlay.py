@@ -16,7 +16,7 @@ from matplotlib.patches import Patch
 from skimage.segmentation import find_boundaries
 
 from ..deploy import SCORE_RANGE
-from ..io import write_atomically
+from ..outputs import write_atomically
 
 SCORE_CMAP = "viridis"
 """Colour map of the score overlays (perceptually uniform, readable by colour-blind people)."""

@@ -12,9 +12,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .._chunks import chunk_slices
-from .._columns import PIXEL_SIZE_UM, PROTOCOL_1
-from ..features import ERROR_COLUMN as FEATURE_ERROR_COLUMN
-from ..features import Protocol1Extractor
+from .._columns import ERROR_COLUMN, PIXEL_SIZE_UM, PROTOCOL_1
+from ..features import PROTOCOL1_ERROR_COLUMN, Protocol1Extractor
 from ._cut import CellCrop, cut_cells
 from ._read import FieldImage, read_field, read_labels
 
@@ -232,7 +231,7 @@ def measure_cells(
         measured = extractor.fit_transform(table.loc[rows, [CROP_COLUMN, MASK_COLUMN]])
         for name in PROTOCOL_1:
             out.loc[rows, name] = measured[name].to_numpy()
-        failed = measured[FEATURE_ERROR_COLUMN].dropna()
+        failed = measured[PROTOCOL1_ERROR_COLUMN].dropna()
         out.loc[failed.index, "error"] = ("cannot measure Protocol 1 features: " + failed).values
     return out
 
@@ -379,7 +378,6 @@ def score_cut_cells(
     progress: bool = False,
 ) -> pd.DataFrame:
     """Measure and score the cut cells of :func:`cut_field`: the rows of :func:`score_fields`."""
-    from ..deploy import ERROR_COLUMN as PREDICT_ERROR_COLUMN
     from ..deploy import ModelInputs, predict_cells
 
     inputs = ModelInputs.of(model)
@@ -394,7 +392,7 @@ def score_cut_cells(
         predicted = predict_cells(model, cells, batch_size=batch_size, progress=progress)
         table.loc[ready, "score_pred"] = predicted["score_pred"].to_numpy()
         table.loc[ready, "score_raw"] = predicted["score_raw"].to_numpy()
-        table.loc[ready, "error"] = predicted[PREDICT_ERROR_COLUMN].to_numpy()
+        table.loc[ready, ERROR_COLUMN] = predicted[ERROR_COLUMN].to_numpy()
     columns = POSITION_COLUMNS + PROTOCOL_1 + ["score_pred", "score_raw", "error"]
     if keep_crops:
         columns += [CROP_COLUMN, MASK_COLUMN]

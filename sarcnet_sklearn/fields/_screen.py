@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .._columns import IMAGE_COLUMN, PROTOCOL_1, TARGET_COLUMN
-from ..io import write_csv_atomically
+from ..outputs import refuse_inputs, write_csv_atomically
 from ._crops import write_cell_tiff
 from ._cut import stretch_field
 from ._score import (
@@ -230,15 +230,15 @@ def score_field_files(
 
 def check_outputs(out: Path, stems: list[str], inputs: list[Path]) -> None:
     """Refuse an ``out`` where a table, overlay or crop would be written over an input."""
-    out = out.resolve()
-    written = {out / CELLS_FILE, out / CROPS_FOLDER / CELLS_FILE} | {
+    refuse_inputs([out / CELLS_FILE, out / CROPS_FOLDER / CELLS_FILE] + [
         out / OVERLAYS_FOLDER / f"{stem}_{kind}.png" for stem in stems
         for kind in ("scores", "gradcam")
-    }
-    crops = tuple(f"{stem}_cell" for stem in stems)
-    for path in inputs:
-        if path in written or (path.parent == out / CROPS_FOLDER and path.name.startswith(crops)):
-            raise ValueError(f"refusing to overwrite the input file {path}; choose another --out")
+    ], inputs)
+    crops, prefixes = (out / CROPS_FOLDER).resolve(), tuple(f"{stem}_cell" for stem in stems)
+    for path in inputs:  # a crop's name holds a label only known once the field is cut
+        if path.resolve().parent == crops and path.name.startswith(prefixes):
+            raise ValueError(f"refusing to overwrite the input file {path} with a cell's crop; "
+                             "choose another --out")
 
 
 def crop_table(rows: pd.DataFrame) -> pd.DataFrame:

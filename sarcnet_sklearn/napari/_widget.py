@@ -351,7 +351,7 @@ class ScoreCellsWidget(Container):
 
     def export_csv(self, path) -> Path | None:
         """Write the last scores table to ``path`` (a .csv; never over the field's file)."""
-        from ..io import write_csv_atomically
+        from ..outputs import write_csv_atomically
 
         scored = self._scored
         if not scored or scored["table"] is None:

@@ -5,19 +5,17 @@ each finished chunk beside the output so that a stopped run resumes where it
 was; :func:`map_chunks` runs the chunks here or on the workers of a
 ``distributed.Client`` (each worker loading the model once); :func:`connect`
 opens a client to a running scheduler. The ``features``, ``predict`` and
-``fields`` commands use them (``--chunk-size``, ``--scheduler``). Dask is an
+``fields`` commands use them (``--chunk-size``, ``--scheduler``, see
+:mod:`sarcnet_sklearn.commands`). Dask is an
 optional dependency: ``pip install 'sarcnet-sklearn[cluster]'``.
 """
 
-from ._cli import add_scale_arguments, cluster_client
 from ._engine import MODEL_LOADS, connect, map_chunks
 from ._resume import RunResult, partial_folder, run_in_chunks
 
 __all__ = [
     "MODEL_LOADS",
     "RunResult",
-    "add_scale_arguments",
-    "cluster_client",
     "connect",
     "map_chunks",
     "partial_folder",

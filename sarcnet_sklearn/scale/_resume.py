@@ -26,7 +26,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .._chunks import chunk_slices
-from ..io import write_atomically, write_csv_atomically
+from ..outputs import write_atomically, write_csv_atomically
 from ._engine import map_chunks
 
 ROW_COLUMN = "_input_row"

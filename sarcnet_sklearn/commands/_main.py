@@ -1,8 +1,9 @@
-"""The ``sarcnet-sklearn`` command line tool.
+"""The ``sarcnet-sklearn`` command line tool: one parser, one error policy.
 
-Each subcommand lives in the module that does its work and is registered here
-through that module's ``add_subcommand(subparsers)``, which adds a parser whose
-``func`` default takes the parsed arguments and returns an exit code.
+Each subcommand lives in a module of this subpackage named after the library
+subpackage it drives and is registered here through that module's
+``add_subcommand(subparsers)``, which adds a parser whose ``func`` default
+takes the parsed arguments and returns an exit code.
 """
 
 from __future__ import annotations
@@ -11,16 +12,18 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import __version__
+from .. import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import demo, reproduce
-    from .deploy import _cli as deploy_cli
-    from .explain import _cli as explain_cli
-    from .features import _cli as features_cli
-    from .fields import _cli as fields_cli
-    from .tuning import _cli as tuning_cli
+    """The ``sarcnet-sklearn`` parser with every subcommand registered.
+
+    Examples
+    --------
+    >>> build_parser().parse_args(["predict", "m.joblib", "cells.csv", "--out", "p.csv"]).command
+    'predict'
+    """
+    from . import demo, deploy, explain, features, fields, reproduce, tuning
 
     parser = argparse.ArgumentParser(
         prog="sarcnet-sklearn",
@@ -28,8 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (demo, features_cli, deploy_cli, tuning_cli, reproduce, explain_cli,
-                   fields_cli):
+    for module in (demo, features, deploy, tuning, reproduce, explain, fields):
         module.add_subcommand(subparsers)
     return parser
 
@@ -49,6 +51,3 @@ def main(argv: Sequence[str] | None = None) -> int:
               "written atomically, so none was left half-written", file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -10,9 +10,10 @@ from functools import partial
 import pandas as pd
 
 from .._columns import IMAGE_COLUMN, PIXEL_SIZE_UM, PROTOCOL_1, STRUCTURE_PAGE
-from ..io import PATH_RULE, check_output, collect_images, paths_relative_to
-from ..scale._cli import add_scale_arguments
-from ._extractor import measure_many
+from ..features._extractor import measure_many
+from ..outputs import check_output
+from ..tables import PATH_RULE, collect_images, paths_relative_to
+from ._scale import add_scale_arguments, cluster_client
 
 COLUMNS = [IMAGE_COLUMN] + PROTOCOL_1 + ["peak_angle", "error"]
 
@@ -71,7 +72,7 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Measure the images named by ``args`` and write the CSV; returns the exit code."""
-    from ..scale import cluster_client, run_in_chunks
+    from ..scale import run_in_chunks
 
     if args.pixel_size <= 0:
         raise ValueError(f"--pixel-size must be positive, got {args.pixel_size}")

@@ -67,7 +67,7 @@ def add_subcommand(subparsers) -> None:
 def _load(path: str) -> object:
     """The fitted SarcNet model in ``path``, read by :func:`~sarcnet_sklearn.deploy.load_model`."""
     from ..deploy import load_model
-    from ._cam import final_regressor
+    from ..explain._cam import final_regressor
 
     model = load_model(path)
     try:
@@ -75,13 +75,6 @@ def _load(path: str) -> object:
     except (TypeError, ValueError) as exc:  # NotFittedError is a ValueError
         raise ValueError(f"{path}: {exc}") from exc
     return model
-
-
-def _check_inputs_kept(data: list[str], outputs: list[Path]) -> None:
-    inputs = {Path(item).resolve() for item in data}
-    clash = [path for path in outputs if path.resolve() in inputs]
-    if clash:
-        raise ValueError(f"refusing to overwrite the input {clash[0]}; choose another --out")
 
 
 def _check_counts(args: argparse.Namespace) -> None:
@@ -93,9 +86,10 @@ def _check_counts(args: argparse.Namespace) -> None:
 
 def run_explain(args: argparse.Namespace) -> int:
     """Write one heatmap PNG per cell and predictions.csv; returns the exit code."""
-    from ..io import check_output, load_cells, write_csv_atomically
-    from ._cam import final_regressor, grad_cam
-    from ._figures import plot_cell_heatmap, read_display_image
+    from ..explain import grad_cam, plot_cell_heatmap, read_display_image
+    from ..explain._cam import final_regressor
+    from ..outputs import check_output, refuse_inputs, write_csv_atomically
+    from ..tables import load_cells
 
     _check_counts(args)
     check_output(args.out, inputs=[*args.data, args.model], folder=True)
@@ -105,14 +99,14 @@ def run_explain(args: argparse.Namespace) -> int:
     out = Path(args.out)
     paths = cells[net.image_column].astype(str).tolist()
     names = [f"{i:03d}_{Path(path).stem}_gradcam.png" for i, path in enumerate(paths)]
-    _check_inputs_kept(args.data + paths + [args.model], [out / name for name in names])
+    refuse_inputs([out / name for name in names], args.data + paths + [args.model])
     predicted = model.predict(cells)
     heatmaps = grad_cam(model, cells, layer=args.layer, direction=args.direction,
                         batch_size=args.batch_size)
     expert = cells[TARGET_COLUMN].tolist() if TARGET_COLUMN in cells.columns else None
     for i, (path, name, heatmap) in enumerate(zip(paths, names, heatmaps, strict=True)):
         plot_cell_heatmap(
-            read_display_image(path, net.image_channel), heatmap, out / name,
+            read_display_image(path, net.structure_page), heatmap, out / name,
             expert=None if expert is None else float(expert[i]),
             predicted=float(predicted[i]), label=Path(path).name,
         )
@@ -130,15 +124,16 @@ def run_explain(args: argparse.Namespace) -> int:
 
 def run_report(args: argparse.Namespace) -> int:
     """Write the report's figures, CSV and index.html; returns the exit code."""
-    from ..io import check_output, load_cells
-    from ._report import REPORT_FILES, write_report
+    from ..explain._report import REPORT_FILES, write_report
+    from ..outputs import check_output, refuse_inputs
+    from ..tables import load_cells
 
     _check_counts(args)
     check_output(args.out, inputs=[*args.data, args.model], folder=True)
     model = _load(args.model)
     cells = load_cells(args.data)
     out = Path(args.out)
-    _check_inputs_kept(args.data + [args.model], [out / name for name in REPORT_FILES.values()])
+    refuse_inputs([out / name for name in REPORT_FILES.values()], args.data + [args.model])
     paths = write_report(model, cells, out, max_cells=args.max_cells, layer=args.layer,
                          direction=args.direction, batch_size=args.batch_size)
     for key, path in paths.items():

@@ -15,11 +15,11 @@ from sklearn.model_selection import train_test_split
 
 from .._columns import TARGET_COLUMN
 from ..deploy import save_model
-from ..deploy._cli import model_format, positive
-from ..io import check_output, load_cells
 from ..nn import BACKBONES
-from ._search_space import default_search_space
-from ._tune import TuningResult, tune
+from ..outputs import check_output
+from ..tables import load_cells
+from ..tuning import TuningResult, default_search_space, tune
+from ._options import model_format, positive
 
 MODEL_SEED = 0
 """Seed of every trial's (and the refit's) training, so the refit repeats the best trial."""

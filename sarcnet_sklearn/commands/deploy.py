@@ -8,37 +8,13 @@ from functools import partial
 from pathlib import Path
 
 from .._columns import IMAGE_COLUMN, PROTOCOL_2, TARGET_COLUMN
-from ..io import PATH_RULE, check_output, is_aics_root, load_cells
-from ..scale import add_scale_arguments, cluster_client, run_in_chunks
-from ._model_file import FORMATS, load_model, save_model
-from ._predict import ERROR_COLUMN, predict_cells
-from ._train import train_model
-
-DATA_HELP = (
-    "an AICS dataset root, a CSV with an image_path column (plus feature columns; a "
-    "Protocol 1 model measures its features from the images when they are absent), or a "
-    f"folder of images. Paths: {PATH_RULE}"
-)
-
-
-def positive(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def model_format(out: Path, requested: str | None) -> str:
-    """The format a model file named ``out`` is written in: safe for a .zip or folder."""
-    implied = "safe" if out.suffix.lower() == ".zip" or out.is_dir() else "joblib"
-    if requested is not None and requested != implied and out.suffix.lower() == ".zip":
-        raise ValueError(f"--out {out}: a .zip is always the safe format; name a joblib model "
-                         "e.g. model.joblib")
-    return requested or implied
+from ..deploy import ERROR_COLUMN, load_model, predict_cells, save_model, train_model
+from ..deploy._model_file import FORMATS
+from ..outputs import check_output
+from ..scale import run_in_chunks
+from ..tables import is_aics_root, load_cells
+from ._options import DATA_HELP, model_format, positive
+from ._scale import add_scale_arguments, cluster_client
 
 
 def add_subcommand(subparsers) -> None:

@@ -1,19 +1,17 @@
-"""Tables of cells in and out: what the command-line tools read and write.
+"""Tables of cells in: what a user may point the package at.
 
 :func:`load_cells` turns any of the inputs a user may have (an AICS dataset
 root, a CSV with an image-path column, a folder of images, image files) into
-one DataFrame with absolute image paths; :func:`write_csv_atomically` writes a
-result table so that a crash never leaves a half-written file, and never over
-one of the inputs.
+one DataFrame with absolute image paths; :data:`PATH_RULE` is how image paths
+in a CSV are read and written (:func:`paths_relative_to`).
 """
 
 from __future__ import annotations
 
 import csv
 import os
-import tempfile
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from os import PathLike
 from pathlib import Path
 
@@ -55,7 +53,7 @@ def collect_images(
 
     Examples
     --------
-    >>> from sarcnet_sklearn.io import collect_images
+    >>> from sarcnet_sklearn.tables import collect_images
     >>> collect_images(["no/such/folder"])
     Traceback (most recent call last):
     ...
@@ -147,7 +145,7 @@ def load_cells(
 
     Examples
     --------
-    >>> from sarcnet_sklearn.io import load_cells
+    >>> from sarcnet_sklearn.tables import load_cells
     >>> cells = load_cells("my_cells.csv")  # doctest: +SKIP
     """
     if isinstance(sources, (str, PathLike)):
@@ -171,7 +169,7 @@ def paths_relative_to(paths: Iterable[str | PathLike], table: str | PathLike) ->
 
     Examples
     --------
-    >>> from sarcnet_sklearn.io import paths_relative_to
+    >>> from sarcnet_sklearn.tables import paths_relative_to
     >>> paths_relative_to(["/data/cells/a.tiff"], "/data/out/features.csv")
     ['../cells/a.tiff']
     """
@@ -217,108 +215,3 @@ def _read_cell_csv(path: Path, image_column: str) -> pd.DataFrame:
 
     table[image_column] = [absolute(value) for value in table[image_column]]
     return table
-
-
-def write_atomically(path: str | PathLike, write: Callable[[str], object]) -> Path:
-    """Call ``write(temporary_path)`` on a file beside ``path``, then rename it into place.
-
-    The file gets the permissions a newly created file would get; on any error
-    the temporary file is removed and ``path`` is left as it was.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> from sarcnet_sklearn.io import write_atomically
-    >>> target = pathlib.Path(tempfile.mkdtemp()) / "note.txt"
-    >>> write_atomically(target, lambda tmp: pathlib.Path(tmp).write_text("ok")).read_text()
-    'ok'
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def check_output(
-    path: str | PathLike, *, inputs: Iterable[str | PathLike] = (), folder: bool = False
-) -> Path:
-    """Refuse, before any work is done, an output that is an input or cannot be written.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The file (or, with ``folder=True``, the folder) a command will write.
-    inputs : iterable of paths
-        Files the output must not replace (data tables, images, the model).
-    folder : bool, default=False
-        Whether ``path`` is an output folder (an existing folder is then fine).
-
-    Returns
-    -------
-    path : Path
-
-    Raises
-    ------
-    ValueError
-        Naming ``path``: it is one of ``inputs``, a folder where a file is
-        expected (or the reverse), or its folder cannot be created or written.
-
-    Examples
-    --------
-    >>> from sarcnet_sklearn.io import check_output
-    >>> check_output("cells.csv", inputs=["cells.csv"])
-    Traceback (most recent call last):
-    ...
-    ValueError: refusing to overwrite the input file cells.csv with an output
-    """
-    path = Path(path)
-    resolved = path.resolve()
-    for item in inputs:
-        if Path(item).resolve() == resolved:
-            raise ValueError(f"refusing to overwrite the input file {item} with an output")
-    if path.is_dir() and not folder:
-        raise ValueError(f"output {path} is a folder; give a file name")
-    if path.exists() and folder and not path.is_dir():
-        raise ValueError(f"output {path} is a file; give a folder name")
-    existing = resolved if folder and path.is_dir() else resolved.parent
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ValueError(f"cannot write {path}: {existing} is not a folder")
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as exc:
-        raise ValueError(f"cannot write {path}: {existing} is not writable ({exc.strerror})"
-                         ) from exc
-    return path
-
-
-def write_csv_atomically(
-    table: pd.DataFrame, output: str | PathLike, *, inputs: Iterable[str | PathLike] = ()
-) -> Path:
-    """Write ``table`` as CSV with :func:`write_atomically`, never over one of ``inputs``.
-
-    Refuses (ValueError, see :func:`check_output`) to write over any of
-    ``inputs``, onto a folder or where it cannot write.
-
-    Examples
-    --------
-    >>> import pandas as pd, tempfile, pathlib
-    >>> from sarcnet_sklearn.io import write_csv_atomically
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> write_csv_atomically(pd.DataFrame({"a": [1]}), folder / "t.csv").read_text()
-    'a\\n1\\n'
-    """
-    output = check_output(output, inputs=inputs)
-    return write_atomically(output, lambda temporary: table.to_csv(temporary, index=False))

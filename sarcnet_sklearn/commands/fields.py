@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from .._columns import TARGET_COLUMN
-from ..scale import add_scale_arguments
-from ._screen import OVERLAYS_FOLDER, score_field_files
+from ..fields._screen import OVERLAYS_FOLDER, score_field_files
+from ._scale import add_scale_arguments, cluster_client
 
 
 def add_subcommand(subparsers) -> argparse.ArgumentParser:
@@ -73,8 +73,6 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
 
 def run_fields(args: argparse.Namespace) -> int:
     """Score the fields named by ``args`` and write the outputs; returns the exit code."""
-    from ..scale import cluster_client
-
     with cluster_client(args) as client:
         run = score_field_files(
             args.model, args.fields, args.labels, args.out, channel=args.channel,

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ._engine import connect
+from ..scale import connect
 
 
 def add_scale_arguments(

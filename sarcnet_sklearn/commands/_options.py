@@ -1,0 +1,52 @@
+"""Options and checks that several commands share."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..tables import PATH_RULE
+
+DATA_HELP = (
+    "an AICS dataset root, a CSV with an image_path column (plus feature columns; a "
+    "Protocol 1 model measures its features from the images when they are absent), or a "
+    f"folder of images. Paths: {PATH_RULE}"
+)
+"""Help text of a DATA argument that :func:`~sarcnet_sklearn.tables.load_cells` reads."""
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1.
+
+    Examples
+    --------
+    >>> positive("3")
+    3
+    >>> positive("0")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be at least 1, got 0
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def model_format(out: Path, requested: str | None) -> str:
+    """The format a model file named ``out`` is written in: safe for a .zip or folder.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> model_format(Path("model.zip"), None), model_format(Path("model.joblib"), None)
+    ('safe', 'joblib')
+    """
+    implied = "safe" if out.suffix.lower() == ".zip" or out.is_dir() else "joblib"
+    if requested is not None and requested != implied and out.suffix.lower() == ".zip":
+        raise ValueError(f"--out {out}: a .zip is always the safe format; name a joblib model "
+                         "e.g. model.joblib")
+    return requested or implied
