@@ -172,10 +172,9 @@ def test_commands_on_a_cluster_match_the_local_run_even_when_a_worker_dies(
     assert main([*predict, "--out", str(local)]) == 0
     workers = cluster.run(os.getpid)
 
-    def kill_a_worker() -> None:
-        deadline = time.monotonic() + 120
+    def kill_a_worker() -> None:  # once the first chunk is saved, however slow the machine
         while not list(partial_folder(remote).glob("part-*.csv")):
-            if time.monotonic() > deadline:
+            if remote.exists():
                 return
             time.sleep(0.01)
         os.kill(next(iter(workers.values())), signal.SIGKILL)
@@ -254,8 +253,7 @@ def test_fields_command_resumes_after_ctrl_c_without_redrawing_finished_fields(
     parts = partial_folder(out / "cells.csv")
 
     def press_ctrl_c() -> None:
-        deadline = time.monotonic() + 120
-        while not list(parts.glob("part-*.csv")) and time.monotonic() < deadline:
+        while not list(parts.glob("part-*.csv")):
             time.sleep(0.01)
         os.kill(os.getpid(), signal.SIGINT)
 
