@@ -252,19 +252,25 @@ def test_fields_command_resumes_after_ctrl_c_without_redrawing_finished_fields(
     out = tmp_path / "run"
     parts = partial_folder(out / "cells.csv")
 
+    ended = threading.Event()
+
     def press_ctrl_c() -> None:
         while not list(parts.glob("part-*.csv")):
+            if ended.is_set():
+                return
             time.sleep(0.01)
         os.kill(os.getpid(), signal.SIGINT)
 
     handler = signal.signal(signal.SIGINT, signal.default_int_handler)  # whatever pytest had
+    presser = threading.Thread(target=press_ctrl_c)
     try:
-        presser = threading.Thread(target=press_ctrl_c)
         presser.start()
-        assert main(_fields_command(field_model_file, fields, labels, out)) == 130
-        presser.join()
+        code = main(_fields_command(field_model_file, fields, labels, out))
     finally:
+        ended.set()
+        presser.join()
         signal.signal(signal.SIGINT, handler)
+    assert code == 130
     assert "run the same command again to go on from there" in capsys.readouterr().err
     assert not (out / "cells.csv").exists()
     done = pd.concat(pd.read_csv(path) for path in parts.glob("part-*.csv"))
