@@ -1,18 +1,25 @@
 """Accuracy, orientation invariance and interval coverage of SarcNet's training options.
 
-Run the full grid (a GPU, or a long CPU night):
-    python benchmarks/bench_accuracy.py
-A reduced CPU run (what benchmarks/RESULTS.md records):
-    python benchmarks/bench_accuracy.py --train-sizes 300 --seeds 0 1 2 --epochs 6 \
-        --image-size 48 --backbone-size 300
+A CPU run sized for a shared 2-core machine (what benchmarks/RESULTS.md records), in
+parts that can run side by side and be resumed (finished runs are read back from
+``--out`` and skipped):
 
-On synthetic AICS cells, for every training-set size and seed it trains SarcNet
-(Protocol 2) twice, with the paper's recipe (no augmentation) and with random
-D4 augmentation (``augment="d4"``), and scores each with and without test-time
-averaging over D4; then, at one size and seed, it trains every backbone with
-the package's defaults. Each model keeps its best epoch on separate
-validation cells, is calibrated for 90 % conformal intervals on separate
-calibration cells, and is scored on separate test cells:
+    nice -n 10 python benchmarks/bench_accuracy.py --sizes 300 --out acc_300.csv
+    nice -n 10 python benchmarks/bench_accuracy.py --sizes 1200 --backbones \
+        --overhead-epochs 0 --out acc_1200.csv
+    python benchmarks/bench_accuracy.py --summarize acc_300.csv acc_1200.csv
+
+On synthetic AICS cells (``--synthetic-size`` px), for every training-set size
+(``--sizes``) and seed (``--seeds``) it trains SarcNet (Protocol 2, ResNet-18)
+twice, with the paper's recipe (``augment=None``) and with random D4
+augmentation (``augment="d4"``), and scores each fitted model without and with
+test-time averaging over D4 (prediction-only, so the same fitted model). Then,
+at ``--backbone-size`` training cells and the first seed, it trains every other
+backbone (``--backbones``) with D4 augmentation and scores it both ways.
+A linear regression on the Protocol 2 features is the baseline of each size.
+Each network keeps its best epoch on separate validation cells, is calibrated
+for 90 % conformal intervals on separate calibration cells, and is scored on
+separate test cells:
 
 - ``spearman``, ``mae``: on the test cells;
 - ``rotation_change``: mean absolute change of a test cell's score when its
@@ -22,12 +29,17 @@ calibration cells, and is scored on separate test cells:
   its mean width;
 - ``s_per_epoch``: training seconds per epoch (validation included).
 
-First, the cost of augmentation: the same network trained for
-``--overhead-epochs`` epochs on the image cache with and without D4
-augmentation, alternating, three times each (skorch's epoch durations, image
-decoding excluded); the median ratio is printed.
+First (``--overhead-epochs`` > 0), the cost of augmentation in the training
+batch path: the same network trained on the same cached images with and
+without D4 augmentation, alternating, three times each; the median epoch
+durations (skorch's, image decoding excluded) and their ratio are printed,
+together with the time of one ``random_d4`` call on a training batch against
+one optimizer step.
 
-Prints one table and writes it as CSV (``--out``).
+``--threads`` defaults to 1: on a machine shared with other jobs, two torch
+threads that wait for each other ran 8x slower per epoch than one here.
+AlexNet's pooling needs at least 63 px, so its rows use
+``max(--image-size, 64)`` (the ``image_size`` column says which).
 """
 
 from __future__ import annotations
@@ -42,46 +54,72 @@ import pandas as pd
 import tifffile
 import torch
 
-from sarcnet_sklearn import calibrate, make_sarcnet_pipeline, predict_interval
-from sarcnet_sklearn._batches import d4_transform
+from sarcnet_sklearn import (
+    PROTOCOL_2,
+    SarcNetRegressor,
+    calibrate,
+    make_linear_baseline,
+    make_sarcnet_pipeline,
+    predict_interval,
+)
+from sarcnet_sklearn._batches import d4_transform, random_d4
 from sarcnet_sklearn.datasets import load_aics, make_synthetic_aics
 from sarcnet_sklearn.metrics import regression_report
 from sarcnet_sklearn.nn import BACKBONES
 
 TURNS = (1, 2, 3, 4)  # quarter, half and three-quarter turns, and a left-right flip
+MIN_SIDE = {"alexnet": 64}
+RUN_KEY = ["n_train", "seed", "backbone", "augment", "image_size", "epochs"]
+COLUMNS = [*RUN_KEY, "model", "spearman", "mae", "rotation_change", "coverage", "width",
+           "ms_per_test_cell", "s_per_epoch"]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train-sizes", type=int, nargs="+", default=[300, 1200])
+    parser.add_argument("--sizes", "--train-sizes", dest="sizes", type=int, nargs="+",
+                        default=[300, 1200])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--synthetic-size", type=int, default=96,
+    parser.add_argument("--epochs", type=int, nargs="+", default=[12, 5],
+                        help="epochs, one for all sizes or one per size of --sizes/--train-sizes "
+                             "as listed in the default [300, 1200] (default: %(default)s)")
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--synthetic-size", type=int, default=64,
                         help="side of the synthetic cell images (default: %(default)s)")
     parser.add_argument("--n-valid", type=int, default=200)
     parser.add_argument("--n-calibration", type=int, default=300)
     parser.add_argument("--n-test", type=int, default=400)
-    parser.add_argument("--n-rotation", type=int, default=None,
-                        help="test cells whose turned copies are scored (default: all)")
+    parser.add_argument("--n-rotation", type=int, default=50,
+                        help="test cells whose turned copies are scored (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=40)
     parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--no-grid", action="store_true",
+                        help="skip the ResNet-18 grid and the linear rows (backbones only)")
     parser.add_argument("--backbones", nargs="*", default=list(BACKBONES),
-                        help="backbones trained with the defaults (none: skip)")
-    parser.add_argument("--backbone-size", type=int, default=None,
-                        help="training cells for the backbone rows (default: smallest size)")
+                        help="backbones trained with D4 augmentation (none: skip)")
+    parser.add_argument("--backbone-size", type=int, default=300,
+                        help="training cells for the backbone rows (default: %(default)s)")
     parser.add_argument("--data", default="bench_accuracy_data",
                         help="folder for the synthetic cells (reused when it fits)")
-    parser.add_argument("--out", default="bench_accuracy.csv")
+    parser.add_argument("--out", default="bench_accuracy.csv",
+                        help="per-run rows, appended as they finish; runs found there are skipped")
+    parser.add_argument("--summarize", nargs="+", metavar="CSV",
+                        help="only print the tables of these per-run CSV files")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--overhead-epochs", type=int, default=2,
                         help="epochs per timing of the augmentation overhead (0: skip)")
     return parser.parse_args(argv)
 
 
+def epochs_for(args, n_train: int) -> int:
+    if len(args.epochs) == 1:
+        return args.epochs[0]
+    sizes = args.sizes if len(args.sizes) == len(args.epochs) else [300, 1200]
+    return args.epochs[sizes.index(n_train)] if n_train in sizes else args.epochs[0]
+
+
 def synthetic_cells(args) -> pd.DataFrame:
-    n_cells = max(args.train_sizes) + args.n_valid + args.n_calibration + args.n_test
+    n_cells = max([*args.sizes, 1200]) + args.n_valid + args.n_calibration + args.n_test
     root = Path(args.data) / f"cells_{n_cells}_{args.synthetic_size}"
     if not root.is_dir():
         make_synthetic_aics(root, n_cells=n_cells, image_size=args.synthetic_size,
@@ -103,108 +141,168 @@ def turned_copies(cells: pd.DataFrame, folder: Path, t: int) -> pd.DataFrame:
     return turned
 
 
-def evaluate(model, name: str, test: pd.DataFrame, turned: list[pd.DataFrame]) -> dict:
+def evaluate(model, test: pd.DataFrame, turned: list[pd.DataFrame]) -> dict:
+    start = time.perf_counter()
     prediction, low, high = predict_interval(model, test, confidence=0.9)
+    predict_seconds = time.perf_counter() - start
     score = test["score"].to_numpy()
     report = regression_report(score, prediction)
     n = len(turned[0])
     change = np.mean([np.abs(model.predict(cells) - prediction[:n]).mean() for cells in turned])
     return {
-        "model": name,
         "spearman": report["spearman"],
         "mae": report["mae"],
         "rotation_change": float(change),
         "coverage": float(np.mean((low <= score) & (score <= high))),
         "width": float(np.mean(high - low)),
+        "ms_per_test_cell": 1000 * predict_seconds / len(test),
     }
 
 
-def train(args, cells, n_train: int, seed: int, **params):
-    parts = np.cumsum([n_train, args.n_valid, args.n_calibration])
-    train_cells = cells.iloc[:parts[0]]
-    valid = cells.iloc[max(args.train_sizes):max(args.train_sizes) + args.n_valid]
-    model = make_sarcnet_pipeline(
-        protocol=2, image_size=args.image_size, max_epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, random_state=seed, device=args.device,
-        verbose=0, **params,
-    )
-    start = time.perf_counter()
-    model.fit(train_cells, train_cells["score"], validation_data=(valid, valid["score"]))
-    seconds = time.perf_counter() - start
-    epochs = len(model[-1].history_)
-    return model, seconds / epochs
-
-
-def augmentation_overhead(args, cells: pd.DataFrame) -> float:
-    """Median ratio of an epoch's duration with D4 augmentation to one without."""
-    from sarcnet_sklearn import PROTOCOL_2, SarcNetRegressor
-
-    train_cells = cells.iloc[:min(args.train_sizes)]
+def augmentation_overhead(args, cells: pd.DataFrame) -> None:
+    """Print epoch durations with and without D4, and one random_d4 call against one step."""
+    train_cells = cells.iloc[:min(args.sizes)]
     X = train_cells[["image_path", *PROTOCOL_2]]
     durations = {None: [], "d4": []}
     for _ in range(3):
         for augment in (None, "d4"):
             net = SarcNetRegressor(image_size=args.image_size, batch_size=args.batch_size,
                                    max_epochs=args.overhead_epochs + 1, train_split=None,
-                                   augment=augment, device=args.device, verbose=0,
-                                   random_state=0)
+                                   augment=augment, test_time_augment=False,
+                                   device=args.device, verbose=0, random_state=0)
             net.fit(X, train_cells["score"])
             durations[augment] += list(net.history[1:, "dur"])  # the first one warms up
     plain, augmented = np.median(durations[None]), np.median(durations["d4"])
-    print(f"epoch of {len(train_cells)} cells: {plain:.2f} s without augmentation, "
-          f"{augmented:.2f} s with D4 (ratio {augmented / plain:.3f})", flush=True)
-    return augmented / plain
+    print(f"augmentation overhead, epoch of {len(train_cells)} cells at {args.image_size} px "
+          f"(median of {len(durations[None])}): {plain:.2f} s without, {augmented:.2f} s with D4, "
+          f"ratio {augmented / plain:.3f}", flush=True)
+
+    batch = torch.randint(0, 256, (args.batch_size, 1, args.image_size, args.image_size),
+                          dtype=torch.uint8, device=args.device)
+    calls = {}
+    for dtype in (torch.uint8, torch.float32):
+        images = batch.to(dtype)
+        random_d4(images)
+        start = time.perf_counter()
+        for _ in range(200):
+            random_d4(images)
+        calls[dtype] = (time.perf_counter() - start) / 200
+    step = augmented / np.ceil(len(train_cells) / args.batch_size)
+    print(f"one random_d4 call on a batch of {args.batch_size}: "
+          f"{1e6 * calls[torch.uint8]:.0f} us (uint8), {1e6 * calls[torch.float32]:.0f} us "
+          f"(float32); an augmented epoch's time per batch {1e3 * step:.1f} ms "
+          f"(share {calls[torch.float32] / step:.4f})", flush=True)
 
 
-def main(argv=None) -> pd.DataFrame:
+def main(argv=None) -> pd.DataFrame | None:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.summarize:
+        return summarize(pd.concat([pd.read_csv(path) for path in args.summarize]))
+    torch.set_num_threads(args.threads)
     cells = synthetic_cells(args)
-    first = max(args.train_sizes) + args.n_valid
+    first = max([*args.sizes, 1200]) + args.n_valid
+    valid = cells.iloc[first - args.n_valid:first]
     calibration = cells.iloc[first:first + args.n_calibration]
     test = cells.iloc[first + args.n_calibration:first + args.n_calibration + args.n_test]
     folder = Path(args.data)
     turned = [turned_copies(test.iloc[:args.n_rotation], folder / f"turned_{len(cells)}_{t}", t)
               for t in TURNS]
     print(f"{len(cells)} synthetic cells ({args.synthetic_size} px); model input "
-          f"{args.image_size} px, {args.epochs} epochs, batch {args.batch_size}; validation "
-          f"{args.n_valid}, calibration {args.n_calibration}, test {args.n_test}; "
-          f"{args.device}, {torch.get_num_threads()} threads, {platform.machine()}")
+          f"{args.image_size} px, epochs {args.epochs}, batch {args.batch_size}, lr {args.lr}; "
+          f"validation {len(valid)}, calibration {len(calibration)}, test {len(test)}; "
+          f"{args.device}, {torch.get_num_threads()} threads, {platform.machine()}", flush=True)
     if args.overhead_epochs:
         augmentation_overhead(args, cells)
-    rows = []
 
-    def record(model, name, n_train, seed, backbone, s_per_epoch):
-        calibrate(model, calibration, calibration["score"])
-        row = {"n_train": n_train, "seed": seed, "backbone": backbone,
-               **evaluate(model, name, test, turned), "s_per_epoch": s_per_epoch}
-        rows.append(row)
-        print(", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                        for k, v in row.items()), flush=True)
+    out = Path(args.out)
+    done = pd.read_csv(out) if out.is_file() else pd.DataFrame(columns=RUN_KEY)
+    done_keys = {tuple(str(v) for v in key) for key in done[RUN_KEY].itertuples(index=False)}
 
-    for n_train in args.train_sizes:
+    def write(rows: list[dict]) -> None:
+        for row in rows:
+            print(", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                            for k, v in row.items()), flush=True)
+        pd.DataFrame(rows, columns=COLUMNS).to_csv(out, mode="a", header=not out.is_file(),
+                                                   index=False)
+        done_keys.update(tuple(str(row[k]) for k in RUN_KEY) for row in rows)
+
+    def run(n_train: int, seed: int, backbone: str, augment: str | None) -> None:
+        image_size = max(args.image_size, MIN_SIDE.get(backbone, 0))
+        epochs = epochs_for(args, n_train)
+        key = {"n_train": n_train, "seed": seed, "backbone": backbone,
+               "augment": str(augment), "image_size": image_size, "epochs": epochs}
+        if tuple(str(v) for v in key.values()) in done_keys:
+            return
+        train_cells = cells.iloc[:n_train]
+        model = make_sarcnet_pipeline(
+            protocol=2, backbone=backbone, image_size=image_size, max_epochs=epochs,
+            batch_size=args.batch_size, lr=args.lr, random_state=seed, device=args.device,
+            augment=augment, test_time_augment=False, verbose=0,
+        )
+        start = time.perf_counter()
+        model.fit(train_cells, train_cells["score"], validation_data=(valid, valid["score"]))
+        s_per_epoch = (time.perf_counter() - start) / len(model[-1].history_)
+        rows = []
+        for tta in (False, True):
+            model[-1].set_params(test_time_augment=tta)
+            calibrate(model, calibration, calibration["score"])
+            name = ("d4" if augment else "paper") + ("+tta" if tta else "")
+            rows.append({**key, "model": name, **evaluate(model, test, turned),
+                         "s_per_epoch": s_per_epoch})
+        write(rows)
+
+    for n_train in [] if args.no_grid else args.sizes:
+        key = {"n_train": n_train, "seed": 0, "backbone": "linear", "augment": "None",
+               "image_size": 0, "epochs": 0}
+        if tuple(str(v) for v in key.values()) not in done_keys:
+            train_cells = cells.iloc[:n_train]
+            model = make_linear_baseline(2).fit(train_cells, train_cells["score"])
+            report = regression_report(test["score"].to_numpy(), model.predict(test))
+            write([{**key, "model": "linear", "spearman": report["spearman"],
+                    "mae": report["mae"]}])
         for seed in args.seeds:
             for augment in (None, "d4"):
-                model, s_per_epoch = train(args, cells, n_train, seed, augment=augment,
-                                           test_time_augment=False)
-                for tta in (False, True):
-                    model[-1].set_params(test_time_augment=tta)
-                    name = ("d4" if augment else "paper") + ("+tta" if tta else "")
-                    record(model, name, n_train, seed, "resnet18", s_per_epoch)
-    n_backbone = args.backbone_size or min(args.train_sizes)
+                run(n_train, seed, "resnet18", augment)
     for backbone in args.backbones:
-        model, s_per_epoch = train(args, cells, n_backbone, args.seeds[0], backbone=backbone)
-        record(model, "d4+tta", n_backbone, args.seeds[0], backbone, s_per_epoch)
+        run(args.backbone_size, args.seeds[0], backbone, "d4")
+    return summarize(pd.read_csv(out))
 
-    table = pd.DataFrame(rows)
-    table.to_csv(args.out, index=False)
-    summary = (table.groupby(["n_train", "backbone", "model"], sort=False)
-               .agg(["mean", "std"]).drop(columns="seed"))
-    pd.set_option("display.width", 200)
-    print()
+
+def summarize(table: pd.DataFrame) -> pd.DataFrame:
+    """Print mean (std over seeds) per setting, and the paired differences to the paper recipe."""
+    pd.set_option("display.width", 250)
+    metrics = ["spearman", "mae", "rotation_change", "coverage", "width", "s_per_epoch",
+               "ms_per_test_cell"]
+    grid = table[table["backbone"].isin(["resnet18", "linear"])]
+    summary = (grid.groupby(["n_train", "backbone", "image_size", "epochs", "model"], sort=False)
+               [metrics].agg(["mean", "std"]))
+    summary.insert(0, ("seeds", "n"), grid.groupby(["n_train", "backbone", "image_size", "epochs",
+                                             "model"], sort=False).size())
+    print("\nResNet-18 SarcNet (Protocol 2), mean and std over seeds:")
     print(summary.round(3).to_string())
-    print(f"\nper-run rows written to {Path(args.out).resolve()}")
+
+    nets = grid[grid["backbone"] == "resnet18"]
+    paper = nets[nets["model"] == "paper"].set_index(["n_train", "seed"])
+    print("\nDifference to the paper recipe, same size and seed (mean [min, max] over seeds):")
+    for name in ("paper+tta", "d4", "d4+tta"):
+        other = nets[nets["model"] == name].set_index(["n_train", "seed"])
+        for n_train in sorted(other.index.get_level_values(0).unique()):
+            diff = (other.loc[n_train, ["spearman", "mae"]]
+                    - paper.loc[n_train, ["spearman", "mae"]]).dropna()
+            if len(diff):
+                print(f"  {name:9s} n_train {n_train:5d}: "
+                      + ", ".join(f"{m} {diff[m].mean():+.3f} [{diff[m].min():+.3f}, "
+                                  f"{diff[m].max():+.3f}]" for m in ("spearman", "mae"))
+                      + f" ({len(diff)} seeds)")
+
+    others = table[~table["backbone"].isin(["resnet18", "linear"])]
+    if len(others):
+        n_train, seed = others["n_train"].iloc[0], others["seed"].iloc[0]
+        rows = table[(table["backbone"] != "linear") & (table["augment"] == "d4")
+                     & (table["n_train"] == n_train) & (table["seed"] == seed)]
+        print(f"\nBackbones (D4 augmentation, {n_train} training cells, seed {seed}):")
+        print(rows[["backbone", "image_size", "epochs", "model", *metrics]]
+              .round(3).to_string(index=False))
     return table
 
 

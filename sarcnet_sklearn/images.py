@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 from PIL import Image
-from tqdm.auto import tqdm
+
+from ._console import progress_bar
 
 TIFF_SUFFIXES = {".tif", ".tiff"}
 PIL_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
@@ -221,15 +222,50 @@ def resize_plane(plane: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(plane).resize((size, size), Image.Resampling.BILINEAR))
 
 
-def load_cell_image(path: ImageSource, page: int, size: int) -> np.ndarray:
-    """Read plane ``page`` of ``path`` and return it as a ``size x size`` uint8 array."""
-    plane = read_plane(path, page)
+def read_planes(sources, page: int) -> np.ndarray:
+    """Plane ``page`` of each source (:func:`read_plane`), as stored, in a 1-D object array.
+
+    A table column of in-memory images: put it in the image column of a cell
+    table, and predicting, explaining and drawing those cells reads no file again.
+
+    Examples
+    --------
+    >>> [plane.shape for plane in read_planes([np.zeros((2, 5, 6)), np.ones((3, 4))], 1)]
+    [(5, 6), (3, 4)]
+    """
+    sources = list(sources)
+    planes = np.empty(len(sources), dtype=object)
+    planes[:] = [read_plane(as_image_source(source), page) for source in sources]
+    return planes
+
+
+def model_plane(plane: np.ndarray, size: int, source: ImageSource | None = None) -> np.ndarray:
+    """A plane as the model reads it: uint8 (:func:`to_uint8`), ``size x size``.
+
+    A plane that already is (e.g. one decoded before) is returned as it is.
+
+    Raises
+    ------
+    ImageReadError
+        For an empty plane or one with non-finite values, naming ``source``.
+
+    Examples
+    --------
+    >>> model_plane(np.arange(12.0).reshape(3, 4), 2).dtype
+    dtype('uint8')
+    """
+    name = source_name(plane if source is None else source)
     if plane.size == 0:
-        raise ImageReadError(f"{source_name(path)}: image plane is empty")
+        raise ImageReadError(f"{name}: image plane is empty")
     try:
         return resize_plane(to_uint8(plane), size)
     except ValueError as exc:
-        raise ImageReadError(f"{source_name(path)}: {exc}") from exc
+        raise ImageReadError(f"{name}: {exc}") from exc
+
+
+def load_cell_image(path: ImageSource, page: int, size: int) -> np.ndarray:
+    """Read plane ``page`` of ``path`` and return it as a ``size x size`` uint8 array."""
+    return model_plane(read_plane(path, page), size, path)
 
 
 def load_image_stack(
@@ -283,6 +319,6 @@ def load_image_stack(
 
     with ThreadPoolExecutor(max_workers=max(1, n_jobs)) as pool:
         jobs = pool.map(load, range(len(paths)))
-        for _ in tqdm(jobs, total=len(paths), desc="reading images", disable=not progress):
+        for _ in progress_bar(jobs, total=len(paths), desc="reading images", show=progress):
             pass
     return stack

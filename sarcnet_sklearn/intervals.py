@@ -59,8 +59,12 @@ def calibrate(model, X, y):
     Examples
     --------
     >>> from sarcnet_sklearn.intervals import calibrate, predict_interval
-    >>> calibrate(model, calibration_cells, calibration_cells["score"])  # doctest: +SKIP
-    >>> score, low, high = predict_interval(model, new_cells, confidence=0.9)  # doctest: +SKIP
+    >>> # model: a fitted SarcNet pipeline, e.g. load_model("sarcnet.zip")
+    >>> calibration_cells = cells.iloc[45:]  # cells the model was not trained on
+    >>> model = calibrate(model, calibration_cells, calibration_cells["score"])
+    >>> score, low, high = predict_interval(model, cells.head(3), confidence=0.9)
+    >>> score.shape, bool((low <= high).all())
+    ((3,), True)
     """
     prediction = np.asarray(model.predict(X), dtype=np.float64).reshape(-1)
     check_target(y, len(prediction))  # names what is wrong with y
@@ -148,7 +152,11 @@ def predict_interval(
 
     Examples
     --------
-    >>> score, low, high = predict_interval(model, cells, confidence=0.9)  # doctest: +SKIP
+    >>> from sarcnet_sklearn.intervals import predict_interval
+    >>> # model: a calibrated SarcNet pipeline (see calibrate)
+    >>> score, low, high = predict_interval(model, cells.head(3), confidence=0.9)
+    >>> score.shape, low.shape, high.shape
+    ((3,), (3,), (3,))
     """
     prediction = np.asarray(model.predict(X), dtype=np.float64).reshape(-1)
     low, high = interval_bounds(model, prediction, confidence, score_range)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
+import pandas as pd
 from scipy.stats import spearmanr
 from sklearn.metrics import make_scorer, mean_absolute_error, mean_squared_error, r2_score
 
@@ -57,3 +60,43 @@ def regression_report(y_true, y_pred) -> dict[str, float]:
         "mse": float(mean_squared_error(y_true, y_pred)),
         "r2": float(r2_score(y_true, y_pred)),
     }
+
+
+METRIC_NAMES = {"spearman": "Spearman", "mae": "MAE", "mse": "MSE", "r2": "R²"}
+"""The keys of :func:`regression_report` and their names in tables, in the paper's order."""
+
+
+def metrics_table(
+    reports: Mapping[str, Mapping[str, float]], *, index: str = "model"
+) -> pd.DataFrame:
+    """The paper's four metrics as a table, one row per model: the one formatter of metrics.
+
+    Parameters
+    ----------
+    reports : mapping of str to dict
+        Row name (a model) to its :func:`regression_report`.
+    index : str, default="model"
+        What the rows are (the index's name), e.g. ``"cells"`` for splits.
+
+    Returns
+    -------
+    table : DataFrame
+        Indexed by ``index``, columns Spearman, MAE, MSE, R²; write it with
+        ``table.to_markdown(floatfmt=".3f")`` or as HTML.
+
+    Examples
+    --------
+    >>> from sarcnet_sklearn.metrics import metrics_table, regression_report
+    >>> table = metrics_table({"SarcNet": regression_report([1, 2, 3, 4], [1, 2, 3, 5])})
+    >>> print(table.to_markdown(floatfmt=".3f"))
+    | model   |   Spearman |   MAE |   MSE |    R² |
+    |:--------|-----------:|------:|------:|------:|
+    | SarcNet |      1.000 | 0.250 | 0.250 | 0.800 |
+    """
+    table = pd.DataFrame(
+        [[report[key] for key in METRIC_NAMES] for report in reports.values()],
+        index=pd.Index(list(reports), name=index),
+        columns=list(METRIC_NAMES.values()),
+        dtype=float,
+    )
+    return table

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -13,7 +15,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from ._columns import IMAGE_COLUMN, PROTOCOLS
+from ._columns import IMAGE_COLUMN, PROTOCOL_1, PROTOCOLS, STRUCTURE_PAGE
 from ._validation import as_frame, check_finite_features
 from .images import as_image_source
 from .regressor import SarcNetRegressor
@@ -52,6 +54,10 @@ class ProtocolSelector(TransformerMixin, BaseEstimator):
         The protocol's feature columns.
     keeps_image_ : bool
         Whether the image column was present in ``fit`` and is passed on.
+    n_features_in_ : int
+        Number of columns seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        Names of the columns seen in ``fit``.
 
     Examples
     --------
@@ -74,7 +80,17 @@ class ProtocolSelector(TransformerMixin, BaseEstimator):
         check_finite_features(df, self.features_)
         self.keeps_image_ = self.image_column is not None and self.image_column in df.columns
         self.n_features_in_ = df.shape[1]
+        self.feature_names_in_ = np.asarray(df.columns, dtype=object)
         return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # X is a table: named numeric feature columns beside an image column of paths
+        # (strings) or arrays; a dict of column arrays is accepted too.
+        tags.input_tags.string = True
+        tags.input_tags.dict = True
+        tags.requires_fit = True
+        return tags
 
     def transform(self, X) -> pd.DataFrame:
         check_is_fitted(self, "features_")
@@ -104,14 +120,170 @@ def make_feature_scaler(keep_other_columns: bool) -> ColumnTransformer:
     ).set_output(transform="pandas")
 
 
+@dataclass(frozen=True)
+class ModelInputs:
+    """What a SarcNet model reads from each row of a cell table.
+
+    Parameters
+    ----------
+    features : list of str
+        Feature columns, in the model's order.
+    image_column : str or None
+        Column of image paths (or in-memory images); None for a model that
+        reads no images.
+    structure_page : int
+        Page (or channel) of each image file the model reads.
+    image_size : int
+        Side of the square the image is resized to.
+
+    Examples
+    --------
+    >>> from sarcnet_sklearn import PROTOCOL_1
+    >>> inputs = ModelInputs(PROTOCOL_1, image_size=32)
+    >>> inputs.protocol, inputs.measurable
+    (1, True)
+    """
+
+    features: list[str]
+    image_column: str | None = IMAGE_COLUMN
+    structure_page: int = STRUCTURE_PAGE
+    image_size: int = 224
+
+    @classmethod
+    def of(cls, model) -> ModelInputs:
+        """The inputs of a fitted SarcNet pipeline (or bare regressor): see
+        :attr:`SarcNetPipeline.inputs`."""
+        return SarcNetPipeline.of(model).inputs
+
+    @property
+    def protocol(self) -> int | None:
+        """The number of the protocol whose features these are, or None."""
+        return next((number for number, names in PROTOCOLS.items()
+                     if list(names) == list(self.features)), None)
+
+    @property
+    def measurable(self) -> bool:
+        """Whether every feature can be measured from the images (a Protocol 1 model)."""
+        return self.image_column is not None and set(self.features) <= set(PROTOCOL_1)
+
+
+class NotSarcNetError(TypeError, ValueError):
+    """A model that is not a SarcNet regressor or a pipeline ending in one.
+
+    A TypeError, and a ValueError too, so that commands report it as a bad input file.
+    """
+
+
+SETTINGS_STEPS = ["select", "scale", "model"]
+"""The steps of a pipeline that :meth:`SarcNetPipeline.to_settings` can describe."""
+
+
 class SarcNetPipeline(Pipeline):
-    """A :class:`~sklearn.pipeline.Pipeline` whose ``fit`` also takes validation data.
+    """A :class:`~sklearn.pipeline.Pipeline` ending in a :class:`SarcNetRegressor`.
+
+    It knows its model: the fitted regressor (:attr:`regressor`), what it
+    reads from a cell table (:attr:`inputs`), how a table reaches the
+    regressor (:meth:`regressor_input`) and its settings as plain data
+    (:meth:`to_settings`, :meth:`from_settings`: what a safe-format model
+    file stores). :meth:`of` gives this view of any fitted SarcNet model.
 
     ``fit(X, y, validation_data=(X_valid, y_valid))`` fits the transformers on
     ``X`` only, passes ``X_valid`` through them, and hands the result to the
     final estimator's ``fit`` as its ``validation_data`` (so the scaler never
     sees the validation cells, as in the paper).
+
+    Examples
+    --------
+    >>> from sarcnet_sklearn import SarcNetPipeline, make_sarcnet_pipeline
+    >>> pipe = make_sarcnet_pipeline(protocol=1, image_size=32)
+    >>> type(pipe.regressor).__name__
+    'SarcNetRegressor'
+    >>> SarcNetPipeline.of(pipe.regressor).steps[0][0]
+    'model'
     """
+
+    @classmethod
+    def of(cls, model) -> SarcNetPipeline:
+        """The SarcNet pipeline that ``model`` is or holds.
+
+        Parameters
+        ----------
+        model : Pipeline ending in a SarcNetRegressor, or a SarcNetRegressor
+            A :class:`SarcNetPipeline` is returned as it is; another pipeline
+            as a SarcNetPipeline sharing its (fitted) steps; a bare regressor
+            as a one-step pipeline ``[("model", regressor)]``.
+
+        Raises
+        ------
+        NotSarcNetError
+            When ``model`` is neither (a TypeError and a ValueError).
+        """
+        if isinstance(model, cls):
+            model.regressor  # noqa: B018 (checks the last step)
+            return model
+        if isinstance(model, Pipeline):
+            pipeline = cls(**model.get_params(deep=False))
+        else:
+            pipeline = cls([("model", model)])
+        pipeline.regressor  # noqa: B018
+        return pipeline
+
+    @property
+    def regressor(self) -> SarcNetRegressor:
+        """The final :class:`SarcNetRegressor` (fitted or not).
+
+        Raises
+        ------
+        NotSarcNetError
+            When the last step is something else.
+        """
+        net = self.steps[-1][1]
+        if not isinstance(net, SarcNetRegressor):
+            raise NotSarcNetError(
+                "model must be a fitted SarcNetRegressor or a pipeline ending in one, "
+                f"got {type(net).__name__}"
+                + (" as the pipeline's last step" if len(self.steps) > 1 else "")
+            )
+        return net
+
+    @property
+    def fitted_regressor(self) -> SarcNetRegressor:
+        """The final regressor, checked to be fitted (or at least initialised).
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            When it is not fitted.
+        """
+        net = self.regressor
+        check_is_fitted(net, "module_")
+        return net
+
+    @property
+    def inputs(self) -> ModelInputs:
+        """What the fitted model reads from each row: features, image column, page, size."""
+        net = self.fitted_regressor
+        check_is_fitted(net, "feature_names_")
+        select = self.steps[0][1] if len(self.steps) > 1 else None
+        features = list(getattr(select, "features_", net.feature_names_))
+        return ModelInputs(
+            features=features,
+            image_column=net.image_column if net.use_images else None,
+            structure_page=int(net.structure_page),
+            image_size=int(net.image_size),
+        )
+
+    @property
+    def score_range(self) -> tuple[float, float] | None:
+        """The scale of the scores the regressor learned (None: any)."""
+        score_range = self.regressor.score_range
+        return None if score_range is None else (float(score_range[0]), float(score_range[1]))
+
+    def regressor_input(self, X) -> pd.DataFrame:
+        """``X`` as the final regressor receives it in ``predict(X)`` (through the other steps)."""
+        if len(self.steps) == 1:
+            return as_frame(X)
+        return as_frame(self[:-1].transform(X))
 
     def fit(self, X, y=None, validation_data=None, **params):
         if validation_data is None:
@@ -133,6 +305,184 @@ class SarcNetPipeline(Pipeline):
             **{key[len(prefix):]: value for key, value in params.items()},
         )
         return self
+
+    def set_output(self, *, transform=None):
+        """Set the output container of ``transform`` of every step but the regressor's inputs.
+
+        The regressor reads a table with named columns, so the steps before it
+        go on handing it pandas DataFrames whatever ``transform`` is.
+        """
+        super().set_output(transform=transform)
+        for _, step in self.steps[:-1]:
+            if hasattr(step, "set_output"):
+                step.set_output(transform="pandas")
+        return self
+
+    # -- settings as plain data ----------------------------------------------------------
+
+    def to_settings(self, regressor_params: Collection[str] | None = None) -> dict:
+        """The fitted pipeline as plain data (all but the network's weights).
+
+        The settings are what :meth:`from_settings` needs to rebuild the
+        pipeline: the protocol, the regressor's parameters, the feature and
+        input columns, the scaler's statistics, the features' training range
+        and the calibration errors (see :mod:`sarcnet_sklearn.intervals`).
+        The weights are ``self.regressor.module_.state_dict()``.
+
+        Parameters
+        ----------
+        regressor_params : collection of str, optional
+            The regressor parameters to include (those set are); default: every
+            parameter whose value is plain data (classes, callables and other
+            objects are left out).
+
+        Returns
+        -------
+        settings : dict
+            Of plain values (numbers, strings, lists, dicts, None).
+
+        Raises
+        ------
+        ValueError
+            When the pipeline was not made by :func:`make_sarcnet_pipeline`
+            (with the default :class:`~sarcnet_sklearn.nn.SarcNetModule`) or
+            is not fitted.
+
+        Examples
+        --------
+        >>> settings = pipeline.to_settings()  # doctest: +SKIP
+        >>> settings["protocol"], settings["scaler"]["columns"][:1]  # doctest: +SKIP
+        (2, ['cell_area'])
+        """
+        from .intervals import conformity_scores
+        from .nn import SarcNetModule
+
+        names = [name for name, _ in self.steps]
+        net = self.steps[-1][1]
+        if names != SETTINGS_STEPS or not (
+            isinstance(self[0], ProtocolSelector)
+            and isinstance(net, SarcNetRegressor)
+            and net.module is SarcNetModule
+        ):
+            raise ValueError(
+                "only pipelines made by make_sarcnet_pipeline (with the default SarcNetModule) "
+                "can be described as settings"
+            )
+        select, scale, net = self
+        if not hasattr(net, "module_") or not hasattr(scale, "named_transformers_"):
+            raise ValueError("the pipeline is not fitted; fit it before saving")
+        scaler = scale.named_transformers_["features"]
+        all_params = net.get_params(deep=False)
+        if regressor_params is None:
+            params = {key: _plain(value) for key, value in all_params.items()}
+            params = {key: value for key, value in params.items() if value is not _NOT_PLAIN}
+        else:
+            params = {key: _plain(all_params[key]) for key in regressor_params
+                      if key in all_params}
+        feature_range = None
+        if getattr(net, "feature_min_", None) is not None:
+            feature_range = {"min": np.asarray(net.feature_min_, dtype=float).tolist(),
+                             "max": np.asarray(net.feature_max_, dtype=float).tolist()}
+        scores = conformity_scores(self)
+        return {
+            "protocol": (int(select.protocol) if isinstance(select.protocol, (int, np.integer))
+                         else list(select.protocol)),
+            "keeps_image": bool(select.keeps_image_),
+            "regressor_params": params,
+            "feature_names": list(net.feature_names_),
+            "conformity_scores": None if scores is None else [float(s) for s in scores],
+            "input_columns": [str(column) for column in net.feature_names_in_],
+            "scaler": {
+                "columns": [str(column) for column in scaler.feature_names_in_],
+                "mean": scaler.mean_.tolist(),
+                "scale": scaler.scale_.tolist(),
+                "var": scaler.var_.tolist(),
+                "n_samples_seen": int(scaler.n_samples_seen_),
+            },
+            "feature_range": feature_range,
+        }
+
+    @classmethod
+    def from_settings(cls, settings: dict, *, device: str | None = None) -> SarcNetPipeline:
+        """Rebuild a fitted pipeline from :meth:`to_settings`, with freshly initialised weights.
+
+        Load the weights into ``pipeline.regressor.module_`` afterwards. The
+        settings are trusted here: check settings from a file first
+        (:func:`sarcnet_sklearn.deploy.load_model` does).
+
+        Parameters
+        ----------
+        settings : dict
+        device : str, optional
+            Where to run the network; default: the saved device when available
+            here, else the CPU.
+
+        Examples
+        --------
+        >>> copy = SarcNetPipeline.from_settings(pipeline.to_settings())  # doctest: +SKIP
+        >>> weights = pipeline.regressor.module_.state_dict()  # doctest: +SKIP
+        >>> copy.regressor.module_.load_state_dict(weights)  # doctest: +SKIP
+        """
+        import torch
+
+        from .intervals import CONFORMITY_ATTRIBUTE
+
+        params = dict(settings["regressor_params"])
+        saved = str(params.get("device") or "cpu")
+        if device is None:
+            device = saved if not saved.startswith("cuda") or torch.cuda.is_available() else "cpu"
+        params.update(weights=None, device=device)
+        if params.get("score_range") is not None:
+            params["score_range"] = tuple(params["score_range"])
+        pipeline = make_sarcnet_pipeline(settings["protocol"], **params)
+        select, scale, net = pipeline
+        # Fit the transformers on a two-row stand-in with the right columns, then
+        # give the scaler the statistics of the real training data.
+        stand_in = pd.DataFrame({name: [0.0, 1.0] for name in protocol_features(
+            settings["protocol"])})
+        if settings["keeps_image"]:
+            stand_in.insert(0, select.image_column, ["a", "b"])
+        pipeline[:-1].fit(stand_in)
+        columns = [str(name) for name in scale.get_feature_names_out()]
+        if columns != settings["input_columns"]:
+            raise ValueError(f"setting 'input_columns' {settings['input_columns']} does not "
+                             f"match the pipeline's {columns}")
+        scaler = scale.named_transformers_["features"]
+        statistics = settings["scaler"]
+        scaler.mean_ = np.asarray(statistics["mean"], dtype=np.float64)
+        scaler.scale_ = np.asarray(statistics["scale"], dtype=np.float64)
+        scaler.var_ = np.asarray(statistics["var"], dtype=np.float64)
+        scaler.n_samples_seen_ = np.int64(statistics["n_samples_seen"])
+        net.feature_names_ = list(settings["feature_names"])
+        net.feature_names_in_ = np.asarray(settings["input_columns"], dtype=object)
+        net.n_features_in_ = len(net.feature_names_in_)
+        feature_range = settings.get("feature_range")
+        net.feature_min_ = None if feature_range is None else np.asarray(feature_range["min"])
+        net.feature_max_ = None if feature_range is None else np.asarray(feature_range["max"])
+        net.initialize()
+        if settings.get("conformity_scores") is not None:
+            scores = np.asarray(settings["conformity_scores"], dtype=np.float64)
+            if scores.ndim != 1 or not np.isfinite(scores).all() or (scores < 0).any():
+                raise ValueError("conformity_scores must be a list of non-negative numbers")
+            setattr(net, CONFORMITY_ATTRIBUTE, scores)
+        return pipeline
+
+
+_NOT_PLAIN = object()
+
+
+def _plain(value):
+    """``value`` as plain data (numpy scalars and tuples converted), or ``_NOT_PLAIN``."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple, np.ndarray)):
+        items = [_plain(item) for item in value]
+        return _NOT_PLAIN if any(item is _NOT_PLAIN for item in items) else items
+    return _NOT_PLAIN
 
 
 def make_sarcnet_pipeline(protocol: int | Sequence[str] = 2, **regressor_params) -> SarcNetPipeline:
@@ -157,10 +507,12 @@ def make_sarcnet_pipeline(protocol: int | Sequence[str] = 2, **regressor_params)
     --------
     >>> from sklearn.model_selection import GridSearchCV
     >>> from sarcnet_sklearn import make_sarcnet_pipeline, spearman_scorer
-    >>> pipe = make_sarcnet_pipeline(protocol=2, image_size=96, max_epochs=10)
-    >>> search = GridSearchCV(pipe, {"select__protocol": [1, 2], "model__lr": [5e-4, 1e-3]},
-    ...                       scoring=spearman_scorer, cv=3)
-    >>> search.fit(cells, cells["score"])  # doctest: +SKIP
+    >>> pipe = make_sarcnet_pipeline(protocol=2, use_images=False, max_epochs=3, verbose=0)
+    >>> search = GridSearchCV(pipe, {"select__protocol": [1, 2]}, scoring=spearman_scorer, cv=2)
+    >>> # cells: scored cells, e.g. load_aics(make_synthetic_aics("synthetic_aics"))
+    >>> search = search.fit(cells, cells["score"])
+    >>> search.best_params_["select__protocol"] in (1, 2)
+    True
     """
     image_column = regressor_params.get("image_column", IMAGE_COLUMN)
     return SarcNetPipeline(

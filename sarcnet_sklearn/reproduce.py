@@ -7,7 +7,8 @@ test-split metrics beside the paper's numbers. Each finished row is stored in
 the output folder (metrics and predictions) and skipped when the command is run
 again; a row interrupted midway continues from its last finished epoch (skorch
 checkpoints in ``OUT/checkpoints/<row>/``). Without ``--aics-root`` the same
-experiment runs on a synthetic dataset, reduced on a CPU.
+experiment runs on a synthetic dataset, reduced on a CPU. The demo
+(:func:`~sarcnet_sklearn.demo.run_demo`) is two of these rows.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ import pandas as pd
 from skorch.callbacks import Checkpoint, LoadInitState, ProgressBar
 
 from ._columns import DAY_COLUMN, IMAGE_COLUMN, TARGET_COLUMN
+from ._console import show_progress
 from .datasets import load_aics, make_synthetic_aics, paper_split
-from .metrics import regression_report
+from .metrics import METRIC_NAMES, metrics_table, regression_report
 from .outputs import write_atomically, write_csv_atomically
 from .pipeline import make_linear_baseline, make_sarcnet_pipeline
 from .regressor import DEFAULT_DEVICE
 
-METRICS = ("spearman", "mae", "mse", "r2")
+METRICS = tuple(METRIC_NAMES)
 
 PAPER_TABLE1 = {
     "linear": (0.756, 0.373, 0.234, 0.514),
@@ -107,6 +109,7 @@ def reproduce_table1(
     random_state: int = 0,
     rows: Sequence[str] | None = None,
     callbacks: Sequence | None = None,
+    save_models: bool = False,
     verbose: bool = True,
 ) -> dict[str, object]:
     """Fit the models of Table 1 on the paper's split and write the table and Fig. 3.
@@ -137,6 +140,11 @@ def reproduce_table1(
         no augmentation, then ``sarcnet_d4`` and ``convnext_tiny``).
     callbacks : sequence, optional
         Extra skorch callbacks for the network rows.
+    save_models : bool, default=False
+        Also save each row's fitted model, calibrated on the validation split
+        (prediction intervals), as ``models/<row>.joblib`` with its metadata
+        (load with :func:`~sarcnet_sklearn.load_model`); a finished row without
+        its model file is then run again.
     verbose : bool, default=True
         Print progress and where the outputs went.
 
@@ -144,12 +152,18 @@ def reproduce_table1(
     -------
     result : dict
         ``table`` (DataFrame), ``table_csv``, ``table_md``, ``histogram`` (path or
-        None), ``rows`` (metrics per row key), ``skipped`` (row keys found done).
+        None), ``rows`` (metrics per row key), ``skipped`` (row keys found done),
+        ``models`` (row key to model file, with ``save_models``), ``data_root`` and
+        ``test`` (the test split's cells).
 
     Examples
     --------
+    The paper's stratified split needs a few hundred cells, and training on them takes
+    minutes: ``tests/test_reproduce.py`` runs it on 200 synthetic cells.
+
     >>> from sarcnet_sklearn.reproduce import reproduce_table1
     >>> result = reproduce_table1("aics", "table1_out", weights="imagenet")  # doctest: +SKIP
+    >>> result["table"][["model", "spearman", "paper_spearman"]]  # doctest: +SKIP
     """
     say = print if verbose else (lambda *args, **kwargs: None)
     device = device or DEFAULT_DEVICE
@@ -179,10 +193,13 @@ def reproduce_table1(
     if aics_root is not None:
         del run["n_cells"], run["synthetic_size"]
 
-    results, skipped = {}, []
+    results, skipped, models = {}, [], {}
     for row in selected:
+        model_path = out / "models" / f"{row.key}.joblib"
         stored = _load_row(out, row, run)
-        if stored is not None:
+        if stored is not None and (model_path.is_file() or not save_models):
+            if save_models:
+                models[row.key] = model_path
             say(f"{row.label}: already done, skipped (delete {out / 'rows' / row.key}.json "
                 "to redo it)")
             results[row.key] = stored
@@ -209,28 +226,34 @@ def reproduce_table1(
             **extra,
             "settings": run,
         }
+        if save_models:
+            models[row.key] = _save_model(model, model_path, record, train, valid)
         _save_row(out, row, record, test, prediction)
         shutil.rmtree(out / "checkpoints" / row.key, ignore_errors=True)
         results[row.key] = record
         metrics = record["metrics"]
-        say(f"{row.label}: Spearman {metrics['spearman']:.3f}, MAE {metrics['mae']:.3f}, "
-            f"MSE {metrics['mse']:.3f}, R^2 {metrics['r2']:.3f} ({record['seconds']:.0f} s)")
+        shown = ", ".join(f"{METRIC_NAMES[key]} {metrics[key]:.3f}" for key in METRICS)
+        say(f"{row.label}: {shown} ({record['seconds']:.0f} s)")
 
     table = format_table1(results)
     table_csv = write_csv_atomically(table, out / "table1.csv")
     table_md = out / "table1.md"
-    _write_text(table_md, _markdown(table, run, len(test)))
+    markdown = _markdown(table, run, len(test))
+    _write_text(table_md, markdown)
     histogram = None
     if HISTOGRAM_ROW in results:
-        histogram = _histogram(out, test)
+        histogram = _histogram(out)
     say("")
-    say(_markdown(table, run, len(test)))
+    say(markdown)
     say(f"Table (CSV):      {table_csv.resolve()}")
     say(f"Table (Markdown): {table_md.resolve()}")
     if histogram is not None:
         say(f"Fig. 3 histogram: {histogram.resolve()}")
     say(f"Per-row metrics and test predictions: {(out / 'rows').resolve()}, "
         f"{(out / 'predictions').resolve()}")
+    if models:
+        say(f"Fitted models:    {(out / 'models').resolve()}  (load with "
+            "sarcnet_sklearn.load_model)")
     return {
         "table": table,
         "table_csv": table_csv,
@@ -238,6 +261,9 @@ def reproduce_table1(
         "histogram": histogram,
         "rows": results,
         "skipped": skipped,
+        "models": models,
+        "data_root": data_root,
+        "test": test,
     }
 
 
@@ -329,7 +355,7 @@ def _fit_network(row, train, valid, out, run, settings, weights, device, precisi
                       f_optimizer=None, f_criterion=None, f_history=None, event_name=None)
     row_callbacks = [("checkpoint_last", last), ("checkpoint_best", best),
                      ("resume", LoadInitState(last))]
-    if verbose:
+    if show_progress(verbose):
         row_callbacks.append(("progress", ProgressBar()))
     row_callbacks += [(f"extra_{i}", cb) for i, cb in enumerate(callbacks or ())]
     model = make_sarcnet_pipeline(
@@ -347,7 +373,7 @@ def _fit_network(row, train, valid, out, run, settings, weights, device, precisi
         callbacks=row_callbacks,
     )
     model.fit(train, train[TARGET_COLUMN], validation_data=(valid, valid[TARGET_COLUMN]))
-    net = model.named_steps["model"]
+    net = model.regressor
     finished = len(net.history)
     if finished < settings.max_epochs:  # skorch swallows Ctrl-C and returns early
         raise KeyboardInterrupt(
@@ -384,15 +410,28 @@ def _save_row(out: Path, row: Row, record: dict, test: pd.DataFrame, prediction)
     _write_text(out / "rows" / f"{row.key}.json", json.dumps(record, indent=2))
 
 
+def _save_model(model, path: Path, record: dict, train: pd.DataFrame,
+                valid: pd.DataFrame) -> Path:
+    from .deploy import save_model
+    from .intervals import calibrate
+
+    calibrate(model, valid, valid[TARGET_COLUMN])
+    training = {"source": record["settings"]["data"], "row": record["row"],
+                "n_train": len(train), "n_validation": len(valid)}
+    return save_model(model, path, metadata={"training": training,
+                                             "metrics": {"test": record["metrics"]}})
+
+
 def _write_text(path: Path, text: str) -> None:
     write_atomically(path, lambda temporary: Path(temporary).write_text(text))
 
 
 def _markdown(table: pd.DataFrame, run: dict, n_test: int) -> str:
-    measured = table.set_index("model")[list(METRICS)]
-    paper = table.set_index("model")[[f"paper_{name}" for name in METRICS]].dropna(how="all")
-    names = ["Spearman", "MAE", "MSE", "R^2"]
-    measured.columns = paper.columns = names
+    rows = table.set_index("model")
+    measured = metrics_table({model: row[list(METRICS)] for model, row in rows.iterrows()})
+    paper = metrics_table({
+        model: {name: row[f"paper_{name}"] for name in METRICS} for model, row in rows.iterrows()
+    }).dropna(how="all")
     settings = ", ".join(f"{key} {value}" for key, value in run.items())
     return (
         f"# Table 1, reproduced (test split, {n_test} cells)\n\n{settings}\n\n"
@@ -401,29 +440,10 @@ def _markdown(table: pd.DataFrame, run: dict, n_test: int) -> str:
     )
 
 
-def _histogram(out: Path, test: pd.DataFrame) -> Path:
+def _histogram(out: Path) -> Path:
+    from .explain import plot_day_histograms
+
     predictions = pd.read_csv(out / "predictions" / f"{HISTOGRAM_ROW}.csv")
     path = out / "fig3_day_histogram.png"
-    try:
-        from .explain import plot_day_histograms
-    except ImportError:
-        plot_day_histograms = None
-    if plot_day_histograms is not None:
-        return Path(plot_day_histograms(predictions["prediction"], predictions[DAY_COLUMN], path,
-                                        expert=predictions[TARGET_COLUMN]))
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(5, 3.5))
-    bins = np.linspace(1, 5, 17)
-    for day, group in predictions.groupby(DAY_COLUMN):
-        axes.hist(group["prediction"], bins=bins, alpha=0.5, density=True, label=f"day {day}")
-    axes.set_xlabel("predicted score")
-    axes.set_ylabel("density")
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=150)
-    plt.close(figure)
-    return path
+    return Path(plot_day_histograms(predictions["prediction"], predictions[DAY_COLUMN], path,
+                                    expert=predictions[TARGET_COLUMN]))

@@ -145,8 +145,12 @@ def load_cells(
 
     Examples
     --------
+    >>> import pandas as pd
     >>> from sarcnet_sklearn.tables import load_cells
-    >>> cells = load_cells("my_cells.csv")  # doctest: +SKIP
+    >>> pd.DataFrame({"image_path": ["cells/a.tiff"], "score": [3.5]}).to_csv("my.csv")
+    >>> table = load_cells("my.csv")  # the image path is now absolute
+    >>> table["image_path"][0].endswith("a.tiff"), table["score"].tolist()
+    (True, [3.5])
     """
     if isinstance(sources, (str, PathLike)):
         sources = [sources]

@@ -4,11 +4,15 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from sarcnet_sklearn import load_model, regression_report
-from sarcnet_sklearn.commands import main
+from sarcnet_sklearn.commands import build_parser
+from sarcnet_sklearn.commands.reproduce import run_settings
 from sarcnet_sklearn.datasets import load_aics, paper_split
-from sarcnet_sklearn.demo import DemoSettings, run_demo
+from sarcnet_sklearn.demo import run_demo
+from sarcnet_sklearn.intervals import interval_half_width
+from sarcnet_sklearn.reproduce import ReproduceSettings
 
 
 def test_module_and_console_script_show_the_subcommands():
@@ -20,17 +24,19 @@ def test_module_and_console_script_show_the_subcommands():
 
 
 def test_demo_runs_end_to_end_and_saves_a_working_model(tmp_path, capsys):
-    settings = DemoSettings(n_cells=300, synthetic_size=48, image_size=32, max_epochs=2)
+    settings = ReproduceSettings(n_cells=300, synthetic_size=48, image_size=32, max_epochs=2)
     result = run_demo(tmp_path / "out", settings=settings, device="cpu", verbose=True)
     printed = capsys.readouterr().out
-    assert "Linear regression (Protocol 2)" in printed and "SarcNet (Protocol 2)" in printed
+    assert "Linear regression" in printed and "SarcNet (Protocol 2)" in printed
     assert str(result["model_path"].resolve()) in printed
+    assert set(result["report"]) == {"Linear regression", "SarcNet (Protocol 2)"}
     for row in result["report"].values():
         assert set(row) == {"spearman", "mae", "mse", "r2"}
         assert np.isfinite(row["mae"]) and np.isfinite(row["mse"])
     assert "| model" in result["table_path"].read_text()
     model, metadata = load_model(result["model_path"], return_metadata=True)
     assert metadata["metrics"]["test"] == result["report"]["SarcNet (Protocol 2)"]
+    assert interval_half_width(model, 0.9) > 0  # calibrated: the report shows intervals
     assert result["report_path"].is_file() and str(result["report_path"].resolve()) in printed
     test = paper_split(load_aics(result["data_root"]))[2]
     prediction = model.predict(test)
@@ -38,17 +44,20 @@ def test_demo_runs_end_to_end_and_saves_a_working_model(tmp_path, capsys):
     reported = result["report"]["SarcNet (Protocol 2)"]["mse"]
     assert regression_report(test["score"], prediction)["mse"] == reported
 
+    again = run_demo(tmp_path / "out", settings=settings, device="cpu", verbose=True)
+    assert "already done, skipped" in capsys.readouterr().out
+    assert again["report"] == result["report"] and again["model_path"] == result["model_path"]
 
-def test_demo_subcommand_parses_its_options(tmp_path, monkeypatch):
-    seen = {}
 
-    def fake_run_demo(out, *, settings, device, random_state):
-        seen.update(out=out, settings=settings, device=device, random_state=random_state)
-
-    monkeypatch.setattr("sarcnet_sklearn.commands.demo.run_demo", fake_run_demo)
-    code = main(["demo", "--out", str(tmp_path), "--device", "cpu", "--n-cells", "50",
-                 "--image-size", "40", "--epochs", "3"])
-    assert code == 0
-    assert seen["settings"] == DemoSettings(n_cells=50, synthetic_size=112, image_size=40,
-                                            max_epochs=3)
-    assert seen["device"] == "cpu" and seen["out"] == str(tmp_path)
+def test_demo_and_reproduce_share_their_run_options():
+    parser = build_parser()
+    args = parser.parse_args(["demo", "--device", "cpu", "--n-cells", "50", "--image-size",
+                              "40", "--epochs", "3"])
+    assert run_settings(args, synthetic=True) == (
+        "cpu", ReproduceSettings(n_cells=50, synthetic_size=112, image_size=40, max_epochs=3))
+    args = parser.parse_args(["reproduce", "--device", "cpu", "--n-cells", "50",
+                              "--image-size", "40", "--epochs", "3"])
+    assert run_settings(args, synthetic=True) == (
+        "cpu", ReproduceSettings(n_cells=50, synthetic_size=112, image_size=40, max_epochs=3))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["demo", "--epochs", "0"])

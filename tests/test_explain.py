@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import re
 
 import joblib
@@ -14,16 +15,27 @@ from sklearn.linear_model import LinearRegression
 from sarcnet_sklearn import SarcNetRegressor, make_sarcnet_pipeline, regression_report
 from sarcnet_sklearn.commands import main
 from sarcnet_sklearn.explain import (
+    CAM_LAYERS,
+    MIN_CAM_SIDE,
+    cell_mask,
+    default_layer_name,
     grad_cam,
+    grad_cam_layer,
+    map_sides,
+    missing_signal,
+    overlay_heatmap,
     plot_cell_heatmap,
     plot_day_histograms,
+    plot_predicted_vs_expert,
     plot_prediction_grid,
+    plot_residuals,
     read_display_image,
     select_across_scores,
     write_report,
 )
-from sarcnet_sklearn.explain._cam import ImageInputModule, split_model
+from sarcnet_sklearn.explain._cam import ImageInputModule
 from sarcnet_sklearn.images import read_plane
+from sarcnet_sklearn.nn import BACKBONES
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +43,8 @@ def model(cells):
     """A full SarcNet pipeline (features matter to the image gradient: ReLU head)."""
     train = cells.iloc[:64]
     pipe = make_sarcnet_pipeline(protocol=2, image_size=64, max_epochs=2, batch_size=16, lr=1e-3,
-                                 head_activation=True, verbose=0, random_state=0, device="cpu")
+                                 head_activation=True, verbose=0, random_state=0, device="cpu",
+                                 test_time_augment=False)
     return pipe.fit(train, train["score"])
 
 
@@ -42,7 +55,15 @@ def some(cells):
 
 @pytest.fixture(scope="module")
 def heatmaps(model, some):
-    return grad_cam(model, some, layer="layer3")
+    return grad_cam(model, some)  # the default layer: layer2.1 (8 x 8) at 64 px
+
+
+def _bilinear_share(heatmap):
+    """Share of a map's variance that a bilinear surface a + bx + cy + dxy explains."""
+    rows, cols = np.mgrid[0:heatmap.shape[0], 0:heatmap.shape[1]]
+    design = np.c_[np.ones(heatmap.size), cols.ravel(), rows.ravel(), (cols * rows).ravel()]
+    coef, *_ = np.linalg.lstsq(design, heatmap.ravel(), rcond=None)
+    return 1 - (heatmap.ravel() - design @ coef).var() / heatmap.var()
 
 
 def _small(heatmap, size=8):
@@ -62,17 +83,37 @@ def test_heatmaps_have_the_image_resolution_and_range_and_differ(heatmaps, some)
     assert min(differences) > 1e-3
 
 
+def test_default_layer_shows_detail_at_64_px_and_layer_override_is_kept(model, some, heatmaps):
+    """At 64 px ResNet-18's last block is 2 x 2: its maps are one smooth ramp (a bilinear
+    surface explains ~93 % of them); the default layer has an 8 x 8 map with structure."""
+    assert grad_cam_layer(model) == "layer2.1" and map_sides("resnet18", 64)["layer2.1"] == 8
+    shares = [_bilinear_share(h) for h in heatmaps]
+    assert max(shares) < 0.5 and np.mean(shares) < 0.35, shares
+    last_block = grad_cam(model, some, layer="layer4")
+    assert min(_bilinear_share(h) for h in last_block) > 0.85
+    assert grad_cam_layer(model, "layer4") == "layer4"
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_default_layer_has_a_7x7_map_for_every_backbone(backbone):
+    name = default_layer_name(backbone, 64)
+    sides = map_sides(backbone, 64)
+    assert sides[name] >= MIN_CAM_SIDE
+    deeper = CAM_LAYERS[backbone][:CAM_LAYERS[backbone].index(name)]
+    assert deeper and all(sides[layer] < MIN_CAM_SIDE for layer in deeper), sides
+
+
 def test_pipeline_explains_the_features_it_transforms(model, some, heatmaps):
-    net, transformed = split_model(model, some)
-    direct = grad_cam(net, transformed, layer="layer3")
+    net, transformed = model.regressor, model.regressor_input(some)
+    direct = grad_cam(net, transformed)
     for a, b in zip(heatmaps, direct, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
-    raw = grad_cam(net, some[transformed.columns], layer="layer3")
+    raw = grad_cam(net, some[transformed.columns])
     assert max(np.abs(a - b).max() for a, b in zip(heatmaps, raw, strict=True)) > 1e-3
 
 
 def test_image_input_module_matches_the_module_forward(model, some):
-    net, transformed = split_model(model, some)
+    net, transformed = model.regressor, model.regressor_input(some)
     inputs = net._net_input(transformed)
     module = net.module_.eval()
     images = torch.as_tensor(inputs["images"])
@@ -87,7 +128,7 @@ def test_image_input_module_matches_the_module_forward(model, some):
 
 @pytest.mark.parametrize("training", [True, False])
 def test_grad_cam_keeps_the_module_state_and_weights(model, some, training):
-    module = model[-1].module_
+    module = model.regressor.module_
     module.train(training)
     before = {k: v.clone() for k, v in module.state_dict().items()}
     grads = {name: p.grad for name, p in module.named_parameters()}
@@ -155,31 +196,120 @@ def test_figures_write_real_pngs(some, heatmaps, tmp_path):
         plot_prediction_grid(images, predicted, tmp_path / "cam.png", heatmaps=heatmaps),
         plot_day_histograms(np.r_[predicted, predicted + 1], np.r_[[18] * 6, [32] * 6],
                             tmp_path / "days.png", expert=np.r_[expert, expert]),
+        plot_predicted_vs_expert(predicted, expert, tmp_path / "agree.png",
+                                 low=predicted - 0.5, high=predicted + 0.5),
+        plot_residuals(predicted, expert, tmp_path / "residuals.png"),
     ]
     for path in paths:
         _assert_real_png(path)
     with pytest.raises(ValueError, match="heatmap shape"):
         plot_cell_heatmap(images[0], heatmaps[1], tmp_path / "bad.png")
+    with pytest.raises(ValueError, match="same number"):
+        plot_residuals(predicted, expert[:3], tmp_path / "bad.png")
 
 
-def test_report_page_shows_existing_files_and_the_metrics(model, cells, tmp_path):
+def test_overlay_is_masked_to_the_cell_and_blank_maps_say_no_signal(some, heatmaps):
+    from matplotlib.figure import Figure
+
+    from sarcnet_sklearn.explain._figures import _draw_heatmap
+
+    image = read_display_image(some["image_path"].iloc[0])
+    mask = cell_mask(image)
+    assert 0.1 < mask.mean() < 0.9 and mask[image > 0].all()
+    overlay = overlay_heatmap(image, np.ones(image.shape, np.float32))
+    assert (overlay[~mask] == image[~mask, None]).all()  # background: the grey image itself
+    assert (overlay[mask][:, 0] != overlay[mask][:, 2]).mean() > 0.9  # cell: coloured
+    assert missing_signal(heatmaps[0], mask) is None
+    assert missing_signal(np.zeros(image.shape), mask) == "all zero"
+    assert missing_signal(np.where(mask, 0.99, 0.2), mask) == "constant over the cell"
+    for heatmap, shown in ((np.zeros(image.shape), "no signal\n(map all zero)"),
+                           (heatmaps[0], None)):
+        ax = Figure().subplots()
+        _draw_heatmap(ax, image, heatmap)
+        assert [text.get_text() for text in ax.texts] == ([shown] if shown else [])
+
+
+@pytest.fixture(scope="module")
+def report(model, cells, tmp_path_factory):
     data = cells.iloc[150:190]
-    paths = write_report(model, data, tmp_path / "report", max_cells=6)
+    return write_report(model, data, tmp_path_factory.mktemp("report"), max_cells=6), data
+
+
+def test_report_page_embeds_its_figures_and_shows_the_metrics(model, report, tmp_path):
+    import base64
+
+    paths, data = report
     page = paths["html"].read_text()
-    referenced = re.findall(r'(?:src|href)="([^"]+)"', page)
-    assert {"fig2a_examples.png", "fig2b_gradcam.png", "fig3_days.png",
-            "predictions.csv"} <= set(referenced)
-    for name in referenced:
-        assert (paths["html"].parent / name).is_file()
-    for key in ("examples", "gradcam", "days"):
+    for key in ("agreement", "residuals", "examples", "gradcam", "days"):
         _assert_real_png(paths[key])
+        embedded = base64.b64encode(paths[key].read_bytes()).decode()
+        assert f'src="data:image/png;base64,{embedded}"' in page, key
+    assert not re.search(r'(?:src|href)="(?!data:)[^"]*\.png"', page)  # one file, offline
+    assert not re.search(r'(?:src|href)="(?:https?:)?//', page)
+    assert re.findall(r'href="([^"]+)"', page) == ["predictions.csv"]
     spearman = regression_report(data["score"], model.predict(data))["spearman"]
-    assert f"<td>{spearman:.3f}</td>" in page
+    assert f"<td>{spearman:.3f}</td>" in page and '<table id="metrics">' in page
+    assert "layer <code>layer2.1</code>, a 8 x 8 map" in page
+    assert "@media print" in page and "@page" in page
+    header = dict(re.findall(r"<dt>([^<]+)</dt><dd>([^<]*)</dd>", page))
+    assert header["Model file"] == "none: a model in memory"
+    assert header["Data"].endswith("(40 cells)") and "images under /" in header["Data"]
+    assert f"torch {torch.__version__}" in header["Versions"]
+    assert header["Device"].startswith("cpu") and header["Date"].endswith("UTC")
 
     written = pd.read_csv(paths["predictions"])
     assert len(written) == len(data) and written["in_figures"].sum() == 6
-    without_day = write_report(model, data.drop(columns=["day"]), tmp_path / "r2", max_cells=3)
-    assert "days" not in without_day and "fig3_days.png" not in without_day["html"].read_text()
+    stale = tmp_path / "fig3_days.png"  # from an earlier report into the same folder
+    stale.write_bytes(paths["days"].read_bytes())
+    without_day = write_report(model, data.iloc[:6].drop(columns=["day", "score"]), tmp_path,
+                               max_cells=2)
+    assert not {"days", "agreement", "residuals"} & set(without_day)
+    assert not stale.exists()
+    assert "Fig. 3" not in without_day["html"].read_text()
+
+
+def _chromium() -> str | None:
+    import shutil
+
+    names = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome")
+    return next((path for path in map(shutil.which, names) if path), None)
+
+
+IMAGES_LOADED = """<script>addEventListener("load", () => {
+  document.body.dataset.images = [...document.images]
+    .map(image => image.complete && image.naturalWidth > 0 ? "1" : "0").join("");
+});</script>"""
+
+
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    """The page as a browser shows it: every embedded image decodes, the metrics are there."""
+    import subprocess
+
+    binary = _chromium()
+    if binary is None:
+        pytest.skip("no chromium binary (Debian: apt-get install chromium-headless-shell)")
+    paths, _ = report
+    page = paths["html"].read_text().replace("</body>", IMAGES_LOADED + "</body>")
+    copy = tmp_path / "alone" / "report.html"  # the page without the files beside it
+    copy.parent.mkdir()
+    copy.write_text(page)
+    done = subprocess.run(
+        [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000",
+         "--dump-dom", copy.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    dom = done.stdout
+    loaded = re.search(r'data-images="([01]*)"', dom)
+    assert loaded, done.stderr[-2000:]
+    assert loaded.group(1) == "1" * page.count("<img ") and len(loaded.group(1)) >= 5
+    assert re.search(r'<table id="metrics">.*Spearman.*</table>', dom, re.S)
+    broken = page.replace("data:image/png;base64,", "data:image/png;base64,AAAA", 1)
+    copy.write_text(broken)
+    dom = subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu",
+                          f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
+                          copy.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    assert re.search(r'data-images="0', dom)  # the check sees a broken image
 
 
 def test_cli_explain_and_report_end_to_end(model, cells, tmp_path, capsys):
@@ -206,12 +336,18 @@ def test_cli_explain_and_report_end_to_end(model, cells, tmp_path, capsys):
     printed = capsys.readouterr().out
     html = (tmp_path / "r" / "index.html").resolve()
     assert f"report: {html}" in printed and html.is_file()
+    header = dict(re.findall(r"<dt>([^<]+)</dt><dd>([^<]*)</dd>", html.read_text()))
+    digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
+    assert header["Model file"] == f"{model_path.resolve()} (sha256 {digest})"
+    assert header["Data"] == f"{csv.resolve()} (25 cells)"
+    assert header["Command"] == (f"sarcnet-sklearn report {model_path} {csv} --out "
+                                 f"{tmp_path / 'r'} --max-cells 4")
 
     assert main(["report", str(csv), str(csv), "--out", str(tmp_path / "r")]) == 2
     assert "cannot read model file" in capsys.readouterr().err
 
 
-def test_fitted_model_attends_to_the_cell(cells):
+def test_fitted_model_attends_to_the_cell(cells, image_only_net):
     """The image evidence of a fitted model lies in the cell, not in the black background.
 
     On the synthetic cells it is evidence for a *lower* score (the cytoplasmic haze of
@@ -219,11 +355,7 @@ def test_fitted_model_attends_to_the_cell(cells):
     map of a well-fitted model has little in the cell to show, and ``direction="lower"``
     maps that evidence; ``layer1`` (16 x 16 at 64 px) localises, ``layer4`` (2 x 2) cannot.
     """
-    train, test = cells.iloc[:160], cells.iloc[200:]
-    net = SarcNetRegressor(use_features=False, image_size=64, max_epochs=6, batch_size=16,
-                           lr=1e-3, train_split=None, verbose=0, random_state=0, device="cpu",
-                           augment=None)  # the paper's recipe, which this test was built on
-    net.fit(train[["image_path"]], train["score"])
+    test, net = cells.iloc[200:], image_only_net  # the paper's recipe, which this was built on
     assert regression_report(test["score"], net.predict(test[["image_path"]]))["spearman"] > 0.4
     maps = grad_cam(net, test[["image_path"]], layer="layer1", direction="lower")
     masks = [read_plane(path, 9) > 0 for path in test["image_path"]]
@@ -235,7 +367,9 @@ def test_fitted_model_attends_to_the_cell(cells):
 
 
 def test_report_shows_the_intervals_of_a_calibrated_model(model, cells, tmp_path):
+    import base64
     import copy
+    import html
 
     from sarcnet_sklearn.intervals import calibrate, interval_half_width
 
@@ -243,8 +377,11 @@ def test_report_shows_the_intervals_of_a_calibrated_model(model, cells, tmp_path
     data = cells.iloc[150:170]
     paths = write_report(calibrated, data, tmp_path / "report", max_cells=3)
     page = paths["html"].read_text()
-    assert 'src="intervals.png"' in page and "calibrated on 36 held-out cells" in page
     _assert_real_png(paths["intervals"])
+    embedded = base64.b64encode(paths["intervals"].read_bytes()).decode()
+    assert f'src="data:image/png;base64,{embedded}"' in page
+    assert "calibrated on 36 held-out cells" in page
+    assert html.escape("with the identity line and each cell's prediction interval") in page
     written = pd.read_csv(paths["predictions"])
     half = interval_half_width(calibrated, 0.9)
     np.testing.assert_allclose(written["score_high"],

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 import lmfit
 import numpy as np
 import pandas as pd
@@ -20,7 +18,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sarcnet_sklearn._columns import PROTOCOL_1
-from sarcnet_sklearn.commands import features as features_cli
+from sarcnet_sklearn.commands import main
 from sarcnet_sklearn.datasets._synthetic import _cell_mask, _render_structure
 from sarcnet_sklearn.features import (
     ANGLES,
@@ -318,6 +316,31 @@ def test_correlation_table_of_a_real_sized_cell_equals_graycoprops():
     np.testing.assert_allclose(glcm_correlation(levels), theirs, rtol=1e-12, atol=1e-14)
 
 
+def test_correlation_does_not_depend_on_the_previous_cell():
+    # The transforms reuse scratch arrays from call to call: a large cell, then smaller ones
+    # (of a row width whose bytes are a multiple of 512, padded), must leave nothing behind.
+    rng = np.random.default_rng(4)
+    shapes = [(90, 120), (40, 32), (61, 29)]
+    cells = [rng.integers(0, 9, shape).astype(np.uint8) for shape in shapes]
+    cells[1][:, :5] = 0  # the cell does not reach the box's edge
+    fresh = [glcm_correlation_from_matrices(
+        cooccurrence_matrices(levels, glcm_offsets(DISTANCES, ANGLES), 9)[..., 1:, 1:]
+    ) for levels in cells]
+    for levels, expected in zip(cells + cells[::-1], fresh + fresh[::-1], strict=True):
+        np.testing.assert_allclose(glcm_correlation(levels), expected, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("top", [3, 8, 20])
+def test_correlation_with_few_or_many_levels_equals_graycoprops(top):
+    levels = np.random.default_rng(top).integers(0, top + 1, (33, 47)).astype(np.int64)
+    theirs = graycoprops(
+        graycomatrix(levels, DISTANCES, ANGLES, levels=top + 1)[1:, 1:], "correlation"
+    ).T
+    np.testing.assert_allclose(glcm_correlation(levels), theirs, rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="non-negative"):
+        glcm_correlation(levels - 1)
+
+
 @pytest.mark.parametrize("shape", [(30, 40), (260, 310), (700, 700)])
 def test_packed_pair_sums_equal_separate_ones(shape):
     levels = np.random.default_rng(0).integers(0, 9, shape).astype(np.uint8)
@@ -544,18 +567,6 @@ def test_extractor_rejects_missing_column_and_non_frames():
 # --- the command line ------------------------------------------------------------------------
 
 
-def run_cli(argv):
-    try:
-        from sarcnet_sklearn.commands import main
-    except ImportError:  # the package's other subcommands may be missing in a partial checkout
-        parser = argparse.ArgumentParser()
-        features_cli.add_subcommand(parser.add_subparsers(dest="command", required=True))
-        args = parser.parse_args(argv)
-        try:
-            return args.func(args)
-        except (FileNotFoundError, ValueError):
-            return 2
-    return main(argv)
 
 
 def test_cli_writes_one_row_per_cell_with_per_row_errors(tmp_path, capsys):
@@ -568,7 +579,7 @@ def test_cli_writes_one_row_per_cell_with_per_row_errors(tmp_path, capsys):
     (folder / "d_corrupt.tif").write_bytes(b"not a tiff")
     (folder / "notes.txt").write_text("ignored")
     output = tmp_path / "out" / "features.csv"
-    assert run_cli(["features", str(folder), "-o", str(output), "--quiet"]) == 0
+    assert main(["features", str(folder), "-o", str(output), "--quiet"]) == 0
     assert str(output) in capsys.readouterr().out
     table = pd.read_csv(output)
     assert list(table.columns) == ["image_path"] + FEATURES + ["error"]
@@ -592,7 +603,7 @@ def test_cli_pixel_size_and_pages(tmp_path):
     output = tmp_path / "f.csv"
     argv = ["features", str(tmp_path / "cell.tif"), "-o", str(output), "--structure-page", "1",
             "--mask-page", "0", "--pixel-size", "1", "--n-jobs", "1", "--quiet"]
-    assert run_cli(argv) == 0
+    assert main(argv) == 0
     row = pd.read_csv(output).iloc[0]
     assert row["cell_area"] == np.count_nonzero(mask)
 
@@ -601,6 +612,6 @@ def test_cli_refuses_to_overwrite_an_input(tmp_path, capsys):
     image, mask = make_cell(40, 50, seed=0)
     path = write_aics_tiff(tmp_path / "cell.tif", image, mask)
     before = (tmp_path / "cell.tif").read_bytes()
-    assert run_cli(["features", path, "-o", path, "--quiet"]) == 2
+    assert main(["features", path, "-o", path, "--quiet"]) == 2
     assert (tmp_path / "cell.tif").read_bytes() == before
-    assert run_cli(["features", str(tmp_path / "missing"), "-o", str(tmp_path / "x.csv")]) == 2
+    assert main(["features", str(tmp_path / "missing"), "-o", str(tmp_path / "x.csv")]) == 2

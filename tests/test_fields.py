@@ -45,7 +45,8 @@ def fields_model_path(tmp_path_factory):
     X = table[["crop", *PROTOCOL_1]].rename(columns={"crop": "image_path"})
     y = np.concatenate([p[2] for p in pairs])
     model = make_sarcnet_pipeline(protocol=1, image_size=32, max_epochs=2, batch_size=4,
-                                  device="cpu", train_split=None, verbose=0, random_state=0)
+                                  device="cpu", train_split=None, verbose=0, random_state=0,
+                                  test_time_augment=False)
     model.fit(X, y)
     return save_model(model, tmp_path_factory.mktemp("model") / "fields.joblib")
 

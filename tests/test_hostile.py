@@ -412,6 +412,8 @@ def test_ctrl_c_during_train_exits_130_and_keeps_the_previous_model(lab, tmp_pat
     assert process.returncode == 130, "".join(lines) + out + err
     assert "interrupted after epoch" in err and "previous model file is unchanged" in err
     assert "model saved" not in out
+    assert "\x1b[" not in "".join(lines) + out  # a log: no colour codes, no progress bars
+    assert b"\r" not in log.read_bytes()
     assert model.read_bytes() == before
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model.joblib", "stderr.txt"]
 

@@ -72,7 +72,7 @@ def invariant_model(cells):
 def test_augmented_training_sees_turned_images_and_fits(cells, invariant_model):
     net = invariant_model[-1]
     assert (net.augment, net.test_time_augment) == ("d4", True)
-    assert (SarcNetRegressor().augment, SarcNetRegressor().test_time_augment) == ("d4", False)
+    assert (SarcNetRegressor().augment, SarcNetRegressor().test_time_augment) == ("d4", True)
     assert np.isfinite(net.history[-1, "train_loss"])
     with pytest.raises(ValueError, match="augment must be one of"):
         SarcNetRegressor(augment="rot", image_size=32, max_epochs=1).fit(

@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line tool; returns the process exit code."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # for the provenance of what a command writes
     try:
         return int(args.func(args) or 0)
     except (OSError, ValueError) as exc:  # a bad file or setting: one line, no traceback

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 from ..tables import PATH_RULE
@@ -50,3 +51,15 @@ def model_format(out: Path, requested: str | None) -> str:
         raise ValueError(f"--out {out}: a .zip is always the safe format; name a joblib model "
                          "e.g. model.joblib")
     return requested or implied
+
+
+def command_line(args: argparse.Namespace) -> str | None:
+    """The command line that ran, as :func:`~sarcnet_sklearn.commands.main` recorded it.
+
+    Examples
+    --------
+    >>> command_line(argparse.Namespace(argv=["report", "m.zip", "my cells.csv"]))
+    "sarcnet-sklearn report m.zip 'my cells.csv'"
+    """
+    argv = getattr(args, "argv", None)
+    return None if argv is None else shlex.join(["sarcnet-sklearn", *argv])

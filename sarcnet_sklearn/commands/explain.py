@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from .._columns import DAY_COLUMN, TARGET_COLUMN
+from ._options import command_line
 
 
 def add_subcommand(subparsers) -> None:
@@ -35,10 +36,14 @@ def add_subcommand(subparsers) -> None:
         "report",
         help="the paper's figures (example cells, Grad-CAM, day 18 vs 32) and metrics as HTML",
         description=(
-            "Predict every cell of DATA with a fitted model and write the paper's figures "
-            "(Fig. 2A example cells across the score range, Fig. 2B their Grad-CAM heatmaps, "
-            "Fig. 3 histograms of the scores per day), predictions.csv and index.html, which "
-            "shows the figures with Spearman/MAE/MSE/R^2 when DATA has a 'score' column."
+            "Predict every cell of DATA with a fitted model and write index.html, one "
+            "self-contained page (figures embedded; opens offline, prints on A4): where the "
+            "numbers come from (model file and its SHA-256, data, versions, device, date, this "
+            "command), Spearman/MAE/MSE/R^2 with predicted-versus-expert and residual plots "
+            "when DATA has a 'score' column, prediction intervals of a calibrated model, and "
+            "the paper's figures (Fig. 2A example cells across the score range, Fig. 2B their "
+            "Grad-CAM heatmaps, Fig. 3 histograms of the scores per day); the figures as PNG "
+            "files and predictions.csv beside it."
         ),
     )
     for parser, func, what in ((explain, run_explain, "cells explained"),
@@ -55,7 +60,8 @@ def add_subcommand(subparsers) -> None:
                             help=f"number of {what} (default: %(default)s)")
         parser.add_argument("--layer", default=None,
                             help="Grad-CAM layer of the image branch, e.g. layer3 "
-                                 "(default: the last convolutional block)")
+                                 "(default: the deepest block whose map has at least 7x7 "
+                                 "cells at the model's image size)")
         parser.add_argument("--direction", choices=["raise", "lower"], default="raise",
                             help="map the evidence for a higher or a lower score "
                                  "(default: %(default)s)")
@@ -64,17 +70,33 @@ def add_subcommand(subparsers) -> None:
         parser.set_defaults(func=func)
 
 
-def _load(path: str) -> object:
-    """The fitted SarcNet model in ``path``, read by :func:`~sarcnet_sklearn.deploy.load_model`."""
+def _load(path: str) -> tuple[object, int | None]:
+    """The fitted SarcNet model in ``path`` and the mask page it was trained with."""
     from ..deploy import load_model
-    from ..explain._cam import final_regressor
+    from ..pipeline import SarcNetPipeline
 
-    model = load_model(path)
+    model, metadata = load_model(path, return_metadata=True)
     try:
-        final_regressor(model)
+        SarcNetPipeline.of(model).fitted_regressor  # noqa: B018 (checks it)
     except (TypeError, ValueError) as exc:  # NotFittedError is a ValueError
         raise ValueError(f"{path}: {exc}") from exc
-    return model
+    return model, (metadata.get("training") or {}).get("mask_page")
+
+
+def _with_features(model, cells: pd.DataFrame, mask_page: int | None) -> pd.DataFrame:
+    """``cells`` with the model's features, measured from the images where the table lacks
+    them (a Protocol 1 model), as ``predict`` and ``train`` do."""
+    from ..deploy import check_cells
+    from ..pipeline import SarcNetPipeline
+
+    inputs = SarcNetPipeline.of(model).inputs
+    if set(inputs.features) <= set(cells.columns) or not inputs.measurable:
+        return cells
+    table, errors, _ = check_cells(cells, inputs, mask_page=mask_page)
+    failed = errors.dropna()
+    if len(failed):
+        raise ValueError(f"{len(failed)} cell(s) cannot be explained, e.g. {failed.iloc[0]}")
+    return table.set_axis(cells.index)
 
 
 def _check_counts(args: argparse.Namespace) -> None:
@@ -87,26 +109,30 @@ def _check_counts(args: argparse.Namespace) -> None:
 def run_explain(args: argparse.Namespace) -> int:
     """Write one heatmap PNG per cell and predictions.csv; returns the exit code."""
     from ..explain import grad_cam, plot_cell_heatmap, read_display_image
-    from ..explain._cam import final_regressor
+    from ..images import read_planes
     from ..outputs import check_output, refuse_inputs, write_csv_atomically
+    from ..pipeline import SarcNetPipeline
     from ..tables import load_cells
 
     _check_counts(args)
     check_output(args.out, inputs=[*args.data, args.model], folder=True)
-    model = _load(args.model)
-    net = final_regressor(model)
+    model, mask_page = _load(args.model)
+    net = SarcNetPipeline.of(model).fitted_regressor
     cells = load_cells(args.data).iloc[: args.max_cells]
     out = Path(args.out)
     paths = cells[net.image_column].astype(str).tolist()
     names = [f"{i:03d}_{Path(path).stem}_gradcam.png" for i, path in enumerate(paths)]
     refuse_inputs([out / name for name in names], args.data + paths + [args.model])
-    predicted = model.predict(cells)
-    heatmaps = grad_cam(model, cells, layer=args.layer, direction=args.direction,
+    cells = _with_features(model, cells, mask_page)
+    planes = read_planes(cells[net.image_column], net.structure_page)  # each file read once
+    in_memory = cells.assign(**{net.image_column: planes})
+    predicted = model.predict(in_memory)
+    heatmaps = grad_cam(model, in_memory, layer=args.layer, direction=args.direction,
                         batch_size=args.batch_size)
     expert = cells[TARGET_COLUMN].tolist() if TARGET_COLUMN in cells.columns else None
     for i, (path, name, heatmap) in enumerate(zip(paths, names, heatmaps, strict=True)):
         plot_cell_heatmap(
-            read_display_image(path, net.structure_page), heatmap, out / name,
+            read_display_image(planes[i], net.structure_page), heatmap, out / name,
             expert=None if expert is None else float(expert[i]),
             predicted=float(predicted[i]), label=Path(path).name,
         )
@@ -130,12 +156,16 @@ def run_report(args: argparse.Namespace) -> int:
 
     _check_counts(args)
     check_output(args.out, inputs=[*args.data, args.model], folder=True)
-    model = _load(args.model)
+    model, mask_page = _load(args.model)
     cells = load_cells(args.data)
     out = Path(args.out)
     refuse_inputs([out / name for name in REPORT_FILES.values()], args.data + [args.model])
+    cells = _with_features(model, cells, mask_page)
     paths = write_report(model, cells, out, max_cells=args.max_cells, layer=args.layer,
-                         direction=args.direction, batch_size=args.batch_size)
+                         direction=args.direction, batch_size=args.batch_size,
+                         model_path=args.model,
+                         data_source=" ".join(str(Path(item).resolve()) for item in args.data),
+                         command=command_line(args))
     for key, path in paths.items():
         if key != "html":
             print(f"wrote {path.resolve()}")

@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
             inputs=images,
             chunk_size=args.chunk_size,
             client=client,
-            progress=not args.quiet and sys.stderr.isatty(),
+            progress=not args.quiet,
             finish=lambda done: done.assign(
                 **{IMAGE_COLUMN: paths_relative_to(done[IMAGE_COLUMN], output)}),
         )

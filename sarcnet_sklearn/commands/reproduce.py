@@ -1,4 +1,4 @@
-"""The ``sarcnet-sklearn reproduce`` subcommand."""
+"""The ``sarcnet-sklearn reproduce`` subcommand, and the run options the demo shares."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from ..regressor import DEFAULT_DEVICE
 from ..reproduce import ROW_KEYS, ReproduceSettings, reproduce_table1
+from ._options import positive
 
 
 def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
@@ -27,24 +28,47 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default="sarcnet_table1", help="output folder")
     parser.add_argument("--weights", help="'imagenet' or a folder of torchvision weight files "
                         "(default: random initialisation)")
-    parser.add_argument("--device", choices=["cpu", "cuda"], help="default: GPU when present")
     parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
     parser.add_argument("--rows", nargs="+", choices=ROW_KEYS, help="run only these rows")
-    parser.add_argument("--image-size", type=int, help="model input size in pixels")
-    parser.add_argument("--epochs", type=int, help="training epochs")
-    parser.add_argument("--n-cells", type=int, help="synthetic cells (without --aics-root)")
-    parser.add_argument("--random-state", type=int, default=0)
+    parser.add_argument("--save-models", action="store_true",
+                        help="also save each row's fitted model in OUT/models/")
+    add_run_arguments(parser)
     parser.set_defaults(func=_main)
 
 
-def _main(args: argparse.Namespace) -> int:
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the size of a run (``--device``, ``--image-size``, ``--epochs``, ``--n-cells``...).
+
+    Examples
+    --------
+    >>> parser = argparse.ArgumentParser()
+    >>> add_run_arguments(parser)
+    >>> device, settings = run_settings(parser.parse_args(["--device", "cpu", "--epochs", "3"]),
+    ...                                 synthetic=True)
+    >>> device, settings.max_epochs, settings.image_size
+    ('cpu', 3, 64)
+    """
+    parser.add_argument("--device", choices=["cpu", "cuda"], help="default: GPU when present")
+    parser.add_argument("--image-size", type=positive, help="model input size in pixels")
+    parser.add_argument("--epochs", type=positive, help="training epochs")
+    parser.add_argument("--n-cells", type=positive, help="synthetic cells (without real data)")
+    parser.add_argument("--random-state", type=int, default=0, help="default: %(default)s")
+
+
+def run_settings(args: argparse.Namespace, *, synthetic: bool) -> tuple[str, ReproduceSettings]:
+    """The device and :class:`~sarcnet_sklearn.reproduce.ReproduceSettings` ``args`` ask for."""
     device = args.device or DEFAULT_DEVICE
-    settings = ReproduceSettings.for_device(device, synthetic=args.aics_root is None)
+    settings = ReproduceSettings.for_device(device, synthetic=synthetic)
     changes = {"image_size": args.image_size, "max_epochs": args.epochs, "n_cells": args.n_cells}
     settings = replace(settings, **{k: v for k, v in changes.items() if v is not None})
     if args.image_size is not None:
         settings = replace(settings, synthetic_size=max(settings.synthetic_size, args.image_size))
+    return device, settings
+
+
+def _main(args: argparse.Namespace) -> int:
+    device, settings = run_settings(args, synthetic=args.aics_root is None)
     reproduce_table1(args.aics_root, args.out, settings=settings, weights=args.weights,
                      device=device, precision=args.precision, random_state=args.random_state,
-                     rows=args.rows)
+                     rows=args.rows, save_models=args.save_models)
     return 0

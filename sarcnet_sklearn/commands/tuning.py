@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
             study_name=args.study_name,
             refit=out is not None,
             random_state=args.seed,
-            progress=not args.quiet and sys.stderr.isatty(),
+            progress=not args.quiet,
             **split,
         )
     except KeyboardInterrupt as exc:

@@ -15,8 +15,8 @@ from joblib import Parallel, delayed
 from scipy import ndimage as ndi
 from skimage.draw import ellipse, polygon
 from skimage.measure import regionprops
-from tqdm.auto import tqdm
 
+from .._console import progress_bar
 from ..features import extract_protocol1
 from ._aics import COHORTS, FEATURES_DIR, FIELDS_DIR, IMAGE_DIR, SET3_TABLE_COLUMNS
 
@@ -243,6 +243,7 @@ def make_synthetic_aics(
 
     spacing = max(4.0, NATIVE_ZDISC_SPACING_PX * min(1.0, image_size / _SPACING_REFERENCE_SIZE))
     cell_seeds = seed_seq.spawn(n_cells)
+    base = root.absolute()  # worker processes may have another working folder
     jobs = (
         delayed(_make_cell)(
             cell_seeds[i],
@@ -250,14 +251,14 @@ def make_synthetic_aics(
             cells[i]["no_signal"],
             image_size,
             spacing,
-            root / FIELDS_DIR.format(cohort=cells[i]["cohort"]) / IMAGE_DIR / cells[i]["file_name"],
+            base / FIELDS_DIR.format(cohort=cells[i]["cohort"]) / IMAGE_DIR / cells[i]["file_name"],
         )
         for i in range(n_cells)
     )
     if progress is None:
         progress = n_cells > 500
     results = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
-    measured = list(tqdm(results, total=n_cells, disable=not progress, desc="synthetic cells"))
+    measured = list(progress_bar(results, total=n_cells, show=progress, desc="synthetic cells"))
 
     for cohort_index, cohort in enumerate(COHORTS):
         idx = [i for i, c in enumerate(cells) if c["cohort"] == cohort]

@@ -2,77 +2,43 @@
 
 :func:`check_cells` validates one table of cells against what a model needs
 (its feature columns, image page and size), measuring the Protocol 1 features
-from the images when the table lacks them. It reuses the package's readers
-(:func:`~sarcnet_sklearn.images.load_cell_image`,
-:class:`~sarcnet_sklearn.features.Protocol1Extractor`), so a row passes here
+from the images when the table lacks them, and hands back each image decoded
+for the model, so that nothing downstream reads the files again. It reuses
+the package's readers (:func:`~sarcnet_sklearn.images.read_plane`,
+:func:`~sarcnet_sklearn.features.measure_image_file`), so a row passes here
 exactly when the model can read it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from sklearn.pipeline import Pipeline
-from tqdm.auto import tqdm
 
-from .._columns import CELL_MASK_PAGE, IMAGE_COLUMN, PROTOCOL_1, PROTOCOL_2, STRUCTURE_PAGE
+from .._chunks import CHUNK_CELLS, chunk_slices
+from .._columns import CELL_MASK_PAGE, PROTOCOL_1, PROTOCOL_2
+from .._console import progress_bar
 from .._validation import as_frame
-from ..features import PROTOCOL1_ERROR_COLUMN, Protocol1Extractor
-from ..images import ImageReadError, as_image_source, load_cell_image, source_name
+from ..features import PROTOCOL1_ERROR_COLUMN, measure_image_file
+from ..images import ImageReadError, as_image_source, model_plane, read_plane, source_name
+from ..pipeline import ModelInputs
+
+__all__ = ["CheckedCells", "ModelInputs", "check_cells", "identifying_columns", "with_images"]
 
 
-@dataclass(frozen=True)
-class ModelInputs:
-    """What a SarcNet model reads from each row of a cell table.
+class CheckedCells(NamedTuple):
+    """What :func:`check_cells` found: the table, each row's error, the decoded images."""
 
-    Parameters
-    ----------
-    features : list of str
-        Feature columns, in the model's order.
-    image_column : str or None
-        Column of image paths; None for a model that reads no images.
-    structure_page : int
-        Page (or channel) of each image file the model reads.
-    image_size : int
-        Side of the square the image is resized to.
-    """
-
-    features: list[str]
-    image_column: str | None = IMAGE_COLUMN
-    structure_page: int = STRUCTURE_PAGE
-    image_size: int = 224
-
-    @classmethod
-    def of(cls, model) -> ModelInputs:
-        """The inputs of a fitted SarcNet pipeline (or bare :class:`SarcNetRegressor`).
-
-        Examples
-        --------
-        >>> ModelInputs.of(model).features[:2]  # doctest: +SKIP
-        ['cell_area', 'cell_aspect_ratio']
-        """
-        net = model[-1] if isinstance(model, Pipeline) else model
-        if not hasattr(net, "feature_names_") or not hasattr(net, "structure_page"):
-            raise ValueError(
-                "expected a fitted SarcNet pipeline or SarcNetRegressor, "
-                f"got {type(model).__name__}"
-            )
-        features = list(net.feature_names_)
-        if isinstance(model, Pipeline) and hasattr(model[0], "features_"):
-            features = list(model[0].features_)
-        return cls(
-            features=features,
-            image_column=net.image_column if net.use_images else None,
-            structure_page=int(net.structure_page),
-            image_size=int(net.image_size),
-        )
-
-    @property
-    def measurable(self) -> bool:
-        """Whether every feature can be measured from the images (a Protocol 1 model)."""
-        return self.image_column is not None and set(self.features) <= set(PROTOCOL_1)
+    table: pd.DataFrame
+    """A copy of the cells (index 0..n-1) with any measured feature columns."""
+    errors: pd.Series
+    """Per row: why it cannot be used, or None when it can."""
+    images: np.ndarray | None
+    """``(n, image_size, image_size)`` uint8: each usable row's image as the model reads it
+    (zeros elsewhere); None for a model that reads no images."""
 
 
 def check_cells(
@@ -81,8 +47,13 @@ def check_cells(
     *,
     mask_page: int | None = None,
     progress: bool = False,
-) -> tuple[pd.DataFrame, pd.Series]:
+) -> CheckedCells:
     """Check every cell a model would read; measure Protocol 1 features when absent.
+
+    Each image is read once: its plane is decoded for the model (returned in
+    ``images``) and, when features are measured, measured from the same plane
+    (the mask page is read beside it). The native planes are held only
+    :data:`~sarcnet_sklearn._chunks.CHUNK_CELLS` cells at a time.
 
     Parameters
     ----------
@@ -98,10 +69,9 @@ def check_cells(
 
     Returns
     -------
-    table : DataFrame
-        A copy of ``cells`` (index 0..n-1) with any measured feature columns.
-    errors : Series of str or None
-        Per row: why it cannot be used, or None when it can.
+    checked : CheckedCells
+        ``(table, errors, images)``; :func:`with_images` makes the table the
+        model reads from them.
 
     Raises
     ------
@@ -111,9 +81,13 @@ def check_cells(
 
     Examples
     --------
-    >>> table, errors = check_cells(cells, ModelInputs(PROTOCOL_1))  # doctest: +SKIP
-    >>> errors.dropna()  # doctest: +SKIP
-    3    /data/cell_3.tiff: has 1 pages, page 1 was requested
+    >>> import numpy as np, tifffile
+    >>> tifffile.imwrite("flat.tiff", np.ones((8, 8), np.uint8))  # one page, no structure page
+    >>> given = cells.head(3).copy()  # cells: scored cells with Protocol 1 features
+    >>> given.loc[2, "image_path"] = "flat.tiff"
+    >>> table, errors, images = check_cells(given, ModelInputs(PROTOCOL_1))
+    >>> errors.tolist()
+    [None, None, 'flat.tiff: has a single plane, plane 1 was requested']
     """
     table = as_frame(cells, "cells").reset_index(drop=True).copy()
     if len(table) == 0:
@@ -129,41 +103,93 @@ def check_cells(
         blank = paths.isna() | (paths.astype(str).str.strip() == "")
         errors[blank.to_numpy()] = f"no image path in column {column!r}"
     missing = [name for name in inputs.features if name not in table.columns]
-    if missing:
-        if not inputs.measurable:
-            raise ValueError(
-                f"the model needs feature column(s) {missing}, which the input lacks; only the "
-                f"Protocol 1 features {PROTOCOL_1} can be measured from the images"
-            )
-        _measure_protocol1(table, errors, inputs, mask_page, progress)
-    _check_features(table, errors, inputs.features)
-    if column is not None:
-        _check_images(table, errors, inputs, progress)
-    return table, errors
-
-
-def _measure_protocol1(
-    table: pd.DataFrame, errors: pd.Series, inputs: ModelInputs, mask_page, progress: bool
-) -> None:
-    rows = errors.isna().to_numpy()
-    for name in PROTOCOL_1:
+    if missing and not inputs.measurable:
+        raise ValueError(
+            f"the model needs feature column(s) {missing}, which the input lacks; only the "
+            f"Protocol 1 features {PROTOCOL_1} can be measured from the images"
+        )
+    for name in PROTOCOL_1 if missing else ():
         if name not in table.columns:
             table[name] = np.nan
-    if not rows.any():
-        return
-    extractor = Protocol1Extractor(
-        image_column=inputs.image_column,
-        structure_page=inputs.structure_page,
-        mask_page=CELL_MASK_PAGE if mask_page is None else mask_page,
-        errors="coerce",
-        progress=progress,
-    )
-    measured = extractor.fit_transform(table.loc[rows, [inputs.image_column]])
-    for name in PROTOCOL_1:
-        table.loc[rows, name] = measured[name].to_numpy()
-    failed = measured[PROTOCOL1_ERROR_COLUMN]
-    failed = failed.dropna()
-    errors[failed.index] = ("cannot measure Protocol 1 features: " + failed).to_numpy()
+    if not missing:  # features first: a row with a bad feature is not read at all
+        _check_features(table, errors, inputs.features)
+    images = None
+    if column is not None:
+        images = _decode_images(table, errors, inputs,
+                                CELL_MASK_PAGE if mask_page is None else mask_page,
+                                measure=bool(missing), progress=progress)
+    if missing:
+        _check_features(table, errors, inputs.features)
+    return CheckedCells(table, errors, images)
+
+
+def with_images(table: pd.DataFrame, errors: pd.Series, images: np.ndarray | None,
+                column: str | None) -> pd.DataFrame:
+    """``table`` with each usable row's decoded image (from :func:`check_cells`) in ``column``.
+
+    The model reads these in-memory planes as they are (they already have its
+    size and dtype), so no file is read again.
+    """
+    if images is None or column is None:
+        return table
+    sources = table[column].to_numpy(dtype=object, copy=True)
+    for row in np.flatnonzero(errors.isna().to_numpy()):
+        sources[row] = images[row]
+    out = table.copy()
+    out[column] = sources
+    return out
+
+
+def _decode_images(table: pd.DataFrame, errors: pd.Series, inputs: ModelInputs,
+                   mask_page: int, *, measure: bool, progress: bool) -> np.ndarray:
+    """Read each usable row's plane once: decode it for the model, measure it if asked."""
+    size = inputs.image_size
+    images = np.zeros((len(table), size, size), dtype=np.uint8)
+    rows = np.flatnonzero(errors.isna().to_numpy())
+    sources = table[inputs.image_column]
+
+    def decode(row: int) -> tuple[str | None, dict | None]:
+        source = as_image_source(sources.iloc[row])
+        try:
+            plane = read_plane(source, inputs.structure_page)
+            images[row] = model_plane(plane, size, source)
+        except ImageReadError as exc:
+            return str(exc), None
+        if images[row].min() == images[row].max():
+            return (f"{source_name(source)}: page {inputs.structure_page} is blank (every pixel "
+                    f"is {int(images[row].min())}); there is no structure to score"), None
+        return None, (_measure(plane, source, mask_page) if measure else None)
+
+    measured_values = np.full((len(table), len(PROTOCOL_1)), np.nan)
+    n_jobs = min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=n_jobs) as pool, progress_bar(
+        total=len(rows), desc="reading images", unit="cell", show=progress
+    ) as bar:
+        for part in chunk_slices(len(rows), CHUNK_CELLS):  # native planes of a chunk at most
+            for row, (message, measured) in zip(rows[part], pool.map(decode, rows[part]),
+                                                strict=True):
+                bar.update()
+                if message is None and measured is not None:
+                    message = measured.pop("error")
+                    if message is None:
+                        measured_values[row] = [measured[name] for name in PROTOCOL_1]
+                    else:
+                        message = f"cannot measure Protocol 1 features: {message}"
+                errors[row] = message
+    if measure:
+        for column, name in enumerate(PROTOCOL_1):
+            table.loc[rows, name] = measured_values[rows, column]
+    return images
+
+
+def _measure(plane: np.ndarray, source, mask_page: int) -> dict:
+    """The Protocol 1 features of a cell from its structure plane, already read."""
+    if isinstance(source, np.ndarray) and source.ndim == 2:
+        return measure_image_file(source)  # no mask page: its own error message
+    result = measure_image_file(plane, source, structure_page=0, mask_page=mask_page)
+    if result["error"] is not None:
+        result["error"] = result["error"].replace(source_name(plane), source_name(source), 1)
+    return result
 
 
 def _check_features(table: pd.DataFrame, errors: pd.Series, features: list[str]) -> None:
@@ -173,24 +199,6 @@ def _check_features(table: pd.DataFrame, errors: pd.Series, features: list[str])
         for row in np.flatnonzero(bad):
             errors[row] = f"feature {name!r} is not a finite number: {table[name].iloc[row]!r}"
         table[name] = values
-
-
-def _check_images(
-    table: pd.DataFrame, errors: pd.Series, inputs: ModelInputs, progress: bool
-) -> None:
-    rows = np.flatnonzero(errors.isna().to_numpy())
-    for row in tqdm(rows, desc="checking images", disable=not progress):
-        path = as_image_source(table[inputs.image_column].iloc[row])
-        try:
-            plane = load_cell_image(path, inputs.structure_page, inputs.image_size)
-        except ImageReadError as exc:
-            errors[row] = str(exc)
-            continue
-        if plane.min() == plane.max():
-            errors[row] = (
-                f"{source_name(path)}: page {inputs.structure_page} is blank (every pixel is "
-                f"{int(plane.min())}); there is no structure to score"
-            )
 
 
 def identifying_columns(table: pd.DataFrame, inputs: ModelInputs, exclude=()) -> list[str]:

@@ -42,9 +42,8 @@ from skorch import NeuralNet
 from skorch.exceptions import DeviceWarning
 
 from .. import __version__
-from .._columns import PROTOCOLS
 from ..outputs import write_atomically
-from ._checks import ModelInputs
+from ..pipeline import SarcNetPipeline
 from ._settings import REGRESSOR_SETTINGS, RENAMED_SETTINGS, STORED_ONLY_IF_SET, check_settings
 
 FORMAT = "sarcnet-sklearn-model"
@@ -90,8 +89,9 @@ def model_metadata(pipeline, **extra) -> dict:
 
     Examples
     --------
-    >>> model_metadata(pipeline, training={"n_cells": 3686})["protocol"]  # doctest: +SKIP
-    2
+    >>> # model: a fitted SarcNet pipeline, e.g. load_model("sarcnet.zip")
+    >>> model_metadata(model, training={"n_cells": 3686})["protocol"]
+    1
     """
     metadata = dict(extra)
     metadata |= {
@@ -99,15 +99,12 @@ def model_metadata(pipeline, **extra) -> dict:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     try:
-        inputs = ModelInputs.of(pipeline)
-    except ValueError:  # not a SarcNet model: a joblib file can still hold it
+        inputs = SarcNetPipeline.of(pipeline).inputs
+    except ValueError:  # not a fitted SarcNet model (NotSarcNetError, NotFittedError)
         metadata |= dict.fromkeys(INPUT_KEYS)
         return _json_ready(metadata, "metadata")
     metadata |= {
-        "protocol": next(
-            (number for number, names in PROTOCOLS.items() if list(names) == inputs.features),
-            None,
-        ),
+        "protocol": inputs.protocol,
         "feature_names": inputs.features,
         "image_column": inputs.image_column,
         "structure_page": inputs.structure_page,
@@ -142,7 +139,8 @@ def save_model(
     Examples
     --------
     >>> from sarcnet_sklearn.deploy import save_model
-    >>> save_model(pipeline, "sarcnet.zip", format="safe")  # doctest: +SKIP
+    >>> # model: a fitted SarcNet pipeline, e.g. load_model("sarcnet.zip")
+    >>> save_model(model, "sarcnet.zip", format="safe")
     PosixPath('sarcnet.zip')
     """
     if format not in FORMATS:
@@ -158,12 +156,12 @@ def save_model(
         write_atomically(path, lambda target: joblib.dump({**header, "pipeline": trimmed},
                                                            target))
         return path
+    pipeline = _storable(pipeline)
     settings = json.dumps({**header, "pipeline": _safe_settings(pipeline)}, indent=1)
     from safetensors.torch import save as save_tensors
 
-    net = pipeline[-1]
     state = {name: value.detach().cpu().contiguous()
-             for name, value in net.module_.state_dict().items()}
+             for name, value in pipeline.regressor.module_.state_dict().items()}
     files = {SETTINGS_FILE: settings.encode(), WEIGHTS_FILE: save_tensors(state)}
     if path.suffix.lower() == ".zip":
         write_atomically(path, lambda target: _write_zip(target, files))
@@ -218,10 +216,11 @@ def load_model(
 
     Examples
     --------
-    >>> from sarcnet_sklearn.deploy import load_model
-    >>> model, info = load_model("sarcnet.zip", return_metadata=True)  # doctest: +SKIP
-    >>> info["protocol"], info["versions"]["sarcnet_sklearn"]  # doctest: +SKIP
-    (2, '0.1.0')
+    >>> from sarcnet_sklearn.deploy import load_model, save_model
+    >>> path = save_model(model, "sarcnet.zip", format="safe")  # model: a fitted pipeline
+    >>> model, info = load_model("sarcnet.zip", return_metadata=True)
+    >>> info["protocol"], info["structure_page"]
+    (1, 1)
     """
     if format not in (None, *FORMATS):
         raise ValueError(f"format must be None or one of {FORMATS}, got {format!r}")
@@ -250,7 +249,7 @@ def load_model(
                 "plain zip and anything else would be unpickled"
             )
         pipeline, metadata = _load_joblib(path)
-        _place_on(pipeline[-1] if hasattr(pipeline, "steps") else pipeline, device)
+        _place_on(pipeline[-1] if hasattr(pipeline, "steps") else pipeline, device)  # any model
     return (pipeline, metadata) if return_metadata else pipeline
 
 
@@ -312,66 +311,30 @@ def _place_on(net, device: str | None) -> None:
 # -- safe format ------------------------------------------------------------------------------
 
 
-def _safe_settings(pipeline) -> dict:
-    from ..nn import SarcNetModule
-    from ..pipeline import ProtocolSelector
-    from ..regressor import SarcNetRegressor
-
-    steps = getattr(pipeline, "steps", None)
-    names = [name for name, _ in steps] if steps else []
-    if names != ["select", "scale", "model"] or not (
-        isinstance(pipeline[0], ProtocolSelector)
-        and isinstance(pipeline[-1], SarcNetRegressor)
-        and pipeline[-1].module is SarcNetModule
-    ):
-        raise ValueError(
-            "format='safe' stores pipelines made by make_sarcnet_pipeline (with the default "
-            "SarcNetModule) only; save this model with format='joblib'"
-        )
-    select, scale, net = pipeline
-    if not hasattr(net, "module_"):
-        raise ValueError("the pipeline is not fitted; fit it before saving")
-    scaler = scale.named_transformers_["features"]
-    all_params = net.get_params(deep=False)
+def _storable(pipeline) -> SarcNetPipeline:
+    """``pipeline`` as a SarcNet pipeline the safe format can store, or a ValueError saying why."""
+    refusal = ("format='safe' stores pipelines made by make_sarcnet_pipeline (with the default "
+               "SarcNetModule) only; save this model with format='joblib'")
+    try:
+        pipeline = SarcNetPipeline.of(pipeline)
+    except TypeError as exc:
+        raise ValueError(refusal) from exc
+    all_params = pipeline.regressor.get_params(deep=False)
     unstorable = sorted(key for key in all_params if key.startswith(STORED_ONLY_IF_SET)
                         and key not in REGRESSOR_SETTINGS)
     if unstorable:
         raise ValueError(f"format='safe' cannot store the setting(s) {unstorable}; save this "
                          "model with format='joblib'")
-    params = {key: _json_ready(all_params[key], key)
-              for key in REGRESSOR_SETTINGS if key in all_params}
-    feature_range = None
-    if getattr(net, "feature_min_", None) is not None:
-        feature_range = {"min": np.asarray(net.feature_min_, dtype=float).tolist(),
-                         "max": np.asarray(net.feature_max_, dtype=float).tolist()}
-    settings = {
-        "protocol": (int(select.protocol) if isinstance(select.protocol, (int, np.integer))
-                     else list(select.protocol)),
-        "keeps_image": bool(select.keeps_image_),
-        "regressor_params": params,
-        "feature_names": list(net.feature_names_),
-        "conformity_scores": _conformity_list(pipeline),
-        "input_columns": [str(column) for column in net.feature_names_in_],
-        "scaler": {
-            "columns": [str(column) for column in scaler.feature_names_in_],
-            "mean": scaler.mean_.tolist(),
-            "scale": scaler.scale_.tolist(),
-            "var": scaler.var_.tolist(),
-            "n_samples_seen": int(scaler.n_samples_seen_),
-        },
-        "feature_range": feature_range,
-    }
+    return pipeline
+
+
+def _safe_settings(pipeline: SarcNetPipeline) -> dict:
+    """What ``model.json`` stores of the pipeline: its settings, checked as a loader will."""
     try:
+        settings = pipeline.to_settings(regressor_params=REGRESSOR_SETTINGS)
         return check_settings(_json_ready(settings, "settings"))
     except ValueError as exc:
         raise ValueError(f"format='safe' cannot store this model: {exc}") from exc
-
-
-def _conformity_list(pipeline) -> list[float] | None:
-    from ..intervals import conformity_scores
-
-    scores = conformity_scores(pipeline)
-    return None if scores is None else [float(score) for score in scores]
 
 
 def _load_safe(path: Path, device: str | None):
@@ -382,8 +345,8 @@ def _load_safe(path: Path, device: str | None):
                 raise ValueError(f"{SETTINGS_FILE} is not a sarcnet-sklearn model description")
             metadata = _check_header(content, path)
             settings = check_settings(content.get("pipeline"))
-            pipeline = _rebuild(settings, device)
-            module = pipeline[-1].module_
+            pipeline = SarcNetPipeline.from_settings(settings, device=device)
+            module = pipeline.regressor.module_
             expected = {name: tuple(value.shape) for name, value in module.state_dict().items()}
             n_bytes = sum(value.numel() * value.element_size()
                           for value in module.state_dict().values())
@@ -502,52 +465,6 @@ def _parse_safetensors(data: bytes, expected: dict[str, tuple]) -> dict:
             f"unexpected {extra}, other shapes {[(n, found[n], expected[n]) for n in wrong]})"
         )
     return load_tensors(data)
-
-
-def _rebuild(settings: dict, device: str | None):
-    import pandas as pd
-
-    from ..pipeline import make_sarcnet_pipeline, protocol_features
-
-    params = dict(settings["regressor_params"])
-    saved = str(params.get("device") or "cpu")
-    if device is None:
-        device = saved if not saved.startswith("cuda") or torch.cuda.is_available() else "cpu"
-    params.update(weights=None, device=device)
-    pipeline = make_sarcnet_pipeline(settings["protocol"], **params)
-    select, scale, net = pipeline
-    scaler_settings = settings["scaler"]
-    # Fit the transformers on a two-row stand-in with the right columns, then
-    # give the scaler the statistics of the real training data.
-    features = protocol_features(settings["protocol"])
-    stand_in = pd.DataFrame({name: [0.0, 1.0] for name in features})
-    if settings["keeps_image"]:
-        stand_in.insert(0, select.image_column, ["a", "b"])
-    pipeline[:-1].fit(stand_in)
-    columns = [str(name) for name in scale.get_feature_names_out()]
-    if columns != settings["input_columns"]:
-        raise ValueError(f"setting 'input_columns' {settings['input_columns']} does not match "
-                         f"the pipeline's {columns}")
-    scaler = scale.named_transformers_["features"]
-    scaler.mean_ = np.asarray(scaler_settings["mean"], dtype=np.float64)
-    scaler.scale_ = np.asarray(scaler_settings["scale"], dtype=np.float64)
-    scaler.var_ = np.asarray(scaler_settings["var"], dtype=np.float64)
-    scaler.n_samples_seen_ = np.int64(scaler_settings["n_samples_seen"])
-    net.feature_names_ = list(settings["feature_names"])
-    net.feature_names_in_ = np.asarray(settings["input_columns"], dtype=object)
-    net.n_features_in_ = len(net.feature_names_in_)
-    feature_range = settings.get("feature_range")
-    net.feature_min_ = None if feature_range is None else np.asarray(feature_range["min"])
-    net.feature_max_ = None if feature_range is None else np.asarray(feature_range["max"])
-    net.initialize()
-    if settings.get("conformity_scores") is not None:
-        from ..intervals import CONFORMITY_ATTRIBUTE
-
-        scores = np.asarray(settings["conformity_scores"], dtype=np.float64)
-        if scores.ndim != 1 or not np.isfinite(scores).all() or (scores < 0).any():
-            raise ValueError("conformity_scores must be a list of non-negative numbers")
-        setattr(net, CONFORMITY_ATTRIBUTE, scores)
-    return pipeline
 
 
 # -- shared -----------------------------------------------------------------------------------

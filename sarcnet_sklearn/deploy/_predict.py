@@ -6,13 +6,13 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
-from sklearn.pipeline import Pipeline
-from tqdm.auto import tqdm
 
 from .._chunks import chunk_slices
 from .._columns import ERROR_COLUMN
+from .._console import progress_bar
 from ..intervals import interval_bounds, interval_half_width
-from ._checks import ModelInputs, check_cells, identifying_columns
+from ..pipeline import SarcNetPipeline
+from ._checks import check_cells, identifying_columns, with_images
 
 SCORE_COLUMN = "score_pred"
 """The predicted score, clipped to the model's score range (the experts' 1-5 scale)."""
@@ -83,7 +83,9 @@ def predict_cells(
         task; ``model`` (a fitted model, or a model file the workers can read)
         reaches each worker once. The result is the same as here.
     chunk_size : int, default=1000
-        Cells per cluster task.
+        Cells checked, decoded and scored at once (per cluster task with
+        ``client``): memory depends on it, not on the number of cells. Each
+        image is read once.
 
     Returns
     -------
@@ -103,11 +105,11 @@ def predict_cells(
 
     Examples
     --------
-    >>> from sarcnet_sklearn.deploy import load_model, predict_cells
-    >>> from sarcnet_sklearn.tables import load_cells
-    >>> model = load_model("model.joblib")  # doctest: +SKIP
-    >>> scores = predict_cells(model, load_cells("cells.csv"))  # doctest: +SKIP
-    >>> scores[["image_path", "score_pred", "error"]].head(2)  # doctest: +SKIP
+    >>> from sarcnet_sklearn.deploy import predict_cells
+    >>> # model: a fitted SarcNet pipeline, e.g. load_model("sarcnet.zip")
+    >>> scores = predict_cells(model, cells.head(3))
+    >>> int(scores["score_pred"].notna().sum()), bool(scores["error"].isna().all())
+    (3, True)
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -121,23 +123,36 @@ def predict_cells(
                        interval=interval)
         scored = dict(map_chunks(work, chunks, model=model, client=client))
         return pd.concat([scored[index] for index in range(len(chunks))])
-    inputs = ModelInputs.of(model)
-    table, errors = check_cells(cells, inputs, mask_page=mask_page, progress=progress)
+    pipeline = SarcNetPipeline.of(model)
+    parts = chunk_slices(len(cells), chunk_size) or [slice(0, 0)]
+    with progress_bar(total=len(cells), desc="scoring", unit="cell", show=progress) as bar:
+        scored = []
+        for part in parts:
+            scored.append(_predict_chunk(pipeline, cells.iloc[part], mask_page, batch_size,
+                                         interval, progress and len(parts) == 1))
+            bar.update(part.stop - part.start)
+    return pd.concat(scored) if len(scored) > 1 else scored[0]
+
+
+def _predict_chunk(pipeline: SarcNetPipeline, cells: pd.DataFrame, mask_page, batch_size: int,
+                   interval: float | None, progress: bool) -> pd.DataFrame:
+    """:func:`predict_cells` on a table small enough to hold its decoded images."""
+    inputs = pipeline.inputs
+    table, errors, images = check_cells(cells, inputs, mask_page=mask_page, progress=progress)
     columns = ([inputs.image_column] if inputs.image_column else []) + inputs.features
+    X = with_images(table[columns], errors, images, inputs.image_column)
     raw = np.full(len(table), np.nan)
     good = np.flatnonzero(errors.isna().to_numpy())
-    batches = [good[part] for part in chunk_slices(len(good), batch_size)]
-    for rows in tqdm(batches, desc="scoring", unit="batch", disable=not progress):
-        _score(model, table[columns], rows, raw, errors)
+    for part in chunk_slices(len(good), batch_size):
+        _score(pipeline, X, good[part], raw, errors)
     broken = ~np.isfinite(raw) & errors.isna().to_numpy()
     errors[broken] = "the model returned a non-finite score"
-    outside = _out_of_range(model, table[columns], errors)
-    net = model[-1] if isinstance(model, Pipeline) else model
-    score_range = getattr(net, "score_range", SCORE_RANGE) or (-np.inf, np.inf)
+    outside = _out_of_range(pipeline, X, errors)
+    score_range = pipeline.score_range or (-np.inf, np.inf)
     out = table[identifying_columns(table, inputs, exclude=OUTPUT_COLUMNS)].copy()
     out[SCORE_COLUMN] = np.where(outside.isna(), np.clip(raw, *score_range), np.nan)
     if interval is not None:
-        low, high = interval_bounds(model, raw, interval, score_range)
+        low, high = interval_bounds(pipeline, raw, interval, score_range)
         out[LOW_COLUMN] = np.where(outside.isna(), low, np.nan)
         out[HIGH_COLUMN] = np.where(outside.isna(), high, np.nan)
     out[RAW_COLUMN] = raw
@@ -151,17 +166,15 @@ def predict_cells(
     return out
 
 
-def _out_of_range(model, X: pd.DataFrame, errors: pd.Series) -> pd.Series:
+def _out_of_range(pipeline: SarcNetPipeline, X: pd.DataFrame, errors: pd.Series) -> pd.Series:
     """Name, per scored row, the features far outside the training data (see RANGE_MARGIN)."""
     flags = pd.Series([None] * len(X), dtype=object)
-    net = model[-1] if isinstance(model, Pipeline) else model
+    net = pipeline.regressor
     low, high = getattr(net, "feature_min_", None), getattr(net, "feature_max_", None)
     rows = np.flatnonzero(errors.isna().to_numpy())
     if low is None or high is None or not len(low) or not len(rows):
         return flags
-    values = X.iloc[rows]
-    if isinstance(model, Pipeline) and len(model) > 1:
-        values = model[:-1].transform(values)  # in the units the network was trained on
+    values = pipeline.regressor_input(X.iloc[rows])  # in the units the network was trained on
     names = list(net.feature_names_)
     values = values[names].to_numpy(dtype=np.float64)
     margin = RANGE_MARGIN * (high - low)
@@ -182,7 +195,7 @@ def _score(model, X: pd.DataFrame, rows: np.ndarray, raw: np.ndarray, errors: pd
     """Predict ``rows``; if that fails, predict them one by one to find the culprit."""
     try:
         raw[rows] = np.asarray(model.predict(X.iloc[rows]), dtype=np.float64).reshape(-1)
-    except ValueError as exc:  # ImageReadError too: a file changed since it was checked
+    except ValueError as exc:
         if len(rows) == 1:
             errors[rows[0]] = f"cannot score: {exc}"
             return

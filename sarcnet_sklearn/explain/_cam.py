@@ -4,87 +4,152 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 
 import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-from sklearn.pipeline import Pipeline
-from sklearn.utils.validation import check_is_fitted
 from torch import nn
-from tqdm.auto import tqdm
 
 from .._batches import N_D4, d4_inverse, d4_transform
 from .._chunks import aligned_chunk_size, chunk_slices, prefetched
-from .._validation import as_frame
+from .._console import progress_bar
 from ..images import as_image_source, read_plane
+from ..pipeline import SarcNetPipeline
 from ..regressor import SarcNetRegressor
 
-DEFAULT_LAYERS = {
-    "resnet18": "layer4.1",
-    "densenet121": "features.norm5",
-    "alexnet": "features.10",
-    "convnext_tiny": "features.7",
-    "efficientnet_b0": "features.8",
-    "resnet50": "layer4.2",
+CAM_LAYERS = {
+    "resnet18": ("layer4.1", "layer3.1", "layer2.1", "layer1.1"),
+    "resnet50": ("layer4.2", "layer3.5", "layer2.3", "layer1.2"),
+    "densenet121": ("features.norm5", "features.denseblock3", "features.denseblock2",
+                    "features.denseblock1"),
+    "alexnet": ("features.10", "features.3", "features.0"),
+    "convnext_tiny": ("features.7", "features.5", "features.3", "features.1"),
+    "efficientnet_b0": ("features.8", "features.5", "features.3", "features.2"),
 }
-"""Default Grad-CAM layer of each backbone, as a submodule name of the image branch."""
+"""The Grad-CAM layers of each backbone, deepest first, as submodule names of the image branch.
 
+The last block of each stage (ResNets, ConvNeXt-Tiny, EfficientNet-B0, DenseNet-121)
+or the last convolution at each resolution (AlexNet); each stage halves the map's side.
+"""
+MIN_CAM_SIDE = 7
+"""Fewest activations per side of the default Grad-CAM layer's map (7 x 7 for all six
+backbones at the paper's 224 px): a coarser map, upsampled to the cell, is a smooth blob
+or ramp that shows nothing of where in the cell the evidence lies."""
 
-def final_regressor(model) -> SarcNetRegressor:
-    """The fitted :class:`~sarcnet_sklearn.SarcNetRegressor` that is ``model`` or ends it."""
-    net = model[-1] if isinstance(model, Pipeline) else model
-    if not isinstance(net, SarcNetRegressor):
-        raise TypeError(
-            "model must be a fitted SarcNetRegressor or a pipeline ending in one, "
-            f"got {type(net).__name__}"
-            + (" as the pipeline's last step" if isinstance(model, Pipeline) else "")
-        )
-    check_is_fitted(net, "module_")
-    return net
+def default_layer_name(backbone: str, image_size: int = 224) -> str:
+    """Name of the layer Grad-CAM looks at by default, for images of ``image_size`` pixels.
 
+    The deepest layer of :data:`CAM_LAYERS` whose map has at least
+    :data:`MIN_CAM_SIDE` activations per side at that input size (the shallowest
+    one when none has): the last convolutional block at the paper's 224 px,
+    earlier blocks for the small images of quick models (ResNet-18 halves the
+    image five times, so at 64 px its last block is a 2 x 2 map).
 
-def split_model(model, X) -> tuple[SarcNetRegressor, pd.DataFrame]:
-    """The fitted SarcNet regressor inside ``model`` and ``X`` as that regressor receives it.
-
-    For a pipeline, ``X`` is passed through all steps but the last, so that the
-    regressor sees exactly what it sees in ``model.predict(X)``.
+    Examples
+    --------
+    >>> [default_layer_name("resnet18", size) for size in (224, 128, 64, 32)]
+    ['layer4.1', 'layer3.1', 'layer2.1', 'layer1.1']
+    >>> default_layer_name("alexnet", 64)
+    'features.3'
     """
-    net = final_regressor(model)
-    if isinstance(model, Pipeline):
-        return net, as_frame(model[:-1].transform(X))
-    return net, as_frame(X)
+    if backbone not in CAM_LAYERS:
+        raise ValueError(f"no default Grad-CAM layer for backbone {backbone!r}; pass layer=")
+    sides = map_sides(backbone, int(image_size))
+    for name in CAM_LAYERS[backbone]:
+        if sides[name] >= MIN_CAM_SIDE:
+            return name
+    return CAM_LAYERS[backbone][-1]
 
 
-def default_target_layer(module: nn.Module, backbone: str) -> nn.Module:
-    """The layer Grad-CAM looks at by default: the image branch's last convolutional block.
+@cache
+def map_sides(backbone: str, image_size: int) -> dict[str, int]:
+    """The shorter side of each :data:`CAM_LAYERS` map of ``backbone`` for a square image.
 
-    ResNet-18 and ResNet-50: the last block of ``layer4``; DenseNet-121:
-    ``features.norm5`` (the normalised output of ``features.denseblock4``);
-    AlexNet: the last convolution; ConvNeXt-Tiny: its last stage
-    (``features.7``); EfficientNet-B0: its last convolution block
-    (``features.8``, 1x1 convolution, batch norm, SiLU).
+    Measured on the architecture built on PyTorch's ``meta`` device (shapes
+    only, no weights, no arithmetic). A layer that the image is too small to
+    reach (e.g. AlexNet at 32 px fails in its pooling) has side 0.
+
+    Examples
+    --------
+    >>> map_sides("resnet18", 64)
+    {'layer4.1': 2, 'layer3.1': 4, 'layer2.1': 8, 'layer1.1': 16}
+    """
+    from ..nn import build_backbone
+
+    with torch.device("meta"):
+        branch, _ = build_backbone(backbone)
+    sides = dict.fromkeys(CAM_LAYERS[backbone], 0)
+
+    def recorder(name: str):
+        def record(_module, _inputs, output) -> None:
+            sides[name] = min(output.shape[-2:])
+        return record
+
+    for name in sides:
+        branch.get_submodule(name).register_forward_hook(recorder(name))
+    try:
+        branch.eval()(torch.zeros((1, 3, image_size, image_size), device="meta"))
+    except RuntimeError:  # too small for a later layer: the ones reached are recorded
+        pass
+    return sides
+
+
+def default_target_layer(module: nn.Module, backbone: str, image_size: int = 224) -> nn.Module:
+    """The layer Grad-CAM looks at by default, see :func:`default_layer_name`.
 
     Examples
     --------
     >>> from sarcnet_sklearn.nn import SarcNetModule
     >>> module = SarcNetModule(use_features=False)
-    >>> type(default_target_layer(module, "resnet18")).__name__
+    >>> type(default_target_layer(module, "resnet18", 64)).__name__
     'BasicBlock'
     """
-    if backbone not in DEFAULT_LAYERS:
-        raise ValueError(f"no default Grad-CAM layer for backbone {backbone!r}; pass layer=")
-    return module.image_branch.get_submodule(DEFAULT_LAYERS[backbone])
+    return module.image_branch.get_submodule(default_layer_name(backbone, image_size))
 
 
-def resolve_layer(net: SarcNetRegressor, layer: str | nn.Module | None) -> nn.Module:
+def grad_cam_layer(model, layer: str | nn.Module | None = None) -> str:
+    """Name of the image-branch layer that :func:`grad_cam` explains for ``model`` and ``layer``.
+
+    Examples
+    --------
+    >>> grad_cam_layer(pipeline)  # a model fitted at 64 px  # doctest: +SKIP
+    'layer2.1'
+    """
+    net = SarcNetPipeline.of(model).fitted_regressor
+    if isinstance(layer, str):
+        resolve_layer(net, layer)
+        return layer
+    module = _image_module(net)
+    if layer is not None:
+        names = {sub: name for name, sub in module.image_branch.named_modules()}
+        return names.get(layer, type(layer).__name__)
+    return default_layer_name(net.backbone, net.image_size)
+
+
+def _image_module(net: SarcNetRegressor) -> nn.Module:
     module = _plain_module(net)
     if getattr(module, "image_branch", None) is None:
         raise ValueError(
             "Grad-CAM explains the image branch, but this model has none (use_images=False)"
         )
+    return module
+
+
+def _image_module(net: SarcNetRegressor) -> nn.Module:
+    module = _plain_module(net)
+    if getattr(module, "image_branch", None) is None:
+        raise ValueError(
+            "Grad-CAM explains the image branch, but this model has none (use_images=False)"
+        )
+    return module
+
+
+def resolve_layer(net: SarcNetRegressor, layer: str | nn.Module | None) -> nn.Module:
+    module = _image_module(net)
     if layer is None:
-        return default_target_layer(module, net.backbone)
+        return default_target_layer(module, net.backbone, net.image_size)
     if isinstance(layer, nn.Module):
         return layer
     try:
@@ -170,7 +235,8 @@ def grad_cam(
         Cells, with the columns ``model.predict`` needs.
     layer : str, nn.Module or None, default=None
         Layer to explain: a submodule of the image branch, by name (e.g.
-        ``"layer3"``) or itself. None: :func:`default_target_layer`.
+        ``"layer3"``) or itself. None: :func:`default_target_layer` at the
+        model's ``image_size`` (a map of at least 7 x 7 activations).
     direction : {"raise", "lower"}, default="raise"
         Map the evidence for a higher score (standard Grad-CAM) or for a lower
         one. A regression score has both: a poorly organized cell is often
@@ -205,8 +271,10 @@ def grad_cam(
     Examples
     --------
     >>> from sarcnet_sklearn.explain import grad_cam
-    >>> heatmaps = grad_cam(pipeline, cells.head(4))  # doctest: +SKIP
-    >>> heatmaps[0].shape == read_plane(cells["image_path"][0], 1).shape  # doctest: +SKIP
+    >>> from sarcnet_sklearn.images import read_plane
+    >>> # model: a fitted SarcNet pipeline, e.g. load_model("sarcnet.zip")
+    >>> heatmaps = grad_cam(model, cells.head(4))
+    >>> heatmaps[0].shape == read_plane(cells["image_path"][0], 1).shape
     True
     """
     from pytorch_grad_cam import GradCAM
@@ -216,7 +284,9 @@ def grad_cam(
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-    net, Xt = split_model(model, X)
+    pipeline = SarcNetPipeline.of(model)
+    net = pipeline.fitted_regressor
+    Xt = pipeline.regressor_input(X)
     target_layer = resolve_layer(net, layer)
     module = _plain_module(net)
     device = next(module.parameters()).device
@@ -231,14 +301,17 @@ def grad_cam(
     transforms = range(N_D4) if test_time_augment else range(1)
 
     def prepare(chunk: pd.DataFrame) -> tuple[dict, list[tuple[int, int]]]:
-        sources = [as_image_source(value) for value in chunk[net.image_column]]
-        shapes = [read_plane(source, net.structure_page).shape for source in sources]
-        return net._net_input(chunk), shapes
+        # each plane is read once: its shape sizes the heatmap, the model decodes it
+        planes = np.empty(len(chunk), dtype=object)
+        planes[:] = [read_plane(as_image_source(value), net.structure_page)
+                     if _names_an_image(value) else value for value in chunk[net.image_column]]
+        inputs = net._net_input(chunk.assign(**{net.image_column: planes}))
+        return inputs, [plane.shape for plane in planes]
 
     chunks = (Xt.iloc[part] for part in chunk_slices(len(Xt), aligned_chunk_size(batch_size)))
     heatmaps = []
-    with preserved_state(module), tqdm(
-        total=len(Xt), desc="Grad-CAM", unit="cell", disable=not progress
+    with preserved_state(module), progress_bar(
+        total=len(Xt), desc="Grad-CAM", unit="cell", show=progress
     ) as bar:
         cam = GradCAM(model=wrapper, target_layers=[target_layer])
         try:
@@ -263,6 +336,11 @@ def grad_cam(
 
 
 DIRECTIONS = ("raise", "lower")
+
+
+def _names_an_image(value) -> bool:
+    """Whether a table cell holds an image or a path (not a blank the model reports)."""
+    return isinstance(value, np.ndarray) or not (pd.isna(value) or str(value).strip() == "")
 
 
 def _negated_score(model_output: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""The paper's figures: cells with their scores (Fig. 2A), Grad-CAM (Fig. 2B), days (Fig. 3).
+"""The paper's figures: cells with their scores (Fig. 2A), Grad-CAM (Fig. 2B), days (Fig. 3),
+and the agreement with the experts (predicted against expert score, residuals).
 
 Figures are drawn on :class:`matplotlib.figure.Figure` objects with the Agg
 canvas (no pyplot, no global backend change) and saved as PNG files.
@@ -15,13 +16,17 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from scipy import ndimage
 
 from .._columns import STRUCTURE_PAGE
 from ..images import read_plane, to_uint8
+from ..metrics import spearman_score
 
 HEATMAP_CMAP = "jet"
 """The colour map of the overlays (OpenCV's JET, as drawn by pytorch-grad-cam)."""
 DPI = 110
+FLAT_RANGE = 0.05
+"""A heatmap whose values over the cell span less than this (of its [0, 1]) shows nothing."""
 
 
 def read_display_image(path: str | PathLike, structure_page: int = STRUCTURE_PAGE) -> np.ndarray:
@@ -29,17 +34,84 @@ def read_display_image(path: str | PathLike, structure_page: int = STRUCTURE_PAG
     return to_uint8(read_plane(path, structure_page))
 
 
-def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, image_weight: float = 0.5):
-    """RGB uint8 blend of a grey image and a [0, 1] heatmap (pytorch-grad-cam's colouring)."""
+def cell_mask(image: np.ndarray) -> np.ndarray:
+    """The cell's pixels in a masked crop: the non-zero ones, holes inside filled.
+
+    The AICS crops (and :func:`~sarcnet_sklearn.fields.cut_cells`) set
+    everything outside the cell to 0; an unmasked image is all cell.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image = np.zeros((5, 5), np.uint8); image[1:4, 1:4] = 9; image[2, 2] = 0
+    >>> int(cell_mask(image).sum())
+    9
+    """
+    return ndimage.binary_fill_holes(np.asarray(image) > 0)
+
+
+def missing_signal(heatmap: np.ndarray, mask: np.ndarray | None = None) -> str | None:
+    """Why a heatmap shows nothing ("all zero", "constant over the cell"), or None if it shows.
+
+    An all-zero Grad-CAM map means nothing in the image moves the score in the
+    explained direction (often a barely trained model); a nearly constant one
+    (values over ``mask`` spanning less than :data:`FLAT_RANGE`) singles out
+    no part of the cell. Either would be drawn as one uniform colour.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> missing_signal(np.zeros((4, 4))), missing_signal(np.eye(4))
+    ('all zero', None)
+    """
+    heatmap = np.asarray(heatmap, dtype=np.float64)
+    if not np.any(heatmap > 0):
+        return "all zero"
+    values = heatmap[mask] if mask is not None and np.any(mask) else heatmap
+    if values.max() - values.min() < FLAT_RANGE:
+        return "constant over the cell"
+    return None
+
+
+def overlay_heatmap(
+    image: np.ndarray,
+    heatmap: np.ndarray,
+    image_weight: float = 0.5,
+    mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """RGB uint8 blend of a grey image and a [0, 1] heatmap, coloured inside the cell only.
+
+    pytorch-grad-cam's colouring (JET); outside ``mask`` (default:
+    :func:`cell_mask` of the image) the grey image is kept.
+    """
     from pytorch_grad_cam.utils.image import show_cam_on_image
 
     image = np.asarray(image)
     heatmap = np.asarray(heatmap, dtype=np.float32)
     if image.shape != heatmap.shape:
         raise ValueError(f"image shape {image.shape} differs from heatmap shape {heatmap.shape}")
+    mask = cell_mask(image) if mask is None else np.asarray(mask, dtype=bool)
     grey = np.repeat((to_uint8(image).astype(np.float32) / 255.0)[..., None], 3, axis=2)
-    return show_cam_on_image(grey, np.clip(heatmap, 0.0, 1.0), use_rgb=True,
-                             image_weight=image_weight)
+    blend = show_cam_on_image(grey, np.clip(heatmap, 0.0, 1.0), use_rgb=True,
+                              image_weight=image_weight)
+    blend[~mask] = np.round(grey[~mask] * 255).astype(np.uint8)
+    return blend
+
+
+def _draw_heatmap(ax, image: np.ndarray, heatmap: np.ndarray, fontsize: int = 8) -> None:
+    """The overlay, or the grey cell labelled "no signal" when the map shows nothing."""
+    if image.shape != np.shape(heatmap):
+        raise ValueError(f"image shape {image.shape} differs from heatmap shape "
+                         f"{np.shape(heatmap)}")
+    mask = cell_mask(image)
+    reason = missing_signal(heatmap, mask)
+    if reason is None:
+        ax.imshow(overlay_heatmap(image, heatmap, mask=mask))
+        return
+    ax.imshow(to_uint8(np.asarray(image)), cmap="gray", vmin=0, vmax=255)
+    ax.text(0.5, 0.5, f"no signal\n(map {reason})", transform=ax.transAxes, ha="center",
+            va="center", fontsize=fontsize, color="white",
+            bbox={"facecolor": "black", "alpha": 0.6, "edgecolor": "none"})
 
 
 def select_across_scores(scores, n_cells: int) -> np.ndarray:
@@ -124,11 +196,12 @@ def plot_cell_heatmap(
     >>> plot_cell_heatmap(image, heat, "cell.png", expert=3.5, predicted=3.2)  # doctest: +SKIP
     PosixPath('cell.png')
     """
+    image = np.asarray(image)
     fig = Figure(figsize=(6.4, 3.6), layout="constrained")
     left, right = fig.subplots(1, 2)
-    left.imshow(to_uint8(np.asarray(image)), cmap="gray", vmin=0, vmax=255)
+    left.imshow(to_uint8(image), cmap="gray", vmin=0, vmax=255)
     left.set_title("cell", fontsize=9)
-    right.imshow(overlay_heatmap(image, heatmap))
+    _draw_heatmap(right, image, heatmap, fontsize=10)
     right.set_title("Grad-CAM", fontsize=9)
     for ax in (left, right):
         ax.set_axis_off()
@@ -176,8 +249,12 @@ def plot_prediction_grid(
 
     Examples
     --------
-    >>> chosen = select_across_scores(cells["score"], 12)  # doctest: +SKIP
-    >>> plot_prediction_grid(images, predicted, "fig2a.png", expert=expert)  # doctest: +SKIP
+    >>> from sarcnet_sklearn.explain import read_display_image, select_across_scores
+    >>> # model: a fitted SarcNet pipeline, e.g. load_model("sarcnet.zip")
+    >>> shown = cells.iloc[select_across_scores(cells["score"], 6)]
+    >>> images = [read_display_image(path) for path in shown["image_path"]]
+    >>> plot_prediction_grid(images, model.predict(shown), "fig2a.png", expert=shown["score"])
+    PosixPath('fig2a.png')
     """
     predicted = np.asarray(predicted, dtype=np.float64).reshape(-1)
     n_cells = len(images)
@@ -203,7 +280,7 @@ def plot_prediction_grid(
         if heatmaps is None:
             ax.imshow(to_uint8(np.asarray(images[i])), cmap="gray", vmin=0, vmax=255)
         else:
-            ax.imshow(overlay_heatmap(images[i], heatmaps[i]))
+            _draw_heatmap(ax, np.asarray(images[i]), heatmaps[i])
         expert_i = None if expert_values is None else expert_values[i]
         ax.set_title(_score_title(expert_i, predicted[i]), fontsize=8)
     if title is None:
@@ -246,7 +323,7 @@ def plot_day_histograms(
     Examples
     --------
     >>> import numpy as np
-    >>> plot_day_histograms(np.r_[2.5, 3.0, 3.6], np.r_[18, 32, 32], "fig3.png")  # doctest: +SKIP
+    >>> plot_day_histograms(np.r_[2.5, 3.0, 3.6], np.r_[18, 32, 32], "fig3.png")
     PosixPath('fig3.png')
     """
     panels = {"predicted score": np.asarray(predicted, dtype=np.float64).reshape(-1)}
@@ -337,7 +414,7 @@ def plot_intervals(
     order = np.argsort(values[0], kind="stable")
     predicted, low, high = (v[order] for v in values)
     x = np.arange(len(predicted))
-    fig = Figure(figsize=(min(12.0, 4.0 + 0.02 * len(x)), 3.8), layout="constrained")
+    fig = Figure(figsize=(min(12.0, 6.5 + 0.02 * len(x)), 3.8), layout="constrained")
     ax = fig.subplots()
     width = max(0.5, min(4.0, 300 / len(x)))
     ax.vlines(x, low, high, color="tab:blue", alpha=0.35, linewidth=width)
@@ -349,10 +426,121 @@ def plot_intervals(
         ax.plot(x[inside], expert[inside], "x", color="black", markersize=3, label="expert")
         ax.plot(x[~inside], expert[~inside], "x", color="tab:red", markersize=4,
                 label="expert, outside")
-        title += f"; {inside.mean():.0%} of expert scores inside"
+        title += f"\n{inside.mean():.0%} of the expert scores inside their interval"
     ax.set_xlabel("cell")
     ax.set_ylabel("score")
     ax.set_ylim(0.8, 5.2)
     ax.legend(fontsize=8, loc="upper left")
     fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def _paired_scores(predicted, expert) -> tuple[np.ndarray, np.ndarray]:
+    predicted = np.asarray(predicted, dtype=np.float64).reshape(-1)
+    expert = np.asarray(expert, dtype=np.float64).reshape(-1)
+    if len(predicted) != len(expert) or len(predicted) == 0:
+        raise ValueError(f"{len(predicted)} predictions but {len(expert)} expert scores "
+                         "(need the same number, at least one)")
+    return predicted, expert
+
+
+def plot_predicted_vs_expert(
+    predicted,
+    expert,
+    path: str | PathLike,
+    *,
+    low=None,
+    high=None,
+    confidence: float = 0.9,
+) -> Path:
+    """Save a scatter of predicted against expert score, the identity line and Spearman's rho.
+
+    Parameters
+    ----------
+    predicted, expert : array-like of shape (n_cells,)
+    path : str or path-like
+        PNG file to write.
+    low, high : array-like of shape (n_cells,), optional
+        Prediction intervals, drawn as vertical bars through the points.
+    confidence : float, default=0.9
+        The intervals' confidence, for the legend.
+
+    Returns
+    -------
+    path : pathlib.Path
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> plot_predicted_vs_expert(np.r_[2.1, 3.2, 3.9], np.r_[2.0, 3.5, 4.0],
+    ...                          "agreement.png")  # doctest: +SKIP
+    PosixPath('agreement.png')
+    """
+    predicted, expert = _paired_scores(predicted, expert)
+    rho = spearman_score(expert, predicted)
+    fig = Figure(figsize=(4.6, 4.4), layout="constrained")
+    ax = fig.subplots()
+    if low is not None and high is not None:
+        low = np.asarray(low, dtype=np.float64).reshape(-1)
+        high = np.asarray(high, dtype=np.float64).reshape(-1)
+        ax.vlines(expert, low, high, color="tab:blue", alpha=0.15, linewidth=1,
+                  label=f"{confidence:.0%} prediction interval")
+    alpha = max(0.15, min(0.8, 40 / len(predicted)))
+    ax.plot(expert, predicted, "o", color="tab:blue", alpha=alpha, markersize=4,
+            markeredgewidth=0, label=f"cells (n={len(predicted)})")
+    ax.plot([1, 5], [1, 5], color="black", linewidth=1, linestyle="--",
+            label="identity (predicted = expert)")
+    ax.set_xlim(0.8, 5.2)
+    ax.set_ylim(0.8, 5.2)
+    ax.set_aspect("equal")
+    ax.set_xlabel("expert score")
+    ax.set_ylabel("predicted score")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title(f"Predicted vs expert score: Spearman \u03c1 = {rho:.3f}", fontsize=10)
+    return _save(fig, path)
+
+
+def plot_residuals(predicted, expert, path: str | PathLike) -> Path:
+    """Save box plots of the residuals (predicted minus expert score) per expert score.
+
+    The expert scores are grouped to the nearest half point (the experts'
+    grid); each box shows its group's quartiles with the cells over it, so that a
+    model that pulls scores toward the middle shows as positive residuals at 1-2
+    and negative ones at 4-5.
+
+    Parameters
+    ----------
+    predicted, expert : array-like of shape (n_cells,)
+    path : str or path-like
+        PNG file to write.
+
+    Returns
+    -------
+    path : pathlib.Path
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> plot_residuals(np.r_[2.1, 3.2, 3.9], np.r_[2.0, 3.5, 4.0], "res.png")  # doctest: +SKIP
+    PosixPath('res.png')
+    """
+    predicted, expert = _paired_scores(predicted, expert)
+    residual = predicted - expert
+    group = np.round(expert * 2) / 2
+    levels = np.unique(group)
+    fig = Figure(figsize=(5.4, 4.4), layout="constrained")
+    ax = fig.subplots()
+    ax.axhline(0, color="black", linewidth=1, linestyle="--")
+    ax.boxplot([residual[group == level] for level in levels], positions=levels, widths=0.3,
+               showfliers=False, manage_ticks=False)
+    jitter = np.random.default_rng(0).uniform(-0.08, 0.08, len(residual))
+    ax.plot(group + jitter, residual, "o", color="tab:blue",
+            alpha=max(0.15, min(0.8, 40 / len(residual))), markersize=3, markeredgewidth=0)
+    ax.set_xticks(levels, [f"{level:g}\nn={int(np.sum(group == level))}" for level in levels],
+                  fontsize=8)
+    ax.set_xlim(min(0.6, levels[0] - 0.4), max(5.4, levels[-1] + 0.4))
+    ax.set_xlabel("expert score (nearest half point) and number of cells")
+    ax.set_ylabel("predicted \u2212 expert score")
+    ax.set_title(f"Residuals by expert score (mean absolute {np.abs(residual).mean():.2f})",
+                 fontsize=10)
     return _save(fig, path)

@@ -1,8 +1,20 @@
-"""A report on a fitted model: the paper's three figures and its metrics, on one HTML page."""
+"""A report on a fitted model: one self-contained HTML page of its figures, metrics and origin.
+
+The page embeds its figures (PNG data URIs), so it opens offline, travels as
+one file and prints on A4 paper; the PNG files and the predictions CSV are
+written beside it too.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
+import os
+import platform
+import shlex
+import sys
+from datetime import datetime, timezone
 from os import PathLike
 from pathlib import Path
 
@@ -11,18 +23,26 @@ import pandas as pd
 
 from .._columns import DAY_COLUMN, TARGET_COLUMN
 from .._validation import as_frame
-from ..metrics import regression_report
-from ..outputs import write_csv_atomically
-from ._cam import final_regressor, grad_cam
+from ..images import read_planes
+from ..metrics import metrics_table, regression_report
+from ..outputs import write_atomically, write_csv_atomically
+from ..pipeline import SarcNetPipeline
+from ._cam import grad_cam, grad_cam_layer, map_sides
 from ._figures import (
+    cell_mask,
+    missing_signal,
     plot_day_histograms,
     plot_intervals,
+    plot_predicted_vs_expert,
     plot_prediction_grid,
+    plot_residuals,
     read_display_image,
     select_across_scores,
 )
 
 REPORT_FILES = {
+    "agreement": "predicted_vs_expert.png",
+    "residuals": "residuals.png",
     "examples": "fig2a_examples.png",
     "gradcam": "fig2b_gradcam.png",
     "days": "fig3_days.png",
@@ -43,20 +63,30 @@ def write_report(
     direction: str = "raise",
     batch_size: int = 16,
     title: str = "SarcNet report",
+    model_path: str | PathLike | None = None,
+    data_source: str | None = None,
+    command: str | None = None,
 ) -> dict[str, Path]:
-    """Predict the cells, draw the paper's figures and write them on an HTML page.
+    """Predict the cells, draw the paper's figures and put them on one self-contained HTML page.
 
-    Writes into ``out``: ``fig2a_examples.png`` (cells picked across the score
-    range, titled with expert and predicted score), ``fig2b_gradcam.png`` (the
-    same cells with their Grad-CAM heatmaps), ``fig3_days.png`` (histograms of
-    the predicted, and expert, scores per day; only with a ``day`` column),
-    ``intervals.png`` (each cell's 90 % prediction interval; only for a
-    calibrated model, see :func:`~sarcnet_sklearn.intervals.calibrate`),
-    ``predictions.csv`` (with ``score_low`` and ``score_high`` for a
-    calibrated model) and ``index.html``, which shows the figures with the
-    metrics (:func:`~sarcnet_sklearn.regression_report`, when ``cells`` has a
-    ``score`` column), the intervals' width and coverage, and the mean scores
-    per day.
+    ``index.html`` opens with where its numbers come from (:func:`provenance`:
+    model file and its SHA-256, data and number of cells, versions, device,
+    date, command), then the metrics (:func:`~sarcnet_sklearn.regression_report`,
+    when ``cells`` has a ``score`` column), and embeds every figure as a data
+    URI, so the one file is the whole report, offline and in print. The
+    figures are also written into ``out`` as PNG files:
+    ``predicted_vs_expert.png`` and ``residuals.png`` (with a ``score``
+    column: each cell's predicted against its expert score with the identity
+    line and Spearman's rho, and the residuals per expert score),
+    ``fig2a_examples.png`` (cells picked across the score range, titled with
+    expert and predicted score), ``fig2b_gradcam.png`` (the same cells with
+    their Grad-CAM heatmaps, masked to the cell; a map that shows nothing is
+    labelled "no signal"), ``fig3_days.png`` (histograms of the predicted, and
+    expert, scores per day; only with a ``day`` column), ``intervals.png``
+    (each cell's 90 % prediction interval; only for a calibrated model, see
+    :func:`~sarcnet_sklearn.intervals.calibrate`, whose intervals are then
+    drawn in the predicted-versus-expert plot too); and ``predictions.csv``
+    (with ``score_low`` and ``score_high`` for a calibrated model).
 
     Parameters
     ----------
@@ -70,19 +100,29 @@ def write_report(
         Cells shown in the example grids (picked across the expert score range,
         or the predicted one without scores).
     layer : str, nn.Module or None, default=None
-        Grad-CAM layer, see :func:`~sarcnet_sklearn.explain.grad_cam`.
+        Grad-CAM layer, see :func:`~sarcnet_sklearn.explain.grad_cam`; None:
+        chosen by the model's image size.
     direction : {"raise", "lower"}, default="raise"
         Map the evidence for a higher or a lower score, see
         :func:`~sarcnet_sklearn.explain.grad_cam`.
     batch_size : int, default=16
         Cells per Grad-CAM pass.
     title : str, default="SarcNet report"
+    model_path : str or path-like, optional
+        The file (or safe-format folder) ``model`` was read from, named with its
+        SHA-256 in the header; None: a model in memory.
+    data_source : str, optional
+        Where ``cells`` came from (dataset folder, CSV); None: the folder
+        holding their images.
+    command : str, optional
+        The command line that made the report; None: the Python process's.
 
     Returns
     -------
     paths : dict of pathlib.Path
-        Keys ``"html"``, ``"examples"``, ``"gradcam"``, ``"predictions"`` and,
-        with a day column, ``"days"``; ``"intervals"`` for a calibrated model.
+        Keys ``"html"``, ``"examples"``, ``"gradcam"``, ``"predictions"``; with
+        a ``score`` column ``"agreement"`` and ``"residuals"``; with a ``day``
+        column ``"days"``; ``"intervals"`` for a calibrated model.
 
     Examples
     --------
@@ -94,30 +134,51 @@ def write_report(
     cells = as_frame(cells, "cells")
     if len(cells) == 0:
         raise ValueError("cells has no rows")
-    net = final_regressor(model)
+    net = SarcNetPipeline.of(model).fitted_regressor
+    layer_name = grad_cam_layer(model, layer)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {key: out / name for key, name in REPORT_FILES.items()}
 
-    predicted = np.asarray(model.predict(cells), dtype=np.float64).reshape(-1)
     expert = _numeric_column(cells, TARGET_COLUMN)
     day = cells[DAY_COLUMN].to_numpy() if DAY_COLUMN in cells.columns else None
 
-    chosen = select_across_scores(expert if expert is not None else predicted, max_cells)
-    shown = cells.iloc[chosen]
+    # Each image is read once: the cells shown are read as planes, which the prediction,
+    # Grad-CAM and the figures share (without expert scores, the cells to show depend on
+    # the predictions, so those few are read a second time).
+    column = net.image_column
+    if expert is not None:
+        chosen = select_across_scores(expert, max_cells)
+        shown = _with_planes(cells.iloc[chosen], column, net.structure_page)
+        predicted = _predict(model, _replace_rows(cells, chosen, shown[column]))
+    else:
+        predicted = _predict(model, cells)
+        chosen = select_across_scores(predicted, max_cells)
+        shown = _with_planes(cells.iloc[chosen], column, net.structure_page)
     heatmaps = grad_cam(model, shown, layer=layer, direction=direction, batch_size=batch_size)
-    images = [read_display_image(path, net.structure_page) for path in shown[net.image_column]]
+    images = [read_display_image(plane, net.structure_page) for plane in shown[column]]
     shown_expert = None if expert is None else expert[chosen]
     plot_prediction_grid(images, predicted[chosen], paths["examples"], expert=shown_expert)
     plot_prediction_grid(images, predicted[chosen], paths["gradcam"], expert=shown_expert,
                          heatmaps=heatmaps)
-    if day is not None:
-        plot_day_histograms(predicted, day, paths["days"], expert=expert)
-    else:
-        del paths["days"]
-        (out / REPORT_FILES["days"]).unlink(missing_ok=True)
+    cam = {"layer": layer_name, "direction": direction, "n_shown": len(chosen),
+           "n_blank": sum(missing_signal(heatmap, cell_mask(image)) is not None
+                          for heatmap, image in zip(heatmaps, images, strict=True)),
+           "side": map_sides(net.backbone, net.image_size).get(layer_name)}
 
     intervals = _intervals(model, predicted, expert, paths)
+    drawn = {"days": day is not None, "agreement": expert is not None,
+             "residuals": expert is not None}
+    if day is not None:
+        plot_day_histograms(predicted, day, paths["days"], expert=expert)
+    if expert is not None:
+        bounds = {} if intervals is None else {k: intervals[k] for k in ("low", "high")}
+        plot_predicted_vs_expert(predicted, expert, paths["agreement"], **bounds,
+                                 confidence=INTERVAL_CONFIDENCE)
+        plot_residuals(predicted, expert, paths["residuals"])
+    for key in [key for key, done in drawn.items() if not done]:
+        paths.pop(key).unlink(missing_ok=True)
+
     table = pd.DataFrame({net.image_column: cells[net.image_column].astype(str).to_numpy(),
                           "predicted_score": predicted})
     if intervals is not None:
@@ -130,10 +191,104 @@ def write_report(
     write_csv_atomically(table, paths["predictions"], inputs=table[net.image_column])
 
     metrics = None if expert is None else regression_report(expert, predicted)
-    page = _html_page(title, len(cells), metrics, _day_table(predicted, expert, day), paths,
-                      intervals)
-    paths["html"].write_text(page, encoding="utf-8")
+    header = provenance(model, cells, model_path=model_path, data_source=data_source,
+                        command=command)
+    page = _html_page(title, header, metrics, _day_table(predicted, expert, day), paths,
+                      intervals, cam)
+    write_atomically(paths["html"], lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
     return paths
+
+
+def provenance(
+    model,
+    cells: pd.DataFrame,
+    *,
+    model_path: str | PathLike | None = None,
+    data_source: str | None = None,
+    command: str | None = None,
+) -> dict[str, str]:
+    """Where a report's numbers come from: the lines of its header, by label.
+
+    ``Model file`` (absolute path and SHA-256), ``Model`` (backbone, image size,
+    number of features), ``Data`` (source and number of cells), ``Versions``
+    (sarcnet-sklearn, torch, scikit-learn, Python), ``Device``, ``Date`` (UTC)
+    and ``Command``; see :func:`write_report` for the arguments.
+
+    Examples
+    --------
+    >>> provenance(pipeline, cells, model_path="model.joblib")["Model file"]  # doctest: +SKIP
+    '/home/me/model.joblib (sha256 5f0c...)'
+    """
+    import sklearn
+    import torch
+
+    from .. import __version__
+
+    net = SarcNetPipeline.of(model).fitted_regressor
+    if model_path is None:
+        model_file = "none: a model in memory"
+    else:
+        path = Path(model_path).resolve()
+        model_file = f"{path} (sha256 {sha256_of(path)})"
+    n_features = len(getattr(net, "feature_names_", None) or [])
+    described = [f"{net.backbone} image branch, {net.image_size} px images"
+                 if net.use_images else "no image branch",
+                 f"{n_features} cell features" if net.use_features else "no cell features"]
+    if data_source is None:
+        data_source = _image_folder(cells, net.image_column) or "cells given in memory"
+    device = str(net.device)
+    if device.startswith("cuda") and torch.cuda.is_available():
+        device += f" ({torch.cuda.get_device_name(torch.device(device))})"
+    elif device == "cpu":
+        device += f" ({platform.machine()}, {torch.get_num_threads()} threads)"
+    if command is None:
+        command = "Python: " + shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    return {
+        "Model file": model_file,
+        "Model": ", ".join(described),
+        "Data": f"{data_source} ({len(cells)} cells)",
+        "Versions": (f"sarcnet-sklearn {__version__}, torch {torch.__version__}, "
+                     f"scikit-learn {sklearn.__version__}, Python {platform.python_version()}"),
+        "Device": device,
+        "Date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "Command": command,
+    }
+
+
+def sha256_of(path: str | PathLike) -> str:
+    """SHA-256 of a file, or of a folder's files (their relative paths and contents, sorted).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> file = pathlib.Path(tempfile.mkdtemp()) / "m.bin"
+    >>> _ = file.write_bytes(b"abc")
+    >>> sha256_of(file)[:16]
+    'ba7816bf8f01cfea'
+    """
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        with file.open("rb") as handle:
+            for block in iter(lambda handle=handle: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _image_folder(cells: pd.DataFrame, column: str) -> str | None:
+    """"images under FOLDER", the deepest folder holding every image of ``cells`` (files)."""
+    values = cells[column].tolist() if column in cells.columns else []
+    paths = [str(value) for value in values if isinstance(value, (str, PathLike))]
+    if not paths or len(paths) < len(values):
+        return None
+    try:
+        folder = os.path.commonpath([str(Path(p).resolve().parent) for p in paths])
+    except ValueError:  # paths on different drives
+        return None
+    return f"images under {folder}"
 
 
 INTERVAL_CONFIDENCE = 0.9
@@ -145,7 +300,7 @@ def _intervals(model, predicted, expert, paths) -> dict | None:
 
     scores = conformity_scores(model)
     if scores is None or len(scores) < 9:  # fewer cannot give 90 % intervals
-        del paths["intervals"]
+        paths.pop("intervals").unlink(missing_ok=True)
         return None
     low, high = interval_bounds(model, predicted, INTERVAL_CONFIDENCE)
     plot_intervals(predicted, low, high, paths["intervals"], expert=expert,
@@ -155,6 +310,23 @@ def _intervals(model, predicted, expert, paths) -> dict | None:
     if expert is not None:
         summary["coverage"] = float(np.mean((low <= expert) & (expert <= high)))
     return summary
+
+
+def _predict(model, cells: pd.DataFrame) -> np.ndarray:
+    return np.asarray(model.predict(cells), dtype=np.float64).reshape(-1)
+
+
+def _with_planes(cells: pd.DataFrame, column: str, page: int) -> pd.DataFrame:
+    """``cells`` with each image read into memory (page ``page``, as stored)."""
+    return cells.assign(**{column: read_planes(cells[column], page)})
+
+
+def _replace_rows(cells: pd.DataFrame, positions: np.ndarray, values: pd.Series) -> pd.DataFrame:
+    """A copy of ``cells`` whose ``values.name`` column holds ``values`` at ``positions``."""
+    column = cells[values.name].to_numpy(dtype=object, copy=True)
+    for position, value in zip(positions, values, strict=True):
+        column[position] = value
+    return cells.assign(**{values.name: column})
 
 
 def _numeric_column(cells: pd.DataFrame, column: str) -> np.ndarray | None:
@@ -179,7 +351,7 @@ def _day_table(predicted, expert, day) -> pd.DataFrame | None:
     return table.reset_index()
 
 
-def _html_table(frame: pd.DataFrame) -> str:
+def _html_table(frame: pd.DataFrame, table_id: str | None = None) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     rows = []
     for record in frame.itertuples(index=False):
@@ -189,27 +361,69 @@ def _html_table(frame: pd.DataFrame) -> str:
             for value in record
         )
         rows.append(f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    attribute = f' id="{table_id}"' if table_id else ""
+    return (f"<table{attribute}><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def _figure(path: Path, caption: str, css_class: str = "") -> str:
+    """A <figure> with the PNG embedded as a data URI and its caption."""
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    attribute = f' class="{css_class}"' if css_class else ""
+    return (f'<figure{attribute}><img src="data:image/png;base64,{data}" '
+            f'alt="{html.escape(caption)}"><figcaption>{html.escape(caption)} '
+            f"<span class=\"file\">({html.escape(path.name)})</span></figcaption></figure>")
 
 
 _STYLE = """
-body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 1.5em auto;
+       padding: 0 1em; color: #222; line-height: 1.4; }
+h1 { margin-bottom: 0.2em; }
+h2 { margin-top: 1.4em; border-bottom: 1px solid #ddd; }
+dl.provenance { display: grid; grid-template-columns: max-content 1fr; gap: 0.15em 1em;
+                background: #f7f7f7; border: 1px solid #ddd; padding: 0.6em 1em;
+                font-size: 0.9em; }
+dl.provenance dt { font-weight: 600; }
+dl.provenance dd { margin: 0; overflow-wrap: anywhere; font-family: ui-monospace, monospace; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.8em; text-align: right; }
 th { background: #f3f3f3; }
-img { max-width: 100%; border: 1px solid #eee; }
+figure { margin: 0.8em 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { font-size: 0.9em; color: #444; }
+figcaption .file { color: #888; }
+.pair { display: flex; flex-wrap: wrap; gap: 1em; }
+.pair figure { flex: 1 1 360px; }
 p.note { color: #555; }
+@page { size: A4; margin: 12mm; }
+@media print {
+  body { max-width: none; margin: 0; padding: 0; font-size: 10pt; }
+  h2 { break-after: avoid; page-break-after: avoid; }
+  figure, table, dl.provenance { break-inside: avoid; page-break-inside: avoid; }
+  figure img { max-height: 120mm; width: auto; }
+  .pair { display: block; }
+  a { color: inherit; }
+}
 """
 
 
-def _html_page(title, n_cells, metrics, day_table, paths, intervals=None) -> str:
-    parts = [f"<h1>{html.escape(title)}</h1>", f"<p>{n_cells} cells.</p>"]
+def _html_page(title, header, metrics, day_table, paths, intervals, cam) -> str:
+    items = "".join(f"<dt>{html.escape(label)}</dt><dd>{html.escape(value)}</dd>"
+                    for label, value in header.items())
+    parts = [f"<h1>{html.escape(title)}</h1>", f'<dl class="provenance">{items}</dl>']
     if metrics is not None:
-        frame = pd.DataFrame([{"Spearman": metrics["spearman"], "MAE": metrics["mae"],
-                               "MSE": metrics["mse"], "R²": metrics["r2"]}])
-        parts += ["<h2>Metrics (expert score vs predicted)</h2>", _html_table(frame)]
+        parts += ["<h2>Metrics (expert score vs predicted)</h2>",
+                  _html_table(metrics_table({"": metrics}), "metrics")]
+        parts.append('<div class="pair">'
+                     + _figure(paths["agreement"], "Predicted against expert score, with the "
+                               "identity line" + (" and each cell's prediction interval"
+                                                  if intervals is not None else ""))
+                     + _figure(paths["residuals"], "Residuals (predicted minus expert score) "
+                               "per expert score")
+                     + "</div>")
     else:
-        parts.append('<p class="note">No <code>score</code> column: no metrics.</p>')
+        parts.append('<p class="note">No <code>score</code> column: no metrics, no comparison '
+                     "with the experts.</p>")
     if intervals is not None:
         text = (f"Each predicted score &plusmn; {intervals['half_width']:.2f} (clipped to 1-5) "
                 f"holds the cell's true score with probability at least "
@@ -219,30 +433,40 @@ def _html_page(title, n_cells, metrics, day_table, paths, intervals=None) -> str
         if "coverage" in intervals:
             text += (f" Here {intervals['coverage']:.1%} of the expert scores lie inside "
                      "their interval.")
-        name = html.escape(paths["intervals"].name)
         parts += [f"<h2>{INTERVAL_CONFIDENCE:.0%} prediction intervals</h2>", f"<p>{text}</p>",
-                  f'<img src="{name}" alt="{name}">']
+                  _figure(paths["intervals"], "Prediction interval of each cell, cells ordered "
+                          "by predicted score")]
     else:
         parts.append('<p class="note">The model is not calibrated: no prediction intervals '
                      "(see sarcnet_sklearn.intervals.calibrate).</p>")
     if day_table is not None:
-        parts += ["<h2>Mean scores per day</h2>", _html_table(day_table)]
-    figures = [
-        ("examples", "Example cells across the score range (Fig. 2A)"),
-        ("gradcam", "Grad-CAM heatmaps of the image branch over the same cells (Fig. 2B)"),
-        ("days", "Predicted scores per day of differentiation (Fig. 3)"),
-    ]
-    for key, caption in figures:
-        if key in paths:
-            name = html.escape(paths[key].name)
-            parts += [f"<h2>{html.escape(caption)}</h2>", f'<img src="{name}" alt="{name}">']
-    if "days" not in paths:
+        parts += ["<h2>Mean scores per day</h2>", _html_table(day_table, "days")]
+    parts += ["<h2>Example cells across the score range (Fig. 2A)</h2>",
+              _figure(paths["examples"], "Cells picked across the score range, ordered by score")]
+    size = f", a {cam['side']} x {cam['side']} map" if cam["side"] else ""
+    evidence = "raises" if cam["direction"] == "raise" else "lowers"
+    text = (f"Where the image branch finds evidence that {evidence} the predicted score: "
+            f"Grad-CAM of layer <code>{html.escape(cam['layer'])}</code>{size}, over the cell "
+            "only.")
+    if cam["n_blank"]:
+        text += (f" {cam['n_blank']} of the {cam['n_shown']} maps show no signal (all zero or "
+                 "constant over the cell): nothing in those cells "
+                 f"{evidence} the score through this layer"
+                 + (" (try --direction lower)." if cam["direction"] == "raise" else "."))
+    parts += ["<h2>Grad-CAM heatmaps of the same cells (Fig. 2B)</h2>", f"<p>{text}</p>",
+              _figure(paths["gradcam"], "Grad-CAM overlays, ordered by score")]
+    if "days" in paths:
+        parts += ["<h2>Scores per day of differentiation (Fig. 3)</h2>",
+                  _figure(paths["days"], "Histograms of the scores per day, means dashed")]
+    else:
         parts.append('<p class="note">No <code>day</code> column: no per-day histogram.</p>')
     csv = html.escape(paths["predictions"].name)
-    parts.append(f'<p>All predictions: <a href="{csv}">{csv}</a></p>')
+    parts.append(f'<p>Every cell\'s prediction: <a href="{csv}">{csv}</a> (beside this '
+                 "file).</p>")
     body = "\n".join(parts)
     return (
         f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{html.escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n"
         f"<body>\n{body}\n</body>\n</html>\n"
     )

@@ -10,9 +10,9 @@ import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
-from tqdm.auto import tqdm
 
 from .._columns import CELL_MASK_PAGE, IMAGE_COLUMN, PIXEL_SIZE_UM, PROTOCOL_1, STRUCTURE_PAGE
+from .._console import progress_bar
 from ..images import ImageReadError, ImageSource, read_plane, source_name
 from ._protocol1 import extract_protocol1
 
@@ -117,8 +117,8 @@ def measure_many(
         )
         for image_path, mask_path in zip(image_paths, mask_paths, strict=True)
     )
-    yield from tqdm(
-        results, total=len(image_paths), desc="measuring Protocol 1", disable=not progress
+    yield from progress_bar(
+        results, total=len(image_paths), desc="measuring Protocol 1", show=progress
     )
 
 
@@ -162,10 +162,9 @@ class Protocol1Extractor(TransformerMixin, BaseEstimator):
 
     Examples
     --------
-    >>> import pandas as pd
-    >>> cells = pd.DataFrame({"image_path": ["cell_0.tiff", "cell_1.tiff"]})
-    >>> features = Protocol1Extractor(n_jobs=2).fit_transform(cells)  # doctest: +SKIP
-    >>> features.columns.tolist()  # doctest: +SKIP
+    >>> # cells: a table with an image_path column, e.g. load_cells("cells/")
+    >>> features = Protocol1Extractor(n_jobs=2).fit_transform(cells[["image_path"]].head(2))
+    >>> features.columns.tolist()  # doctest: +NORMALIZE_WHITESPACE
     ['image_path', 'cell_area', 'cell_aspect_ratio', 'max_coefficient_variation',
      'peak_height', 'peak_distance']
     """

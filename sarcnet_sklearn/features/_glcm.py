@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 
 import numpy as np
 import scipy.fft
@@ -220,7 +221,9 @@ def _pair_sums(
     ``C_qq(δ)``, computed by FFT. Since they are integers well below 2^53, two of them fit in
     one real correlation, ``C_mm + 2^a C_sm`` and ``C_qm + 2^b C_qq``, whenever the FFT's
     rounding error stays far below one pair (``pack=None`` decides from a bound on that error),
-    which halves the inverse transforms.
+    which halves the inverse transforms. Three forward and two inverse transforms is the
+    least that exact float64 arithmetic allows: the six sums involve three images, and
+    each packed correlation holds about 45 of the 53 bits.
     """
     rows, cols = levels.shape
     reach_rows, reach_cols = int(np.abs(dr).max()), int(np.abs(dc).max())
@@ -228,8 +231,7 @@ def _pair_sums(
         scipy.fft.next_fast_len(rows + reach_rows, real=True),
         scipy.fft.next_fast_len(cols + reach_cols, real=True),
     )
-    counts = np.bincount(levels.ravel()).astype(np.float64)
-    counts[0] = 0
+    counts = _level_counts(levels)
     powers = np.arange(counts.size, dtype=np.float64) ** np.arange(5)[:, None]
     total_m, total_q, total_s, _, norm_s2 = powers @ counts  # sums of m, q, q^2, q^3, q^4
     shift_a = float(2 ** math.ceil(math.log2(total_m + 1)))  # C_mm <= total_m
@@ -240,53 +242,148 @@ def _pair_sums(
         error_a = scale * shift_a * math.sqrt(norm_s2 * total_m)
         error_b = scale * shift_b * total_s
         pack = max(error_a, error_b) < _EXACT
-    # The images q, s (or t = m + 2^a s when packing) and m, zero-padded to the transform
-    # shape here (padding inside scipy.fft would copy them once per axis) and transformed together.
-    images = np.zeros((3,) + shape)
-    q, s, m = images[:, :rows, :cols]
-    q[...] = levels
-    np.greater(levels, 0, out=m, casting="unsafe")
-    np.multiply(q, q, out=s)
+    # The images q, m and s (or t = m + 2^a s when packing), zero-padded to the transform
+    # shape in a buffer reused from call to call. s is stored reversed, in the last rows and
+    # columns: its transform is then the conjugate of S (times a one-sample shift), and its
+    # correlation with m costs one product.
+    rows_s, cols_s = shape[0] - rows, shape[1] - cols
+    images = _workspace("images", (3,) + shape, np.float64, pad_rows=True)
+    q, m, s = images
+    images[:2, rows:, :cols] = 0
+    s[:rows_s, cols_s:] = 0
+    np.copyto(q[:rows, :cols], levels, casting="unsafe")
+    np.greater(levels, 0, out=m[:rows, :cols], casting="unsafe")
+    # s (or t) in integers, then written reversed in one conversion pass.
+    largest = (counts.size - 1) ** 2 * (shift_a if pack else 1) + 1
+    squares = levels.astype(np.uint32 if largest < 2**32 else np.uint64)
+    squares *= squares
     if pack:
-        s *= shift_a
-        s += m
-    # The real transform runs along the rows and the complex ones along the contiguous
-    # columns, where pocketfft is faster.
-    spectra = scipy.fft.rfftn(images, axes=(2, 1), workers=1)
-    spec_q, spec_s, spec_m = spectra
+        squares *= int(shift_a)
+        squares += levels > 0
+    s[rows_s:, cols_s:] = squares[::-1, ::-1]
+    # The real transform runs along the rows, over the columns that hold the cell only, and
+    # the complex ones along the contiguous columns, where pocketfft is faster.
+    spectra = _workspace("spectra", (3, shape[0] // 2 + 1, shape[1]), np.complex128)
+    _rfft(images[:2, :, :cols], axis=1, out=spectra[:2, :, :cols])
+    _rfft(s[:, cols_s:], axis=0, out=spectra[2, :, cols_s:])
+    spectra[:2, :, cols:] = 0
+    spectra[2, :, :cols_s] = 0
+    _fft(spectra, axis=2, out=spectra)
+    spec_q, spec_m, spec_s = spectra  # spec_s: e^(2 pi i k / n) conj(S)
     if pack:
-        np.conj(spec_s, out=spec_s)
-        spec_s *= spec_m  # conj(M + 2^a S) M  ->  C_mm + 2^a C_sm
-        mixed = np.multiply(spec_q, shift_b)
+        spec_s *= spec_m  # -> C_mm + 2^a C_sm, one sample early
+        mixed = _workspace("mixed", spec_q.shape, np.complex128)
+        np.multiply(spec_q, shift_b, out=mixed)
         mixed += spec_m
         np.conj(spec_q, out=spec_q)
         spec_q *= mixed  # conj(Q) (M + 2^b Q)  ->  C_qm + 2^b C_qq
-        products = spectra[:2]
+        products = spectra[::2]
     else:
-        products = np.empty((4,) + spec_m.shape, dtype=spec_m.dtype)
+        products = _workspace("products", (4,) + spec_m.shape, np.complex128)
         np.multiply(np.conj(spec_m), spec_m, out=products[0])
-        np.multiply(np.conj(spec_s), spec_m, out=products[1])
+        np.multiply(spec_s, spec_m, out=products[1])  # one sample early
         np.multiply(np.conj(spec_q), spec_m, out=products[2])
         np.multiply(np.conj(spec_q), spec_q, out=products[3])
-    # Only column lags -reach_cols..reach_cols are needed: inverse the columns, keep those,
+    # Only column lags -reach_cols-1..reach_cols are needed: inverse the columns, keep those,
     # then the rows.
-    lag_cols = np.r_[0 : reach_cols + 1, shape[1] - reach_cols : shape[1]]
-    partial = scipy.fft.ifft(products, axis=2, workers=1, overwrite_x=True)[:, :, lag_cols]
-    cross = np.rint(scipy.fft.irfft(partial, n=shape[0], axis=1, workers=1, overwrite_x=True))
+    _ifft(products, axis=2, out=products)
+    lag_cols = np.r_[0 : reach_cols + 1, shape[1] - reach_cols - 1 : shape[1]]
+    cross = _irfft(products[:, :, lag_cols], n=shape[0], axis=1)
     col_of = np.empty(shape[1], dtype=np.intp)
     col_of[lag_cols] = np.arange(lag_cols.size)
-    lag = (dr % shape[0], col_of[dc % shape[1]])
-    mirror = (-dr % shape[0], col_of[-dc % shape[1]])
+
+    def at(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return np.rint(image[rows % shape[0], col_of[cols % shape[1]]])
+
     if pack:
         qm_qq, mm_sm = cross
-        high_a, low_a = np.divmod(mm_sm[lag], shift_a)
-        high_b, low_b = np.divmod(qm_qq[lag], shift_b)
-        mirror_a, mirror_b = mm_sm[mirror] // shift_a, qm_qq[mirror] % shift_b
+        high_a, low_a = np.divmod(at(mm_sm, dr - 1, dc - 1), shift_a)
+        high_b, low_b = np.divmod(at(qm_qq, dr, dc), shift_b)
+        mirror_a = at(mm_sm, -dr - 1, -dc - 1) // shift_a
+        mirror_b = at(qm_qq, -dr, -dc) % shift_b
         sums = np.stack([low_a, low_b, mirror_b, high_a, mirror_a, high_b])
     else:
         mm, sm, qm, qq = cross
-        sums = np.stack([mm[lag], qm[lag], qm[mirror], sm[lag], sm[mirror], qq[lag]])
+        sums = np.stack([
+            at(mm, dr, dc), at(qm, dr, dc), at(qm, -dr, -dc),
+            at(sm, dr - 1, dc - 1), at(sm, -dr - 1, -dc - 1), at(qq, dr, dc),
+        ])
     return sums.astype(np.int64)
+
+
+_BUFFERS = threading.local()
+_KEPT_BYTES = 32 * 2**20
+"""Scratch arrays up to this size are kept for the next call (cells up to ~900 px a side)."""
+
+
+def _workspace(
+    name: str, shape: tuple[int, ...], dtype: type, pad_rows: bool = False
+) -> np.ndarray:
+    """A scratch array of ``shape``, kept per thread and reused by later calls.
+
+    Fresh arrays of a few megabytes cost page faults on every call; arrays above
+    ``_KEPT_BYTES`` (huge cells) are not kept, so that one of them does not hold its memory
+    for the rest of the process. With ``pad_rows``,
+    rows whose length in bytes is a multiple of 512 are padded by one cache line: with
+    such strides a transform along the other axis maps its reads to a few cache sets and
+    runs slower.
+    """
+    itemsize = np.dtype(dtype).itemsize
+    padded = pad_rows and (shape[-1] * itemsize) % 512 == 0
+    width = shape[-1] + (64 // itemsize if padded else 0)
+    size = math.prod(shape[:-1]) * width
+    buffer = getattr(_BUFFERS, name, None)
+    if buffer is None or buffer.size < size or buffer.dtype != dtype:
+        buffer = np.empty(size, dtype)
+        if size * itemsize <= _KEPT_BYTES:
+            setattr(_BUFFERS, name, buffer)
+    return buffer[:size].reshape(shape[:-1] + (width,))[..., : shape[-1]]
+
+
+if np.lib.NumpyVersion(np.__version__) >= "2.0.0":
+    # NumPy's pocketfft writes into given arrays (scipy.fft allocates a new one each call)
+    # and has less overhead for small inverse transforms.
+    def _irfft(x: np.ndarray, n: int, axis: int) -> np.ndarray:
+        return np.fft.irfft(x, n=n, axis=axis)
+
+    def _rfft(x: np.ndarray, axis: int, out: np.ndarray) -> None:
+        np.fft.rfft(x, axis=axis, out=out)
+
+    def _fft(x: np.ndarray, axis: int, out: np.ndarray) -> None:
+        np.fft.fft(x, axis=axis, out=out)
+
+    def _ifft(x: np.ndarray, axis: int, out: np.ndarray) -> None:
+        np.fft.ifft(x, axis=axis, out=out)
+
+else:  # pragma: no cover - NumPy 1.x
+
+    def _irfft(x: np.ndarray, n: int, axis: int) -> np.ndarray:
+        return scipy.fft.irfft(x, n=n, axis=axis, workers=1)
+
+    def _rfft(x: np.ndarray, axis: int, out: np.ndarray) -> None:
+        out[...] = scipy.fft.rfft(x, axis=axis, workers=1)
+
+    def _fft(x: np.ndarray, axis: int, out: np.ndarray) -> None:
+        out[...] = scipy.fft.fft(x, axis=axis, workers=1)
+
+    def _ifft(x: np.ndarray, axis: int, out: np.ndarray) -> None:
+        out[...] = scipy.fft.ifft(x, axis=axis, workers=1)
+
+
+def _level_counts(levels: np.ndarray) -> np.ndarray:
+    """How many pixels have each level ``1..levels.max()`` (index 0 left at 0), as floats.
+
+    A few levels are counted by comparisons: ``np.bincount`` first converts every pixel to
+    a 64-bit index, which costs more.
+    """
+    if levels.dtype.kind not in "ub" and levels.min() < 0:
+        raise ValueError("levels must be non-negative")
+    top = int(levels.max())
+    if top > 16:
+        counts = np.bincount(levels.ravel()).astype(np.float64)
+        counts[0] = 0
+        return counts
+    return np.array([0] + [np.count_nonzero(levels == level) for level in range(1, top + 1)], float)
 
 
 @functools.lru_cache(maxsize=8)

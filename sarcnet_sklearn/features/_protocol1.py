@@ -14,7 +14,7 @@ import numpy as np
 from .._columns import PIXEL_SIZE_UM
 from ._fit import decay_residuals
 from ._glcm import ANGLES, DISTANCES, glcm_correlation
-from ._quantize import bounding_box, check_cell, quantize_cell
+from ._quantize import _quantize_checked, bounding_box, check_cell
 
 CV_REGULARIZER = 0.1
 """The coefficient of variation divides by ``0.1 + 0.9 * mean`` over angles."""
@@ -199,10 +199,12 @@ def extract_protocol1(
         if not mask.any():
             raise ValueError(f"label {label!r} is not in the cell mask")
     image, inside = check_cell(image, mask)
+    box = bounding_box(inside)
+    image, inside = image[box], inside[box]
     morphology = cell_morphology(inside)
     if morphology["axis_major_length"] == 0:
         raise ValueError("cell mask has no extent; its aspect ratio is undefined")
-    alignment = alignment_from_correlation(glcm_correlation(quantize_cell(image, inside)))
+    alignment = alignment_from_correlation(glcm_correlation(_quantize_checked(image, inside)))
     return {
         "cell_area": morphology["area"] * pixel_size**2,
         "cell_aspect_ratio": morphology["axis_minor_length"] / morphology["axis_major_length"],

@@ -145,6 +145,13 @@ def quantize_cell(image: np.ndarray, mask: np.ndarray, n_levels: int = N_LEVELS)
            [5, 6, 7, 8]], dtype=uint8)
     """
     image, inside = check_cell(image, mask)
+    return _quantize_checked(image, inside, n_levels)
+
+
+def _quantize_checked(
+    image: np.ndarray, inside: np.ndarray, n_levels: int = N_LEVELS
+) -> np.ndarray:
+    """:func:`quantize_cell` of an image and boolean mask that :func:`check_cell` accepted."""
     masked = image * inside
     if np.issubdtype(image.dtype, np.integer) and image.dtype not in (np.uint8, np.uint16):
         masked = masked.astype(np.uint16)  # check_cell ensured 0..65535 inside the cell

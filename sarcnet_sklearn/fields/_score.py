@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .._chunks import chunk_slices
 from .._columns import ERROR_COLUMN, PIXEL_SIZE_UM, PROTOCOL_1
+from .._console import progress_bar
 from ..features import PROTOCOL1_ERROR_COLUMN, Protocol1Extractor
 from ._cut import CellCrop, cut_cells
 from ._read import FieldImage, read_field, read_labels
@@ -199,7 +199,7 @@ def cut_fields(
         cut_field(source, label_source, index, channel=channel, scene=scene, z=z,
                   pixel_size=pixel_size, score_border_cells=score_border_cells)[2]
         for index, (source, label_source) in enumerate(
-            tqdm(pairs, desc="cutting fields", unit="field", disable=not progress))
+            progress_bar(pairs, desc="cutting fields", unit="field", show=progress))
     ]
     return pd.concat(tables, ignore_index=True)
 
@@ -319,11 +319,11 @@ def score_fields(
     Examples
     --------
     >>> from sarcnet_sklearn.datasets import make_synthetic_field
-    >>> from sarcnet_sklearn.deploy import load_model
     >>> field, labels = make_synthetic_field((256, 256), n_cells=4, random_state=0)
-    >>> model = load_model("model.joblib")  # doctest: +SKIP
-    >>> scores = score_fields(model, field, labels, pixel_size=0.12)  # doctest: +SKIP
-    >>> scores[["label", "area", "score_pred", "error"]]  # doctest: +SKIP
+    >>> # model: a fitted Protocol 1 SarcNet pipeline, e.g. load_model("sarcnet_p1.zip")
+    >>> scores = score_fields(model, field, labels, pixel_size=0.12)
+    >>> scores[["label", "area", "score_pred", "error"]].shape
+    (4, 4)
     """
     from ..scale import map_chunks
 
@@ -336,8 +336,8 @@ def score_fields(
                    pixel_size=pixel_size, score_border_cells=score_border_cells,
                    keep_crops=keep_crops, n_jobs=n_jobs, batch_size=batch_size)
     scored = {}
-    with tqdm(total=len(jobs), desc="fields", unit="field",
-              disable=not progress or len(jobs) == 1) as bar:
+    with progress_bar(total=len(jobs), desc="fields", unit="field",
+                      show=progress and len(jobs) > 1) as bar:
         for index, table in map_chunks(work, chunks, model=model, client=client):
             scored[index] = table
             bar.update(len(chunks[index]))

@@ -195,34 +195,6 @@ class CellHeatmap:
     layer: str | None = None
 
 
-MIN_CAM_SIDE = 4
-"""Fewest activations per side a Grad-CAM layer needs to show where in the cell, not a blob."""
-
-
-def heatmap_layer(net) -> str | None:
-    """The ResNet-18 layer to explain: the last one (Grad-CAM's default) unless it is too coarse.
-
-    ResNet-18 halves the image five times, so at the small image sizes of quick
-    models (32 or 64 px) its last block is 1 x 1 or 2 x 2 activations, and a
-    1 x 1 Grad-CAM map is constant (zero after its min-max scaling). Then the
-    deepest block with at least :data:`MIN_CAM_SIDE` activations per side is
-    explained instead.
-
-    Examples
-    --------
-    >>> from types import SimpleNamespace
-    >>> [heatmap_layer(SimpleNamespace(backbone="resnet18", image_size=size))
-    ...  for size in (224, 128, 64, 32)]
-    [None, None, 'layer3', 'layer2']
-    """
-    if getattr(net, "backbone", "resnet18") != "resnet18":
-        return None
-    for name, stride in (("layer4", 32), ("layer3", 16), ("layer2", 8)):
-        if net.image_size // stride >= MIN_CAM_SIDE:
-            return None if name == "layer4" else name
-    return "layer1"
-
-
 def cell_heatmap(model, field: np.ndarray, labels: np.ndarray, row: pd.Series) -> CellHeatmap:
     """Grad-CAM heatmap of one scored cell, aligned with its crop in the field.
 
@@ -236,21 +208,22 @@ def cell_heatmap(model, field: np.ndarray, labels: np.ndarray, row: pd.Series) -
         When the cell was not scored (its ``error``) or the model has no
         image branch.
     """
-    from ..deploy import ModelInputs
-    from ..explain import grad_cam
+    from ..explain import grad_cam, grad_cam_layer
     from ..fields import cut_cells
+    from ..pipeline import SarcNetPipeline
 
     label = int(row["label"])
     error = row.get("error")
     if isinstance(error, str) and error:
         raise PluginError(f"cell {label} was not scored: {error}")
-    inputs = ModelInputs.of(model)
+    pipeline = SarcNetPipeline.of(model)
+    inputs = pipeline.inputs
     if inputs.image_column is None:
         raise PluginError("this model reads no images, so it has no Grad-CAM heatmap")
     labels = np.asarray(labels)
     (crop,) = cut_cells(np.asarray(field), np.where(labels == label, label, 0))
     cell = {inputs.image_column: [crop.image]}
     cell |= {name: [row[name]] for name in inputs.features if name in row.index}
-    layer = heatmap_layer(model[-1] if hasattr(model, "steps") else model)
+    layer = grad_cam_layer(model)
     (heatmap,) = grad_cam(model, pd.DataFrame(cell), layer=layer)
     return CellHeatmap(label, np.asarray(heatmap, dtype=np.float32), crop.bbox[:2], layer)

@@ -37,8 +37,13 @@ def connect(address: str):
 
     Examples
     --------
+    >>> from distributed import LocalCluster
     >>> from sarcnet_sklearn.scale import connect
-    >>> client = connect("tcp://scheduler:8786")  # doctest: +SKIP
+    >>> cluster = LocalCluster(n_workers=1, processes=False, dashboard_address=None)
+    >>> client = connect(cluster.scheduler_address)  # e.g. "tcp://head:8786"
+    >>> client.submit(sum, [1, 2]).result()
+    3
+    >>> client.close(); cluster.close()
     """
     try:
         from distributed import Client

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .._chunks import chunk_slices
-from ..outputs import write_atomically, write_csv_atomically
+from .._console import progress_bar
+from ..outputs import refuse_inputs, write_atomically, write_csv_atomically
 from ._engine import map_chunks
 
 ROW_COLUMN = "_input_row"
@@ -129,13 +129,24 @@ def run_in_chunks(
         by a run with other settings.
     KeyboardInterrupt
         Re-raised after saying how to resume; finished chunks are kept.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from sarcnet_sklearn.scale import run_in_chunks
+    >>> names = pd.DataFrame({"image_path": ["a.tiff", "bb.tiff", "ccc.tiff"]})
+    >>> def measure(chunk):  # one row per row of the chunk, same index
+    ...     return chunk.assign(length=chunk["image_path"].str.len())
+    >>> result = run_in_chunks(names, measure, "lengths.csv", key_column="image_path",
+    ...                        settings={"command": "lengths"}, chunk_size=2)
+    >>> result.table["length"].tolist(), result.output.name  # the table as written: text
+    (['6', '7', '8'], 'lengths.csv')
     """
     output = Path(output)
     inputs = list(inputs)
     if output.is_dir():
         raise ValueError(f"output {output} is a folder; give a .csv file name")
-    if output.resolve() in {Path(item).resolve() for item in inputs}:
-        raise ValueError(f"refusing to overwrite the input file {output}")
+    refuse_inputs([output], inputs)
     if key_column not in cells.columns:
         raise ValueError(f"the input has no {key_column!r} column")
     keys = cells[key_column].astype(str).to_numpy()
@@ -152,8 +163,8 @@ def run_in_chunks(
     for part in chunk_slices(len(todo), chunk_size):
         chunk = cells.iloc[todo[part]]
         chunks.append(chunk.set_axis(todo[part], axis=0))
-    bar = tqdm(total=len(cells), initial=n_resumed, desc=what, unit=what.removesuffix("s"),
-               disable=not progress)
+    bar = progress_bar(total=len(cells), initial=n_resumed, desc=what,
+                       unit=what.removesuffix("s"), show=progress)
     try:
         with bar:
             for index, result in map_chunks(work, chunks, model=model, device=device,

@@ -17,8 +17,8 @@ from optuna.trial import FixedTrial, FrozenTrial, TrialState
 from sklearn.base import clone
 from sklearn.model_selection import KFold, check_cv
 from sklearn.pipeline import Pipeline
-from tqdm.auto import tqdm
 
+from .._console import progress_bar
 from .._validation import as_frame
 from ._objective import (
     BUDGET_STATES,
@@ -180,16 +180,18 @@ def tune(
 
     Examples
     --------
-    >>> from functools import partial
     >>> from sarcnet_sklearn import make_sarcnet_pipeline
     >>> from sarcnet_sklearn.tuning import default_search_space, tune
+    >>> # cells: scored cells, e.g. load_aics(make_synthetic_aics("synthetic_aics"))
+    >>> train, valid = cells.iloc[:45], cells.iloc[45:]
+    >>> pipeline = make_sarcnet_pipeline(use_images=False, max_epochs=3, verbose=0)  # features only
     >>> result = tune(train, train["score"], validation_data=(valid, valid["score"]),
-    ...               pipeline=make_sarcnet_pipeline(max_epochs=30, verbose=0),
-    ...               search_space=partial(default_search_space, image_sizes=[96, 128]),
-    ...               n_trials=40, storage="sqlite:///tune.db",
-    ...               study_name="sarcnet")  # doctest: +SKIP
-    >>> result.study.best_trial.params, result.best_score  # doctest: +SKIP
-    >>> result.best_pipeline.predict(test)  # doctest: +SKIP
+    ...               pipeline=pipeline, search_space=default_search_space, n_trials=2,
+    ...               storage="sqlite:///tune.db", study_name="sarcnet", random_state=0)
+    >>> len(result.study.trials), "model__lr" in result.best_params
+    (2, True)
+    >>> result.best_pipeline.predict(valid).shape == (len(valid),)
+    True
     """
     if n_trials is None and timeout is None:
         raise ValueError("give n_trials, timeout or both (otherwise the study never ends)")
@@ -311,7 +313,7 @@ class _ProgressBar:
     """A study callback: a tqdm bar of the study's completed and pruned trials."""
 
     def __init__(self, study: optuna.Study, n_trials: int | None) -> None:
-        self._bar = tqdm(total=n_trials, initial=self._finished(study), unit="trial",
+        self._bar = progress_bar(total=n_trials, initial=self._finished(study), unit="trial",
                          desc=f"study {study.study_name}")
 
     @staticmethod
