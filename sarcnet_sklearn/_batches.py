@@ -87,12 +87,13 @@ class BatchIterator:
         The cells to iterate over (a ``Subset``'s indices); default: all.
     batch_size : int
     shuffle : bool, default=False
-        Visit the cells in a new random order (torch's global generator) on
-        every pass.
+        Visit the cells in a new random order on every pass.
     drop_last : bool, default=False
         Leave out a final incomplete batch.
     device : str or torch.device, default="cpu"
         Where the batches are made (and the cache is held).
+    generator : torch.Generator, optional
+        CPU generator the order is drawn from; default: torch's global one.
 
     Every pass yields ``(inputs, target)`` with ``inputs`` a dict of tensors
     and ``target`` a tensor, or None when the dataset has no target; each
@@ -108,6 +109,7 @@ class BatchIterator:
         shuffle: bool = False,
         drop_last: bool = False,
         device="cpu",
+        generator: torch.Generator | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -117,6 +119,7 @@ class BatchIterator:
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.device = device
+        self.generator = generator
 
     def _n_cells(self) -> int:
         return len(self.dataset) if self.indices is None else len(self.indices)
@@ -130,7 +133,7 @@ class BatchIterator:
         n = self._n_cells()
         order = self.indices
         if self.shuffle:
-            permutation = torch.randperm(n)
+            permutation = torch.randperm(n, generator=self.generator)
             order = permutation if order is None else order[permutation]
         if order is not None:
             order = order.to(_cache_device(X, y))
@@ -189,12 +192,13 @@ def d4_inverse(images: torch.Tensor, t: int) -> torch.Tensor:
     return images.flip(-1) if t >= 4 else images
 
 
-def random_d4(images: torch.Tensor) -> torch.Tensor:
+def random_d4(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Each image of a ``(n, ..., s, s)`` batch under its own random D4 transform.
 
     One gather on the images' device: the pixel order of each of the 8
     transforms is precomputed (per image size and device), and every image
-    picks one with torch's global random generator.
+    picks one with ``generator`` (default: torch's global generator on the
+    images' device).
 
     Examples
     --------
@@ -210,7 +214,8 @@ def random_d4(images: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"D4 augmentation needs square images, got {height} x {width}")
     n = images.shape[0]
     flat = images.reshape(n, -1, height * width)
-    choice = torch.randint(N_D4, (n,), device=images.device)
+    draw_on = images.device if generator is None else generator.device
+    choice = torch.randint(N_D4, (n,), device=draw_on, generator=generator).to(images.device)
     order = _d4_pixel_orders(height, images.device)[choice].unsqueeze(1).expand_as(flat)
     return flat.gather(2, order).reshape(images.shape)
 

@@ -9,10 +9,14 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
+from scipy.sparse import issparse
 
 
 def as_frame(X, what: str = "X") -> pd.DataFrame:
     """Accept a DataFrame (unique column names) or a dict of equal-length 1-D arrays."""
+    if issparse(X):  # before the dict case: a DOK matrix is a dict
+        raise TypeError(f"{what}: sparse input is not supported; pass a DataFrame with an "
+                        "image-path column and feature columns")
     if isinstance(X, pd.DataFrame):
         if not X.columns.is_unique:
             repeated = sorted({str(c) for c in X.columns[X.columns.duplicated()]})

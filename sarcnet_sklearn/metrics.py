@@ -66,18 +66,22 @@ METRIC_NAMES = {"spearman": "Spearman", "mae": "MAE", "mse": "MSE", "r2": "R²"}
 """The keys of :func:`regression_report` and their names in tables, in the paper's order."""
 
 
-def metrics_table(reports: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
+def metrics_table(
+    reports: Mapping[str, Mapping[str, float]], *, index: str = "model"
+) -> pd.DataFrame:
     """The paper's four metrics as a table, one row per model: the one formatter of metrics.
 
     Parameters
     ----------
     reports : mapping of str to dict
         Row name (a model) to its :func:`regression_report`.
+    index : str, default="model"
+        What the rows are (the index's name), e.g. ``"cells"`` for splits.
 
     Returns
     -------
     table : DataFrame
-        Indexed by ``model``, columns Spearman, MAE, MSE, R²; write it with
+        Indexed by ``index``, columns Spearman, MAE, MSE, R²; write it with
         ``table.to_markdown(floatfmt=".3f")`` or as HTML.
 
     Examples
@@ -91,7 +95,7 @@ def metrics_table(reports: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
     """
     table = pd.DataFrame(
         [[report[key] for key in METRIC_NAMES] for report in reports.values()],
-        index=pd.Index(list(reports), name="model"),
+        index=pd.Index(list(reports), name=index),
         columns=list(METRIC_NAMES.values()),
         dtype=float,
     )

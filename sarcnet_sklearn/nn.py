@@ -138,11 +138,15 @@ def _load_weights_file(model: nn.Module, name: str, path: Path) -> None:
     model.load_state_dict({k: v for k, v in state.items() if k not in classifier}, strict=False)
 
 
-def mlp(n_inputs: int, widths: Sequence[int], activation: bool) -> tuple[nn.Sequential, int]:
-    """A stack of linear layers of the given widths, with ReLU after each when ``activation``."""
+def mlp(n_inputs: int | None, widths: Sequence[int], activation: bool) -> tuple[nn.Sequential, int]:
+    """A stack of linear layers of the given widths, with ReLU after each when ``activation``.
+
+    ``n_inputs=None``: the first layer takes its input size from the first
+    batch or state dict it sees (``torch.nn.LazyLinear``).
+    """
     layers: list[nn.Module] = []
     for width in widths:
-        layers.append(nn.Linear(n_inputs, width))
+        layers.append(nn.LazyLinear(width) if n_inputs is None else nn.Linear(n_inputs, width))
         if activation:
             layers.append(nn.ReLU())
         n_inputs = width
@@ -168,8 +172,9 @@ class SarcNetModule(nn.Module):
 
     Parameters
     ----------
-    n_features : int, default=0
-        Number of cell features (0 when ``use_features`` is False).
+    n_features : int or None, default=0
+        Number of cell features (0 when ``use_features`` is False); None: taken
+        from the first batch or loaded state dict.
     backbone : str, default="resnet18"
         One of :data:`BACKBONES`, see :func:`build_backbone`.
     use_images, use_features : bool, default=True
@@ -194,7 +199,7 @@ class SarcNetModule(nn.Module):
 
     def __init__(
         self,
-        n_features: int = 0,
+        n_features: int | None = 0,
         backbone: str = "resnet18",
         use_images: bool = True,
         use_features: bool = True,
@@ -205,7 +210,7 @@ class SarcNetModule(nn.Module):
         super().__init__()
         if not (use_images or use_features):
             raise ValueError("SarcNetModule needs use_images or use_features (or both)")
-        if use_features and n_features < 1:
+        if use_features and n_features is not None and n_features < 1:
             raise ValueError("use_features=True needs at least one feature column")
         feature_widths = tuple(int(width) for width in feature_widths)
         if not feature_widths or min(feature_widths) < 1:

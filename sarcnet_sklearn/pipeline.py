@@ -54,6 +54,10 @@ class ProtocolSelector(TransformerMixin, BaseEstimator):
         The protocol's feature columns.
     keeps_image_ : bool
         Whether the image column was present in ``fit`` and is passed on.
+    n_features_in_ : int
+        Number of columns seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        Names of the columns seen in ``fit``.
 
     Examples
     --------
@@ -76,7 +80,17 @@ class ProtocolSelector(TransformerMixin, BaseEstimator):
         check_finite_features(df, self.features_)
         self.keeps_image_ = self.image_column is not None and self.image_column in df.columns
         self.n_features_in_ = df.shape[1]
+        self.feature_names_in_ = np.asarray(df.columns, dtype=object)
         return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # X is a table: named numeric feature columns beside an image column of paths
+        # (strings) or arrays; a dict of column arrays is accepted too.
+        tags.input_tags.string = True
+        tags.input_tags.dict = True
+        tags.requires_fit = True
+        return tags
 
     def transform(self, X) -> pd.DataFrame:
         check_is_fitted(self, "features_")
@@ -292,6 +306,18 @@ class SarcNetPipeline(Pipeline):
         )
         return self
 
+    def set_output(self, *, transform=None):
+        """Set the output container of ``transform`` of every step but the regressor's inputs.
+
+        The regressor reads a table with named columns, so the steps before it
+        go on handing it pandas DataFrames whatever ``transform`` is.
+        """
+        super().set_output(transform=transform)
+        for _, step in self.steps[:-1]:
+            if hasattr(step, "set_output"):
+                step.set_output(transform="pandas")
+        return self
+
     # -- settings as plain data ----------------------------------------------------------
 
     def to_settings(self, regressor_params: Collection[str] | None = None) -> dict:
@@ -482,8 +508,7 @@ def make_sarcnet_pipeline(protocol: int | Sequence[str] = 2, **regressor_params)
     >>> from sklearn.model_selection import GridSearchCV
     >>> from sarcnet_sklearn import make_sarcnet_pipeline, spearman_scorer
     >>> pipe = make_sarcnet_pipeline(protocol=2, use_images=False, max_epochs=3, verbose=0)
-    >>> search = GridSearchCV(pipe, {"select__protocol": [1, 2], "model__lr": [5e-4, 1e-3]},
-    ...                       scoring=spearman_scorer, cv=3)
+    >>> search = GridSearchCV(pipe, {"select__protocol": [1, 2]}, scoring=spearman_scorer, cv=2)
     >>> # cells: scored cells, e.g. load_aics(make_synthetic_aics("synthetic_aics"))
     >>> search = search.fit(cells, cells["score"])
     >>> search.best_params_["select__protocol"] in (1, 2)

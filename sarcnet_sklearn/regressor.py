@@ -12,7 +12,6 @@ from sklearn.exceptions import NotFittedError
 from skorch import NeuralNetRegressor
 from skorch.callbacks import EarlyStopping, EpochScoring
 from skorch.dataset import Dataset, ValidSplit, unpack_data
-from skorch.utils import TeeGenerator
 from torch.utils.data import DataLoader
 
 from ._batches import (
@@ -110,7 +109,11 @@ class SarcNetRegressor(NeuralNetRegressor):
         Stop when the validation Spearman has not improved for this many epochs;
         None trains all ``max_epochs`` (the best epoch is kept either way).
     random_state : int or None, default=None
-        Seeds torch before the weights are initialised and batches shuffled.
+        Seeds the initial weights, the order of the training batches and the
+        augmentation, so that two fits on the same data give the same model
+        (on the same device and library versions). They are drawn from a
+        generator of the net's own: torch's global random state is left as it
+        was. None: torch's global generator.
     score_range : tuple (low, high) or None, default=(1.0, 5.0)
         The scale of the scores: ``fit`` refuses scores outside it (a 0-100
         scale would otherwise train silently and every prediction be clipped),
@@ -127,7 +130,8 @@ class SarcNetRegressor(NeuralNetRegressor):
         holds out 20 % for validation unless ``validation_data`` is given;
         ``device`` is "cuda" when a GPU is present, else "cpu". Any other skorch
         argument (``callbacks``, ``compile``, ``optimizer__weight_decay``,
-        ``module__feature_widths``, ...) is accepted too. Training batches are
+        ``module__feature_widths``, ...) is accepted too, except ``module__``
+        twins of the parameters above. Training batches are
         shuffled (``iterator_train__shuffle=False`` turns it off); other
         ``iterator_*`` options, or a custom ``iterator_*``/``dataset``, switch to
         skorch's DataLoader path.
@@ -144,7 +148,26 @@ class SarcNetRegressor(NeuralNetRegressor):
     fit_interrupted_ : bool
         Whether the last ``fit`` was stopped by Ctrl-C (skorch then returns
         quietly with the epochs trained so far).
+    random_generator_ : torch.Generator or None
+        The CPU generator batches are shuffled and augmented with (None when
+        ``random_state`` is None).
     module_, history_, ... : see skorch's ``NeuralNet``.
+
+    Notes
+    -----
+    Training steps go through skorch's own ``train_step_single`` and
+    ``_step_optimizer``, so skorch's recipes that override ``train_step``
+    (gradient accumulation, for one) apply unchanged; with fp16 gradient
+    scaling, gradients are unscaled before ``on_grad_computed`` callbacks
+    (gradient clipping) see them.
+
+    skorch's ``save_params``/``load_params`` round trip works on a net that
+    was only initialised (``SarcNetRegressor(...).initialize()``): its
+    feature layer takes its size from the loaded parameters, and it then
+    reads the feature columns by position (every column but the image
+    column, in order), as plain skorch nets do. To keep the column names, the
+    feature scaling and the settings with the weights, save the whole model
+    with :func:`~sarcnet_sklearn.deploy.save_model`.
 
     Examples
     --------
@@ -257,7 +280,10 @@ class SarcNetRegressor(NeuralNetRegressor):
                 progress=bool(self.verbose) and reads_files and len(sources) > 1,
             )
         if self.use_features:
-            inputs["features"] = check_finite_features(df, self.feature_names_).astype(np.float32)
+            names = getattr(self, "feature_names_", None)
+            if names is None:  # initialised without fit (load_params): by position
+                names = self._feature_columns(df)
+            inputs["features"] = check_finite_features(df, names).astype(np.float32)
         if fitting:
             features = inputs.get("features", np.empty((len(df), 0), dtype=np.float32))
             self.feature_min_ = features.min(axis=0).astype(np.float64)
@@ -278,19 +304,43 @@ class SarcNetRegressor(NeuralNetRegressor):
             )
         return y
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # X is a table of cells: named numeric feature columns beside an image column of
+        # paths (strings) or arrays; a dict of column arrays is accepted too.
+        tags.input_tags.string = self.use_images
+        tags.input_tags.dict = True
+        tags.target_tags.required = True
+        tags.non_deterministic = self.random_state is None
+        return tags
+
     # -- skorch hooks -----------------------------------------------------------------------
 
     def initialize_module(self):
         params = self.get_params_for("module")
-        params.update(
-            n_features=len(getattr(self, "feature_names_", [])),
-            backbone=self.backbone,
-            use_images=self.use_images,
-            use_features=self.use_features,
-            weights=self.weights,
-            head_activation=self.head_activation,
-        )
-        self.module_ = self.initialized_instance(self.module, params)
+        names = getattr(self, "feature_names_", None)
+        own = {
+            # unknown before fit (an initialize() to load_params into): sized on loading
+            "n_features": None if names is None else len(names),
+            "backbone": self.backbone,
+            "use_images": self.use_images,
+            "use_features": self.use_features,
+            "weights": self.weights,
+            "head_activation": self.head_activation,
+        }
+        clash = sorted(set(params) & set(own))
+        if clash:
+            name = clash[0]
+            fix = ("it is the number of feature columns of X" if name == "n_features"
+                   else f"pass {name}=... to SarcNetRegressor instead")
+            raise ValueError(f"module__{name} clashes with SarcNetRegressor's own {name!r}: {fix}")
+        params.update(own)
+        if self.random_state is None:
+            self.module_ = self.initialized_instance(self.module, params)
+        else:
+            with torch.random.fork_rng(devices=[]):  # seed the weights, not the user's torch
+                torch.manual_seed(self.random_state)
+                self.module_ = self.initialized_instance(self.module, params)
         if self._device_type() == "cuda":
             torch.backends.cudnn.benchmark = True
             self.module_ = self.module_.to(memory_format=torch.channels_last)
@@ -298,6 +348,8 @@ class SarcNetRegressor(NeuralNetRegressor):
 
     def initialize(self):
         super().initialize()
+        self.random_generator_ = (None if self.random_state is None
+                                  else torch.Generator().manual_seed(self.random_state))
         uses_fp16 = self._autocast_dtype() is torch.float16
         self.grad_scaler_ = torch.amp.GradScaler(self._device_type()) if uses_fp16 else None
         return self
@@ -357,9 +409,13 @@ class SarcNetRegressor(NeuralNetRegressor):
         if iterator is DataLoader:
             kwargs.setdefault("shuffle", training)
             base, indices = unwrap_subset(dataset)
+            generator = getattr(self, "random_generator_", None) if training else None
             if isinstance(base, CellDataset) and set(kwargs) <= {"batch_size", "shuffle",
                                                                  "drop_last"}:
-                return BatchIterator(base, indices, device=self.device or "cpu", **kwargs)
+                return BatchIterator(base, indices, device=self.device or "cpu",
+                                     generator=generator, **kwargs)
+            if generator is not None:
+                kwargs.setdefault("generator", generator)
         return iterator(dataset, **kwargs)
 
     # -- precision --------------------------------------------------------------------------
@@ -385,7 +441,7 @@ class SarcNetRegressor(NeuralNetRegressor):
             return self._infer_once(x, **fit_params)
         if self.module_.training:
             if self.augment == "d4":
-                x = {**x, "images": random_d4(images)}
+                x = {**x, "images": random_d4(images, getattr(self, "random_generator_", None))}
             return self._infer_once(x, **fit_params)
         if self.test_time_augment and not getattr(self, "_fitting", False):
             outputs = [self._infer_once({**x, "images": d4_transform(images, t)}, **fit_params)
@@ -401,25 +457,29 @@ class SarcNetRegressor(NeuralNetRegressor):
             y_pred = super().infer(x, **fit_params)
         return y_pred.float()
 
-    def train_step(self, batch, **fit_params):
+    def train_step_single(self, batch, **fit_params):
         scaler = getattr(self, "grad_scaler_", None)
         if scaler is None:
-            return super().train_step(batch, **fit_params)
-        self._zero_grad_optimizer()
+            return super().train_step_single(batch, **fit_params)
         self._set_training(True)
         Xi, yi = unpack_data(batch)
         y_pred = self.infer(Xi, **fit_params)
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)
         scaler.scale(loss).backward()
-        optimizers = [getattr(self, name + "_") for name in self._optimizers]
-        for optimizer in optimizers:
-            scaler.unscale_(optimizer)
-        self.notify("on_grad_computed",
-                    named_parameters=TeeGenerator(self.get_all_learnable_params()), batch=batch)
-        for optimizer in optimizers:
-            scaler.step(optimizer)
-        scaler.update()
+        for name in self._optimizers:  # on_grad_computed callbacks see true gradients
+            scaler.unscale_(getattr(self, name + "_"))
         return {"loss": loss, "y_pred": y_pred}
+
+    def _step_optimizer(self, step_fn):
+        scaler = getattr(self, "grad_scaler_", None)
+        if scaler is None:
+            return super()._step_optimizer(step_fn)
+        if step_fn is not None:
+            step_fn()  # GradScaler takes no closure: compute the gradients first
+        for name in self._optimizers:
+            scaler.step(getattr(self, name + "_"))
+        scaler.update()
+        return None
 
     # -- public API -------------------------------------------------------------------------
 
@@ -442,9 +502,47 @@ class SarcNetRegressor(NeuralNetRegressor):
         -------
         self : SarcNetRegressor
         """
+        fresh = not self.warm_start or not self.initialized_
+        inputs, target = self._training_data(X, y, validation_data, learn_columns=fresh)
+        try:
+            return super().fit(inputs, target, **fit_params)
+        finally:
+            self.__dict__.pop("validation_dataset_", None)
+
+    def partial_fit(self, X, y=None, classes=None, validation_data=None, **fit_params):
+        """Train for ``max_epochs`` more epochs, starting from the current weights.
+
+        A net that is not initialised yet is initialised first (learning its
+        columns from ``X``, as :meth:`fit` does); later calls need the same
+        feature columns.
+
+        Parameters
+        ----------
+        X, y, validation_data, **fit_params
+            As for :meth:`fit`.
+        classes : None
+            Unused; scikit-learn's ``partial_fit`` signature.
+
+        Returns
+        -------
+        self : SarcNetRegressor
+        """
+        if not isinstance(X, _NetInputs):  # called by the user, not by fit
+            X, y = self._training_data(X, y, validation_data, learn_columns=not self.initialized_)
+        self.__dict__.pop("conformity_scores_", None)  # a calibration belongs to the old weights
+        self._fitting = True  # validation during training predicts without test-time averaging
+        self.fit_interrupted_ = False
+        try:
+            return super().partial_fit(X, y, classes, **fit_params)
+        finally:
+            self.__dict__.pop("validation_dataset_", None)
+            del self._fitting
+
+    def _training_data(self, X, y, validation_data, *, learn_columns: bool):
+        """The module's inputs and targets for training; sets ``validation_dataset_``."""
         if self.augment not in AUGMENTATIONS:
             raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {self.augment!r}")
-        inputs = self._net_input(X, fitting=True)
+        inputs = _NetInputs(self._net_input(X, fitting=learn_columns))
         target = self._check_scores(check_target(y, len(next(iter(inputs.values())))))
         self.validation_dataset_ = None
         if validation_data is not None:
@@ -454,16 +552,7 @@ class SarcNetRegressor(NeuralNetRegressor):
             self.validation_dataset_ = self.get_dataset(
                 valid_inputs, self._check_scores(y_valid, "validation y")
             )
-        if self.random_state is not None:
-            torch.manual_seed(self.random_state)
-        self.__dict__.pop("conformity_scores_", None)  # a calibration belongs to the old fit
-        self._fitting = True  # validation during training predicts without test-time averaging
-        self.fit_interrupted_ = False
-        try:
-            super().fit(inputs, target, **fit_params)
-        finally:
-            del self.validation_dataset_, self._fitting
-        return self
+        return inputs, target
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         try:
@@ -486,7 +575,7 @@ class SarcNetRegressor(NeuralNetRegressor):
         sklearn.exceptions.NotFittedError
             Before ``fit``.
         """
-        if not (getattr(self, "initialized_", False) and hasattr(self, "feature_names_")):
+        if not getattr(self, "initialized_", False):
             raise NotFittedError(
                 f"this {type(self).__name__} is not fitted yet; call 'fit' before 'predict'"
             )
@@ -507,6 +596,10 @@ class SarcNetRegressor(NeuralNetRegressor):
             for inputs in prefetched(prepare, chunks):
                 scores.append(super().predict(inputs).reshape(-1))
         return np.concatenate(scores)
+
+
+class _NetInputs(dict):
+    """The module's inputs, already read from a table of cells (as ``fit`` hands them on)."""
 
 
 def _spearman_scoring(net, X, y) -> float:

@@ -96,13 +96,11 @@ def test_default_layer_shows_detail_at_64_px_and_layer_override_is_kept(model, s
 
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_default_layer_has_a_7x7_map_for_every_backbone(backbone):
-    for size in (64, 224):
-        name = default_layer_name(backbone, size)
-        sides = map_sides(backbone, size)
-        assert sides[name] >= MIN_CAM_SIDE
-        deeper = CAM_LAYERS[backbone][:CAM_LAYERS[backbone].index(name)]
-        assert all(sides[layer] < MIN_CAM_SIDE for layer in deeper), sides
-    assert default_layer_name(backbone, 224) == CAM_LAYERS[backbone][0]  # the last block
+    name = default_layer_name(backbone, 64)
+    sides = map_sides(backbone, 64)
+    assert sides[name] >= MIN_CAM_SIDE
+    deeper = CAM_LAYERS[backbone][:CAM_LAYERS[backbone].index(name)]
+    assert deeper and all(sides[layer] < MIN_CAM_SIDE for layer in deeper), sides
 
 
 def test_pipeline_explains_the_features_it_transforms(model, some, heatmaps):
@@ -263,8 +261,8 @@ def test_report_page_embeds_its_figures_and_shows_the_metrics(model, report, tmp
     assert len(written) == len(data) and written["in_figures"].sum() == 6
     stale = tmp_path / "fig3_days.png"  # from an earlier report into the same folder
     stale.write_bytes(paths["days"].read_bytes())
-    without_day = write_report(model, data.drop(columns=["day", "score"]), tmp_path,
-                               max_cells=3)
+    without_day = write_report(model, data.iloc[:6].drop(columns=["day", "score"]), tmp_path,
+                               max_cells=2)
     assert not {"days", "agreement", "residuals"} & set(without_day)
     assert not stale.exists()
     assert "Fig. 3" not in without_day["html"].read_text()
@@ -349,7 +347,7 @@ def test_cli_explain_and_report_end_to_end(model, cells, tmp_path, capsys):
     assert "cannot read model file" in capsys.readouterr().err
 
 
-def test_fitted_model_attends_to_the_cell(cells):
+def test_fitted_model_attends_to_the_cell(cells, image_only_net):
     """The image evidence of a fitted model lies in the cell, not in the black background.
 
     On the synthetic cells it is evidence for a *lower* score (the cytoplasmic haze of
@@ -357,12 +355,7 @@ def test_fitted_model_attends_to_the_cell(cells):
     map of a well-fitted model has little in the cell to show, and ``direction="lower"``
     maps that evidence; ``layer1`` (16 x 16 at 64 px) localises, ``layer4`` (2 x 2) cannot.
     """
-    train, test = cells.iloc[:160], cells.iloc[200:]
-    # the paper's recipe, which this test was built on
-    net = SarcNetRegressor(use_features=False, image_size=64, max_epochs=6, batch_size=16,
-                           lr=1e-3, train_split=None, verbose=0, random_state=0, device="cpu",
-                           augment=None, test_time_augment=False)
-    net.fit(train[["image_path"]], train["score"])
+    test, net = cells.iloc[200:], image_only_net  # the paper's recipe, which this was built on
     assert regression_report(test["score"], net.predict(test[["image_path"]]))["spearman"] > 0.4
     maps = grad_cam(net, test[["image_path"]], layer="layer1", direction="lower")
     masks = [read_plane(path, 9) > 0 for path in test["image_path"]]
@@ -374,7 +367,9 @@ def test_fitted_model_attends_to_the_cell(cells):
 
 
 def test_report_shows_the_intervals_of_a_calibrated_model(model, cells, tmp_path):
+    import base64
     import copy
+    import html
 
     from sarcnet_sklearn.intervals import calibrate, interval_half_width
 
@@ -382,8 +377,11 @@ def test_report_shows_the_intervals_of_a_calibrated_model(model, cells, tmp_path
     data = cells.iloc[150:170]
     paths = write_report(calibrated, data, tmp_path / "report", max_cells=3)
     page = paths["html"].read_text()
-    assert 'src="intervals.png"' in page and "calibrated on 36 held-out cells" in page
     _assert_real_png(paths["intervals"])
+    embedded = base64.b64encode(paths["intervals"].read_bytes()).decode()
+    assert f'src="data:image/png;base64,{embedded}"' in page
+    assert "calibrated on 36 held-out cells" in page
+    assert html.escape("with the identity line and each cell's prediction interval") in page
     written = pd.read_csv(paths["predictions"])
     half = interval_half_width(calibrated, 0.9)
     np.testing.assert_allclose(written["score_high"],

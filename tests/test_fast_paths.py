@@ -17,9 +17,9 @@ BF16_ATOL = 0.05
 
 @pytest.fixture
 def scaled(cells):
-    X = cells[["image_path", *PROTOCOL_1]].iloc[:64].copy()
+    X = cells[["image_path", *PROTOCOL_1]].iloc[:32].copy()
     X[PROTOCOL_1] = (X[PROTOCOL_1] - X[PROTOCOL_1].mean()) / X[PROTOCOL_1].std()
-    return X, cells["score"].to_numpy()[:64]
+    return X, cells["score"].to_numpy()[:32]
 
 
 def _cached(n: int, seed: int = 0) -> CellDataset:

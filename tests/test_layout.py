@@ -11,7 +11,8 @@ import sarcnet_sklearn
 PACKAGE = Path(sarcnet_sklearn.__file__).parent
 
 LAYERS = [
-    {"_columns", "_validation", "_chunks", "_batches", "metrics", "outputs", "images", "nn"},
+    {"_columns", "_validation", "_chunks", "_batches", "_console", "_epoch_table", "metrics",
+     "outputs", "images", "nn"},
     {"features", "regressor", "intervals"},
     {"datasets", "pipeline"},
     {"tables"},

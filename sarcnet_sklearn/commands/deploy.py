@@ -10,6 +10,7 @@ from pathlib import Path
 from .._columns import IMAGE_COLUMN, PROTOCOL_2, TARGET_COLUMN
 from ..deploy import ERROR_COLUMN, load_model, predict_cells, save_model, train_model
 from ..deploy._model_file import FORMATS
+from ..metrics import metrics_table
 from ..outputs import check_output
 from ..scale import run_in_chunks
 from ..tables import is_aics_root, load_cells
@@ -155,8 +156,8 @@ def run_train(args: argparse.Namespace) -> int:
         f"{training['n_validation']} for validation ({training['split']}), "
         f"{training['n_excluded']} left out"
     )
-    for name, report in metadata["metrics"].items():
-        print(f"{name}: " + ", ".join(f"{key} {value:.3f}" for key, value in report.items()))
+    if metadata["metrics"]:
+        print(metrics_table(metadata["metrics"], index="cells").to_markdown(floatfmt=".3f"))
     calibration = metadata.get("calibration")
     if calibration and calibration.get("half_width_90") is not None:
         print(f"90 % prediction intervals: score +- {calibration['half_width_90']:.2f} "

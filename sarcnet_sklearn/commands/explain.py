@@ -70,17 +70,33 @@ def add_subcommand(subparsers) -> None:
         parser.set_defaults(func=func)
 
 
-def _load(path: str) -> object:
-    """The fitted SarcNet model in ``path``, read by :func:`~sarcnet_sklearn.deploy.load_model`."""
+def _load(path: str) -> tuple[object, int | None]:
+    """The fitted SarcNet model in ``path`` and the mask page it was trained with."""
     from ..deploy import load_model
     from ..pipeline import SarcNetPipeline
 
-    model = load_model(path)
+    model, metadata = load_model(path, return_metadata=True)
     try:
         SarcNetPipeline.of(model).fitted_regressor  # noqa: B018 (checks it)
     except (TypeError, ValueError) as exc:  # NotFittedError is a ValueError
         raise ValueError(f"{path}: {exc}") from exc
-    return model
+    return model, (metadata.get("training") or {}).get("mask_page")
+
+
+def _with_features(model, cells: pd.DataFrame, mask_page: int | None) -> pd.DataFrame:
+    """``cells`` with the model's features, measured from the images where the table lacks
+    them (a Protocol 1 model), as ``predict`` and ``train`` do."""
+    from ..deploy import check_cells
+    from ..pipeline import SarcNetPipeline
+
+    inputs = SarcNetPipeline.of(model).inputs
+    if set(inputs.features) <= set(cells.columns) or not inputs.measurable:
+        return cells
+    table, errors, _ = check_cells(cells, inputs, mask_page=mask_page)
+    failed = errors.dropna()
+    if len(failed):
+        raise ValueError(f"{len(failed)} cell(s) cannot be explained, e.g. {failed.iloc[0]}")
+    return table.set_axis(cells.index)
 
 
 def _check_counts(args: argparse.Namespace) -> None:
@@ -100,13 +116,14 @@ def run_explain(args: argparse.Namespace) -> int:
 
     _check_counts(args)
     check_output(args.out, inputs=[*args.data, args.model], folder=True)
-    model = _load(args.model)
+    model, mask_page = _load(args.model)
     net = SarcNetPipeline.of(model).fitted_regressor
     cells = load_cells(args.data).iloc[: args.max_cells]
     out = Path(args.out)
     paths = cells[net.image_column].astype(str).tolist()
     names = [f"{i:03d}_{Path(path).stem}_gradcam.png" for i, path in enumerate(paths)]
     refuse_inputs([out / name for name in names], args.data + paths + [args.model])
+    cells = _with_features(model, cells, mask_page)
     planes = read_planes(cells[net.image_column], net.structure_page)  # each file read once
     in_memory = cells.assign(**{net.image_column: planes})
     predicted = model.predict(in_memory)
@@ -139,10 +156,11 @@ def run_report(args: argparse.Namespace) -> int:
 
     _check_counts(args)
     check_output(args.out, inputs=[*args.data, args.model], folder=True)
-    model = _load(args.model)
+    model, mask_page = _load(args.model)
     cells = load_cells(args.data)
     out = Path(args.out)
     refuse_inputs([out / name for name in REPORT_FILES.values()], args.data + [args.model])
+    cells = _with_features(model, cells, mask_page)
     paths = write_report(model, cells, out, max_cells=args.max_cells, layer=args.layer,
                          direction=args.direction, batch_size=args.batch_size,
                          model_path=args.model,
