@@ -22,7 +22,7 @@ from sarcnet_sklearn import (
 )
 
 TINY = {"image_size": 16, "max_epochs": 1, "batch_size": 8, "verbose": 0, "random_state": 0,
-        "device": "cpu", "module__feature_widths": (4,)}
+        "device": "cpu", "module__feature_widths": (4,), "test_time_augment": False}
 
 BARE_ARRAY = ("X must be a table with named columns (an image column and feature columns); "
               "the check passes a bare array")
