@@ -22,7 +22,11 @@ each in its own process, for each ``N``:
   cells/s and peak RSS;
 
 and, in this process, the bare model's forward throughput on the same device
-(uint8 batches already in memory, no decoding): the ceiling for cells/s.
+(uint8 batches already in memory, no decoding): the ceiling for cells/s. Each
+rate is given per wall-clock second and per CPU-second (all the process's
+threads, plus the workers' on a cluster): on a machine shared with other jobs
+the CPU-second figures, and their ratio to the bare model's, are the ones that
+mean something.
 Finally the peak-memory ratio of the largest to the smallest ``N``.
 """
 
@@ -55,13 +59,13 @@ import pandas as pd, torch
 from sarcnet_sklearn.deploy import load_model
 {peak}
 torch.set_num_threads({threads})
-start = time.perf_counter()
+start, cpu_start = time.perf_counter(), time.process_time()
 model = load_model(sys.argv[1], device="{device}")
 cells = pd.read_csv(sys.argv[2])
 scores = model.predict(cells)
 assert len(scores) == len(cells)
 print(json.dumps({{"seconds": time.perf_counter() - start,
-                  "peak_mb": peak_mb()}}))
+                  "cpu_seconds": time.process_time() - cpu_start, "peak_mb": peak_mb()}}))
 """
 
 PEAK = """
@@ -77,10 +81,10 @@ import torch
 from sarcnet_sklearn.commands import main
 {peak}
 torch.set_num_threads({threads})
-start = time.perf_counter()
+start, cpu_start = time.perf_counter(), time.process_time()
 assert main(sys.argv[1:]) == 0
 print(json.dumps({{"seconds": time.perf_counter() - start,
-                  "peak_mb": peak_mb()}}))
+                  "cpu_seconds": time.process_time() - cpu_start, "peak_mb": peak_mb()}}))
 """
 
 
@@ -122,6 +126,16 @@ def run_measured(code: str, argv: list[str], watch_workers=None) -> dict:
                 peaks[pid] = max(peaks.get(pid, 0.0), rss)
             stop.wait(0.2)
 
+    def cpu_of(pids) -> dict[int, float]:
+        times = {}
+        for pid in pids or ():
+            try:
+                times[pid] = sum(psutil.Process(pid).cpu_times()[:2])
+            except psutil.NoSuchProcess:
+                continue
+        return times
+
+    cpu_before = cpu_of(watch_workers)
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
@@ -135,11 +149,14 @@ def run_measured(code: str, argv: list[str], watch_workers=None) -> dict:
     result = json.loads(done.stdout.strip().splitlines()[-1])
     if watch_workers is not None:
         result["worker_peak_mb"] = sorted(round(value) for value in peaks.values())
+        cpu_after = cpu_of(watch_workers)
+        result["cpu_seconds"] += sum(cpu_after[pid] - cpu_before[pid] for pid in cpu_after)
     return result
 
 
-def bare_forward(model_path: Path, size: int, device: str, batch: int) -> float:
-    """Cells/s of the bare module's forward pass on uint8 batches already in memory."""
+def bare_forward(model_path: Path, size: int, device: str, batch: int) -> tuple[float, float]:
+    """Cells per second and per CPU-second of the bare module's forward pass on uint8 batches
+    already in memory."""
     from sarcnet_sklearn.deploy import load_model
 
     module = load_model(model_path, device=device)[-1].module_
@@ -150,13 +167,14 @@ def bare_forward(model_path: Path, size: int, device: str, batch: int) -> float:
     features = torch.randn(batch, len(PROTOCOL_2), device=device)
     with torch.inference_mode():
         module(images=images, features=features)  # warm-up
-        repeats, start = 0, time.perf_counter()
+        repeats, start, cpu_start = 0, time.perf_counter(), time.process_time()
         while time.perf_counter() - start < 5 or repeats < 2:
             module(images=images, features=features)
             repeats += 1
         if device.startswith("cuda"):
             torch.cuda.synchronize()
-    return repeats * batch / (time.perf_counter() - start)
+    cells = repeats * batch
+    return cells / (time.perf_counter() - start), cells / (time.process_time() - cpu_start)
 
 
 def main() -> None:
@@ -187,8 +205,9 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"device {args.device}, {args.threads} threads; image size {args.image_size} px, "
           f"{args.distinct} distinct TIFFs listed over and over; files in {folder}")
-    bare = bare_forward(model_path, args.image_size, args.device, args.batch_size)
-    print(f"bare model forward (batch {args.batch_size}, images in memory): {bare:.1f} cells/s")
+    bare, bare_cpu = bare_forward(model_path, args.image_size, args.device, args.batch_size)
+    print(f"bare model forward (batch {args.batch_size}, images in memory): {bare:.1f} cells/s, "
+          f"{bare_cpu:.1f} cells per CPU-second", flush=True)
 
     command = COMMAND.format(threads=args.threads, peak=PEAK)
     common = ["--quiet", "--chunk-size", str(args.chunk_size), "--batch-size",
@@ -229,8 +248,10 @@ def main() -> None:
                 if "worker_peak_mb" in result:
                     extra = (f", workers' peak {result['worker_peak_mb']} MB, identical to "
                              f"local: {result['same_as_local']}")
+                per_cpu = n / result["cpu_seconds"]
                 print(f"{what:>32} {n:>7} cells: {n / result['seconds']:8.1f} cells/s end to "
-                      f"end ({n / result['seconds'] / bare:.0%} of bare), peak "
+                      f"end ({n / result['seconds'] / bare:.0%} of bare), {per_cpu:.1f} per "
+                      f"CPU-second ({per_cpu / bare_cpu:.0%} of bare), peak "
                       f"{result['peak_mb']:.0f} MB{extra}", flush=True)
     for what in ("predict (local)", "pipeline.predict", "predict (2-worker LocalCluster)"):
         runs = sorted((n, result) for name, n, result in rows if name == what)

@@ -9,7 +9,9 @@ from contextlib import contextmanager
 from ..scale import connect
 
 
-def add_scale_arguments(parser: argparse.ArgumentParser, *, chunk_size: int = 1000) -> None:
+def add_scale_arguments(
+    parser: argparse.ArgumentParser, *, chunk_size: int = 1000, what: str = "cells"
+) -> None:
     """Add ``--chunk-size`` and ``--scheduler`` to a command's parser.
 
     Examples
@@ -22,7 +24,7 @@ def add_scale_arguments(parser: argparse.ArgumentParser, *, chunk_size: int = 10
     """
     parser.add_argument(
         "--chunk-size", type=int, default=chunk_size, metavar="N",
-        help="cells per chunk; each finished chunk is saved in OUTPUT.partial/, so that the "
+        help=f"{what} per chunk; each finished chunk is saved in OUTPUT.partial/, so that the "
              "same command started again after a stop resumes there (default: %(default)s)",
     )
     parser.add_argument(

@@ -11,7 +11,7 @@ import pandas as pd
 
 from .._columns import IMAGE_COLUMN, PIXEL_SIZE_UM, PROTOCOL_1, STRUCTURE_PAGE
 from ..features._extractor import measure_many
-from ..outputs import check_output, write_csv_atomically
+from ..outputs import check_output
 from ..tables import PATH_RULE, collect_images, paths_relative_to
 from ._scale import add_scale_arguments, cluster_client
 
@@ -97,10 +97,10 @@ def run(args: argparse.Namespace) -> int:
             chunk_size=args.chunk_size,
             client=client,
             progress=not args.quiet,
+            finish=lambda done: done.assign(
+                **{IMAGE_COLUMN: paths_relative_to(done[IMAGE_COLUMN], output)}),
         )
-    table = result.table.copy()
-    table[IMAGE_COLUMN] = paths_relative_to(table[IMAGE_COLUMN], output)
-    write_csv_atomically(table, output, inputs=images)
+    table = result.table
     n_failed = int((table["error"] != "").sum())
     print(f"wrote Protocol 1 features of {len(cells)} cells to {output.resolve()}")
     if n_failed:

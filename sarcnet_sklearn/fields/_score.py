@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from os import PathLike
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .._chunks import chunk_slices
 from .._columns import ERROR_COLUMN, PIXEL_SIZE_UM, PROTOCOL_1
 from .._console import progress_bar
 from ..features import PROTOCOL1_ERROR_COLUMN, Protocol1Extractor
@@ -133,6 +135,48 @@ def _objects(values: list) -> np.ndarray:
     return array
 
 
+def cut_field(
+    source: FieldSource,
+    labels,
+    index: int = 0,
+    *,
+    channel=None,
+    scene=None,
+    z=None,
+    pixel_size: float | None = None,
+    score_border_cells: bool = False,
+) -> tuple[FieldImage, np.ndarray, pd.DataFrame]:
+    """Read and cut one field: its image, label array and one row per cell.
+
+    The rows are those of :func:`cut_fields`; ``index`` names an array field
+    (``<array index>``).
+    """
+    name, field, label_image = load_field(
+        source, labels, index, channel=channel, scene=scene, z=z, pixel_size=pixel_size,
+    )
+    if field.pixel_size is None:
+        warnings.warn(
+            f"{name}: no pixel size in its metadata; measuring Protocol 1 at "
+            f"{PIXEL_SIZE_UM} um/px (the AICS images'); give pixel_size= if it differs",
+            UserWarning,
+            stacklevel=3,
+        )
+    try:
+        cells = cut_cells(field, label_image)
+    except ValueError as exc:
+        message = str(exc)
+        if message.startswith("<array>"):
+            message = name + message[len("<array>"):]
+        elif not message.startswith(name):
+            message = f"{name}: {message}"
+        raise ValueError(message) from None
+    table = cell_rows(name, cells, field.pixel_size or PIXEL_SIZE_UM)
+    if not score_border_cells:
+        border = table["touches_border"].to_numpy() & table["error"].isna().to_numpy()
+        table.loc[border, "error"] = BORDER_ERROR
+    return field, label_image, table
+
+
 def cut_fields(
     fields,
     labels,
@@ -151,35 +195,12 @@ def cut_fields(
     array) and ``error``.
     """
     pairs = pair_fields(fields, labels)
-    tables = []
-    for index, (source, label_source) in enumerate(
-        progress_bar(pairs, desc="cutting fields", unit="field", show=progress)
-    ):
-        name, field, label_image = load_field(
-            source, label_source, index, channel=channel, scene=scene, z=z,
-            pixel_size=pixel_size,
-        )
-        if field.pixel_size is None:
-            warnings.warn(
-                f"{name}: no pixel size in its metadata; measuring Protocol 1 at "
-                f"{PIXEL_SIZE_UM} um/px (the AICS images'); give pixel_size= if it differs",
-                UserWarning,
-                stacklevel=3,
-            )
-        try:
-            cells = cut_cells(field, label_image)
-        except ValueError as exc:
-            message = str(exc)
-            if message.startswith("<array>"):
-                message = name + message[len("<array>"):]
-            elif not message.startswith(name):
-                message = f"{name}: {message}"
-            raise ValueError(message) from None
-        table = cell_rows(name, cells, field.pixel_size or PIXEL_SIZE_UM)
-        if not score_border_cells:
-            border = table["touches_border"].to_numpy() & table["error"].isna().to_numpy()
-            table.loc[border, "error"] = BORDER_ERROR
-        tables.append(table)
+    tables = [
+        cut_field(source, label_source, index, channel=channel, scene=scene, z=z,
+                  pixel_size=pixel_size, score_border_cells=score_border_cells)[2]
+        for index, (source, label_source) in enumerate(
+            progress_bar(pairs, desc="cutting fields", unit="field", show=progress))
+    ]
     return pd.concat(tables, ignore_index=True)
 
 
@@ -233,13 +254,16 @@ def score_fields(
     n_jobs: int | None = None,
     batch_size: int = 200,
     progress: bool = False,
+    client=None,
+    chunk_size: int = 1,
 ) -> pd.DataFrame:
     """Score every labelled cell of fields of view with a Protocol 1 SarcNet model.
 
     Each field is read (:func:`read_field`), its cells are cut exactly as the
     AICS training cells were (:func:`cut_cells`), their Protocol 1 features are
     measured on the crop at the field's pixel size, and the model scores them
-    (:func:`~sarcnet_sklearn.deploy.predict_cells`). Nothing is written to disk.
+    (:func:`~sarcnet_sklearn.deploy.predict_cells`), one field at a time, so
+    memory holds one field's cells. Nothing is written to disk.
 
     Parameters
     ----------
@@ -267,6 +291,12 @@ def score_fields(
         Cells handed to the model at once.
     progress : bool, default=False
         Show progress bars.
+    client : distributed.Client, optional
+        Score the fields on the workers of this Dask cluster, ``chunk_size``
+        fields per task; the model reaches each worker once. The result is the
+        same as here: each field's cells are scored on their own either way.
+    chunk_size : int, default=1
+        Fields per cluster task.
 
     Returns
     -------
@@ -295,7 +325,28 @@ def score_fields(
     >>> scores[["label", "area", "score_pred", "error"]].shape
     (4, 4)
     """
-    from ..deploy import ModelInputs, predict_cells
+    from ..scale import map_chunks
+
+    check_field_model(model)
+    pairs = pair_fields(fields, labels)
+    jobs = pd.DataFrame({"source": _objects([pair[0] for pair in pairs]),
+                         "labels": _objects([pair[1] for pair in pairs])})
+    chunks = [jobs.iloc[part] for part in chunk_slices(len(jobs), chunk_size)]
+    work = partial(_score_field_chunk, channel=channel, scene=scene, z=z,
+                   pixel_size=pixel_size, score_border_cells=score_border_cells,
+                   keep_crops=keep_crops, n_jobs=n_jobs, batch_size=batch_size)
+    scored = {}
+    with progress_bar(total=len(jobs), desc="fields", unit="field",
+                      show=progress and len(jobs) > 1) as bar:
+        for index, table in map_chunks(work, chunks, model=model, client=client):
+            scored[index] = table
+            bar.update(len(chunks[index]))
+    return pd.concat([scored[index] for index in range(len(chunks))], ignore_index=True)
+
+
+def check_field_model(model) -> None:
+    """Refuse a model whose features cannot be measured from a field of view."""
+    from ..deploy import ModelInputs
 
     inputs = ModelInputs.of(model)
     if not set(inputs.features) <= set(PROTOCOL_1):
@@ -304,10 +355,32 @@ def score_fields(
             f"this model needs the feature(s) {extra}, which cannot be measured from a field "
             "of view; score fields with a Protocol 1 model (train --protocol 1)"
         )
-    table = cut_fields(
-        fields, labels, channel=channel, scene=scene, z=z, pixel_size=pixel_size,
-        score_border_cells=score_border_cells, progress=progress,
-    )
+
+
+def _score_field_chunk(model, chunk: pd.DataFrame, *, keep_crops: bool, n_jobs, batch_size,
+                       **options) -> pd.DataFrame:
+    tables = []
+    for index, source, labels in zip(chunk.index, chunk["source"], chunk["labels"],
+                                     strict=True):
+        table = cut_field(source, labels, index, **options)[2]
+        tables.append(score_cut_cells(model, table, keep_crops=keep_crops, n_jobs=n_jobs,
+                                      batch_size=batch_size))
+    return pd.concat(tables, ignore_index=True)
+
+
+def score_cut_cells(
+    model,
+    table: pd.DataFrame,
+    *,
+    keep_crops: bool = False,
+    n_jobs: int | None = None,
+    batch_size: int = 200,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Measure and score the cut cells of :func:`cut_field`: the rows of :func:`score_fields`."""
+    from ..deploy import ModelInputs, predict_cells
+
+    inputs = ModelInputs.of(model)
     table = measure_cells(table, n_jobs=n_jobs, progress=progress)
     table["score_pred"] = np.nan
     table["score_raw"] = np.nan
@@ -328,6 +401,7 @@ def score_fields(
     return out
 
 
-__all__ = ["score_fields", "cut_fields", "measure_cells", "POSITION_COLUMNS"]
+__all__ = ["score_fields", "cut_field", "cut_fields", "measure_cells", "score_cut_cells",
+           "POSITION_COLUMNS"]
 
 

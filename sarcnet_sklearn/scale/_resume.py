@@ -5,9 +5,11 @@ beside the output, ``OUTPUT.partial/`` (each part file written atomically, so
 a killed run leaves only whole parts). Started again with the same output and
 settings, it skips the cells whose rows are already there: a cell is known by
 its row in the input and the value of its key column (the image or field
-path), so a cell whose row now names another file is done again. When every
-cell has its row, the rows are put back in input order into the output,
-written atomically and never over an input, and the folder is removed.
+path), so a cell whose row now names another file is done again. An input row
+may give several output rows (a field of view gives one per cell), all saved
+in the same part. When every input row has its rows, they are put back in
+input order into the output, written atomically and never over an input, and
+the folder is removed.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class RunResult:
     table : DataFrame
         Its rows, as text exactly as written (empty strings for missing values).
     n_resumed : int
-        Cells found done in the partial folder of an earlier run.
+        Input rows (cells, fields) found done in the partial folder of an earlier run.
     """
 
     output: Path
@@ -78,6 +80,8 @@ def run_in_chunks(
     client=None,
     progress: bool = False,
     what: str = "cells",
+    several_rows: bool = False,
+    finish: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
 ) -> RunResult:
     """Run ``work`` over ``cells`` a chunk at a time into ``output``, resuming an earlier run.
 
@@ -87,7 +91,9 @@ def run_in_chunks(
         One row per cell, in the order of the output.
     work : callable
         ``work(chunk)`` (or ``work(model, chunk)``) returns one row per row of
-        ``chunk``, with the chunk's index; picklable for a cluster.
+        ``chunk``, with the chunk's index; picklable for a cluster. With
+        ``several_rows``, one or more rows per row of ``chunk``, each carrying
+        the index of the row it comes from, in the chunk's order.
     output : path
         CSV to write; its partial folder is :func:`partial_folder`.
     key_column : str
@@ -105,7 +111,12 @@ def run_in_chunks(
     progress : bool, default=False
         Progress bar over cells.
     what : str, default="cells"
-        What the rows are, for messages.
+        What the input rows are, for messages.
+    several_rows : bool, default=False
+        Whether an input row may give several output rows.
+    finish : callable, optional
+        Applied to the whole table (as text) before it is written, e.g. to
+        make paths relative to the output.
 
     Returns
     -------
@@ -140,29 +151,29 @@ def run_in_chunks(
         raise ValueError(f"the input has no {key_column!r} column")
     keys = cells[key_column].astype(str).to_numpy()
     folder = partial_folder(output)
-    done = _resume(folder, dict(settings), keys)
-    n_resumed = sum(len(part) for part in done)
+    done = _resume(folder, dict(settings), keys, several_rows)
     pending = np.ones(len(cells), dtype=bool)
     for part in done:
         pending[part.index.to_numpy()] = False
     todo = np.flatnonzero(pending)
+    n_resumed = len(cells) - len(todo)
     if n_resumed:
         print(f"resuming: {n_resumed} of {len(cells)} {what} already done in {folder}")
     chunks = []
     for part in chunk_slices(len(todo), chunk_size):
         chunk = cells.iloc[todo[part]]
         chunks.append(chunk.set_axis(todo[part], axis=0))
-    bar = progress_bar(total=len(cells), initial=n_resumed, desc=what, unit="cell",
-                       show=progress)
+    bar = progress_bar(total=len(cells), initial=n_resumed, desc=what,
+                       unit=what.removesuffix("s"), show=progress)
     try:
         with bar:
             for index, result in map_chunks(work, chunks, model=model, device=device,
                                             client=client):
                 rows = chunks[index].index.to_numpy()
-                done.append(_save_part(folder, result, rows, keys[rows]))
+                done.append(_save_part(folder, result, rows, keys, several_rows))
                 bar.update(len(rows))
     except KeyboardInterrupt:
-        saved = sum(len(pd.read_csv(path, usecols=[ROW_COLUMN]))
+        saved = sum(pd.read_csv(path, usecols=[ROW_COLUMN])[ROW_COLUMN].nunique()
                     for path in folder.glob("part-*.csv"))
         print(
             f"\ninterrupted: {saved} of {len(cells)} {what} are saved in {folder}; run the same "
@@ -170,10 +181,16 @@ def run_in_chunks(
             file=sys.stderr,
         )
         raise
-    table = pd.concat(done).sort_index()
-    if len(table) != len(cells) or not np.array_equal(table.index, np.arange(len(cells))):
-        raise RuntimeError(f"{folder}: expected one row per input row, found {len(table)}")
+    table = pd.concat(done).sort_index(kind="stable")  # a row's several rows stay in order
+    found = np.unique(table.index.to_numpy())
+    if not np.array_equal(found, np.arange(len(cells))) or (
+        not several_rows and len(table) != len(cells)
+    ):
+        raise RuntimeError(f"{folder}: expected rows for each of the {len(cells)} input rows, "
+                           f"found {len(table)} rows for {len(found)}")
     table = table.reset_index(drop=True)
+    if finish is not None:
+        table = finish(table)
     write_csv_atomically(table, output, inputs=inputs)
     for path in folder.iterdir():
         path.unlink()
@@ -181,7 +198,9 @@ def run_in_chunks(
     return RunResult(output, table, n_resumed)
 
 
-def _resume(folder: Path, settings: dict, keys: np.ndarray) -> list[pd.DataFrame]:
+def _resume(
+    folder: Path, settings: dict, keys: np.ndarray, several_rows: bool
+) -> list[pd.DataFrame]:
     """The finished parts in ``folder`` that match the input (creating the folder if new)."""
     record = folder / SETTINGS_FILE
     if not record.is_file():
@@ -205,7 +224,9 @@ def _resume(folder: Path, settings: dict, keys: np.ndarray) -> list[pd.DataFrame
         if ((rows >= 0) & (rows < len(keys))).all():
             rows = rows.astype(np.int64)
             same_cells = np.array_equal(keys[rows], part[KEY_COLUMN].to_numpy())
-            if same_cells and not seen[rows].any() and len(np.unique(rows)) == len(rows):
+            ordered = (np.diff(rows) >= 0).all() if several_rows else (
+                len(np.unique(rows)) == len(rows))
+            if same_cells and ordered and len(rows) and not seen[rows].any():
                 seen[rows] = True
                 parts.append(part.drop(columns=[ROW_COLUMN, KEY_COLUMN]).set_axis(rows, axis=0))
                 continue
@@ -215,14 +236,23 @@ def _resume(folder: Path, settings: dict, keys: np.ndarray) -> list[pd.DataFrame
     return parts
 
 
-def _save_part(folder: Path, result: pd.DataFrame, rows: np.ndarray, keys: np.ndarray):
+def _save_part(
+    folder: Path, result: pd.DataFrame, rows: np.ndarray, keys: np.ndarray, several_rows: bool
+):
     """Write one chunk's rows atomically; return them as text, as they will be read back."""
-    if not np.array_equal(result.index.to_numpy(), rows):
-        raise RuntimeError(f"a chunk's results are not one row per cell, in order: {rows[:5]}...")
+    index = result.index.to_numpy()
+    if several_rows:
+        matches = len(index) and np.array_equal(np.unique(index), np.sort(rows)) and (
+            np.diff(np.searchsorted(rows, index)) >= 0).all()
+    else:
+        matches = np.array_equal(index, rows)
+    if not matches:
+        raise RuntimeError(f"a chunk's results are not rows of its input rows, in order: "
+                           f"{rows[:5]}...")
     part = result.reset_index(drop=True)
-    part.insert(0, KEY_COLUMN, keys)
-    part.insert(0, ROW_COLUMN, rows)
+    part.insert(0, KEY_COLUMN, keys[index])
+    part.insert(0, ROW_COLUMN, index)
     path = folder / f"part-{rows[0]:09d}-{rows[-1]:09d}.csv"
     write_atomically(path, lambda tmp: part.to_csv(tmp, index=False))
     text = pd.read_csv(path, dtype=str, keep_default_na=False)
-    return text.drop(columns=[ROW_COLUMN, KEY_COLUMN]).set_axis(rows, axis=0)
+    return text.drop(columns=[ROW_COLUMN, KEY_COLUMN]).set_axis(index, axis=0)
