@@ -81,3 +81,14 @@ def check_target(y, n_samples: int) -> np.ndarray:
     if len(bad):
         raise ValueError(f"y has {len(bad)} non-finite value(s), first at position {bad[0]}")
     return y.astype(np.float32).reshape(-1, 1)
+
+
+def object_copy(values: pd.Series) -> np.ndarray:
+    """A new object array holding ``values``, safe to write into.
+
+    pandas 3.1's ``to_numpy(dtype=object, copy=True)`` of an unpickled string
+    column (a chunk on a Dask worker) returns a view of the column itself.
+    """
+    out = np.empty(len(values), dtype=object)
+    out[:] = values.tolist()
+    return out

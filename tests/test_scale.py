@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -146,6 +147,15 @@ def test_features_command_resumes_after_sigkill_and_ctrl_c(synthetic_root, tmp_p
     assert "out.csv" in finished.stdout
     assert (tmp_path / "out.csv").read_bytes() == reference.read_bytes()
     assert not parts.exists()
+
+
+def test_predict_cells_leaves_an_unpickled_table_as_it_was(model, cells):
+    # a chunk on a Dask worker arrives pickled; pandas 3.1 then shares its string buffer
+    X = pickle.loads(pickle.dumps(cells.iloc[150:154]))
+    scores = predict_cells(model, X)
+    assert [type(path) for path in scores["image_path"]] == [str] * 4
+    assert scores["image_path"].tolist() == cells["image_path"].iloc[150:154].tolist()
+    assert [type(path) for path in X["image_path"]] == [str] * 4
 
 
 @pytest.fixture(scope="module")

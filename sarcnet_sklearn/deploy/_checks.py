@@ -21,7 +21,7 @@ import pandas as pd
 from .._chunks import CHUNK_CELLS, chunk_slices
 from .._columns import CELL_MASK_PAGE, PROTOCOL_1, PROTOCOL_2
 from .._console import progress_bar
-from .._validation import as_frame
+from .._validation import as_frame, object_copy
 from ..features import PROTOCOL1_ERROR_COLUMN, measure_image_file
 from ..images import ImageReadError, as_image_source, model_plane, read_plane, source_name
 from ..pipeline import ModelInputs
@@ -132,7 +132,7 @@ def with_images(table: pd.DataFrame, errors: pd.Series, images: np.ndarray | Non
     """
     if images is None or column is None:
         return table
-    sources = table[column].to_numpy(dtype=object, copy=True)
+    sources = object_copy(table[column])
     for row in np.flatnonzero(errors.isna().to_numpy()):
         sources[row] = images[row]
     out = table.copy()

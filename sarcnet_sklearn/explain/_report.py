@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .._columns import DAY_COLUMN, TARGET_COLUMN
-from .._validation import as_frame
+from .._validation import as_frame, object_copy
 from ..images import read_planes
 from ..metrics import metrics_table, regression_report
 from ..outputs import write_atomically, write_csv_atomically
@@ -323,7 +323,7 @@ def _with_planes(cells: pd.DataFrame, column: str, page: int) -> pd.DataFrame:
 
 def _replace_rows(cells: pd.DataFrame, positions: np.ndarray, values: pd.Series) -> pd.DataFrame:
     """A copy of ``cells`` whose ``values.name`` column holds ``values`` at ``positions``."""
-    column = cells[values.name].to_numpy(dtype=object, copy=True)
+    column = object_copy(cells[values.name])
     for position, value in zip(positions, values, strict=True):
         column[position] = value
     return cells.assign(**{values.name: column})
