@@ -119,7 +119,9 @@ def map_chunks(
         for index, chunk in enumerate(chunks)
     }
     try:
-        for future in as_completed(futures):
+        # on this client's loop: distributed's default is the process's default client,
+        # another cluster when the caller holds two clients
+        for future in as_completed(futures, loop=client.loop):
             yield futures[future], future.result()
     finally:
         client.cancel(list(futures))
