@@ -137,15 +137,6 @@ def _image_module(net: SarcNetRegressor) -> nn.Module:
     return module
 
 
-def _image_module(net: SarcNetRegressor) -> nn.Module:
-    module = _plain_module(net)
-    if getattr(module, "image_branch", None) is None:
-        raise ValueError(
-            "Grad-CAM explains the image branch, but this model has none (use_images=False)"
-        )
-    return module
-
-
 def resolve_layer(net: SarcNetRegressor, layer: str | nn.Module | None) -> nn.Module:
     module = _image_module(net)
     if layer is None:
