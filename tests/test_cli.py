@@ -47,7 +47,7 @@ def test_each_command_is_registered_by_its_module_and_features_never_loads_torch
 
 
 def test_demo_runs_end_to_end_and_saves_a_working_model(tmp_path, capsys):
-    settings = ReproduceSettings(n_cells=300, synthetic_size=48, image_size=32, max_epochs=2)
+    settings = ReproduceSettings(n_cells=220, synthetic_size=48, image_size=32, max_epochs=2)
     result = run_demo(tmp_path / "out", settings=settings, device="cpu", verbose=True)
     printed = capsys.readouterr().out
     assert "Linear regression" in printed and "SarcNet (Protocol 2)" in printed
