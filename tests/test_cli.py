@@ -8,6 +8,7 @@ import pytest
 
 from sarcnet_sklearn import load_model, regression_report
 from sarcnet_sklearn.commands import build_parser
+from sarcnet_sklearn.commands._main import COMMAND_MODULES
 from sarcnet_sklearn.commands.reproduce import run_settings
 from sarcnet_sklearn.datasets import load_aics, paper_split
 from sarcnet_sklearn.demo import run_demo
@@ -21,6 +22,28 @@ def test_module_and_console_script_show_the_subcommands():
         capture_output=True, text=True, check=True, timeout=120,
     ).stdout
     assert "demo" in out and "features" in out
+
+
+def test_each_command_is_registered_by_its_module_and_features_never_loads_torch(cells,
+                                                                                 tmp_path):
+    everything = build_parser()._subparsers._group_actions[0].choices
+    assert list(everything) == list(COMMAND_MODULES)
+    for command in COMMAND_MODULES:
+        alone = build_parser(command)._subparsers._group_actions[0].choices
+        assert command in alone and set(alone) <= set(COMMAND_MODULES)
+
+    out = tmp_path / "features.csv"
+    code = ("import sys; from sarcnet_sklearn.commands import main; "
+            "code = main(sys.argv[1:]); print('torch' in sys.modules, 'skorch' in sys.modules); "
+            "sys.exit(code)")
+    done = subprocess.run(
+        [sys.executable, "-c", code, "features", cells["image_path"].iloc[0], "-o", str(out),
+         "--quiet"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "False False"
+    assert len(out.read_text().splitlines()) == 2
 
 
 def test_demo_runs_end_to_end_and_saves_a_working_model(tmp_path, capsys):

@@ -3,7 +3,8 @@
 Each subcommand lives in a module of this subpackage named after the library
 subpackage it drives and is registered here through that module's
 ``add_subcommand(subparsers)``, which adds a parser whose ``func`` default
-takes the parsed arguments and returns an exit code.
+takes the parsed arguments and returns an exit code. :func:`main` imports only
+the module of the command it runs (``features`` never loads torch).
 """
 
 from __future__ import annotations
@@ -11,19 +12,33 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib import import_module
 
 from .. import __version__
 
+COMMAND_MODULES = {
+    "demo": "demo", "features": "features", "train": "deploy", "predict": "deploy",
+    "tune": "tuning", "reproduce": "reproduce", "explain": "explain", "report": "explain",
+    "fields": "fields",
+}
+"""Each subcommand and the module of this subpackage that registers it, in the order of the help."""
 
-def build_parser() -> argparse.ArgumentParser:
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The ``sarcnet-sklearn`` parser with every subcommand registered.
+
+    Parameters
+    ----------
+    command : str, optional
+        Register only the module of this subcommand (all when unknown or None).
 
     Examples
     --------
     >>> build_parser().parse_args(["predict", "m.joblib", "cells.csv", "--out", "p.csv"]).command
     'predict'
     """
-    from . import demo, deploy, explain, features, fields, reproduce, tuning
+    modules = ([COMMAND_MODULES[command]] if command in COMMAND_MODULES
+               else dict.fromkeys(COMMAND_MODULES.values()))
 
     parser = argparse.ArgumentParser(
         prog="sarcnet-sklearn",
@@ -31,15 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (demo, features, deploy, tuning, reproduce, explain, fields):
-        module.add_subcommand(subparsers)
+    for name in modules:
+        import_module(f".{name}", __package__).add_subcommand(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line tool; returns the process exit code."""
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(next((word for word in argv if not word.startswith("-")), None))
     args = parser.parse_args(argv)
     args.argv = argv  # for the provenance of what a command writes
     try:

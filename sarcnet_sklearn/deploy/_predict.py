@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
@@ -73,7 +75,8 @@ def predict_cells(
     mask_page : int, optional
         Page holding the cell mask when features are measured (default 9).
     batch_size : int, default=200
-        Rows handed to the model at once.
+        Rows handed to the model at once, and the network's batch for them
+        (the model keeps its own ``iterator_valid__batch_size`` afterwards).
     progress : bool, default=False
         Show progress bars.
     interval : float, optional
@@ -131,13 +134,30 @@ def predict_cells(
         return pd.concat([scored[index] for index in range(len(chunks))])
     pipeline = SarcNetPipeline.of(model).with_test_time_augment(test_time_augment)
     parts = chunk_slices(len(cells), chunk_size) or [slice(0, 0)]
-    with progress_bar(total=len(cells), desc="scoring", unit="cell", show=progress) as bar:
+    with (progress_bar(total=len(cells), desc="scoring", unit="cell", show=progress) as bar,
+          _scoring_batch(pipeline.regressor, batch_size)):
         scored = []
         for part in parts:
             scored.append(_predict_chunk(pipeline, cells.iloc[part], mask_page, batch_size,
                                          interval, progress and len(parts) == 1))
             bar.update(part.stop - part.start)
     return pd.concat(scored) if len(scored) > 1 else scored[0]
+
+
+@contextmanager
+def _scoring_batch(net, batch_size: int) -> Iterator[None]:
+    """Let the network score ``batch_size`` cells per forward pass (not its training batch)."""
+    key = "iterator_valid__batch_size"
+    unset = object()
+    before = net.__dict__.get(key, unset)
+    setattr(net, key, batch_size)
+    try:
+        yield
+    finally:
+        if before is unset:
+            delattr(net, key)
+        else:
+            setattr(net, key, before)
 
 
 def _predict_chunk(pipeline: SarcNetPipeline, cells: pd.DataFrame, mask_page, batch_size: int,
