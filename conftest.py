@@ -42,6 +42,10 @@ def _doctest_setup(request, doctest_namespace):
         return
     request.getfixturevalue("monkeypatch").chdir(request.getfixturevalue("tmp_path"))
     source = "".join(example.source for example in request.node.dtest.examples)
-    if SHARED.search(source):  # copies: an example may change what it is given
+    used = set(SHARED.findall(source))
+    if used:  # copies of what the example uses: it may change what it is given
         shared = request.getfixturevalue("_doctest_cells_and_model")
-        doctest_namespace.update(cells=shared["cells"].copy(), model=copy.deepcopy(shared["model"]))
+        if "cells" in used:
+            doctest_namespace["cells"] = shared["cells"].copy()
+        if "model" in used:
+            doctest_namespace["model"] = copy.deepcopy(shared["model"])

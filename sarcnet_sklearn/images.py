@@ -89,7 +89,10 @@ def read_plane(path: ImageSource, page: int = 0) -> np.ndarray:
     Examples
     --------
     >>> from sarcnet_sklearn.images import read_plane
-    >>> structure = read_plane("cell.tiff", 1)  # doctest: +SKIP
+    >>> # cells: AICS single-cell files (page 1: alpha-actinin-2), as load_aics lists them
+    >>> structure = read_plane(cells["image_path"].iloc[0], 1)
+    >>> structure.ndim, structure.dtype
+    (2, dtype('uint8'))
     >>> read_plane(np.zeros((2, 5, 6)), 1).shape
     (5, 6)
     """
@@ -303,7 +306,9 @@ def load_image_stack(
     Examples
     --------
     >>> from sarcnet_sklearn.images import load_image_stack
-    >>> stack = load_image_stack(["a.tiff", "b.tiff"], page=1, size=96)  # doctest: +SKIP
+    >>> # cells: AICS single-cell files, as load_aics lists them
+    >>> load_image_stack(cells["image_path"].iloc[:2], page=1, size=96).shape
+    (2, 96, 96)
     """
     paths = list(paths)
     stack = np.empty((len(paths), size, size), dtype=np.uint8)

@@ -115,14 +115,50 @@ def interval_bounds(
     prediction: np.ndarray,
     confidence: float = 0.9,
     score_range: tuple[float, float] | None = (1.0, 5.0),
-) -> tuple[np.ndarray, np.ndarray]:
-    """Lower and upper bounds around predictions already made by ``model``."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Intervals around predictions already made by ``model``, on the score range.
+
+    The rule: the prediction is clipped to ``score_range``; the interval is
+    the clipped prediction plus or minus the conformal half-width
+    (:func:`interval_half_width`), clipped to ``score_range`` too. So
+    ``low <= prediction <= high`` always holds, also for a raw prediction
+    outside the range (5.3 gives 5.0 in [5.0 - w, 5.0]). Coverage of scores
+    on the range is not lowered: clipping moves the prediction nearer to
+    every score on the range, so a true score within ``w`` of the raw
+    prediction is within ``w`` of the clipped one, and clipping the bounds
+    only cuts off values no score takes.
+
+    Parameters
+    ----------
+    model : calibrated model
+    prediction : array-like of shape (n_cells,)
+        ``model.predict`` of the cells (raw, as the model gives them).
+    confidence : float, default=0.9
+    score_range : (float, float) or None, default=(1.0, 5.0)
+        None: no clipping (the plain conformal interval around ``prediction``).
+
+    Returns
+    -------
+    prediction, low, high : ndarray of shape (n_cells,)
+        The clipped prediction and the interval's bounds (NaN where the
+        prediction is NaN).
+
+    Examples
+    --------
+    >>> from sarcnet_sklearn.intervals import interval_bounds
+    >>> # model: a calibrated SarcNet pipeline (see calibrate)
+    >>> point, low, high = interval_bounds(model, [3.0, 5.3, -2.0], 0.9)
+    >>> point.tolist(), bool(((low <= point) & (point <= high)).all()), float(high[1])
+    ([3.0, 5.0, 1.0], True, 5.0)
+    """
     half_width = interval_half_width(model, confidence)
     prediction = np.asarray(prediction, dtype=np.float64)
+    if score_range is not None:
+        prediction = np.clip(prediction, *score_range)
     low, high = prediction - half_width, prediction + half_width
     if score_range is not None:
         low, high = np.clip(low, *score_range), np.clip(high, *score_range)
-    return low, high
+    return prediction, low, high
 
 
 def predict_interval(
@@ -142,13 +178,17 @@ def predict_interval(
     confidence : float, default=0.9
         Probability that the interval holds the cell's true score.
     score_range : (float, float) or None, default=(1.0, 5.0)
-        Clip the bounds to this range (the experts' scale: clipping does not
-        lower the coverage of scores on it). None: no clipping.
+        Clip the prediction and the bounds to this range (the experts'
+        scale), as :func:`interval_bounds` does: ``low <= prediction <=
+        high`` always, and the coverage of scores on the range is not
+        lowered. None: no clipping.
 
     Returns
     -------
     prediction, low, high : ndarray of shape (n_cells,)
-        The model's prediction (as ``model.predict`` gives it) and the bounds.
+        The model's prediction clipped to ``score_range`` (as
+        :func:`~sarcnet_sklearn.deploy.predict_cells` gives ``score_pred``)
+        and the bounds.
 
     Examples
     --------
@@ -159,5 +199,4 @@ def predict_interval(
     ((3,), (3,), (3,))
     """
     prediction = np.asarray(model.predict(X), dtype=np.float64).reshape(-1)
-    low, high = interval_bounds(model, prediction, confidence, score_range)
-    return prediction, low, high
+    return interval_bounds(model, prediction, confidence, score_range)

@@ -279,6 +279,43 @@ class SarcNetPipeline(Pipeline):
         score_range = self.regressor.score_range
         return None if score_range is None else (float(score_range[0]), float(score_range[1]))
 
+    def with_test_time_augment(self, enabled: bool | None) -> SarcNetPipeline:
+        """This fitted pipeline, predicting with or without test-time averaging.
+
+        Parameters
+        ----------
+        enabled : bool or None
+            The regressor's ``test_time_augment`` for the returned pipeline:
+            True averages each cell's prediction over its image's 8 flips and
+            quarter turns, False makes one forward pass. None: as it is.
+
+        Returns
+        -------
+        pipeline : SarcNetPipeline
+            ``self`` when nothing changes; otherwise a new pipeline sharing
+            this one's fitted steps, network and calibration (nothing is
+            copied), with its own regressor settings. ``self`` is unchanged,
+            so threads predicting with it are not affected.
+
+        Examples
+        --------
+        >>> from sarcnet_sklearn import SarcNetPipeline
+        >>> fast = SarcNetPipeline.of(model).with_test_time_augment(False)
+        >>> shared = fast.regressor.module_ is SarcNetPipeline.of(model).regressor.module_
+        >>> fast.regressor.test_time_augment, shared, model.regressor.test_time_augment
+        (False, True, True)
+        >>> fast.predict(cells.head(2)).shape
+        (2,)
+        """
+        net = self.fitted_regressor
+        if enabled is None or bool(enabled) == bool(net.test_time_augment):
+            return self
+        view = object.__new__(type(net))  # a shallow copy: skorch's pickling copies the weights
+        view.__dict__.update(net.__dict__)
+        view.test_time_augment = bool(enabled)
+        return type(self)(**{**self.get_params(deep=False),
+                             "steps": [*self.steps[:-1], (self.steps[-1][0], view)]})
+
     def regressor_input(self, X) -> pd.DataFrame:
         """``X`` as the final regressor receives it in ``predict(X)`` (through the other steps)."""
         if len(self.steps) == 1:

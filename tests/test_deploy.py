@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import safetensors.torch
+import tifffile
 import torch
 
-from sarcnet_sklearn import PROTOCOL_1, __version__, make_linear_baseline
+from sarcnet_sklearn import PROTOCOL_1, SarcNetPipeline, __version__, make_linear_baseline
 from sarcnet_sklearn.commands import build_parser, main
 from sarcnet_sklearn.deploy import (
     FORMAT_VERSION,
@@ -251,8 +252,11 @@ def test_trained_model_is_calibrated_and_predict_adds_its_intervals(shell_run, l
     assert list(result.columns) == [*ID_COLUMNS, "score_pred", "score_low", "score_high",
                                     "score_raw", "error", "out_of_range"]
     half = interval_half_width(model, 0.9)
-    np.testing.assert_allclose(result["score_low"], np.clip(result["score_raw"] - half, 1, 5))
-    np.testing.assert_allclose(result["score_high"], np.clip(result["score_raw"] + half, 1, 5))
+    np.testing.assert_allclose(result["score_pred"], result["score_raw"].clip(1, 5))
+    np.testing.assert_allclose(result["score_low"], np.clip(result["score_pred"] - half, 1, 5))
+    np.testing.assert_allclose(result["score_high"], np.clip(result["score_pred"] + half, 1, 5))
+    assert (result["score_low"] <= result["score_pred"]).all()
+    assert (result["score_pred"] <= result["score_high"]).all()
 
     uncalibrated = joblib.load(model_path)
     delattr(uncalibrated["pipeline"][-1], CONFORMITY_ATTRIBUTE)
@@ -262,3 +266,42 @@ def test_trained_model_is_calibrated_and_predict_adds_its_intervals(shell_run, l
                  str(tmp_path / "x.csv"), "--interval", "0.9", "--quiet"])
     assert code != 0 and "not calibrated" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.parametrize("name", ["model.joblib", "model.zip"])
+def test_predict_switches_test_time_averaging_of_a_model_file_on_or_off(
+        shell_run, loaded, cells, tmp_path, name):
+    """A model file that averages over the 8 flips and quarter turns scores a cell and its
+    turned copy alike; predict --no-test-time-augment makes one pass, which does not."""
+    pipeline, info = loaded
+    assert SarcNetPipeline.of(pipeline).regressor.test_time_augment  # as train saves it
+    model = shell_run[1][0][0] if name.endswith(".joblib") else save_model(
+        pipeline, tmp_path / name, metadata=info, format="safe")
+    some = cells.iloc[40:43][["image_path", *PROTOCOL_1]].reset_index(drop=True)
+    files = {"upright": [], "turned": []}
+    for i, path in enumerate(some["image_path"]):
+        stack = tifffile.imread(path)  # every page, cut to the model's 32 px square so that
+        top, left = (np.array(stack.shape[-2:]) - 32) // 2  # no resizing rounds differently
+        square = stack[:, top:top + 32, left:left + 32]
+        for kind, pages in (("upright", square), ("turned", np.rot90(square, axes=(1, 2)))):
+            files[kind].append(str(tmp_path / f"{kind}_{i}.tiff"))
+            tifffile.imwrite(files[kind][-1], np.ascontiguousarray(pages))
+    some["image_path"] = files["upright"]
+    table = pd.concat([some, some.assign(image_path=files["turned"])])  # same features
+    table.to_csv(tmp_path / "cells.csv", index=False)
+    scores = {}
+    for option in ([], ["--no-test-time-augment"], ["--test-time-augment"]):
+        out = tmp_path / f"scores{len(scores)}.csv"
+        assert main(["predict", str(model), str(tmp_path / "cells.csv"), "--out", str(out),
+                     "--quiet", *option]) == 0
+        raw = pd.read_csv(out)["score_raw"].to_numpy()
+        scores[tuple(option)] = raw[:3], raw[3:]
+    averaged, upright = scores[()]
+    np.testing.assert_allclose(averaged, upright, atol=1e-5)
+    np.testing.assert_array_equal(scores[("--test-time-augment",)][0], averaged)
+    one_pass, one_pass_turned = scores[("--no-test-time-augment",)]
+    assert np.abs(one_pass - one_pass_turned).max() > 1e-3
+    assert np.abs(one_pass - averaged).max() > 1e-3
+    fast = SarcNetPipeline.of(pipeline).with_test_time_augment(False)
+    np.testing.assert_allclose(one_pass, fast.predict(some), rtol=1e-5)
+    assert SarcNetPipeline.of(pipeline).regressor.test_time_augment  # the model is unchanged

@@ -8,7 +8,7 @@ from sklearn.linear_model import LinearRegression
 
 from sarcnet_sklearn import calibrate, make_sarcnet_pipeline, predict_interval
 from sarcnet_sklearn.deploy import load_model, save_model
-from sarcnet_sklearn.intervals import conformity_scores, interval_half_width
+from sarcnet_sklearn.intervals import conformity_scores, interval_bounds, interval_half_width
 
 
 def test_intervals_equal_mapies_split_conformal_intervals():
@@ -28,6 +28,35 @@ def test_intervals_equal_mapies_split_conformal_intervals():
         np.testing.assert_allclose(point, expected_point)
         np.testing.assert_allclose(low, expected[:, 0, 0])
         np.testing.assert_allclose(high, expected[:, 1, 0])
+
+
+def test_prediction_lies_in_its_interval_even_outside_the_score_range():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 2))
+    y = 3 + 2 * X[:, 0] + rng.normal(scale=0.3, size=300)  # many scores off the 1-5 scale
+    model = calibrate(LinearRegression().fit(X[:100], y[:100]), X[100:200], y[100:200])
+    raw = model.predict(X[200:])
+    assert (raw > 5).any() and (raw < 1).any()
+    point, low, high = predict_interval(model, X[200:], 0.9)
+    np.testing.assert_array_equal(point, np.clip(raw, 1, 5))
+    assert ((1 <= low) & (low <= point) & (point <= high) & (high <= 5)).all()
+
+    w = interval_half_width(model, 0.9)
+    crafted = np.array([0.2, 0.9, 3.0, 5.3, 6.0, 5.0 + 3 * w, np.nan])
+    point, low, high = interval_bounds(model, crafted, 0.9)
+    np.testing.assert_array_equal(point, [1.0, 1.0, 3.0, 5.0, 5.0, 5.0, np.nan])
+    np.testing.assert_allclose(low, [1.0, 1.0, max(3 - w, 1), max(5 - w, 1), max(5 - w, 1),
+                                     max(5 - w, 1), np.nan])
+    np.testing.assert_allclose(high, [min(1 + w, 5), min(1 + w, 5), min(3 + w, 5), 5, 5, 5,
+                                      np.nan])
+    # Coverage of scores on the scale is never lowered: every score on 1-5 that the plain
+    # conformal interval around the raw prediction holds, the clipped interval holds too.
+    scores = np.linspace(1, 5, 81)
+    plain_low, plain_high = crafted[:-1, None] - w, crafted[:-1, None] + w
+    plain = (plain_low <= scores) & (scores <= plain_high)
+    clipped = (low[:-1, None] <= scores) & (scores <= high[:-1, None])
+    assert (clipped | ~plain).all()
+    assert not plain[5].any() and clipped[5].any()  # far above 5: the plain one holds no score
 
 
 @pytest.fixture(scope="module")

@@ -174,6 +174,22 @@ def test_predict_cells_with_a_client_matches_the_local_run(model, cells, cluster
     pd.testing.assert_frame_equal(there, here)
 
 
+def test_predict_on_a_cluster_takes_the_test_time_augment_option_to_the_workers(
+    model_file, cells, cluster, tmp_path
+):
+    table = tmp_path / "cells.csv"
+    cells.iloc[80:86].drop(columns=["score"]).to_csv(table, index=False)
+    predict = ["predict", str(model_file), str(table), "--quiet", "--chunk-size", "2"]
+    runs = {}
+    for name, options in (("saved", []), ("local", ["--test-time-augment"]),
+                          ("remote", ["--test-time-augment", "--scheduler",
+                                      cluster.scheduler.address])):
+        assert main([*predict, *options, "--out", str(tmp_path / f"{name}.csv")]) == 0
+        runs[name] = pd.read_csv(tmp_path / f"{name}.csv")["score_raw"].to_numpy()
+    np.testing.assert_array_equal(runs["remote"], runs["local"])
+    assert np.abs(runs["local"] - runs["saved"]).max() > 1e-4  # the file says: one pass
+
+
 def test_commands_on_a_cluster_match_the_local_run_even_when_a_worker_dies(
     model_file, cell_table, cluster, tmp_path
 ):

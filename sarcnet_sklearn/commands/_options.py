@@ -16,6 +16,28 @@ DATA_HELP = (
 """Help text of a DATA argument that :func:`~sarcnet_sklearn.tables.load_cells` reads."""
 
 
+def add_test_time_augment_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--test-time-augment`` / ``--no-test-time-augment``: override the model file's choice.
+
+    ``args.test_time_augment`` is True, False or None (as the model file says), for
+    :meth:`~sarcnet_sklearn.SarcNetPipeline.with_test_time_augment`.
+
+    Examples
+    --------
+    >>> parser = argparse.ArgumentParser()
+    >>> add_test_time_augment_option(parser)
+    >>> [parser.parse_args(argv).test_time_augment
+    ...  for argv in ([], ["--test-time-augment"], ["--no-test-time-augment"])]
+    [None, True, False]
+    """
+    parser.add_argument(
+        "--test-time-augment", action=argparse.BooleanOptionalAction, default=None,
+        help="score each cell as the mean over its image's 8 flips and quarter turns "
+             "(orientation-independent), or with --no-test-time-augment with one forward pass "
+             "(8x faster, the paper's recipe) (default: as the model file says)",
+    )
+
+
 def positive(text: str) -> int:
     """An argparse type: a whole number of at least 1.
 

@@ -14,7 +14,7 @@ from ..metrics import metrics_table
 from ..outputs import check_output
 from ..scale import run_in_chunks
 from ..tables import is_aics_root, load_cells
-from ._options import DATA_HELP, model_format, positive
+from ._options import DATA_HELP, add_test_time_augment_option, model_format, positive
 from ._scale import add_scale_arguments, cluster_client
 
 
@@ -102,6 +102,7 @@ def add_subcommand(subparsers) -> None:
         help="add score_low and score_high, a prediction interval holding the true score "
              "with this probability (e.g. 0.9; the model must be calibrated, as train does)",
     )
+    add_test_time_augment_option(predict)
     predict.add_argument("--recursive", action="store_true",
                          help="read the images in sub-folders of a DATA folder too")
     predict.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -183,12 +184,12 @@ def run_predict(args: argparse.Namespace) -> int:
         result = run_in_chunks(
             cells,
             partial(predict_cells, mask_page=mask_page, batch_size=args.batch_size,
-                    interval=args.interval),
+                    interval=args.interval, test_time_augment=args.test_time_augment),
             args.out,
             key_column=IMAGE_COLUMN,
             settings={"command": "predict", "model": str(model_file),
                       "model_modified_ns": model_file.stat().st_mtime_ns, "mask_page": mask_page,
-                      "interval": args.interval},
+                      "interval": args.interval, "test_time_augment": args.test_time_augment},
             inputs=[args.data, args.model, *images],
             chunk_size=args.chunk_size,
             model=model_file if client else model,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from .._columns import DAY_COLUMN, TARGET_COLUMN
-from ._options import command_line
+from ._options import add_test_time_augment_option, command_line
 
 
 def add_subcommand(subparsers) -> None:
@@ -67,17 +67,19 @@ def add_subcommand(subparsers) -> None:
                                  "(default: %(default)s)")
         parser.add_argument("--batch-size", type=int, default=16,
                             help="cells per Grad-CAM pass (default: %(default)s)")
+        add_test_time_augment_option(parser)
         parser.set_defaults(func=func)
 
 
-def _load(path: str) -> tuple[object, int | None]:
-    """The fitted SarcNet model in ``path`` and the mask page it was trained with."""
+def _load(path: str, test_time_augment: bool | None) -> tuple[object, int | None]:
+    """The fitted SarcNet model in ``path`` (with ``test_time_augment`` unless None) and the
+    mask page it was trained with."""
     from ..deploy import load_model
     from ..pipeline import SarcNetPipeline
 
     model, metadata = load_model(path, return_metadata=True)
     try:
-        SarcNetPipeline.of(model).fitted_regressor  # noqa: B018 (checks it)
+        model = SarcNetPipeline.of(model).with_test_time_augment(test_time_augment)
     except (TypeError, ValueError) as exc:  # NotFittedError is a ValueError
         raise ValueError(f"{path}: {exc}") from exc
     return model, (metadata.get("training") or {}).get("mask_page")
@@ -116,7 +118,7 @@ def run_explain(args: argparse.Namespace) -> int:
 
     _check_counts(args)
     check_output(args.out, inputs=[*args.data, args.model], folder=True)
-    model, mask_page = _load(args.model)
+    model, mask_page = _load(args.model, args.test_time_augment)
     net = SarcNetPipeline.of(model).fitted_regressor
     cells = load_cells(args.data).iloc[: args.max_cells]
     out = Path(args.out)
@@ -156,7 +158,7 @@ def run_report(args: argparse.Namespace) -> int:
 
     _check_counts(args)
     check_output(args.out, inputs=[*args.data, args.model], folder=True)
-    model, mask_page = _load(args.model)
+    model, mask_page = _load(args.model, args.test_time_augment)
     cells = load_cells(args.data)
     out = Path(args.out)
     refuse_inputs([out / name for name in REPORT_FILES.values()], args.data + [args.model])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .._columns import TARGET_COLUMN
 from ..fields._screen import OVERLAYS_FOLDER, score_field_files
+from ._options import add_test_time_augment_option
 from ._scale import add_scale_arguments, cluster_client
 
 
@@ -65,6 +66,7 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
                         help="default: the model's device if available, else the CPU")
     parser.add_argument("--n-jobs", type=int, default=1,
                         help="cells measured in parallel (default: %(default)s)")
+    add_test_time_augment_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_scale_arguments(parser, chunk_size=1, what="fields")
     parser.set_defaults(func=run_fields)
@@ -80,6 +82,7 @@ def run_fields(args: argparse.Namespace) -> int:
             score_border_cells=args.score_border_cells, explain=args.explain,
             save_crops=args.save_crops, device=args.device, n_jobs=args.n_jobs,
             chunk_size=args.chunk_size, client=client, progress=not args.quiet,
+            test_time_augment=args.test_time_augment,
         )
     table, out = run.table, Path(args.out)
     cells = table[table["label"] != ""]

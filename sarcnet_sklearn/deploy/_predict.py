@@ -49,6 +49,7 @@ def predict_cells(
     interval: float | None = None,
     client=None,
     chunk_size: int = 1000,
+    test_time_augment: bool | None = None,
 ) -> pd.DataFrame:
     """Score every cell of a table; a cell that cannot be scored gets its reason instead.
 
@@ -89,6 +90,11 @@ def predict_cells(
         Cells checked, decoded and scored at once (per cluster task with
         ``client``): memory depends on it, not on the number of cells. Each
         image is read once.
+    test_time_augment : bool, optional
+        Score each cell as the mean over its image's 8 flips and quarter
+        turns (True) or with one forward pass (False, 8x faster); default:
+        as the model says. ``model`` itself is not changed (see
+        :meth:`~sarcnet_sklearn.SarcNetPipeline.with_test_time_augment`).
 
     Returns
     -------
@@ -123,10 +129,10 @@ def predict_cells(
 
         chunks = [cells.iloc[part] for part in chunk_slices(len(cells), chunk_size)]
         work = partial(predict_cells, mask_page=mask_page, batch_size=batch_size,
-                       interval=interval)
+                       interval=interval, test_time_augment=test_time_augment)
         scored = dict(map_chunks(work, chunks, model=model, client=client))
         return pd.concat([scored[index] for index in range(len(chunks))])
-    pipeline = SarcNetPipeline.of(model)
+    pipeline = SarcNetPipeline.of(model).with_test_time_augment(test_time_augment)
     parts = chunk_slices(len(cells), chunk_size) or [slice(0, 0)]
     with (progress_bar(total=len(cells), desc="scoring", unit="cell", show=progress) as bar,
           _scoring_batch(pipeline.regressor, batch_size)):
@@ -172,7 +178,7 @@ def _predict_chunk(pipeline: SarcNetPipeline, cells: pd.DataFrame, mask_page, ba
     out = table[identifying_columns(table, inputs, exclude=OUTPUT_COLUMNS)].copy()
     out[SCORE_COLUMN] = np.where(outside.isna(), np.clip(raw, *score_range), np.nan)
     if interval is not None:
-        low, high = interval_bounds(pipeline, raw, interval, score_range)
+        _, low, high = interval_bounds(pipeline, raw, interval, score_range)
         out[LOW_COLUMN] = np.where(outside.isna(), low, np.nan)
         out[HIGH_COLUMN] = np.where(outside.isna(), high, np.nan)
     out[RAW_COLUMN] = raw

@@ -114,8 +114,9 @@ def grad_cam_layer(model, layer: str | nn.Module | None = None) -> str:
 
     Examples
     --------
-    >>> grad_cam_layer(pipeline)  # a model fitted at 64 px  # doctest: +SKIP
-    'layer2.1'
+    >>> # model: a SarcNet pipeline (ResNet-18) fitted at 32 px
+    >>> grad_cam_layer(model), grad_cam_layer(model, "layer3")
+    ('layer1.1', 'layer3')
     """
     net = SarcNetPipeline.of(model).fitted_regressor
     if isinstance(layer, str):

@@ -86,7 +86,10 @@ def write_report(
     (each cell's 90 % prediction interval; only for a calibrated model, see
     :func:`~sarcnet_sklearn.intervals.calibrate`, whose intervals are then
     drawn in the predicted-versus-expert plot too); and ``predictions.csv``
-    (with ``score_low`` and ``score_high`` for a calibrated model).
+    (with ``score_low`` and ``score_high`` for a calibrated model). The
+    predicted scores are clipped to the model's score range, as
+    :func:`~sarcnet_sklearn.deploy.predict_cells` clips ``score_pred``, and
+    lie inside their intervals (:func:`~sarcnet_sklearn.intervals.interval_bounds`).
 
     Parameters
     ----------
@@ -126,15 +129,20 @@ def write_report(
 
     Examples
     --------
+    >>> from sarcnet_sklearn import SarcNetPipeline
     >>> from sarcnet_sklearn.explain import write_report
-    >>> paths = write_report(pipeline, test_cells, "report")  # doctest: +SKIP
-    >>> paths["html"]  # doctest: +SKIP
-    PosixPath('report/index.html')
+    >>> # model: a fitted, calibrated SarcNet pipeline; cells: scored cells it was not trained on
+    >>> fast = SarcNetPipeline.of(model).with_test_time_augment(False)  # 8x faster
+    >>> paths = write_report(fast, cells.iloc[45:], "report", max_cells=3)
+    >>> paths["html"].as_posix(), paths["html"].is_file(), paths["intervals"].is_file()
+    ('report/index.html', True, True)
     """
     cells = as_frame(cells, "cells")
     if len(cells) == 0:
         raise ValueError("cells has no rows")
-    net = SarcNetPipeline.of(model).fitted_regressor
+    pipeline = SarcNetPipeline.of(model)
+    net = pipeline.fitted_regressor
+    score_range = pipeline.score_range
     layer_name = grad_cam_layer(model, layer)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -150,9 +158,9 @@ def write_report(
     if expert is not None:
         chosen = select_across_scores(expert, max_cells)
         shown = _with_planes(cells.iloc[chosen], column, net.structure_page)
-        predicted = _predict(model, _replace_rows(cells, chosen, shown[column]))
+        predicted = _predict(model, _replace_rows(cells, chosen, shown[column]), score_range)
     else:
-        predicted = _predict(model, cells)
+        predicted = _predict(model, cells, score_range)
         chosen = select_across_scores(predicted, max_cells)
         shown = _with_planes(cells.iloc[chosen], column, net.structure_page)
     heatmaps = grad_cam(model, shown, layer=layer, direction=direction, batch_size=batch_size)
@@ -166,7 +174,7 @@ def write_report(
                           for heatmap, image in zip(heatmaps, images, strict=True)),
            "side": map_sides(net.backbone, net.image_size).get(layer_name)}
 
-    intervals = _intervals(model, predicted, expert, paths)
+    intervals = _intervals(model, predicted, expert, paths, score_range)
     drawn = {"days": day is not None, "agreement": expert is not None,
              "residuals": expert is not None}
     if day is not None:
@@ -294,7 +302,7 @@ def _image_folder(cells: pd.DataFrame, column: str) -> str | None:
 INTERVAL_CONFIDENCE = 0.9
 
 
-def _intervals(model, predicted, expert, paths) -> dict | None:
+def _intervals(model, predicted, expert, paths, score_range) -> dict | None:
     """90 % intervals of a calibrated model (drawn into ``paths["intervals"]``), else None."""
     from ..intervals import conformity_scores, interval_bounds, interval_half_width
 
@@ -302,7 +310,7 @@ def _intervals(model, predicted, expert, paths) -> dict | None:
     if scores is None or len(scores) < 9:  # fewer cannot give 90 % intervals
         paths.pop("intervals").unlink(missing_ok=True)
         return None
-    low, high = interval_bounds(model, predicted, INTERVAL_CONFIDENCE)
+    predicted, low, high = interval_bounds(model, predicted, INTERVAL_CONFIDENCE, score_range)
     plot_intervals(predicted, low, high, paths["intervals"], expert=expert,
                    confidence=INTERVAL_CONFIDENCE)
     summary = {"low": low, "high": high, "n_calibration": len(scores),
@@ -312,8 +320,10 @@ def _intervals(model, predicted, expert, paths) -> dict | None:
     return summary
 
 
-def _predict(model, cells: pd.DataFrame) -> np.ndarray:
-    return np.asarray(model.predict(cells), dtype=np.float64).reshape(-1)
+def _predict(model, cells: pd.DataFrame, score_range) -> np.ndarray:
+    """The scores ``predict`` writes as ``score_pred``: clipped to the model's score range."""
+    predicted = np.asarray(model.predict(cells), dtype=np.float64).reshape(-1)
+    return predicted if score_range is None else np.clip(predicted, *score_range)
 
 
 def _with_planes(cells: pd.DataFrame, column: str, page: int) -> pd.DataFrame:

@@ -109,7 +109,13 @@ def read_field(
     >>> field = read_field(np.ones((4, 5), np.uint16), pixel_size=0.12)
     >>> field.data.shape, field.pixel_size, field.name
     ((4, 5), 0.12, '<array>')
-    >>> read_field("stack.ome.tiff", channel="488", z="max")  # doctest: +SKIP
+    >>> import tifffile  # a Z stack of 3 channels, as a microscope writes it
+    >>> tifffile.imwrite("stack.ome.tiff", np.ones((2, 3, 8, 10), np.uint16),
+    ...                  metadata={"axes": "ZCYX", "Channel": {"Name": ["DAPI", "488", "TL"]},
+    ...                            "PhysicalSizeX": 0.12, "PhysicalSizeY": 0.12})
+    >>> field = read_field("stack.ome.tiff", channel="488", z="max")
+    >>> field.data.shape, field.pixel_size, field.channel
+    ((8, 10), 0.12, '488')
     """
     pixel_size = _check_pixel_size(pixel_size)
     if isinstance(path, np.ndarray):

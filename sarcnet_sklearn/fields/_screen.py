@@ -111,6 +111,7 @@ def score_field_files(
     chunk_size: int = 1,
     client=None,
     progress: bool = False,
+    test_time_augment: bool | None = None,
 ) -> FieldsRun:
     """Score every labelled cell of field files into ``out``; resume an earlier run there.
 
@@ -154,6 +155,9 @@ def score_field_files(
         into ``out``.
     progress : bool, default=False
         Progress bar over fields.
+    test_time_augment : bool, optional
+        Score (and explain) with or without the mean over the 8 flips and
+        quarter turns of each cell's image; default: as the model file says.
 
     Returns
     -------
@@ -202,12 +206,14 @@ def score_field_files(
     result = run_in_chunks(
         jobs,
         partial(score_field_chunk, out=out, explain=explain, save_crops=save_crops,
-                n_jobs=1 if client else n_jobs, batch_size=batch_size, **options),
+                n_jobs=1 if client else n_jobs, batch_size=batch_size,
+                test_time_augment=test_time_augment, **options),
         out / CELLS_FILE,
         key_column=FIELD_KEY,
         settings={"command": "fields", "model": str(model_file),
                   "model_modified_ns": model_file.stat().st_mtime_ns, **options,
-                  "explain": explain, "save_crops": save_crops},
+                  "explain": explain, "save_crops": save_crops,
+                  "test_time_augment": test_time_augment},
         inputs=inputs,
         chunk_size=chunk_size,
         model=model_file if client else fitted,
@@ -260,6 +266,7 @@ def score_field_chunk(
     save_crops: bool = False,
     n_jobs: int = 1,
     batch_size: int = 200,
+    test_time_augment: bool | None = None,
     **options,
 ) -> pd.DataFrame:
     """The ``cells.csv`` rows of a chunk of fields, each row indexed by its field's row.
@@ -267,6 +274,9 @@ def score_field_chunk(
     Draws each field's overlays (and writes its crops) on the way. A field
     that cannot be used gets one row with the reason (also printed).
     """
+    from ..pipeline import SarcNetPipeline
+
+    model = SarcNetPipeline.of(model).with_test_time_augment(test_time_augment)
     tables = []
     for index, job in zip(chunk.index, chunk.itertuples(index=False), strict=True):
         rows = _score_field_file(model, job, out, explain=explain, save_crops=save_crops,
