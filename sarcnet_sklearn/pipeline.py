@@ -111,10 +111,22 @@ class ProtocolSelector(TransformerMixin, BaseEstimator):
         return np.asarray(names, dtype=object)
 
 
+class _NumericColumns(make_column_selector):
+    """``make_column_selector(dtype_include=np.number)`` whose repr is the same in every process
+    (the default repr holds a memory address, which makes pytest-xdist workers disagree on the
+    ids of scikit-learn's estimator checks)."""
+
+    def __init__(self):
+        super().__init__(dtype_include=np.number)
+
+    def __repr__(self) -> str:
+        return "make_column_selector(dtype_include=np.number)"
+
+
 def make_feature_scaler(keep_other_columns: bool) -> ColumnTransformer:
     """Standardise the numeric columns; pass the others (the image path) through or drop them."""
     return ColumnTransformer(
-        [("features", StandardScaler(), make_column_selector(dtype_include=np.number))],
+        [("features", StandardScaler(), _NumericColumns())],
         remainder="passthrough" if keep_other_columns else "drop",
         verbose_feature_names_out=False,
     ).set_output(transform="pandas")

@@ -456,6 +456,7 @@ def test_pixel_size_scales_area_and_peak_distance_only():
         (np.arange(25.0).reshape(5, 5) / 30, np.ones((5, 5)), "below 1"),
         (np.zeros((5, 5)), np.ones((5, 5)), "no pixel of the cell has a positive"),
         (np.arange(1, 26).reshape(5, 5), np.add.outer(np.arange(5) == 2, np.zeros(5)), "too thin"),
+        (np.ones((1, 2), np.float32), np.ones((1, 2)), "too thin"),  # a float cell one row high
     ],
 )
 def test_bad_inputs_raise_clear_value_errors(image, mask, match):

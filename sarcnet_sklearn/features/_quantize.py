@@ -174,7 +174,7 @@ def _quantize_checked(
         low, high = np.percentile(masked[cell], CLIP_PERCENTILES)
         crop = np.clip(masked[box], low, high).astype(np.uint16)
         crop *= cell[box]
-        counts = np.bincount(crop.ravel())
+        counts = np.bincount(crop.ravel(), minlength=1)  # a one-row cell leaves an empty crop
         low, high = 0, counts.size - 1
     counts[0] = 0
     clipped = np.zeros(high + 1, dtype=np.int64)
