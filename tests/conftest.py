@@ -59,7 +59,7 @@ def tiny_params() -> dict:
 @pytest.fixture(scope="session")
 def image_only_net(cells, tmp_path_factory):
     """An image-only ResNet-18 fitted to cells 0-159 with the paper's recipe (no augmentation,
-    64 px, 6 epochs); cells 200-239 are unseen. Shared by the learning and the Grad-CAM
+    64 px, 4 epochs); cells 200-239 are unseen. Shared by the learning and the Grad-CAM
     localisation tests (do not modify: copy first)."""
     from sarcnet_sklearn import SarcNetRegressor
 
@@ -70,7 +70,7 @@ def image_only_net(cells, tmp_path_factory):
             with saved.open("rb") as file:
                 return pickle.load(file)
         train = cells.iloc[:160]
-        net = SarcNetRegressor(use_features=False, image_size=64, max_epochs=6, batch_size=16,
+        net = SarcNetRegressor(use_features=False, image_size=64, max_epochs=4, batch_size=16,
                                lr=1e-3, train_split=None, verbose=0, random_state=0,
                                device="cpu", augment=None, test_time_augment=False)
         net.fit(train[["image_path"]], train["score"])
