@@ -21,6 +21,17 @@ SHARED = re.compile(r"\b(cells|model)\b")
 
 collect_ignore = [] if find_spec("napari") and find_spec("magicgui") else ["sarcnet_sklearn/napari"]
 
+# pyproject.toml turns off pytest's plugin autoloading: autoloaded plugins get their whole
+# distribution rewritten for assertions (napari, zarr, hypothesis: 500 modules, 10 s per run
+# where bytecode is not cached); the plugins the tests use are loaded here, when installed.
+pytest_plugins = [
+    plugin for plugin, package in [
+        ("_hypothesis_pytestplugin", "hypothesis"),
+        ("pytestqt.plugin", "pytestqt"),
+        ("napari.utils._testsupport", "napari"),
+    ] if find_spec(package)
+]
+
 
 @pytest.fixture(scope="session")
 def _doctest_cells_and_model(tmp_path_factory) -> dict:

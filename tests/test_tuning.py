@@ -200,7 +200,7 @@ def test_tune_checks_its_arguments(split, mlp_pipeline):
 
 def test_two_cli_workers_share_one_sqlite_study(cells, tmp_path, capsys):
     table = tmp_path / "cells.csv"
-    cells.iloc[:80][["image_path", *PROTOCOL_2, "score"]].to_csv(table, index=False)
+    cells.iloc[:48][["image_path", *PROTOCOL_2, "score"]].to_csv(table, index=False)
     storage = f"sqlite:///{tmp_path / 'shared.db'}"
     optuna.create_study(storage=storage, study_name="shared", direction="maximize")
     command = [
@@ -230,7 +230,7 @@ def test_two_cli_workers_share_one_sqlite_study(cells, tmp_path, capsys):
     assert f"saved to {out.resolve()}" in capsys.readouterr().out
     assert len(optuna.load_study(study_name="shared", storage=storage).trials) == len(trials)
     model = load_model(out)  # the model file 'train' writes, through the one loader
-    predictions = model.predict(cells.iloc[80:90])
+    predictions = model.predict(cells.iloc[80:90])  # cells it never saw
     assert predictions.shape == (10,) and np.isfinite(predictions).all()
 
 

@@ -9,12 +9,12 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from .._chunks import chunk_slices
+from .._chunks import chunk_slices, prefetched
 from .._columns import ERROR_COLUMN
 from .._console import progress_bar
 from ..intervals import interval_bounds, interval_half_width
 from ..pipeline import SarcNetPipeline
-from ._checks import check_cells, identifying_columns, with_images
+from ._checks import CheckedCells, check_cells, identifying_columns, with_images
 
 SCORE_COLUMN = "score_pred"
 """The predicted score, clipped to the model's score range (the experts' 1-5 scale)."""
@@ -137,9 +137,12 @@ def predict_cells(
     with (progress_bar(total=len(cells), desc="scoring", unit="cell", show=progress) as bar,
           _scoring_batch(pipeline.regressor, batch_size)):
         scored = []
-        for part in parts:
-            scored.append(_predict_chunk(pipeline, cells.iloc[part], mask_page, batch_size,
-                                         interval, progress and len(parts) == 1))
+        check = partial(_check_chunk, cells, pipeline.inputs, mask_page=mask_page,
+                        progress=progress and len(parts) == 1)
+        # The next chunk is read and checked while the model scores this one.
+        for part, checked in zip(parts, prefetched(check, parts), strict=True):
+            scored.append(_predict_chunk(pipeline, cells.iloc[part], checked, batch_size,
+                                         interval))
             bar.update(part.stop - part.start)
     return pd.concat(scored) if len(scored) > 1 else scored[0]
 
@@ -160,11 +163,15 @@ def _scoring_batch(net, batch_size: int) -> Iterator[None]:
             setattr(net, key, before)
 
 
-def _predict_chunk(pipeline: SarcNetPipeline, cells: pd.DataFrame, mask_page, batch_size: int,
-                   interval: float | None, progress: bool) -> pd.DataFrame:
+def _check_chunk(cells: pd.DataFrame, inputs, part: slice, **options) -> CheckedCells:
+    return check_cells(cells.iloc[part], inputs, **options)
+
+
+def _predict_chunk(pipeline: SarcNetPipeline, cells: pd.DataFrame, checked: CheckedCells,
+                   batch_size: int, interval: float | None) -> pd.DataFrame:
     """:func:`predict_cells` on a table small enough to hold its decoded images."""
     inputs = pipeline.inputs
-    table, errors, images = check_cells(cells, inputs, mask_page=mask_page, progress=progress)
+    table, errors, images = checked
     columns = ([inputs.image_column] if inputs.image_column else []) + inputs.features
     X = with_images(table[columns], errors, images, inputs.image_column)
     raw = np.full(len(table), np.nan)
