@@ -291,6 +291,20 @@ class SarcNetPipeline(Pipeline):
         score_range = self.regressor.score_range
         return None if score_range is None else (float(score_range[0]), float(score_range[1]))
 
+    def predict_scores(self, X) -> np.ndarray:
+        """Scores as the ``predict`` command writes them (``score_pred``): clipped to
+        :attr:`score_range`.
+
+        Examples
+        --------
+        >>> scores = model.predict_scores(cells.head(3))
+        >>> bool(((scores >= 1) & (scores <= 5)).all())
+        True
+        """
+        predicted = np.asarray(self.predict(X), dtype=np.float64).reshape(-1)
+        score_range = self.score_range
+        return predicted if score_range is None else np.clip(predicted, *score_range)
+
     def with_test_time_augment(self, enabled: bool | None) -> SarcNetPipeline:
         """This fitted pipeline, predicting with or without test-time averaging.
 

@@ -96,7 +96,7 @@ def add_subcommand(subparsers) -> None:
     predict.add_argument("--device", choices=["cpu", "cuda"],
                          help="default: the model's device if available, else the CPU")
     predict.add_argument("--batch-size", type=positive, default=200,
-                         help="cells scored at once (default: %(default)s)")
+                         help="cells per forward pass of the network (default: %(default)s)")
     predict.add_argument(
         "--interval", type=float, metavar="CONFIDENCE",
         help="add score_low and score_high, a prediction interval holding the true score "

@@ -119,7 +119,8 @@ def run_explain(args: argparse.Namespace) -> int:
     _check_counts(args)
     check_output(args.out, inputs=[*args.data, args.model], folder=True)
     model, mask_page = _load(args.model, args.test_time_augment)
-    net = SarcNetPipeline.of(model).fitted_regressor
+    pipeline = SarcNetPipeline.of(model)
+    net = pipeline.fitted_regressor
     cells = load_cells(args.data).iloc[: args.max_cells]
     out = Path(args.out)
     paths = cells[net.image_column].astype(str).tolist()
@@ -128,7 +129,7 @@ def run_explain(args: argparse.Namespace) -> int:
     cells = _with_features(model, cells, mask_page)
     planes = read_planes(cells[net.image_column], net.structure_page)  # each file read once
     in_memory = cells.assign(**{net.image_column: planes})
-    predicted = model.predict(in_memory)
+    predicted = pipeline.predict_scores(in_memory)  # as predict's score_pred: clipped
     heatmaps = grad_cam(model, in_memory, layer=args.layer, direction=args.direction,
                         batch_size=args.batch_size)
     expert = cells[TARGET_COLUMN].tolist() if TARGET_COLUMN in cells.columns else None

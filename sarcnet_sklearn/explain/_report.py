@@ -158,9 +158,9 @@ def write_report(
     if expert is not None:
         chosen = select_across_scores(expert, max_cells)
         shown = _with_planes(cells.iloc[chosen], column, net.structure_page)
-        predicted = _predict(model, _replace_rows(cells, chosen, shown[column]), score_range)
+        predicted = pipeline.predict_scores(_replace_rows(cells, chosen, shown[column]))
     else:
-        predicted = _predict(model, cells, score_range)
+        predicted = pipeline.predict_scores(cells)
         chosen = select_across_scores(predicted, max_cells)
         shown = _with_planes(cells.iloc[chosen], column, net.structure_page)
     heatmaps = grad_cam(model, shown, layer=layer, direction=direction, batch_size=batch_size)
@@ -318,12 +318,6 @@ def _intervals(model, predicted, expert, paths, score_range) -> dict | None:
     if expert is not None:
         summary["coverage"] = float(np.mean((low <= expert) & (expert <= high)))
     return summary
-
-
-def _predict(model, cells: pd.DataFrame, score_range) -> np.ndarray:
-    """The scores ``predict`` writes as ``score_pred``: clipped to the model's score range."""
-    predicted = np.asarray(model.predict(cells), dtype=np.float64).reshape(-1)
-    return predicted if score_range is None else np.clip(predicted, *score_range)
 
 
 def _with_planes(cells: pd.DataFrame, column: str, page: int) -> pd.DataFrame:
