@@ -265,7 +265,8 @@ def main(argv=None) -> pd.DataFrame | None:
                 run(n_train, seed, "resnet18", augment)
     for backbone in args.backbones:
         run(args.backbone_size, args.seeds[0], backbone, "d4")
-    return summarize(pd.read_csv(out))
+    if out.is_file():  # nothing to summarize after only the overhead timing
+        summarize(pd.read_csv(out))
 
 
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
