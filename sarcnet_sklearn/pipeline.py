@@ -318,10 +318,8 @@ class SarcNetPipeline(Pipeline):
         Returns
         -------
         pipeline : SarcNetPipeline
-            ``self`` when nothing changes; otherwise a new pipeline sharing
-            this one's fitted steps, network and calibration (nothing is
-            copied), with its own regressor settings. ``self`` is unchanged,
-            so threads predicting with it are not affected.
+            See :meth:`for_prediction`: ``self`` when nothing changes, else a
+            pipeline sharing this one's fitted steps, network and calibration.
 
         Examples
         --------
@@ -333,12 +331,49 @@ class SarcNetPipeline(Pipeline):
         >>> fast.predict(cells.head(2)).shape
         (2,)
         """
+        return self.for_prediction(test_time_augment=enabled)
+
+    def for_prediction(self, *, test_time_augment: bool | None = None,
+                       batch_size: int | None = None) -> SarcNetPipeline:
+        """This fitted pipeline with other prediction settings; ``self`` is not changed.
+
+        Parameters
+        ----------
+        test_time_augment : bool, optional
+            See :meth:`with_test_time_augment`. None: as it is.
+        batch_size : int, optional
+            Cells per forward pass when predicting (the regressor's
+            ``iterator_valid__batch_size``). None: as it is.
+
+        Returns
+        -------
+        pipeline : SarcNetPipeline
+            ``self`` when nothing changes; otherwise a new pipeline sharing
+            this one's fitted steps, network and calibration (nothing is
+            copied), with its own regressor settings. ``self`` is unchanged,
+            so threads predicting with it are not affected.
+
+        Examples
+        --------
+        >>> from sarcnet_sklearn import SarcNetPipeline
+        >>> big = SarcNetPipeline.of(model).for_prediction(batch_size=500)
+        >>> big.regressor.get_params_for("iterator_valid"), "iterator_valid__batch_size" in vars(
+        ...     model.regressor)
+        ({'batch_size': 500}, False)
+        """
         net = self.fitted_regressor
-        if enabled is None or bool(enabled) == bool(net.test_time_augment):
+        changes = {}
+        if test_time_augment is not None and bool(test_time_augment) != bool(
+                net.test_time_augment):
+            changes["test_time_augment"] = bool(test_time_augment)
+        if batch_size is not None and batch_size != net.get_params_for("iterator_valid").get(
+                "batch_size", net.batch_size):
+            changes["iterator_valid__batch_size"] = int(batch_size)
+        if not changes:
             return self
         view = object.__new__(type(net))  # a shallow copy: skorch's pickling copies the weights
         view.__dict__.update(net.__dict__)
-        view.test_time_augment = bool(enabled)
+        view.__dict__.update(changes)
         return type(self)(**{**self.get_params(deep=False),
                              "steps": [*self.steps[:-1], (self.steps[-1][0], view)]})
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
@@ -76,7 +74,8 @@ def predict_cells(
         Page holding the cell mask when features are measured (default 9).
     batch_size : int, default=200
         Rows handed to the model at once, and the network's batch for them
-        (the model keeps its own ``iterator_valid__batch_size`` afterwards).
+        (``model`` itself is not changed, see
+        :meth:`~sarcnet_sklearn.SarcNetPipeline.for_prediction`).
     progress : bool, default=False
         Show progress bars.
     interval : float, optional
@@ -132,10 +131,10 @@ def predict_cells(
                        interval=interval, test_time_augment=test_time_augment)
         scored = dict(map_chunks(work, chunks, model=model, client=client))
         return pd.concat([scored[index] for index in range(len(chunks))])
-    pipeline = SarcNetPipeline.of(model).with_test_time_augment(test_time_augment)
+    pipeline = SarcNetPipeline.of(model).for_prediction(test_time_augment=test_time_augment,
+                                                        batch_size=batch_size)
     parts = chunk_slices(len(cells), chunk_size) or [slice(0, 0)]
-    with (progress_bar(total=len(cells), desc="scoring", unit="cell", show=progress) as bar,
-          _scoring_batch(pipeline.regressor, batch_size)):
+    with progress_bar(total=len(cells), desc="scoring", unit="cell", show=progress) as bar:
         scored = []
         check = partial(_check_chunk, cells, pipeline.inputs, mask_page=mask_page,
                         progress=progress and len(parts) == 1)
@@ -145,22 +144,6 @@ def predict_cells(
                                          interval))
             bar.update(part.stop - part.start)
     return pd.concat(scored) if len(scored) > 1 else scored[0]
-
-
-@contextmanager
-def _scoring_batch(net, batch_size: int) -> Iterator[None]:
-    """Let the network score ``batch_size`` cells per forward pass (not its training batch)."""
-    key = "iterator_valid__batch_size"
-    unset = object()
-    before = net.__dict__.get(key, unset)
-    setattr(net, key, batch_size)
-    try:
-        yield
-    finally:
-        if before is unset:
-            delattr(net, key)
-        else:
-            setattr(net, key, before)
 
 
 def _check_chunk(cells: pd.DataFrame, inputs, part: slice, **options) -> CheckedCells:
