@@ -100,6 +100,23 @@ def test_run_in_chunks_resumes_refuses_other_settings_and_redoes_changed_cells(t
         run(table, _double, tmp_path / "in.csv", settings={}, inputs=[tmp_path / "in.csv"])
 
 
+def _refuse(chunk: pd.DataFrame) -> pd.DataFrame:
+    raise ValueError("the model needs feature column(s) ['x'], which the input lacks")
+
+
+def test_a_run_that_fails_before_saving_a_chunk_leaves_nothing_to_resume(tmp_path):
+    table = pd.DataFrame({"name": [f"cell{i}.tiff" for i in range(4)], "value": range(4)})
+    out = tmp_path / "out.csv"
+    with pytest.raises(ValueError, match="which the input lacks"):
+        run_in_chunks(table, _refuse, out, key_column="name", settings={"model": "a"},
+                      chunk_size=2)
+    assert not partial_folder(out).exists() and not out.exists()
+    # another model (other settings) is not refused as "an unfinished run"
+    result = run_in_chunks(table, _double, out, key_column="name", settings={"model": "b"},
+                           chunk_size=2)
+    assert result.n_resumed == 0 and len(pd.read_csv(out)) == 4
+
+
 def _restore_default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # whatever the test process inherited
 

@@ -181,6 +181,10 @@ def run_in_chunks(
             file=sys.stderr,
         )
         raise
+    except Exception:
+        if not any(folder.glob("part-*.csv")):  # nothing saved: leave no run to resume
+            _remove_folder(folder)
+        raise
     table = pd.concat(done).sort_index(kind="stable")  # a row's several rows stay in order
     found = np.unique(table.index.to_numpy())
     if not np.array_equal(found, np.arange(len(cells))) or (
@@ -192,10 +196,15 @@ def run_in_chunks(
     if finish is not None:
         table = finish(table)
     write_csv_atomically(table, output, inputs=inputs)
+    _remove_folder(folder)
+    return RunResult(output, table, n_resumed)
+
+
+def _remove_folder(folder: Path) -> None:
+    """Delete a partial folder (its files only: a run writes no sub-folders there)."""
     for path in folder.iterdir():
         path.unlink()
     folder.rmdir()
-    return RunResult(output, table, n_resumed)
 
 
 def _resume(
