@@ -22,6 +22,12 @@ PROTOCOL_2 = PROTOCOL_1 + [
 PROTOCOLS = {1: PROTOCOL_1, 2: PROTOCOL_2}
 
 IMAGE_COLUMN = "image_path"
+PATH_RULE = (
+    "relative image paths in a CSV are taken relative to the CSV's folder, and the CSVs this "
+    "package writes hold image paths relative to their own folder (or absolute)"
+)
+"""The one rule for image paths in cell tables (the :data:`IMAGE_COLUMN` column), in the API
+and on the command line; :mod:`sarcnet_sklearn.tables` applies it."""
 TARGET_COLUMN = "score"
 EXPERT_COLUMNS = ["expert_1", "expert_2"]
 DAY_COLUMN = "day"

@@ -16,9 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-BACKBONES = (
-    "resnet18", "densenet121", "alexnet", "convnext_tiny", "efficientnet_b0", "resnet50"
-)
+from ._backbones import BACKBONES
+
 _IMAGENET_HEADS = {
     "resnet18": "fc",
     "resnet50": "fc",

@@ -17,7 +17,7 @@ import json
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from os import PathLike
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from skorch.callbacks import Checkpoint, LoadInitState, ProgressBar
 
 from ._columns import DAY_COLUMN, IMAGE_COLUMN, TARGET_COLUMN
 from ._console import show_progress
+from ._table1 import ROW_KEYS, ROWS, Row
 from .datasets import load_aics, make_synthetic_aics, paper_split
 from .metrics import METRIC_NAMES, metrics_table, regression_report
 from .outputs import write_atomically, write_csv_atomically
@@ -48,32 +49,6 @@ PAPER_TABLE1 = {
 PAPER_RECIPE = {"augment": None, "test_time_augment": False}
 """The paper trains and predicts without augmentation; rows use it unless they say otherwise."""
 
-
-@dataclass(frozen=True)
-class Row:
-    """One row of Table 1: a model and how to build it."""
-
-    key: str
-    label: str
-    protocol: int
-    params: dict = field(default_factory=dict)
-    linear: bool = False
-
-
-ROWS = (
-    Row("linear", "Linear regression", 2, linear=True),
-    Row("resnet18", "ResNet-18", 2, {"backbone": "resnet18", "use_features": False}),
-    Row("densenet", "DenseNet", 2, {"backbone": "densenet121", "use_features": False}),
-    Row("alexnet", "AlexNet", 2, {"backbone": "alexnet", "use_features": False}),
-    Row("sarcnet_p1", "SarcNet (Protocol 1)", 1),
-    Row("sarcnet_p2", "SarcNet (Protocol 2)", 2),
-    Row("sarcnet_d4", "SarcNet (Protocol 2), D4 augmentation + test-time averaging", 2,
-        {"augment": "d4", "test_time_augment": True}),
-    Row("convnext_tiny", "ConvNeXt-Tiny", 2, {"backbone": "convnext_tiny", "use_features": False}),
-)
-"""The paper's six rows, then the orientation-invariant SarcNet and ConvNeXt-Tiny (image only,
-D-SarcNet's backbone), which have no paper numbers."""
-ROW_KEYS = tuple(row.key for row in ROWS)
 HISTOGRAM_ROW = "sarcnet_p2"
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from ._columns import IMAGE_COLUMN
+from ._columns import PATH_RULE as PATH_RULE  # re-exported: the rule this module applies
 from .images import PIL_SUFFIXES, TIFF_SUFFIXES
 
 IMAGE_SUFFIXES = TIFF_SUFFIXES | PIL_SUFFIXES
@@ -103,13 +104,6 @@ def _folder_images(folder: Path, recursive: bool, skipped: list[str]) -> list[Pa
 def is_aics_root(path: str | PathLike) -> bool:
     """Whether ``path`` looks like an AICS dataset root (as :func:`load_aics` reads)."""
     return any(Path(path).glob("2d_autocontrasted_single_cell_features_fish_*"))
-
-
-PATH_RULE = (
-    "relative image paths in a CSV are taken relative to the CSV's folder, and the CSVs this "
-    "package writes hold image paths relative to their own folder (or absolute)"
-)
-"""The one rule for image paths in cell tables, in the API and on the command line."""
 
 
 def load_cells(

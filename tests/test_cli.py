@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -15,13 +16,36 @@ from sarcnet_sklearn.demo import run_demo
 from sarcnet_sklearn.intervals import interval_half_width
 from sarcnet_sklearn.reproduce import ReproduceSettings
 
+HEAVY_MODULES = ("torch", "torchvision", "skorch", "sklearn", "optuna", "pandas", "distributed",
+                 "dask")
+"""What building the parser and printing any help or usage error must not import: a command
+imports them in its run function."""
 
-def test_module_and_console_script_show_the_subcommands():
-    out = subprocess.run(
-        [sys.executable, "-m", "sarcnet_sklearn", "--help"],
-        capture_output=True, text=True, check=True, timeout=120,
-    ).stdout
-    assert "demo" in out and "features" in out
+
+def test_module_and_console_script_show_the_subcommands_without_heavy_imports():
+    """In one fresh Python (each costs seconds): ``python -m sarcnet_sklearn --help``, then the
+    whole parser, every subcommand's help and a usage error, none importing a heavy library."""
+    code = textwrap.dedent(f"""
+        import contextlib, io, runpy, sys
+        from sarcnet_sklearn.commands import build_parser
+
+        sys.argv = ["sarcnet-sklearn", "--help"]
+        with contextlib.suppress(SystemExit):
+            runpy.run_module("sarcnet_sklearn", run_name="__main__")
+        parser = build_parser()
+        for command in parser._subparsers._group_actions[0].choices.values():
+            command.format_help()
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.suppress(SystemExit):
+            parser.parse_args(["predict", "model.joblib"])
+        print([name for name in {HEAVY_MODULES!r} if name in sys.modules])
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    *help_lines, loaded = done.stdout.splitlines()
+    assert "usage: sarcnet-sklearn" in help_lines[0]
+    assert all(command in "\n".join(help_lines) for command in COMMAND_MODULES)
+    assert loaded == "[]", f"building the parser and printing help imported {loaded}"
 
 
 def test_each_command_is_registered_by_its_module_and_features_never_loads_torch(cells,

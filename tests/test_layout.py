@@ -1,9 +1,11 @@
-"""The package's layout: library modules never import the command-line code, and no layer
-imports one above it (the README's developer section lists the layers)."""
+"""The package's layout: library modules never import the command-line code, no layer
+imports one above it, and the command-line parser is built from light modules only (the
+README's developer section lists the layers)."""
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import sarcnet_sklearn
@@ -11,8 +13,8 @@ import sarcnet_sklearn
 PACKAGE = Path(sarcnet_sklearn.__file__).parent
 
 LAYERS = [
-    {"_columns", "_validation", "_chunks", "_batches", "_console", "_epoch_table", "metrics",
-     "outputs", "images", "nn"},
+    {"_columns", "_backbones", "_model_formats", "_table1", "_validation", "_chunks", "_batches",
+     "_console", "_epoch_table", "metrics", "outputs", "images", "nn"},
     {"features", "regressor", "intervals"},
     {"datasets", "pipeline"},
     {"tables"},
@@ -25,6 +27,11 @@ LAYERS = [
 
 LAYER = {unit: level for level, units in enumerate(LAYERS) for unit in units}
 
+PARSER_UNITS = {"__init__", "_columns", "_backbones", "_model_formats", "_table1", "commands"}
+"""What building the ``sarcnet-sklearn`` parser imports: at their top these import only the
+standard library and each other; a command imports the rest of the package (and torch,
+pandas...) inside its run function. ``tests/test_cli.py`` checks the outcome in a fresh Python."""
+
 
 def module_name(path: Path, package: Path = PACKAGE) -> str:
     return ".".join(path.relative_to(package.parent).with_suffix("").parts)
@@ -35,32 +42,57 @@ def unit_of(module: str) -> str:
     return module.split(".")[1] if "." in module else ""
 
 
-def imported_modules(path: Path, package: Path = PACKAGE) -> set[str]:
-    """Every module of ``package`` that ``path`` imports, at the top or inside a function."""
+def import_targets(node: ast.AST, path: Path, package: Path = PACKAGE) -> set[str]:
+    """The absolute names of the modules an import statement in ``path`` imports."""
+    if isinstance(node, ast.Import):
+        return {alias.name for alias in node.names}
+    if not isinstance(node, ast.ImportFrom):
+        return set()
     parts = path.relative_to(package.parent).with_suffix("").parts
     here = parts[:-1]  # the package holding ``path`` (``__init__`` included)
     root = package.name
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names if alias.name.split(".")[0] == root}
-            continue
-        if not isinstance(node, ast.ImportFrom):
-            continue
-        if node.level:
-            base = ".".join(here[: len(here) - node.level + 1])
-            module = f"{base}.{node.module}" if node.module else base
-        else:
-            module = node.module or ""
-        if module.split(".")[0] != root:
-            continue
-        if module == root:  # ``from .. import x``: x may be a submodule
-            found |= {f"{root}.{alias.name}" for alias in node.names
+    if node.level:
+        base = ".".join(here[: len(here) - node.level + 1])
+        module = f"{base}.{node.module}" if node.module else base
+    else:
+        module = node.module or ""
+    if module == root:  # ``from .. import x``: x may be a submodule, else it is in __init__
+        submodules = {f"{root}.{alias.name}" for alias in node.names
                       if (package / alias.name).is_dir()
                       or (package / f"{alias.name}.py").is_file()}
-        else:
-            found.add(module)
-    return found
+        return submodules or {f"{root}.__init__"}
+    return {module}
+
+
+def imported_modules(path: Path, package: Path = PACKAGE) -> set[str]:
+    """Every module of ``package`` that ``path`` imports, at the top or inside a function."""
+    return {
+        module
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        for module in import_targets(node, path, package)
+        if module.split(".")[0] == package.name and module != f"{package.name}.__init__"
+    }
+
+
+def top_level_imports(path: Path, package: Path = PACKAGE) -> set[str]:
+    """Every module ``path`` imports when it is imported: its module-level import statements,
+    not those inside a function or an ``if TYPE_CHECKING:`` block."""
+    return {module for node in ast.parse(path.read_text(encoding="utf-8")).body
+            for module in import_targets(node, path, package)}
+
+
+def heavy_parser_imports(package: Path = PACKAGE) -> list[str]:
+    offenders = []
+    for path in sorted(package.rglob("*.py")):
+        if unit_of(module_name(path, package)) not in PARSER_UNITS:
+            continue
+        for target in sorted(top_level_imports(path, package)):
+            top = target.split(".")[0]
+            light = (unit_of(target) in PARSER_UNITS if top == package.name
+                     else top in sys.stdlib_module_names)
+            if not light:
+                offenders.append(f"{module_name(path, package)} imports {target} at its top")
+    return offenders
 
 
 def upward_imports(package: Path = PACKAGE) -> list[str]:
@@ -93,6 +125,28 @@ def test_library_modules_never_import_the_command_line_code():
 
 def test_no_module_imports_a_layer_above_its_own():
     assert upward_imports() == []
+
+
+def test_the_command_line_parser_imports_only_light_modules():
+    assert heavy_parser_imports() == []
+
+
+def test_the_parser_rule_allows_heavy_imports_only_inside_functions(tmp_path):
+    fake = tmp_path / "sarcnet_sklearn"
+    (fake / "commands").mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    (fake / "_columns.py").write_text("")
+    (fake / "tables.py").write_text("")
+    (fake / "commands" / "__init__.py").write_text("")
+    (fake / "commands" / "train.py").write_text(
+        "import argparse\nfrom typing import TYPE_CHECKING\n\nimport pandas\n\n"
+        "from .. import __version__\nfrom .._columns import IMAGE_COLUMN\nfrom ..tables import x"
+        "\n\nif TYPE_CHECKING:\n    import numpy\n\n\ndef run():\n    import torch\n"
+    )
+    assert heavy_parser_imports(fake) == [
+        "sarcnet_sklearn.commands.train imports pandas at its top",
+        "sarcnet_sklearn.commands.train imports sarcnet_sklearn.tables at its top",
+    ]
 
 
 def test_the_rule_catches_an_upward_import_inside_a_function(tmp_path):

@@ -3,8 +3,10 @@
 Each subcommand lives in a module of this subpackage named after the library
 subpackage it drives and is registered here through that module's
 ``add_subcommand(subparsers)``, which adds a parser whose ``func`` default
-takes the parsed arguments and returns an exit code. :func:`main` imports only
-the module of the command it runs (``features`` never loads torch).
+takes the parsed arguments and returns an exit code. Registering a command
+imports no library beyond the standard one (its ``func`` imports what it needs
+when it runs), and :func:`main` imports only the module of the command it runs
+(``features`` never loads torch).
 """
 
 from __future__ import annotations

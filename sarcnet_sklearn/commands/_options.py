@@ -6,7 +6,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from ..tables import PATH_RULE
+from .._columns import PATH_RULE
 
 DATA_HELP = (
     "an AICS dataset root, a CSV with an image_path column (plus feature columns; a "

@@ -6,8 +6,6 @@ import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ..scale import connect
-
 
 def add_scale_arguments(
     parser: argparse.ArgumentParser, *, chunk_size: int = 1000, what: str = "cells"
@@ -42,6 +40,8 @@ def cluster_client(args: argparse.Namespace) -> Iterator[object | None]:
     if not args.scheduler:
         yield None
         return
+    from ..scale import connect
+
     client = connect(args.scheduler)
     try:
         yield client

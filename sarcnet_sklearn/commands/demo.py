@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..demo import run_demo
 from ._options import command_line
 from .reproduce import add_run_arguments, run_settings
 
@@ -28,6 +27,8 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
+    from ..demo import run_demo
+
     device, settings = run_settings(args, synthetic=True)
     run_demo(args.out, settings=settings, device=device, random_state=args.random_state,
              command=command_line(args))

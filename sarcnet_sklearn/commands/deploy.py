@@ -7,13 +7,8 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from .._columns import IMAGE_COLUMN, PROTOCOL_2, TARGET_COLUMN
-from ..deploy import ERROR_COLUMN, load_model, predict_cells, save_model, train_model
-from ..deploy._model_file import FORMATS
-from ..metrics import metrics_table
-from ..outputs import check_output
-from ..scale import run_in_chunks
-from ..tables import is_aics_root, load_cells
+from .._columns import ERROR_COLUMN, IMAGE_COLUMN, PROTOCOL_2, TARGET_COLUMN
+from .._model_formats import FORMATS
 from ._options import DATA_HELP, add_test_time_augment_option, model_format, positive
 from ._scale import add_scale_arguments, cluster_client
 
@@ -112,6 +107,11 @@ def add_subcommand(subparsers) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train and save as ``args`` say; returns the exit code (130 when interrupted)."""
+    from ..deploy import save_model, train_model
+    from ..metrics import metrics_table
+    from ..outputs import check_output
+    from ..tables import is_aics_root, load_cells
+
     data, out = Path(args.data), Path(args.out)
     low, high = args.score_range
     if not low < high:
@@ -169,6 +169,11 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_predict(args: argparse.Namespace) -> int:
     """Score the cells named by ``args`` and write the CSV; returns the exit code."""
+    from ..deploy import load_model, predict_cells
+    from ..outputs import check_output
+    from ..scale import run_in_chunks
+    from ..tables import load_cells
+
     check_output(args.out, inputs=[args.data, args.model])
     model, metadata = load_model(args.model, device=args.device, return_metadata=True)
     cells = load_cells(args.data, recursive=args.recursive)

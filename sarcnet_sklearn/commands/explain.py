@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from .._columns import DAY_COLUMN, TARGET_COLUMN
 from ._options import add_test_time_augment_option, command_line
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def add_subcommand(subparsers) -> None:
@@ -110,6 +112,8 @@ def _check_counts(args: argparse.Namespace) -> None:
 
 def run_explain(args: argparse.Namespace) -> int:
     """Write one heatmap PNG per cell and predictions.csv; returns the exit code."""
+    import pandas as pd
+
     from ..explain import grad_cam, plot_cell_heatmap, read_display_image
     from ..images import read_planes
     from ..outputs import check_output, refuse_inputs, write_csv_atomically

@@ -6,14 +6,13 @@ import argparse
 import os
 import sys
 from functools import partial
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from .._columns import IMAGE_COLUMN, PIXEL_SIZE_UM, PROTOCOL_1, STRUCTURE_PAGE
-from ..features._extractor import measure_many
-from ..outputs import check_output
-from ..tables import PATH_RULE, collect_images, paths_relative_to
+from .._columns import IMAGE_COLUMN, PATH_RULE, PIXEL_SIZE_UM, PROTOCOL_1, STRUCTURE_PAGE
 from ._scale import add_scale_arguments, cluster_client
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 COLUMNS = [IMAGE_COLUMN] + PROTOCOL_1 + ["peak_angle", "error"]
 
@@ -72,7 +71,11 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Measure the images named by ``args`` and write the CSV; returns the exit code."""
+    import pandas as pd
+
+    from ..outputs import check_output
     from ..scale import run_in_chunks
+    from ..tables import collect_images, paths_relative_to
 
     if args.pixel_size <= 0:
         raise ValueError(f"--pixel-size must be positive, got {args.pixel_size}")
@@ -128,6 +131,10 @@ def measure_chunk(
     >>> measure_chunk(pd.DataFrame({"image_path": ["gone.tiff"]}))["error"].tolist()
     ['image file not found: gone.tiff']
     """
+    import pandas as pd
+
+    from ..features._extractor import measure_many
+
     paths = chunk[IMAGE_COLUMN].tolist()
     results = pd.DataFrame(
         list(

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from .._columns import TARGET_COLUMN
-from ..fields._screen import OVERLAYS_FOLDER, score_field_files
 from ._options import add_test_time_augment_option
 from ._scale import add_scale_arguments, cluster_client
 
@@ -75,6 +74,8 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
 
 def run_fields(args: argparse.Namespace) -> int:
     """Score the fields named by ``args`` and write the outputs; returns the exit code."""
+    from ..fields._screen import OVERLAYS_FOLDER, score_field_files
+
     with cluster_client(args) as client:
         run = score_field_files(
             args.model, args.fields, args.labels, args.out, channel=args.channel,

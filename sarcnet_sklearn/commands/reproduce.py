@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from ..regressor import DEFAULT_DEVICE
-from ..reproduce import ROW_KEYS, ReproduceSettings, reproduce_table1
+from .._table1 import ROW_KEYS
 from ._options import positive
+
+if TYPE_CHECKING:
+    from ..reproduce import ReproduceSettings
 
 
 def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
@@ -57,6 +60,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_settings(args: argparse.Namespace, *, synthetic: bool) -> tuple[str, ReproduceSettings]:
     """The device and :class:`~sarcnet_sklearn.reproduce.ReproduceSettings` ``args`` ask for."""
+    from ..regressor import DEFAULT_DEVICE
+    from ..reproduce import ReproduceSettings
+
     device = args.device or DEFAULT_DEVICE
     settings = ReproduceSettings.for_device(device, synthetic=synthetic)
     changes = {"image_size": args.image_size, "max_epochs": args.epochs, "n_cells": args.n_cells}
@@ -67,6 +73,8 @@ def run_settings(args: argparse.Namespace, *, synthetic: bool) -> tuple[str, Rep
 
 
 def _main(args: argparse.Namespace) -> int:
+    from ..reproduce import reproduce_table1
+
     device, settings = run_settings(args, synthetic=args.aics_root is None)
     reproduce_table1(args.aics_root, args.out, settings=settings, weights=args.weights,
                      device=device, precision=args.precision, random_state=args.random_state,

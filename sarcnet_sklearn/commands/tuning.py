@@ -6,20 +6,17 @@ import argparse
 import sys
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import optuna
-import pandas as pd
-from optuna.trial import TrialState
-from sklearn.model_selection import train_test_split
-
+from .._backbones import BACKBONES
 from .._columns import TARGET_COLUMN
-from ..deploy import save_model
-from ..nn import BACKBONES
-from ..outputs import check_output
-from ..tables import load_cells
-from ..tuning import TuningResult, default_search_space, tune
 from ._options import model_format, positive
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from ..tuning import TuningResult
 
 MODEL_SEED = 0
 """Seed of every trial's (and the refit's) training, so the refit repeats the best trial."""
@@ -128,7 +125,15 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run the study described by ``args``; returns the exit code."""
+    import numpy as np
+    import optuna
+    from sklearn.model_selection import train_test_split
+
+    from ..deploy import save_model
+    from ..outputs import check_output
     from ..pipeline import make_sarcnet_pipeline
+    from ..tables import load_cells
+    from ..tuning import default_search_space, tune
 
     if args.validation_fraction is not None and not 0 < args.validation_fraction < 1:
         raise ValueError(f"--validation-fraction must be in (0, 1), got {args.validation_fraction}")
@@ -191,6 +196,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _scores(cells: pd.DataFrame, source: str) -> np.ndarray:
+    import numpy as np
+    import pandas as pd
+
     if TARGET_COLUMN not in cells.columns:
         raise ValueError(
             f"{source}: no {TARGET_COLUMN!r} column to tune on (columns: {list(cells.columns)})"
@@ -207,6 +215,8 @@ def _scores(cells: pd.DataFrame, source: str) -> np.ndarray:
 
 
 def _print_summary(result: TuningResult) -> None:
+    from optuna.trial import TrialState
+
     study = result.study
     counts = {state: 0 for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
     for trial in study.get_trials(deepcopy=False):

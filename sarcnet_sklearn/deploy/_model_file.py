@@ -42,6 +42,7 @@ from skorch import NeuralNet
 from skorch.exceptions import DeviceWarning
 
 from .. import __version__
+from .._model_formats import FORMATS
 from ..outputs import write_atomically
 from ..pipeline import SarcNetPipeline
 from ._settings import REGRESSOR_SETTINGS, RENAMED_SETTINGS, STORED_ONLY_IF_SET, check_settings
@@ -54,7 +55,6 @@ FORMAT_VERSION = 2
 means unpickling); 2: ``weights.safetensors``, ``feature_range`` and ``score_range``
 settings, joblib files trimmed for prediction."""
 
-FORMATS = ("joblib", "safe")
 WEIGHTS_FILE = "weights.safetensors"
 OLD_WEIGHTS_FILE = "weights.pt"
 SETTINGS_FILE = "model.json"
