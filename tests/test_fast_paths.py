@@ -102,8 +102,8 @@ def test_bf16_autocast_predicts_like_float32(scaled, tiny_params):
     assert np.max(np.abs(half - full)) <= BF16_ATOL
     assert spearman_score(full, half) > 0.95
     # One step is enough to show it trains (bf16 on a CPU without native support is slow).
-    trained_in_bf16 = SarcNetRegressor(**{**tiny_params, "max_epochs": 1, "batch_size": 8},
-                                       train_split=None, precision="bf16").fit(X[:8], y[:8])
+    trained_in_bf16 = SarcNetRegressor(**{**tiny_params, "max_epochs": 1, "batch_size": 2},
+                                       train_split=None, precision="bf16").fit(X[:2], y[:2])
     assert np.all(np.isfinite(trained_in_bf16.history[:, "train_loss"]))
     with pytest.raises(ValueError, match="precision must be"):
         SarcNetRegressor(**tiny_params, precision="fp8").fit(X, y)
