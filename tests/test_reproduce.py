@@ -9,10 +9,20 @@ import pytest
 from skorch.callbacks import Callback
 
 from sarcnet_sklearn.commands import main
+from sarcnet_sklearn.datasets import make_synthetic_aics
 from sarcnet_sklearn.reproduce import PAPER_TABLE1, ReproduceSettings, reproduce_table1
 
 TINY = ReproduceSettings(image_size=32, max_epochs=3, batch_size=16, n_cells=200,
                          synthetic_size=48)
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    """The synthetic cells reproduce makes for TINY, made once for this file's library calls
+    (the command-line test still has reproduce make its own)."""
+    return make_synthetic_aics(tmp_path_factory.mktemp("tiny") / "synthetic_aics",
+                               n_cells=TINY.n_cells, image_size=TINY.synthetic_size,
+                               random_state=0)
 
 
 class StopAfter(Callback):
@@ -26,12 +36,12 @@ class StopAfter(Callback):
             raise KeyboardInterrupt
 
 
-def test_reproduce_writes_the_table_resumes_a_row_and_skips_finished_rows(tmp_path):
+def test_reproduce_writes_the_table_resumes_a_row_and_skips_finished_rows(tiny_root, tmp_path):
     out = tmp_path / "table1"
     params = {"settings": TINY, "device": "cpu", "rows": ["linear", "sarcnet_p2"],
               "verbose": False}
     with pytest.raises(KeyboardInterrupt, match="after epoch 2 of 3"):
-        reproduce_table1(None, out, callbacks=[StopAfter(2)], **params)
+        reproduce_table1(tiny_root, out, callbacks=[StopAfter(2)], **params)
     # The linear row finished before the interruption; SarcNet left a checkpoint.
     assert (out / "rows" / "linear.json").is_file()
     assert not (out / "rows" / "sarcnet_p2.json").exists()
@@ -39,7 +49,7 @@ def test_reproduce_writes_the_table_resumes_a_row_and_skips_finished_rows(tmp_pa
     assert len(history) == 2
     linear_mtime = (out / "rows" / "linear.json").stat().st_mtime_ns
 
-    result = reproduce_table1(None, out, **params)
+    result = reproduce_table1(tiny_root, out, **params)
     assert result["skipped"] == ["linear"]
     assert (out / "rows" / "linear.json").stat().st_mtime_ns == linear_mtime
     sarcnet = result["rows"]["sarcnet_p2"]
@@ -58,7 +68,7 @@ def test_reproduce_writes_the_table_resumes_a_row_and_skips_finished_rows(tmp_pa
     assert (out / "fig3_day_histogram.png").stat().st_size > 0
 
     # A third run retrains nothing: every row is read back.
-    again = reproduce_table1(None, out, **params)
+    again = reproduce_table1(tiny_root, out, **params)
     assert again["skipped"] == ["linear", "sarcnet_p2"]
 
 
@@ -73,7 +83,8 @@ def test_reproduce_command_line(tmp_path, capsys):
         main(["reproduce", "--rows", "vgg"])
 
 
-def test_rows_beyond_the_paper_have_no_paper_numbers_and_paper_rows_keep_its_recipe(tmp_path):
+def test_rows_beyond_the_paper_have_no_paper_numbers_and_paper_rows_keep_its_recipe(tiny_root,
+                                                                                 tmp_path):
     from dataclasses import replace
 
     from sarcnet_sklearn.reproduce import ROWS, _network_params
@@ -83,7 +94,7 @@ def test_rows_beyond_the_paper_have_no_paper_numbers_and_paper_rows_keep_its_rec
             assert _network_params(row) | {"augment": None, "test_time_augment": False} \
                 == _network_params(row)
     out = tmp_path / "extra"
-    result = reproduce_table1(None, out, settings=replace(TINY, max_epochs=1), device="cpu",
+    result = reproduce_table1(tiny_root, out, settings=replace(TINY, max_epochs=1), device="cpu",
                               rows=["sarcnet_d4", "convnext_tiny"], verbose=False)
     rows = result["rows"]
     assert rows["sarcnet_d4"]["params"] == {"augment": "d4", "test_time_augment": True}
