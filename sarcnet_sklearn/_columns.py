@@ -45,3 +45,23 @@ CELL_MASK_PAGE = 9
 """Page of the AICS single-cell TIFF holding the cell mask."""
 
 N_AICS_PAGES = 10
+
+SCORE_PRED_COLUMN = "score_pred"
+"""The predicted score in every per-cell output table (predict, fields, explain, report, napari)."""
+
+SCORE_RANGE = (1.0, 5.0)
+"""The experts' score range, the default of a model's own ``score_range``."""
+
+FIELD_COLUMN = "field"
+WELL_COLUMN = "well"
+PLATE_COLUMN = "plate"
+GROUP_COLUMNS = [FIELD_COLUMN, WELL_COLUMN, PLATE_COLUMN]
+"""Where a cell was imaged: cells of one field (well, plate) are not independent."""
+
+SARCOMERE_LENGTH_COLUMN = "sarcomere_length_um"
+"""Dominant sarcomere period of a cell, in micrometres."""
+ORIENTATION_ORDER_COLUMN = "orientation_order"
+"""Orientation order parameter of a cell's myofibrils: 0 isotropic, 1 all parallel."""
+SARCOMERIC_FRACTION_COLUMN = "sarcomeric_fraction"
+"""Fraction of a cell's area showing a sarcomeric (periodic) pattern."""
+SARCOMERE_COLUMNS = [SARCOMERE_LENGTH_COLUMN, ORIENTATION_ORDER_COLUMN, SARCOMERIC_FRACTION_COLUMN]
