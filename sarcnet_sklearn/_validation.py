@@ -92,3 +92,31 @@ def object_copy(values: pd.Series) -> np.ndarray:
     out = np.empty(len(values), dtype=object)
     out[:] = values.tolist()
     return out
+
+
+PIXEL_SIZE_BOUNDS_UM = (0.01, 5.0)
+"""Plausible pixel sizes of a light-microscope image of cardiomyocytes, in micrometres."""
+
+
+def check_pixel_size_um(value, source: str) -> float:
+    """Return ``value`` as a float pixel size in micrometres, or raise naming ``source``.
+
+    ``source`` says where the value came from (``"--pixel-size"``, ``"pixel_size="``, a file's
+    metadata, a napari layer's scale, a table column), so the message points at it.
+
+    >>> check_pixel_size_um(0.12, "--pixel-size")
+    0.12
+    >>> check_pixel_size_um(0, "--pixel-size")
+    Traceback (most recent call last):
+    ...
+    ValueError: --pixel-size: 0 is not a plausible pixel size; give micrometres per pixel between 0.01 and 5
+    """
+    low, high = PIXEL_SIZE_BOUNDS_UM
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not (np.isfinite(number) and low <= number <= high):
+        raise ValueError(f"{source}: {value!r} is not a plausible pixel size; give micrometres "
+                         f"per pixel between {low:g} and {high:g}")
+    return number
