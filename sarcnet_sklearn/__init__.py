@@ -26,6 +26,7 @@ _LAZY = {
     "spearman_scorer": "metrics",
     "calibrate": "intervals",
     "predict_interval": "intervals",
+    "predict_scores": "score_table",
     "load_model": "deploy",
     "predict_cells": "deploy",
     "save_model": "deploy",

@@ -16,6 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 from ._columns import IMAGE_COLUMN, PROTOCOL_1, PROTOCOLS, STRUCTURE_PAGE
+from ._recipe import IMAGE_SIZE_PX
 from ._validation import as_frame, check_finite_features
 from .images import as_image_source
 from .regressor import SarcNetRegressor
@@ -159,7 +160,7 @@ class ModelInputs:
     features: list[str]
     image_column: str | None = IMAGE_COLUMN
     structure_page: int = STRUCTURE_PAGE
-    image_size: int = 224
+    image_size: int = IMAGE_SIZE_PX
 
     @classmethod
     def of(cls, model) -> ModelInputs:
@@ -290,20 +291,6 @@ class SarcNetPipeline(Pipeline):
         """The scale of the scores the regressor learned (None: any)."""
         score_range = self.regressor.score_range
         return None if score_range is None else (float(score_range[0]), float(score_range[1]))
-
-    def predict_scores(self, X) -> np.ndarray:
-        """Scores as the ``predict`` command writes them (``score_pred``): clipped to
-        :attr:`score_range`.
-
-        Examples
-        --------
-        >>> scores = model.predict_scores(cells.head(3))
-        >>> bool(((scores >= 1) & (scores <= 5)).all())
-        True
-        """
-        predicted = np.asarray(self.predict(X), dtype=np.float64).reshape(-1)
-        score_range = self.score_range
-        return predicted if score_range is None else np.clip(predicted, *score_range)
 
     def with_test_time_augment(self, enabled: bool | None) -> SarcNetPipeline:
         """This fitted pipeline, predicting with or without test-time averaging.

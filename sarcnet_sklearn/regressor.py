@@ -24,8 +24,15 @@ from ._batches import (
     unwrap_subset,
 )
 from ._chunks import aligned_chunk_size, chunk_slices, prefetched
-from ._columns import IMAGE_COLUMN, STRUCTURE_PAGE
+from ._columns import IMAGE_COLUMN, SCORE_RANGE, STRUCTURE_PAGE
 from ._epoch_table import EpochTable
+from ._recipe import (
+    BATCH_SIZE,
+    DEFAULT_BACKBONE,
+    IMAGE_SIZE_PX,
+    LEARNING_RATE,
+    MAX_EPOCHS,
+)
 from ._validation import as_frame, check_finite_features, check_target
 from .images import as_image_source, load_image_stack
 from .metrics import spearman_score
@@ -183,25 +190,25 @@ class SarcNetRegressor(NeuralNetRegressor):
         self,
         module=SarcNetModule,
         *,
-        backbone: str = "resnet18",
+        backbone: str = DEFAULT_BACKBONE,
         use_features: bool = True,
         use_images: bool = True,
         image_column: str = IMAGE_COLUMN,
         structure_page: int = STRUCTURE_PAGE,
-        image_size: int = 224,
+        image_size: int = IMAGE_SIZE_PX,
         weights: str | PathLike | None = None,
         head_activation: bool = False,
         augment: str | None = "d4",
         test_time_augment: bool = True,
         patience: int | None = None,
         random_state: int | None = None,
-        score_range: tuple[float, float] | None = (1.0, 5.0),
+        score_range: tuple[float, float] | None = SCORE_RANGE,
         precision: str = "auto",
         criterion=torch.nn.MSELoss,
         optimizer=torch.optim.Adam,
-        lr: float = 5e-4,
-        max_epochs: int = 100,
-        batch_size: int = 40,
+        lr: float = LEARNING_RATE,
+        max_epochs: int = MAX_EPOCHS,
+        batch_size: int = BATCH_SIZE,
         train_split=DEFAULT_TRAIN_SPLIT,
         device: str | None = DEFAULT_DEVICE,
         **kwargs,
@@ -289,6 +296,30 @@ class SarcNetRegressor(NeuralNetRegressor):
             self.feature_min_ = features.min(axis=0).astype(np.float64)
             self.feature_max_ = features.max(axis=0).astype(np.float64)
         return inputs
+
+    def module_inputs(self, X) -> dict[str, np.ndarray]:
+        """The network's inputs for the cells of ``X``, as ``predict`` hands them to it.
+
+        Parameters
+        ----------
+        X : DataFrame
+            As ``predict`` takes it (after the pipeline's other steps).
+
+        Returns
+        -------
+        inputs : dict
+            ``"images"``: uint8 ``(n, image_size, image_size)`` (with an image
+            branch); ``"features"``: float32 ``(n, n_features)`` (with a feature
+            branch).
+
+        Examples
+        --------
+        >>> net = model.regressor  # model: a fitted SarcNet pipeline
+        >>> inputs = net.module_inputs(model.regressor_input(cells.head(2)))
+        >>> sorted(inputs), inputs["images"].dtype.name
+        (['features', 'images'], 'uint8')
+        """
+        return self._net_input(X)
 
     def _check_scores(self, y: np.ndarray, what: str = "y") -> np.ndarray:
         if self.score_range is None:

@@ -25,8 +25,9 @@ import numpy as np
 import pandas as pd
 from skorch.callbacks import Checkpoint, LoadInitState, ProgressBar
 
-from ._columns import DAY_COLUMN, IMAGE_COLUMN, TARGET_COLUMN
+from ._columns import DAY_COLUMN, ERROR_COLUMN, IMAGE_COLUMN, SCORE_PRED_COLUMN, TARGET_COLUMN
 from ._console import show_progress
+from ._recipe import BATCH_SIZE, IMAGE_SIZE_PX, LEARNING_RATE, MAX_EPOCHS
 from ._table1 import ROW_KEYS, ROWS, Row
 from .datasets import load_aics, make_synthetic_aics, paper_split
 from .metrics import METRIC_NAMES, metrics_table, regression_report
@@ -59,10 +60,10 @@ class ReproduceSettings:
     ``n_cells`` and ``synthetic_size`` only apply to the synthetic dataset.
     """
 
-    image_size: int = 224
-    max_epochs: int = 100
-    batch_size: int = 40
-    lr: float = 5e-4
+    image_size: int = IMAGE_SIZE_PX
+    max_epochs: int = MAX_EPOCHS
+    batch_size: int = BATCH_SIZE
+    lr: float = LEARNING_RATE
     n_cells: int = 3000
     synthetic_size: int = 256
 
@@ -190,12 +191,14 @@ def reproduce_table1(
                 row, train, valid, out, run, settings, weights, device, precision,
                 random_state, callbacks, verbose, say,
             )
-        prediction = np.asarray(model.predict(test), dtype=np.float64).reshape(-1)
+        prediction, errors = _predict(model, test, row.linear)
+        scored = np.isfinite(prediction)
         record = {
             "row": row.key,
             "label": row.label,
             "params": {} if row.linear else _network_params(row),
-            "metrics": regression_report(test[TARGET_COLUMN], prediction),
+            "metrics": regression_report(test[TARGET_COLUMN][scored], prediction[scored]),
+            "n_not_scored": int((~scored).sum()),
             "seconds": round(time.perf_counter() - start, 1),
             "device": device,
             **extra,
@@ -203,7 +206,7 @@ def reproduce_table1(
         }
         if save_models:
             models[row.key] = _save_model(model, model_path, record, train, valid)
-        _save_row(out, row, record, test, prediction)
+        _save_row(out, row, record, test, prediction, errors)
         shutil.rmtree(out / "checkpoints" / row.key, ignore_errors=True)
         results[row.key] = record
         metrics = record["metrics"]
@@ -374,12 +377,28 @@ def _load_row(out: Path, row: Row, run: dict) -> dict | None:
     return record if record.get("settings") == run else None
 
 
-def _save_row(out: Path, row: Row, record: dict, test: pd.DataFrame, prediction) -> None:
+def _predict(model, test: pd.DataFrame, linear: bool) -> tuple[np.ndarray, list]:
+    """The test cells' scores and errors: a SarcNet row's by the package's score policy
+    (:func:`~sarcnet_sklearn.score_table.score_table`, as ``predict`` writes them); the
+    linear baseline's as it predicts them."""
+    if linear:
+        prediction = np.asarray(model.predict(test), dtype=np.float64).reshape(-1)
+        return prediction, [None] * len(prediction)
+    from .score_table import score_table
+
+    scores = score_table(model, test)
+    return (scores[SCORE_PRED_COLUMN].to_numpy(dtype=np.float64),
+            scores[ERROR_COLUMN].tolist())
+
+
+def _save_row(out: Path, row: Row, record: dict, test: pd.DataFrame, prediction,
+              errors) -> None:
     table = pd.DataFrame({
         IMAGE_COLUMN: test[IMAGE_COLUMN].to_numpy(),
         DAY_COLUMN: test[DAY_COLUMN].to_numpy(),
         TARGET_COLUMN: test[TARGET_COLUMN].to_numpy(),
-        "prediction": prediction,
+        SCORE_PRED_COLUMN: prediction,
+        ERROR_COLUMN: errors,
     })
     write_csv_atomically(table, out / "predictions" / f"{row.key}.csv")
     _write_text(out / "rows" / f"{row.key}.json", json.dumps(record, indent=2))
@@ -419,6 +438,8 @@ def _histogram(out: Path) -> Path:
     from .explain import plot_day_histograms
 
     predictions = pd.read_csv(out / "predictions" / f"{HISTOGRAM_ROW}.csv")
+    # Runs before the column was named score_pred wrote "prediction".
+    column = SCORE_PRED_COLUMN if SCORE_PRED_COLUMN in predictions.columns else "prediction"
     path = out / "fig3_day_histogram.png"
-    return Path(plot_day_histograms(predictions["prediction"], predictions[DAY_COLUMN], path,
+    return Path(plot_day_histograms(predictions[column], predictions[DAY_COLUMN], path,
                                     expert=predictions[TARGET_COLUMN]))

@@ -330,7 +330,7 @@ def test_cli_explain_and_report_end_to_end(model, cells, tmp_path, capsys):
     table = pd.read_csv(tmp_path / "x" / "predictions.csv")
     assert table["heatmap"].tolist() == [p.name for p in pngs]
     expected = np.clip(model.predict(cells.iloc[190:193]), 1, 5)  # as predict's score_pred
-    np.testing.assert_allclose(table["predicted_score"], expected, rtol=1e-5)
+    np.testing.assert_allclose(table["score_pred"], expected, rtol=1e-5)
 
     assert main(["report", str(model_path), str(csv), "--out", str(tmp_path / "r"),
                  "--max-cells", "4"]) == 0
@@ -386,7 +386,7 @@ def test_report_shows_the_intervals_of_a_calibrated_model(model, cells, tmp_path
     written = pd.read_csv(paths["predictions"])
     half = interval_half_width(calibrated, 0.9)
     np.testing.assert_allclose(written["score_high"],
-                               np.clip(written["predicted_score"] + half, 1, 5), rtol=1e-6)
+                               np.clip(written["score_pred"] + half, 1, 5), rtol=1e-6)
     inside = (written["score_low"] <= data["score"].to_numpy()) & (
         data["score"].to_numpy() <= written["score_high"])
     assert f"{inside.mean():.1%} of the expert scores" in page

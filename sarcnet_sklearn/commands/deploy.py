@@ -7,8 +7,9 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from .._columns import ERROR_COLUMN, IMAGE_COLUMN, PROTOCOL_2, TARGET_COLUMN
+from .._columns import ERROR_COLUMN, IMAGE_COLUMN, PROTOCOL_2, SCORE_RANGE, TARGET_COLUMN
 from .._model_formats import FORMATS
+from .._recipe import BATCH_SIZE, IMAGE_SIZE_PX, LEARNING_RATE, MAX_EPOCHS
 from ._options import DATA_HELP, add_test_time_augment_option, model_format, positive
 from ._scale import add_scale_arguments, cluster_client
 
@@ -45,15 +46,17 @@ def add_subcommand(subparsers) -> None:
     )
     train.add_argument("--target", default=TARGET_COLUMN,
                        help="column with the scores (default: %(default)s)")
-    train.add_argument("--image-size", type=positive, default=224,
+    train.add_argument("--image-size", type=positive, default=IMAGE_SIZE_PX,
                        help="model input size in pixels (default: %(default)s)")
-    train.add_argument("--epochs", type=positive, default=100, help="default: %(default)s")
-    train.add_argument("--lr", type=float, default=5e-4, help="default: %(default)s")
-    train.add_argument("--batch-size", type=positive, default=40, help="default: %(default)s")
-    train.add_argument("--score-range", type=float, nargs=2, default=(1.0, 5.0),
+    train.add_argument("--epochs", type=positive, default=MAX_EPOCHS,
+                       help="default: %(default)s")
+    train.add_argument("--lr", type=float, default=LEARNING_RATE, help="default: %(default)s")
+    train.add_argument("--batch-size", type=positive, default=BATCH_SIZE,
+                       help="default: %(default)s")
+    train.add_argument("--score-range", type=float, nargs=2, default=SCORE_RANGE,
                        metavar=("LOW", "HIGH"),
                        help="scale of the scores; scores outside it are an error and "
-                            "predictions are clipped to it (default: 1 5)")
+                            "predictions are clipped to it (default: %(default)s)")
     train.add_argument("--recursive", action="store_true",
                        help="read the images in sub-folders of a DATA folder too")
     train.add_argument(
@@ -198,7 +201,7 @@ def run_predict(args: argparse.Namespace) -> int:
             inputs=[args.data, args.model, *images],
             chunk_size=args.chunk_size,
             model=model_file if client else model,
-            device=args.device,
+            load=partial(load_model, device=args.device),
             client=client,
             progress=not args.quiet,
         )

@@ -6,7 +6,13 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._columns import DAY_COLUMN, TARGET_COLUMN
+from .._columns import (
+    DAY_COLUMN,
+    ERROR_COLUMN,
+    OUT_OF_RANGE_COLUMN,
+    SCORE_PRED_COLUMN,
+    TARGET_COLUMN,
+)
 from ._options import add_test_time_augment_option, command_line
 
 if TYPE_CHECKING:
@@ -118,6 +124,7 @@ def run_explain(args: argparse.Namespace) -> int:
     from ..images import read_planes
     from ..outputs import check_output, refuse_inputs, write_csv_atomically
     from ..pipeline import SarcNetPipeline
+    from ..score_table import score_table
     from ..tables import load_cells
 
     _check_counts(args)
@@ -133,7 +140,8 @@ def run_explain(args: argparse.Namespace) -> int:
     cells = _with_features(model, cells, mask_page)
     planes = read_planes(cells[net.image_column], net.structure_page)  # each file read once
     in_memory = cells.assign(**{net.image_column: planes})
-    predicted = pipeline.predict_scores(in_memory)  # as predict's score_pred: clipped
+    scores = score_table(pipeline, in_memory)  # the score and error predict gives each cell
+    predicted = scores[SCORE_PRED_COLUMN].to_numpy()
     heatmaps = grad_cam(model, in_memory, layer=args.layer, direction=args.direction,
                         batch_size=args.batch_size)
     expert = cells[TARGET_COLUMN].tolist() if TARGET_COLUMN in cells.columns else None
@@ -143,11 +151,13 @@ def run_explain(args: argparse.Namespace) -> int:
             expert=None if expert is None else float(expert[i]),
             predicted=float(predicted[i]), label=Path(path).name,
         )
-    table = pd.DataFrame({net.image_column: paths, "predicted_score": predicted})
+    table = pd.DataFrame({net.image_column: paths, SCORE_PRED_COLUMN: predicted})
     for column in (TARGET_COLUMN, DAY_COLUMN):
         if column in cells.columns:
             table[column] = cells[column].to_numpy()
     table["heatmap"] = names
+    for column in (ERROR_COLUMN, OUT_OF_RANGE_COLUMN):
+        table[column] = scores[column].to_numpy()
     csv = write_csv_atomically(table, out / "predictions.csv",
                                inputs=args.data + paths + [args.model])
     print(f"wrote {len(names)} Grad-CAM heatmaps to {out.resolve()}")

@@ -7,6 +7,7 @@ joblib file, or a pickle-free ``"safe"`` folder/.zip for models from others);
 or feature gives that row an error message instead of stopping the run.
 """
 
+from .._columns import ERROR_COLUMN, SCORE_RANGE
 from ._checks import ModelInputs, check_cells
 from ._model_file import (
     FORMAT_VERSION,
@@ -16,13 +17,11 @@ from ._model_file import (
     save_model,
 )
 from ._predict import (
-    ERROR_COLUMN,
     HIGH_COLUMN,
     LOW_COLUMN,
     RANGE_COLUMN,
     RAW_COLUMN,
     SCORE_COLUMN,
-    SCORE_RANGE,
     predict_cells,
 )
 from ._train import ExcludedCellsWarning, train_model

@@ -23,7 +23,7 @@ from .._columns import CELL_MASK_PAGE, PROTOCOL_1, PROTOCOL_2
 from .._console import progress_bar
 from .._validation import as_frame, object_copy
 from ..features import PROTOCOL1_ERROR_COLUMN, measure_image_file
-from ..images import ImageReadError, as_image_source, model_plane, read_plane, source_name
+from ..images import ImageReadError, as_image_source, model_plane, open_image, source_name
 from ..pipeline import ModelInputs
 
 __all__ = ["CheckedCells", "ModelInputs", "check_cells", "identifying_columns", "with_images"]
@@ -151,14 +151,16 @@ def _decode_images(table: pd.DataFrame, errors: pd.Series, inputs: ModelInputs,
     def decode(row: int) -> tuple[str | None, dict | None]:
         source = as_image_source(sources.iloc[row])
         try:
-            plane = read_plane(source, inputs.structure_page)
-            images[row] = model_plane(plane, size, source)
+            with open_image(source) as read:  # one open: the structure and the mask page
+                plane = read(inputs.structure_page)
+                images[row] = model_plane(plane, size, source)
+                if images[row].min() == images[row].max():
+                    return (f"{source_name(source)}: page {inputs.structure_page} is blank "
+                            f"(every pixel is {int(images[row].min())}); there is no "
+                            "structure to score"), None
+                return None, (_measure(plane, source, read, mask_page) if measure else None)
         except ImageReadError as exc:
             return str(exc), None
-        if images[row].min() == images[row].max():
-            return (f"{source_name(source)}: page {inputs.structure_page} is blank (every pixel "
-                    f"is {int(images[row].min())}); there is no structure to score"), None
-        return None, (_measure(plane, source, mask_page) if measure else None)
 
     measured_values = np.full((len(table), len(PROTOCOL_1)), np.nan)
     n_jobs = min(8, os.cpu_count() or 1)
@@ -182,11 +184,16 @@ def _decode_images(table: pd.DataFrame, errors: pd.Series, inputs: ModelInputs,
     return images
 
 
-def _measure(plane: np.ndarray, source, mask_page: int) -> dict:
-    """The Protocol 1 features of a cell from its structure plane, already read."""
+def _measure(plane: np.ndarray, source, read, mask_page: int) -> dict:
+    """The Protocol 1 features of a cell from its structure plane, already read, and its
+    mask page, read from the same open file (``read``)."""
     if isinstance(source, np.ndarray) and source.ndim == 2:
         return measure_image_file(source)  # no mask page: its own error message
-    result = measure_image_file(plane, source, structure_page=0, mask_page=mask_page)
+    try:
+        mask = read(mask_page)
+    except ImageReadError as exc:
+        return {name: np.nan for name in PROTOCOL_1} | {"error": str(exc)}
+    result = measure_image_file(plane, mask, structure_page=0, mask_page=0)
     if result["error"] is not None:
         result["error"] = result["error"].replace(source_name(plane), source_name(source), 1)
     return result

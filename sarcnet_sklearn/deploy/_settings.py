@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._columns import PROTOCOLS
+from .._recipe import BACKBONES
 
 MAX_FEATURES = 256
 MAX_NAME_LENGTH = 200
@@ -96,8 +97,7 @@ def _short(value) -> str:
 
 
 REGRESSOR_SETTINGS: dict[str, Setting] = {
-    "backbone": Setting("str", choices=("resnet18", "densenet121", "alexnet", "convnext_tiny",
-                                        "efficientnet_b0", "resnet50")),
+    "backbone": Setting("str", choices=BACKBONES),
     "augment": Setting("str|none", choices=("d4", None)),
     "test_time_augment": Setting("bool"),
     "use_features": Setting("bool"),

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from .._columns import CELL_MASK_PAGE, IMAGE_COLUMN, STRUCTURE_PAGE, TARGET_COLUMN
+from .._columns import CELL_MASK_PAGE, IMAGE_COLUMN, SCORE_RANGE, STRUCTURE_PAGE, TARGET_COLUMN
+from .._recipe import BATCH_SIZE, IMAGE_SIZE_PX, LEARNING_RATE, MAX_EPOCHS
 from ..pipeline import ModelInputs
 from ._checks import check_cells, with_images
 
@@ -24,16 +25,16 @@ def train_model(
     protocol: int = 2,
     target: str = TARGET_COLUMN,
     validation: str | float = 0.2,
-    image_size: int = 224,
-    max_epochs: int = 100,
-    lr: float = 5e-4,
-    batch_size: int = 40,
+    image_size: int = IMAGE_SIZE_PX,
+    max_epochs: int = MAX_EPOCHS,
+    lr: float = LEARNING_RATE,
+    batch_size: int = BATCH_SIZE,
     random_state: int | None = 0,
     device: str | None = None,
     mask_page: int | None = None,
     progress: bool = False,
     source: str | PathLike | None = None,
-    score_range: tuple[float, float] | None = (1.0, 5.0),
+    score_range: tuple[float, float] | None = SCORE_RANGE,
     test_time_augment: bool = True,
 ):
     """Fit a SarcNet pipeline on a table of cells; return it with its metadata.

@@ -168,10 +168,7 @@ class ImageInputModule(nn.Module):
         self.features: torch.Tensor | None = None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        parts = [self.module.image_branch(images)]
-        if self.module.use_features:
-            parts.append(self.module.feature_branch(self.features))
-        return self.module.head(torch.cat(parts, dim=1))
+        return self.module.forward_normalized(images, self.features)
 
 
 @contextmanager
@@ -297,7 +294,7 @@ def grad_cam(
         planes = np.empty(len(chunk), dtype=object)
         planes[:] = [read_plane(as_image_source(value), net.structure_page)
                      if _names_an_image(value) else value for value in chunk[net.image_column]]
-        inputs = net._net_input(chunk.assign(**{net.image_column: planes}))
+        inputs = net.module_inputs(chunk.assign(**{net.image_column: planes}))
         return inputs, [plane.shape for plane in planes]
 
     chunks = (Xt.iloc[part] for part in chunk_slices(len(Xt), aligned_chunk_size(batch_size)))

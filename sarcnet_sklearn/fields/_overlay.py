@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from skimage.segmentation import find_boundaries
 
-from ..deploy import SCORE_RANGE
+from .._columns import SCORE_RANGE
 from ..outputs import write_atomically
 
 SCORE_CMAP = "viridis"
@@ -56,6 +56,7 @@ def plot_field_scores(
     path: str | PathLike,
     *,
     title: str | None = None,
+    score_range: tuple[float, float] = SCORE_RANGE,
 ) -> Path:
     """Save a PNG of a field with every cell filled by its predicted score.
 
@@ -71,6 +72,8 @@ def plot_field_scores(
     path : str or path-like
         PNG file to write.
     title : str, optional
+    score_range : (float, float), default=(1.0, 5.0)
+        The model's score range: the ends of the colour scale.
 
     Returns
     -------
@@ -81,7 +84,7 @@ def plot_field_scores(
     >>> plot_field_scores(stretched, labels, scores, "field_scores.png")  # doctest: +SKIP
     """
     labels = np.asarray(labels)
-    norm = Normalize(*SCORE_RANGE)
+    norm = Normalize(*score_range)
     mappable = ScalarMappable(norm=norm, cmap=SCORE_CMAP)
     lookup = np.zeros((int(labels.max()) + 1, 4))
     for row in cells.itertuples():
@@ -103,7 +106,8 @@ def plot_field_scores(
         fontsize=10,
     )
     colour_bar = figure.colorbar(mappable, ax=axes, fraction=0.04, pad=0.02)
-    colour_bar.set_label("predicted sarcomere organization score (1-5)")
+    colour_bar.set_label(f"predicted sarcomere organization score "
+                         f"({score_range[0]:g}-{score_range[1]:g})")
     if scored < len(cells):
         axes.legend(handles=[Patch(color=UNSCORED_RGBA, label="not scored (see 'error')")],
                     loc="lower left", fontsize=8, framealpha=0.8)

@@ -21,14 +21,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._columns import IMAGE_COLUMN, PROTOCOL_1, TARGET_COLUMN
+from .._columns import IMAGE_COLUMN, PROTOCOL_1, SCORE_RANGE, TARGET_COLUMN
 from ..outputs import refuse_inputs, write_csv_atomically
 from ._crops import write_cell_tiff
-from ._cut import stretch_field
 from ._score import (
     CROP_COLUMN,
     MASK_COLUMN,
     POSITION_COLUMNS,
+    SCORE_COLUMNS,
     check_field_model,
     cut_field,
     pair_fields,
@@ -39,7 +39,7 @@ CELLS_FILE = "cells.csv"
 CROPS_FOLDER = "crops"
 OVERLAYS_FOLDER = "overlays"
 CROP_PATH_COLUMN = "crop_path"
-OUTPUT_COLUMNS = ["score_pred", "score_raw", "error"]
+OUTPUT_COLUMNS = SCORE_COLUMNS
 INTEGER_COLUMNS = ["label", "bbox_min_row", "bbox_min_col", "bbox_max_row", "bbox_max_col",
                    "area"]
 FIELD_KEY = "_field_key"
@@ -217,7 +217,7 @@ def score_field_files(
         inputs=inputs,
         chunk_size=chunk_size,
         model=model_file if client else fitted,
-        device=device,
+        load=partial(load_model, device=device),
         client=client,
         progress=progress,
         what="fields",
@@ -298,7 +298,7 @@ def _score_field_file(model, job, out: Path, *, explain, save_crops, n_jobs, bat
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            field, label_image, cut = cut_field(job.path, job.labels, **options)
+            _, label_image, cut, image = cut_field(job.path, job.labels, **options)
             scores = score_cut_cells(model, cut, keep_crops=True, n_jobs=n_jobs,
                                      batch_size=batch_size)
     except (ValueError, OSError) as exc:  # a field that cannot be used at all: say so, go on
@@ -308,10 +308,9 @@ def _score_field_file(model, job, out: Path, *, explain, save_crops, n_jobs, bat
     for warning in caught:
         print(f"warning: {str(warning.message).replace(job.path, job.field)}", file=sys.stderr)
     scores["field"] = job.field
-    image = stretch_field(field.data)
     overlays = out / OVERLAYS_FOLDER
     plot_scores(image, label_image, scores, overlays / f"{job.stem}_scores.png",
-                title=job.field)
+                title=job.field, score_range=model.score_range)
     if explain:
         explain_field(model, image, label_image, scores,
                       overlays / f"{job.stem}_gradcam.png", title=job.field)
@@ -320,10 +319,11 @@ def _score_field_file(model, job, out: Path, *, explain, save_crops, n_jobs, bat
     return scores.drop(columns=[CROP_COLUMN, MASK_COLUMN])
 
 
-def plot_scores(image, labels, scores, path, *, title) -> None:
+def plot_scores(image, labels, scores, path, *, title, score_range=None) -> None:
     from ._overlay import plot_field_scores
 
-    plot_field_scores(image, labels, scores, path, title=title)
+    plot_field_scores(image, labels, scores, path, title=title,
+                      score_range=score_range or SCORE_RANGE)
 
 
 def explain_field(model, image, labels, scores, path, *, title) -> None:

@@ -76,7 +76,7 @@ def run_in_chunks(
     inputs: Iterable[str | PathLike] = (),
     chunk_size: int = 1000,
     model=None,
-    device: str | None = None,
+    load=None,
     client=None,
     progress: bool = False,
     what: str = "cells",
@@ -106,7 +106,7 @@ def run_in_chunks(
         Files never to be overwritten (the output is checked against them).
     chunk_size : int, default=1000
         Cells per chunk (a cluster task, a part file).
-    model, device, client
+    model, load, client
         See :func:`~sarcnet_sklearn.scale.map_chunks`.
     progress : bool, default=False
         Progress bar over cells.
@@ -167,7 +167,7 @@ def run_in_chunks(
                        unit=what.removesuffix("s"), show=progress)
     try:
         with bar:
-            for index, result in map_chunks(work, chunks, model=model, device=device,
+            for index, result in map_chunks(work, chunks, model=model, load=load,
                                             client=client):
                 rows = chunks[index].index.to_numpy()
                 done.append(_save_part(folder, result, rows, keys, several_rows))
