@@ -97,3 +97,22 @@ def test_predict_scores_and_predict_cells_follow_the_policy(lab):
     np.testing.assert_allclose(scores, predict_cells(lab["model"], X)[SCORE_PRED_COLUMN])
     low, high = lab["model"].score_range
     assert ((scores[:2] >= low) & (scores[:2] <= high)).all()
+
+
+def test_fields_never_replaces_a_finished_run_unasked(lab, tmp_path, capsys):
+    folder, out = lab["folder"], tmp_path / "run"
+    command = ["fields", str(lab["model_path"]), str(folder / "field.tif"), "--labels",
+               str(folder / "field_labels.tif"), "--out", str(out), "--quiet", "--device", "cpu"]
+    assert main([*command, "--pixel-size", "0.12", "--save-crops"]) == 0
+    finished = (out / "cells.csv").read_bytes()
+    files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert main([*command, "--pixel-size", "-1", "--overwrite"]) == 2
+    assert "pixel_size: -1.0 is not a plausible pixel size" in capsys.readouterr().err
+    assert main([*command, "--pixel-size", "0.12"]) == 2
+    assert "already holds a finished run (cells.csv); give --overwrite" in capsys.readouterr().err
+    assert (out / "cells.csv").read_bytes() == finished
+    assert sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file()) == files
+    assert main([*command, "--pixel-size", "0.24", "--overwrite"]) == 0
+    assert pd.read_csv(out / "cells.csv")["pixel_size"].eq(0.24).all()
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == [
+        "cells.csv", "field_scores.png"]  # the replaced run's crops are gone

@@ -21,6 +21,7 @@ from scipy import ndimage
 from .._columns import SCORE_RANGE, STRUCTURE_PAGE
 from ..images import read_plane, to_uint8
 from ..metrics import spearman_score
+from ..outputs import write_atomically
 
 HEATMAP_CMAP = "jet"
 """The colour map of the overlays (OpenCV's JET, as drawn by pytorch-grad-cam)."""
@@ -165,11 +166,10 @@ def _score_title(expert: float | None, predicted: float | None) -> str:
 
 
 def _save(fig: Figure, path: str | PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the figure as a PNG atomically (a stopped run leaves no half-written file)."""
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=DPI, format="png")
-    return path
+    return write_atomically(path, lambda temporary: fig.savefig(temporary, dpi=DPI,
+                                                                format="png"))
 
 
 def plot_cell_heatmap(

@@ -9,6 +9,7 @@ import numpy as np
 import tifffile
 
 from .._columns import CELL_MASK_PAGE, N_AICS_PAGES, STRUCTURE_PAGE
+from ..outputs import write_atomically
 
 BACKGROUND_MASK_PAGE = 8
 
@@ -37,6 +38,5 @@ def write_cell_tiff(path: str | PathLike, image: np.ndarray, mask: np.ndarray) -
     pages[STRUCTURE_PAGE] = image
     pages[CELL_MASK_PAGE] = mask * np.uint8(255)
     pages[BACKGROUND_MASK_PAGE] = ~mask * np.uint8(255)
-    path = Path(path)
-    tifffile.imwrite(path, pages, compression="zlib", photometric="minisblack")
-    return path
+    return write_atomically(path, lambda temporary: tifffile.imwrite(
+        temporary, pages, compression="zlib", photometric="minisblack"))

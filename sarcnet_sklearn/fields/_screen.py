@@ -112,6 +112,7 @@ def score_field_files(
     client=None,
     progress: bool = False,
     test_time_augment: bool | None = None,
+    overwrite: bool = False,
 ) -> FieldsRun:
     """Score every labelled cell of field files into ``out``; resume an earlier run there.
 
@@ -127,6 +128,11 @@ def score_field_files(
     Finished fields are saved in ``out/cells.csv.partial/`` a chunk at a time:
     the same call after a stop (Ctrl-C, a killed job) skips them, and the
     tables are written, atomically, when every field is done.
+
+    Every argument and input is checked before ``out`` is touched, and a
+    finished run in ``out`` (its ``cells.csv``) is replaced only with
+    ``overwrite=True``; its overlays and crops of fields this run does not
+    write are then removed, so that ``out`` holds one run.
 
     Parameters
     ----------
@@ -158,6 +164,8 @@ def score_field_files(
     test_time_augment : bool, optional
         Score (and explain) with or without the mean over the 8 flips and
         quarter turns of each cell's image; default: as the model file says.
+    overwrite : bool, default=False
+        Replace a finished run in ``out``.
 
     Returns
     -------
@@ -166,8 +174,9 @@ def score_field_files(
     Raises
     ------
     ValueError
-        For a model that is not a Protocol 1 model, an output that is an input,
-        or an unfinished run in ``out`` with other settings.
+        For a model that is not a Protocol 1 model, a bad argument, an output
+        that is an input, a finished run in ``out`` (without ``overwrite``) or an
+        unfinished run in ``out`` with other settings.
 
     Examples
     --------
@@ -175,10 +184,17 @@ def score_field_files(
     >>> run = score_field_files("model.joblib", ["a.tif"], ["a_lab.tif"], "out")  # doctest: +SKIP
     >>> run.table[["field", "label", "score_pred", "error"]]  # doctest: +SKIP
     """
+    from .._validation import check_pixel_size_um
     from ..deploy import load_model
-    from ..scale import run_in_chunks
+    from ..scale import partial_folder, run_in_chunks
 
     out = Path(os.path.abspath(out))
+    if pixel_size is not None:
+        pixel_size = check_pixel_size_um(pixel_size, "pixel_size")
+    for name, value in (("n_jobs", n_jobs), ("batch_size", batch_size),
+                        ("chunk_size", chunk_size)):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
     fields = [Path(path) for path in fields]
     labels = [Path(path) for path in labels]
     pair_fields(fields, labels)
@@ -193,6 +209,10 @@ def score_field_files(
     check_outputs(out, stems, inputs)
     fitted = load_model(model_file, device=device)
     check_field_model(fitted)
+    finished = (out / CELLS_FILE).is_file() and not partial_folder(out / CELLS_FILE).exists()
+    if finished and not overwrite:
+        raise ValueError(f"{out} already holds a finished run ({CELLS_FILE}); give --overwrite "
+                         "(overwrite=True) to replace it, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     jobs = pd.DataFrame({
         "field": [str(path) for path in fields],
@@ -231,7 +251,25 @@ def score_field_files(
         crops = write_csv_atomically(crop_table(rows), out / CROPS_FOLDER / CELLS_FILE,
                                      inputs=inputs)
         n_crops = len(rows)
+    if finished:
+        _remove_stale(out, stems, table, explain)
     return FieldsRun(result.output, table, failed, crops, n_crops, result.n_resumed)
+
+
+def _remove_stale(out: Path, stems: list[str], table: pd.DataFrame, explain: bool) -> None:
+    """Remove the overlays and crops an earlier run left in ``out`` that this one did not
+    write (a replaced run's files would otherwise sit beside the new table)."""
+    kinds = ("scores", "gradcam") if explain else ("scores",)
+    overlays = {f"{stem}_{kind}.png" for stem in stems for kind in kinds}
+    for path in (out / OVERLAYS_FOLDER).glob("*.png"):
+        if path.name not in overlays:
+            path.unlink()
+    crops = set(table[CROP_PATH_COLUMN]) if CROP_PATH_COLUMN in table.columns else set()
+    for path in (out / CROPS_FOLDER).glob("*_cell*.tiff"):
+        if f"{CROPS_FOLDER}/{path.name}" not in crops:
+            path.unlink()
+    if not crops:
+        (out / CROPS_FOLDER / CELLS_FILE).unlink(missing_ok=True)
 
 
 def check_outputs(out: Path, stems: list[str], inputs: list[Path]) -> None:
