@@ -11,6 +11,7 @@ import pytest
 
 from sarcnet_sklearn import SarcNetPipeline, images
 from sarcnet_sklearn.deploy import predict_cells, train_model
+from sarcnet_sklearn.deploy._pipeline_settings import pipeline_from_settings, pipeline_settings
 from sarcnet_sklearn.explain import grad_cam, write_report
 
 from . import file_opens
@@ -94,9 +95,9 @@ def test_grad_cam_and_write_report_read_each_image_once(measured_model, few, rea
 
 
 def test_a_fitted_pipeline_round_trips_through_its_settings(measured_model, few):
-    settings = measured_model.to_settings()
+    settings = pipeline_settings(measured_model)
     assert settings["protocol"] == 1 and settings["feature_names"] == measured_model.inputs.features
-    copy = SarcNetPipeline.from_settings(settings, device="cpu")
+    copy = pipeline_from_settings(settings, device="cpu")
     copy.regressor.module_.load_state_dict(measured_model.regressor.module_.state_dict())
     np.testing.assert_allclose(copy.predict(few), measured_model.predict(few), rtol=1e-6)
     bare = SarcNetPipeline.of(measured_model.regressor)
