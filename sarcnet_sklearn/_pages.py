@@ -78,8 +78,8 @@ def provenance_list(header: dict[str, str]) -> str:
 
     Examples
     --------
-    >>> provenance_list({"Data": "cells.csv"})
-    '<dl class="provenance"><dt>Data</dt><dd>cells.csv</dd></dl>'
+    >>> provenance_list({"Data": "screen.csv"})
+    '<dl class="provenance"><dt>Data</dt><dd>screen.csv</dd></dl>'
     """
     items = "".join(f"<dt>{html.escape(label)}</dt><dd>{html.escape(value)}</dd>"
                     for label, value in header.items())

@@ -185,8 +185,7 @@ def field_icc(values: Sequence[float], fields: Sequence) -> float:
     Examples
     --------
     >>> from sarcnet_sklearn.screens import make_synthetic_screen
-    >>> table = make_synthetic_screen(n_plates=8, wells_per_condition=40,
-    ...                               random_state=0).cells
+    >>> table, _, _ = make_synthetic_screen(n_plates=8, wells_per_condition=40, random_state=0)
     >>> icc = field_icc(table["score_pred"], table["field"])  # 0.24 over 6 such screens
     >>> bool(0.2 < icc < 0.3)
     True
