@@ -241,3 +241,15 @@ def test_write_comparison_refuses_to_overwrite_an_input(screen, tmp_path):
     result = compare_conditions(tmp_path / "cells.csv", tmp_path / "conditions.csv", **FAST)
     with pytest.raises(ValueError, match="refusing to overwrite the input file"):
         write_comparison(result, tmp_path)
+
+
+def test_without_wells_the_fields_are_the_units(screen):
+    table, plate_map, _ = screen
+    by_field = table.drop(columns=["plate", "well"])
+    conditions = table[["field", "well"]].drop_duplicates().merge(plate_map, on="well")
+    result = compare_conditions(by_field, conditions[["field", "condition", "control"]],
+                                random_state=0, **FAST)
+    assert result.unit == "field"
+    drug = result.conditions.set_index("condition").loc["drugA"]
+    assert drug["n_fields"] == 24 and pd.isna(drug["n_wells"]) and np.isfinite(drug["p_value"])
+    assert len(result.units) == table["field"].nunique()
