@@ -275,8 +275,9 @@ def compare_conditions(
                                      n_boot=n_boot, n_perm=n_perm, confidence=confidence,
                                      rng=rng)
             for name, value in outcome.items():
-                if name == "note":
-                    notes[group].extend(label + line for line in value)
+                if name == "note":  # a reason the score already gives is not repeated
+                    notes[group].extend(label + line for line in value
+                                        if line not in notes[group])
                 else:
                     stats[name][position] = value
         stats["p_adjusted"] = holm(stats["p_value"])
