@@ -145,7 +145,7 @@ def test_bad_plate_map_entries_are_explained_and_the_rest_compared(screen):
     assert np.isfinite(conditions.loc["drugA", "p_value"])
 
 
-def test_one_control_well_no_control_and_all_refused_are_notes_not_failures(screen):
+def test_one_control_well_no_control_and_all_refused_are_notes_not_failures(screen, tmp_path):
     table, plate_map, _ = screen
     control_wells = plate_map.loc[plate_map["condition"] == "DMSO", "well"]
     one = table[~table["well"].isin(control_wells.iloc[1:])]
@@ -171,6 +171,10 @@ def test_one_control_well_no_control_and_all_refused_are_notes_not_failures(scre
     assert result.control is None and result.conditions["p_value"].isna().all()
     assert any(p.startswith("no control") for p in result.problems)
     assert result.conditions["mean_score"].notna().all()
+    (tmp_path / "differences.png").write_bytes(b"from an earlier run")
+    paths = write_comparison(result, tmp_path)
+    assert "forest" not in paths and not (tmp_path / "differences.png").exists()
+    assert "no control: mark the control rows" in paths["html"].read_text()
 
 
 def test_a_condition_on_a_plate_without_controls_is_compared_on_the_others():

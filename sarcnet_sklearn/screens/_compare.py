@@ -289,7 +289,8 @@ def compare_conditions(
     doses = _fit_doses(units, joined, control_name, measures, plates, n_boot_dose, rng, problems)
     refused_counts = Counter(reason for reason in joined[REFUSED_COLUMN] if reason)
     settings = {"n_boot": n_boot, "n_perm": n_perm, "confidence": confidence,
-                "n_boot_dose": n_boot_dose, "keys": keys, "sources": sources}
+                "n_boot_dose": n_boot_dose, "keys": keys, "sources": sources,
+                "n_entries": len(plate_map)}
     return Comparison(table, doses, units, joined, control_name, unit, measures, problems,
                       dict(refused_counts), settings)
 

@@ -123,7 +123,9 @@ def _provenance(result: Comparison, command: str | None) -> dict[str, str]:
     sources = result.settings.get("sources", {})
     header = {}
     for what, count in (("cells", f"{len(result.cells)} cells"),
-                        ("plate map", f"{len(result.units)} {result.unit}s")):
+                        ("plate map", f"{result.settings.get('n_entries', '?')} entries "
+                                      f"({', '.join(result.settings.get('keys', []))}), "
+                                      f"{len(result.units)} {result.unit}s with cells")):
         path = sources.get(what)
         described = ("a table given in memory" if path is None
                      else f"{Path(path).resolve()} (sha256 {sha256_of(path)})")
