@@ -156,8 +156,9 @@ def apply_score_policy(pipeline: SarcNetPipeline, X: pd.DataFrame, raw: np.ndarr
         table[SCORE_LOW_COLUMN] = np.where(refused, np.nan, low)
         table[SCORE_HIGH_COLUMN] = np.where(refused, np.nan, high)
     table[SCORE_RAW_COLUMN] = raw
-    table[ERROR_COLUMN] = _objects(reasons)
-    table[OUT_OF_RANGE_COLUMN] = _objects(outside)
+    # object columns: None where a row has no error (pandas would infer strings, None -> NaN)
+    table[ERROR_COLUMN] = pd.Series(_objects(reasons), index=X.index, dtype=object)
+    table[OUT_OF_RANGE_COLUMN] = pd.Series(_objects(outside), index=X.index, dtype=object)
     return table
 
 

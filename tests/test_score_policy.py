@@ -81,7 +81,8 @@ def test_every_door_gives_the_same_score_and_error(lab, tmp_path, capsys):
         label_of)
     for name, table in got.items():
         pd.testing.assert_series_equal(table[ERROR_COLUMN].fillna(""),
-                                       expected[ERROR_COLUMN].fillna(""), obj=name)
+                                       expected[ERROR_COLUMN].fillna(""), obj=name,
+                                       check_dtype=False)
         np.testing.assert_allclose(table[SCORE_PRED_COLUMN], expected[SCORE_PRED_COLUMN],
                                    rtol=1e-5, err_msg=name)
     page = (tmp_path / "r" / "index.html").read_text()

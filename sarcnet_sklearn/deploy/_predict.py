@@ -150,6 +150,6 @@ def _predict_chunk(pipeline: SarcNetPipeline, cells: pd.DataFrame, checked: Chec
     scores = score_table(pipeline, X, errors=errors, interval=interval, batch_size=batch_size)
     out = table[identifying_columns(table, inputs, exclude=OUTPUT_COLUMNS)].copy()
     for column in scores.columns:
-        out[column] = scores[column].to_numpy()
+        out[column] = scores[column].set_axis(out.index)  # keeps the object dtype (None)
     out.index = cells.index
     return out
