@@ -36,6 +36,8 @@ DEFAULT_TRAIN_SPLIT = ValidSplit(0.2, random_state=0)
 """Hold out a fixed random 20 % of the training cells for validation."""
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 AUGMENTATIONS = (None, "d4")
+CONSISTENCY_SHARE = 4
+"""With ``consistency``, one cell in this many of a training batch is seen twice."""
 """Training-image augmentations: none (the paper's recipe) or random D4 transforms."""
 
 
@@ -193,6 +195,7 @@ class SarcNetRegressor(NeuralNetRegressor):
         head_activation: bool = False,
         augment: str | None = "d4",
         test_time_augment: bool = True,
+        consistency: float = 0.0,
         patience: int | None = None,
         random_state: int | None = None,
         score_range: tuple[float, float] | None = (1.0, 5.0),
@@ -216,6 +219,7 @@ class SarcNetRegressor(NeuralNetRegressor):
         self.head_activation = head_activation
         self.augment = augment
         self.test_time_augment = test_time_augment
+        self.consistency = consistency
         self.patience = patience
         self.random_state = random_state
         self.score_range = score_range
@@ -238,6 +242,7 @@ class SarcNetRegressor(NeuralNetRegressor):
         # A model pickled by an earlier version holds the structure page as ``image_channel``.
         if "image_channel" in state and "structure_page" not in state:
             state["structure_page"] = state.pop("image_channel")
+        state.setdefault("consistency", 0.0)
         super().__setstate__(state)
 
     def _feature_columns(self, df: pd.DataFrame) -> list[str]:
@@ -343,7 +348,7 @@ class SarcNetRegressor(NeuralNetRegressor):
                 self.module_ = self.initialized_instance(self.module, params)
         if self._device_type() == "cuda":
             torch.backends.cudnn.benchmark = True
-            self.module_ = self.module_.to(memory_format=torch.channels_last)
+        self.module_ = self.module_.to(memory_format=torch.channels_last)
         return self
 
     def initialize(self):
@@ -440,9 +445,18 @@ class SarcNetRegressor(NeuralNetRegressor):
         if images is None:
             return self._infer_once(x, **fit_params)
         if self.module_.training:
-            if self.augment == "d4":
-                x = {**x, "images": random_d4(images, getattr(self, "random_generator_", None))}
-            return self._infer_once(x, **fit_params)
+            if self.augment != "d4":
+                return self._infer_once(x, **fit_params)
+            generator = getattr(self, "random_generator_", None)
+            n_twice = -(-len(images) // CONSISTENCY_SHARE) if self.consistency else 0
+            if n_twice == 0:
+                return self._infer_once({**x, "images": random_d4(images, generator)},
+                                        **fit_params)
+            both = {key: torch.cat([value, value[:n_twice]]) for key, value in x.items()}
+            both["images"] = random_d4(both["images"], generator)
+            y_pred = self._infer_once(both, **fit_params)
+            self._consistency_pair = (y_pred[:n_twice], y_pred[len(images):])
+            return y_pred[:len(images)]
         if self.test_time_augment and not getattr(self, "_fitting", False):
             outputs = [self._infer_once({**x, "images": d4_transform(images, t)}, **fit_params)
                        for t in range(N_D4)]
@@ -456,6 +470,14 @@ class SarcNetRegressor(NeuralNetRegressor):
         with torch.autocast(self._device_type(), dtype=dtype):
             y_pred = super().infer(x, **fit_params)
         return y_pred.float()
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        loss = super().get_loss(y_pred, y_true, X=X, training=training)
+        pair = self.__dict__.pop("_consistency_pair", None)
+        if training and pair is not None:
+            first, second = pair
+            loss = loss + self.consistency * torch.mean((first - second) ** 2)
+        return loss
 
     def train_step_single(self, batch, **fit_params):
         scaler = getattr(self, "grad_scaler_", None)
@@ -542,6 +564,11 @@ class SarcNetRegressor(NeuralNetRegressor):
         """The module's inputs and targets for training; sets ``validation_dataset_``."""
         if self.augment not in AUGMENTATIONS:
             raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {self.augment!r}")
+        if not (isinstance(self.consistency, (int, float)) and 0 <= self.consistency < np.inf):
+            raise ValueError(f"consistency must be a finite number >= 0, got {self.consistency!r}")
+        if self.consistency and self.augment != "d4":
+            raise ValueError("consistency needs augment='d4': it compares two random D4 "
+                             "transforms of a cell")
         inputs = _NetInputs(self._net_input(X, fitting=learn_columns))
         target = self._check_scores(check_target(y, len(next(iter(inputs.values())))))
         self.validation_dataset_ = None

@@ -100,6 +100,7 @@ REGRESSOR_SETTINGS: dict[str, Setting] = {
                                         "efficientnet_b0", "resnet50")),
     "augment": Setting("str|none", choices=("d4", None)),
     "test_time_augment": Setting("bool"),
+    "consistency": Setting("float", 0, 1e6),
     "use_features": Setting("bool"),
     "use_images": Setting("bool"),
     "image_column": Setting("str", length=(1, MAX_NAME_LENGTH)),
