@@ -1,4 +1,4 @@
-"""One forward pass as good as eight: D4 training with a consistency term against test-time averaging.
+"""One forward pass as good as eight: D4 training with a consistency term vs test-time averaging.
 
 At the CPU demo's settings (1,200 synthetic cells of 112 px, the paper's split, 64 px model
 input, 15 epochs, Protocol 2), for each seed it trains SarcNet twice with D4 augmentation:
@@ -102,7 +102,8 @@ def summarize(table: pd.DataFrame) -> None:
     print(summary.round(3).to_string())
     base = table[(table["consistency"] == 0) & (table["passes"] == 8)].set_index("seed")
     for consistency in sorted(set(table["consistency"]) - {0.0}):
-        one = table[(table["consistency"] == consistency) & (table["passes"] == 1)].set_index("seed")
+        one = table[(table["consistency"] == consistency)
+                    & (table["passes"] == 1)].set_index("seed")
         plain = table[(table["consistency"] == 0) & (table["passes"] == 1)].set_index("seed")
         seeds = one.index.intersection(base.index)
         diff = (one.loc[seeds, "spearman"] - base.loc[seeds, "spearman"])
