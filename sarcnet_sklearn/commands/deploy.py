@@ -9,7 +9,13 @@ from pathlib import Path
 
 from .._columns import ERROR_COLUMN, IMAGE_COLUMN, PROTOCOL_2, TARGET_COLUMN
 from .._model_formats import FORMATS
-from ._options import DATA_HELP, add_test_time_augment_option, model_format, positive
+from ._options import (
+    DATA_HELP,
+    add_test_time_augment_option,
+    model_format,
+    non_negative,
+    positive,
+)
 from ._scale import add_scale_arguments, cluster_client
 
 
@@ -65,6 +71,10 @@ def add_subcommand(subparsers) -> None:
                        action="store_false",
                        help="score each cell with one forward pass instead of the mean over its "
                             "image's 8 flips and quarter turns (8x faster, orientation-dependent)")
+    train.add_argument("--consistency", type=non_negative, default=0.0, metavar="WEIGHT",
+                       help="weight of a training-loss term that pulls the scores of two random "
+                            "flips or quarter turns of a cell together, so that one forward pass "
+                            "depends less on orientation (default: 0, off)")
     train.add_argument("--random-state", type=int, default=0, help="default: %(default)s")
     train.add_argument("--device", choices=["cpu", "cuda"], help="default: the GPU if present")
     train.add_argument("--mask-page", type=int,
@@ -144,6 +154,7 @@ def run_train(args: argparse.Namespace) -> int:
             source=data.resolve(),
             score_range=(low, high),
             test_time_augment=args.test_time_augment,
+            consistency=args.consistency,
         )
     except KeyboardInterrupt as exc:
         print(f"sarcnet-sklearn train: {exc or 'interrupted'} (Ctrl-C); {kept}: {out}",

@@ -35,6 +35,7 @@ def train_model(
     source: str | PathLike | None = None,
     score_range: tuple[float, float] | None = (1.0, 5.0),
     test_time_augment: bool = True,
+    consistency: float = 0.0,
 ):
     """Fit a SarcNet pipeline on a table of cells; return it with its metadata.
 
@@ -74,6 +75,10 @@ def train_model(
         Score each cell as the mean over its image's 8 flips and quarter
         turns (see :class:`~sarcnet_sklearn.SarcNetRegressor`); False: one
         forward pass per cell, 8x faster and orientation-dependent.
+    consistency : float, default=0.0
+        Weight of the training loss's consistency term between two random
+        flips or quarter turns of a cell (see
+        :class:`~sarcnet_sklearn.SarcNetRegressor`); 0: off.
 
     Returns
     -------
@@ -203,6 +208,7 @@ def train_model(
         verbose=int(progress),
         score_range=score_range,
         test_time_augment=test_time_augment,
+        consistency=consistency,
     )
     pipeline.fit(
         train,
