@@ -30,6 +30,7 @@ _LAZY = {
     "predict_cells": "deploy",
     "save_model": "deploy",
     "train_model": "deploy",
+    "finetune_callbacks": "deploy",
     "compare_conditions": "screens",
 }
 

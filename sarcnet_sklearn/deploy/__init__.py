@@ -8,6 +8,7 @@ or feature gives that row an error message instead of stopping the run.
 """
 
 from ._checks import ModelInputs, check_cells
+from ._finetune import InitialWeights, finetune_callbacks
 from ._model_file import (
     FORMAT_VERSION,
     ModelVersionWarning,
@@ -37,9 +38,11 @@ __all__ = [
     "SCORE_COLUMN",
     "SCORE_RANGE",
     "ExcludedCellsWarning",
+    "InitialWeights",
     "ModelInputs",
     "ModelVersionWarning",
     "check_cells",
+    "finetune_callbacks",
     "load_model",
     "model_metadata",
     "predict_cells",
