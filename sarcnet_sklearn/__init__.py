@@ -31,6 +31,7 @@ _LAZY = {
     "save_model": "deploy",
     "train_model": "deploy",
     "finetune_callbacks": "deploy",
+    "suggest_cells": "deploy",
     "compare_conditions": "screens",
 }
 

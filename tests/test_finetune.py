@@ -101,3 +101,32 @@ def test_scorer_agreement_is_sklearns_weighted_kappa_on_half_steps():
                                  weights="quadratic")
     assert result["kappa_quadratic"] == pytest.approx(expected)
     assert result["exact"] == pytest.approx(4 / 7)
+
+
+def test_suggest_orders_unscored_cells_by_d4_spread_with_a_random_share(base_file, cells,
+                                                                          tmp_path):
+    from sarcnet_sklearn.deploy import cell_uncertainty, suggest_cells
+
+    model = load_model(base_file)
+    table = cells.iloc[:20][["image_path", *PROTOCOL_2, "score"]].copy()
+    table.loc[table.index[3:], "score"] = np.nan  # three cells are scored, 17 to do
+    order = suggest_cells(model, table, random_share=0.25)
+    assert len(order) == 17 and not set(order.index) & set(table.index[:3])
+    assert order["suggested_by"].tolist()[:4] == ["model", "model", "model", "random"]
+    assert order["suggest_rank"].tolist() == list(range(1, 18))
+    # the model's picks come in decreasing spread of the 8 transforms' scores
+    by_model = order[order["suggested_by"] == "model"]["uncertainty"].to_numpy()
+    assert (np.diff(by_model) <= 0).all() and by_model[0] > 0
+    # the mean of the 8 transforms' scores is the model's test-time-averaged score
+    rows = order.index[:6]
+    averaged = model.with_test_time_augment(True)  # the base model was saved without
+    assert np.allclose(order.loc[rows, "score_pred"], averaged.predict_scores(table.loc[rows]),
+                       atol=1e-4)
+    alone = cell_uncertainty(model, table.loc[rows[:1]])  # a cell's spread is its own
+    assert alone["uncertainty"].iloc[0] == pytest.approx(order["uncertainty"].iloc[0], rel=1e-3)
+    table.to_csv(tmp_path / "cells.csv", index=False)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["suggest", str(base_file), str(tmp_path / "cells.csv"), "--out",
+                     str(tmp_path / "order.csv")]) == 0
+    assert "wrote the order of 17 unscored cells" in printed.getvalue()

@@ -26,6 +26,7 @@ from ._predict import (
     SCORE_RANGE,
     predict_cells,
 )
+from ._suggest import cell_uncertainty, suggest_cells
 from ._train import ExcludedCellsWarning, train_model
 
 __all__ = [
@@ -41,11 +42,13 @@ __all__ = [
     "InitialWeights",
     "ModelInputs",
     "ModelVersionWarning",
+    "cell_uncertainty",
     "check_cells",
     "finetune_callbacks",
     "load_model",
     "model_metadata",
     "predict_cells",
     "save_model",
+    "suggest_cells",
     "train_model",
 ]
