@@ -135,7 +135,6 @@ def run(args: argparse.Namespace) -> int:
     from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
     from ..datasets import cell_groups
-
     from ..deploy import save_model
     from ..outputs import check_output
     from ..pipeline import make_sarcnet_pipeline
