@@ -47,8 +47,13 @@ PAPER_TABLE1 = {
 }
 """Table 1 of Le et al. (test split): Spearman, MAE, MSE, R^2 per row (the paper's rows only)."""
 
-PAPER_RECIPE = {"augment": None, "test_time_augment": False}
-"""The paper trains and predicts without augmentation; rows use it unless they say otherwise."""
+PAPER_RECIPE = {"augment": None, "test_time_augment": False, "calibrate_scores": False}
+"""The paper trains and predicts without augmentation and reports the network's raw output;
+rows use it unless they say otherwise. A network row is also scored through its validation
+calibration (:mod:`sarcnet_sklearn._score_map`), shown as ``"<label>, calibrated"``."""
+
+CALIBRATED = ", calibrated"
+"""Appended to a row's label for its scores through the validation calibration."""
 
 HISTOGRAM_ROW = "sarcnet_p2"
 
@@ -257,6 +262,14 @@ def _run_row(row, by, train, valid, test, out, run, settings, weights, device, p
             random_state, callbacks, verbose, say,
         )
     prediction = np.asarray(model.predict(test), dtype=np.float64).reshape(-1)
+    calibrated = None
+    net = None if row.linear else model.regressor
+    if net is not None and getattr(net, "score_map_", None) is not None:
+        if net.calibrate_scores:
+            calibrated = prediction
+        else:  # the paper's raw output above; the calibrated one, on by default in model files
+            net.set_params(calibrate_scores=True)
+            calibrated = np.asarray(model.predict(test), dtype=np.float64).reshape(-1)
     record = {
         "row": key,
         "label": label,
@@ -264,6 +277,11 @@ def _run_row(row, by, train, valid, test, out, run, settings, weights, device, p
         "params": {} if row.linear else _network_params(row),
         "metrics": regression_report(test[TARGET_COLUMN], prediction),
         "experts": expert_agreement(test, prediction),
+        "calibrated": None if calibrated is None else {
+            "map": net.score_map_["kind"],
+            "metrics": regression_report(test[TARGET_COLUMN], calibrated),
+            "experts": expert_agreement(test, calibrated),
+        },
         "seconds": round(time.perf_counter() - start, 1),
         "device": device,
         **extra,
@@ -271,12 +289,16 @@ def _run_row(row, by, train, valid, test, out, run, settings, weights, device, p
     }
     if save_models:
         models[key] = _save_model(model, model_path, record, train, valid)
-    _save_row(out, key, record, test, prediction)
+    _save_row(out, key, record, test, prediction, calibrated)
     shutil.rmtree(out / "checkpoints" / key, ignore_errors=True)
     results[key] = record
     metrics = record["metrics"]
     shown = ", ".join(f"{METRIC_NAMES[name]} {metrics[name]:.3f}" for name in METRICS)
     say(f"{label}: {shown} ({record['seconds']:.0f} s)")
+    if record["calibrated"] is not None:
+        metrics = record["calibrated"]["metrics"]
+        shown = ", ".join(f"{METRIC_NAMES[name]} {metrics[name]:.3f}" for name in METRICS)
+        say(f"{label}{CALIBRATED} ({record['calibrated']['map']} map): {shown}")
 
 
 def expert_agreement(cells: pd.DataFrame, prediction) -> dict[str, float]:
@@ -327,19 +349,22 @@ def format_table1(results: dict[str, dict]) -> pd.DataFrame:
             key = split_key(row.key, by)
             if key not in results:
                 continue
-            metrics = results[key]["metrics"]
-            record = {"model": split_label(row.label, by)}
-            record.update({name: metrics[name] for name in METRICS})
-            paper = PAPER_TABLE1.get(row.key) if by == "cell" else None
-            paper = paper or (np.nan,) * len(METRICS)
-            record.update({f"paper_{name}": value
-                           for name, value in zip(METRICS, paper, strict=True)})
-            experts = results[key].get("experts", {})
-            record.update({f"spearman_{name}": experts.get(name, np.nan)
-                           for name in EXPERT_COLUMNS})
-            record["best_epoch"] = results[key].get("best_epoch")
-            record["seconds"] = results[key]["seconds"]
-            records.append(record)
+            result = results[key]
+            versions = [("", result, PAPER_TABLE1.get(row.key) if by == "cell" else None)]
+            if result.get("calibrated"):
+                versions.append((CALIBRATED, result["calibrated"], None))
+            for suffix, scored, paper in versions:
+                record = {"model": split_label(row.label, by) + suffix}
+                record.update({name: scored["metrics"][name] for name in METRICS})
+                paper = paper or (np.nan,) * len(METRICS)
+                record.update({f"paper_{name}": value
+                               for name, value in zip(METRICS, paper, strict=True)})
+                experts = scored.get("experts", {})
+                record.update({f"spearman_{name}": experts.get(name, np.nan)
+                               for name in EXPERT_COLUMNS})
+                record["best_epoch"] = result.get("best_epoch")
+                record["seconds"] = result["seconds"]
+                records.append(record)
     return pd.DataFrame.from_records(records)
 
 
@@ -457,10 +482,13 @@ def _load_row(out: Path, key: str, run: dict) -> dict | None:
     return record if record.get("settings") == run else None
 
 
-def _save_row(out: Path, key: str, record: dict, test: pd.DataFrame, prediction) -> None:
+def _save_row(out: Path, key: str, record: dict, test: pd.DataFrame, prediction,
+              calibrated=None) -> None:
     kept = [IMAGE_COLUMN, DAY_COLUMN, TARGET_COLUMN,
             *[name for name in [*EXPERT_COLUMNS, *GROUP_COLUMNS] if name in test.columns]]
     table = test[kept].reset_index(drop=True).assign(prediction=prediction)
+    if calibrated is not None:
+        table["prediction_calibrated"] = calibrated
     write_csv_atomically(table, out / "predictions" / f"{key}.csv")
     _write_text(out / "rows" / f"{key}.json", json.dumps(record, indent=2))
 
@@ -473,8 +501,10 @@ def _save_model(model, path: Path, record: dict, train: pd.DataFrame,
     calibrate(model, valid, valid[TARGET_COLUMN])
     training = {"source": record["settings"]["data"], "row": record["row"],
                 "n_train": len(train), "n_validation": len(valid)}
-    return save_model(model, path, metadata={"training": training,
-                                             "metrics": {"test": record["metrics"]}})
+    metrics = {"test": (record["calibrated"] or record)["metrics"]}
+    if record["calibrated"]:
+        metrics["test_raw"] = record["metrics"]
+    return save_model(model, path, metadata={"training": training, "metrics": metrics})
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -150,9 +150,10 @@ def apply_acquisition(
     """A rendered structure page (uint8, 0 outside the cell) as its field's microscope saw it.
 
     Blurred by the field's defocus (scaled to ``image_size``), raised by its
-    background haze (a blurred copy of the mask), given shot noise at ``photons * brightness`` photons at full
-    signal, then contrast-stretched inside the cell again as the AICS recipe does
-    (0.5-99.8 percentiles to 0-255, 0 outside).
+    background haze (a blurred copy of the mask), given shot noise at
+    ``photons * brightness`` photons at full signal, then contrast-stretched
+    inside the cell again as the AICS recipe does (0.5-99.8 percentiles to
+    0-255, 0 outside).
 
     Examples
     --------
