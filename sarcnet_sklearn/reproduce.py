@@ -30,7 +30,7 @@ from ._console import show_progress
 from ._table1 import ROW_KEYS, ROWS, SPLITS, Row
 from .datasets import load_aics, make_synthetic_aics, paper_split
 from .datasets._aics import SPLIT_GROUPS
-from .metrics import METRIC_NAMES, metrics_table, regression_report, spearman_score
+from .metrics import METRIC_NAMES, expert_agreement, metrics_table, regression_report
 from .outputs import write_atomically, write_csv_atomically
 from .pipeline import make_linear_baseline, make_sarcnet_pipeline
 from .regressor import DEFAULT_DEVICE
@@ -299,41 +299,6 @@ def _run_row(row, by, train, valid, test, out, run, settings, weights, device, p
         metrics = record["calibrated"]["metrics"]
         shown = ", ".join(f"{METRIC_NAMES[name]} {metrics[name]:.3f}" for name in METRICS)
         say(f"{label}{CALIBRATED} ({record['calibrated']['map']} map): {shown}")
-
-
-def expert_agreement(cells: pd.DataFrame, prediction) -> dict[str, float]:
-    """Spearman of the predictions against each expert, and of the experts with each other.
-
-    The experts' agreement with each other (0.655 on the real labels) is the human
-    ceiling a model's agreement with one expert can be read against.
-
-    Parameters
-    ----------
-    cells : DataFrame
-        With the :data:`~sarcnet_sklearn._columns.EXPERT_COLUMNS` present
-        (absent ones are left out).
-    prediction : array-like of shape (n_cells,)
-
-    Returns
-    -------
-    agreement : dict
-        ``"<expert>"``: Spearman of the model against that expert, and
-        ``"<expert> vs <expert>"`` for each pair of experts.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> from sarcnet_sklearn.reproduce import expert_agreement
-    >>> cells = pd.DataFrame({"expert_1": [1, 2, 3, 4], "expert_2": [1, 3, 2, 4]})
-    >>> {k: round(v, 2) for k, v in expert_agreement(cells, [1.0, 2.0, 3.0, 4.0]).items()}
-    {'expert_1': 1.0, 'expert_2': 0.8, 'expert_1 vs expert_2': 0.8}
-    """
-    experts = [name for name in EXPERT_COLUMNS if name in cells.columns]
-    agreement = {name: spearman_score(cells[name], prediction) for name in experts}
-    for i, first in enumerate(experts):
-        for second in experts[i + 1:]:
-            agreement[f"{first} vs {second}"] = spearman_score(cells[first], cells[second])
-    return agreement
 
 
 def format_table1(results: dict[str, dict]) -> pd.DataFrame:
