@@ -7,9 +7,9 @@ cells is written, split as the paper does by cell and by field
 (:func:`~sarcnet_sklearn.datasets.paper_split` ``by="field"``, same seed), and two models
 are fitted on each split: the linear baseline (Protocol 2 features) and a tiny SarcNet
 (Protocol 2, ``--image-size`` px, ``--epochs`` epochs, best epoch on the validation cells).
-Printed: test Spearman and MAE per seed, then mean and standard deviation over seeds, and
-for SarcNet the MAE before and after the validation calibration (``calibrate_scores``) when
-the package offers it.
+Printed: test Spearman, MAE and R^2 per seed, then mean and standard deviation over seeds;
+for SarcNet both its raw output (``sarcnet_raw``, the paper's) and its output through the
+validation calibration (``sarcnet``, ``calibrate_scores=True``, the default).
 
     nice -n 10 python benchmarks/bench_grouped.py --seeds 0 1 2 --out grouped.csv
 """
