@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 
 import joblib
 import numpy as np
@@ -14,6 +15,7 @@ from sklearn.linear_model import LinearRegression
 
 from sarcnet_sklearn import SarcNetRegressor, make_sarcnet_pipeline, regression_report
 from sarcnet_sklearn.commands import main
+from sarcnet_sklearn.soundness import UnsoundModelWarning
 from sarcnet_sklearn.explain import (
     CAM_LAYERS,
     MIN_CAM_SIDE,
@@ -249,7 +251,9 @@ def test_report_page_embeds_its_figures_and_shows_the_metrics(model, report, tmp
     assert not re.search(r'(?:src|href)="(?:https?:)?//', page)
     assert re.findall(r'href="([^"]+)"', page) == ["predictions.csv"]
     spearman = regression_report(data["score"], model.predict(data))["spearman"]
-    assert f"<td>{spearman:.3f}</td>" in page and '<table id="metrics">' in page
+    assert f"<td>{spearman:.3f} [" in page and '<table id="metrics">' in page  # 95 % interval
+    assert "Metrics (with bootstrap 95 % intervals) of all 40 cells (none was used" in page
+    assert '<table id="experts">' in page and "expert_1 vs expert_2" in page
     assert "layer <code>layer2.1</code>, a 8 x 8 map" in page
     assert "@media print" in page and "@page" in page
     header = dict(re.findall(r"<dt>([^<]+)</dt><dd>([^<]*)</dd>", page))
@@ -365,6 +369,20 @@ def test_fitted_model_attends_to_the_cell(cells, image_only_net):
     inside = np.mean([(h * m).sum() / h.sum() for h, m in kept])
     area = np.mean([m.mean() for _, m in kept])
     assert inside > max(area + 0.1, 0.5)
+
+
+def test_report_counts_the_cells_the_model_has_seen_and_leaves_them_out(model, cells, tmp_path,
+                                                                        capsys):
+    data = cells.iloc[44:84]  # cells 44-63 trained the model, 64-83 are new to it
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnsoundModelWarning)  # a 2-epoch model may be unsound
+        paths = write_report(model, data, tmp_path / "report", max_cells=2)
+    page = paths["html"].read_text()
+    assert "20 of the 40 cells were among the model&#x27;s own training" in page
+    assert "of the 20 cells the model had not seen (20 of the 40 were used" in page
+    new = cells.iloc[64:84]
+    spearman = regression_report(new["score"], model.predict_scores(new))["spearman"]
+    assert f"<td>{spearman:.3f} [" in page
 
 
 def test_report_shows_the_intervals_of_a_calibrated_model(model, cells, tmp_path):
