@@ -252,6 +252,8 @@ class SarcNetRegressor(NeuralNetRegressor):
         # A model pickled by an earlier version holds the structure page as ``image_channel``.
         if "image_channel" in state and "structure_page" not in state:
             state["structure_page"] = state.pop("image_channel")
+        # Earlier versions had no calibration map: their models keep predicting as they did.
+        state.setdefault("calibrate_scores", True)
         super().__setstate__(state)
 
     def _feature_columns(self, df: pd.DataFrame) -> list[str]:

@@ -57,8 +57,13 @@ def test_reproduce_writes_the_table_resumes_a_row_and_skips_finished_rows(tiny_r
     assert not (out / "checkpoints" / "sarcnet_p2").exists()
 
     table = pd.read_csv(out / "table1.csv")
-    assert list(table["model"]) == ["Linear regression", "SarcNet (Protocol 2)"]
+    assert list(table["model"]) == ["Linear regression", "SarcNet (Protocol 2)",
+                                    "SarcNet (Protocol 2), calibrated"]
     assert table.loc[1, "paper_spearman"] == PAPER_TABLE1["sarcnet_p2"][0]
+    # the paper's row is the raw output; the calibrated one ranks the cells the same way
+    assert pd.isna(table.loc[2, "paper_spearman"])
+    assert table.loc[2, "spearman"] == pytest.approx(table.loc[1, "spearman"])
+    assert sarcnet["params"]["calibrate_scores"] is False
     assert table[["spearman_expert_1", "spearman_expert_2"]].notna().all().all()
     assert table[["spearman", "mae", "mse", "r2"]].notna().all().all()
     predictions = pd.read_csv(out / "predictions" / "sarcnet_p2.csv")
@@ -112,7 +117,8 @@ def test_rows_beyond_the_paper_have_no_paper_numbers_and_paper_rows_keep_its_rec
     result = reproduce_table1(tiny_root, out, settings=replace(TINY, max_epochs=1), device="cpu",
                               rows=["sarcnet_d4", "convnext_tiny"], split="cell", verbose=False)
     rows = result["rows"]
-    assert rows["sarcnet_d4"]["params"] == {"augment": "d4", "test_time_augment": True}
+    assert rows["sarcnet_d4"]["params"] == {"augment": "d4", "test_time_augment": True,
+                                            "calibrate_scores": False}
     assert rows["convnext_tiny"]["params"]["backbone"] == "convnext_tiny"
     table = result["table"].set_index("model")
     assert table.loc["ConvNeXt-Tiny", ["spearman", "mae"]].notna().all()

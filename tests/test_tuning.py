@@ -197,6 +197,22 @@ def test_grouped_folds_keep_each_field_on_one_side(split, mlp_pipeline):
         tune(X, y, cv=2, groups=groups[:-1], n_trials=1)
 
 
+def test_scikit_learn_cross_validation_by_field(cells, mlp_pipeline):
+    from sklearn.model_selection import GroupKFold, cross_validate
+
+    from sarcnet_sklearn.datasets import cell_groups
+    from sarcnet_sklearn.metrics import spearman_scorer
+
+    small = cells.iloc[:90]
+    groups = cell_groups(small, "field")
+    splitter = GroupKFold(3)
+    for train, test in splitter.split(small, groups=groups):
+        assert set(groups[train]).isdisjoint(groups[test])
+    result = cross_validate(mlp_pipeline, small, small["score"], groups=groups, cv=splitter,
+                            scoring=spearman_scorer, error_score="raise")
+    assert len(result["test_score"]) == 3 and np.isfinite(result["test_score"]).all()
+
+
 def test_a_trial_beyond_the_budget_is_not_run(mlp_pipeline):
     study = optuna.create_study(direction="maximize")
     for value in (0.1, 0.2):  # another worker took the last trial meanwhile
