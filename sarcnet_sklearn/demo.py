@@ -12,7 +12,7 @@ import time
 from os import PathLike
 from pathlib import Path
 
-from .reproduce import ReproduceSettings, reproduce_table1, split_key
+from .reproduce import CALIBRATED, ReproduceSettings, reproduce_table1, split_key
 
 DEMO_ROWS = ("linear", "sarcnet_p2")
 """The rows of :data:`~sarcnet_sklearn.reproduce.ROWS` the demo runs."""
@@ -55,7 +55,8 @@ def run_demo(
     Returns
     -------
     result : dict
-        ``report`` (metrics per model label), ``table`` (Markdown), ``table_path``,
+        ``report`` (metrics per model label; SarcNet also as ``"<label>, calibrated"``,
+        the scores its model file gives), ``table`` (Markdown), ``table_path``,
         ``model_path`` (SarcNet, calibrated for prediction intervals),
         ``data_root``, ``report_path`` (the HTML report of the test split:
         example cells, Grad-CAM, scores per day).
@@ -84,10 +85,20 @@ def run_demo(
     say(f"Fitted SarcNet:   {model_path.resolve()}  (load with sarcnet_sklearn.load_model)")
     say(f"Report:           {report_path.resolve()}  (figures, Grad-CAM, metrics)")
     return {
-        "report": {row["label"]: row["metrics"] for row in result["rows"].values()},
+        "report": _reports(result["rows"]),
         "table": result["table_md"].read_text(),
         "table_path": result["table_md"],
         "model_path": model_path,
         "data_root": result["data_root"],
         "report_path": report_path,
     }
+
+
+def _reports(rows: dict[str, dict]) -> dict[str, dict]:
+    """Metrics per row label, and per ``"<label>, calibrated"`` for a calibrated network row."""
+    reports = {}
+    for row in rows.values():
+        reports[row["label"]] = row["metrics"]
+        if row.get("calibrated"):
+            reports[row["label"] + CALIBRATED] = row["calibrated"]["metrics"]
+    return reports

@@ -381,7 +381,7 @@ def test_report_counts_the_cells_the_model_has_seen_and_leaves_them_out(model, c
         warnings.simplefilter("ignore", UnsoundModelWarning)  # a 2-epoch model may be unsound
         paths = write_report(model, data, tmp_path / "report", max_cells=2)
     page = paths["html"].read_text()
-    assert "20 of the 40 cells were among the model&#x27;s own training" in page
+    assert "20 of the 40 cells were among the model's own training" in page
     assert "of the 20 cells the model had not seen (20 of the 40 were used" in page
     new = cells.iloc[64:84]
     spearman = regression_report(new["score"], model.predict_scores(new))["spearman"]
