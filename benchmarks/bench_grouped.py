@@ -27,7 +27,7 @@ import torch
 
 from sarcnet_sklearn import make_linear_baseline, make_sarcnet_pipeline, regression_report
 from sarcnet_sklearn.datasets import load_aics, make_synthetic_aics, paper_split
-from sarcnet_sklearn.datasets._acquisition import intraclass_correlation
+from sarcnet_sklearn.screens import field_icc
 
 
 def main() -> None:
@@ -52,7 +52,7 @@ def main() -> None:
             root = make_synthetic_aics(Path(folder) / "aics", n_cells=args.n_cells,
                                        image_size=args.synthetic_size, random_state=seed)
             cells = load_aics(root)
-            icc = intraclass_correlation(cells["score"], cells["field"])
+            icc = field_icc(cells["score"], cells["field"])
             print(f"seed {seed}: {len(cells)} cells in {cells['field'].nunique()} fields, "
                   f"ICC(1) of the score by field {icc:.3f}")
             for by in ("cell", "field"):

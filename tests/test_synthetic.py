@@ -13,6 +13,7 @@ from scipy.stats import spearmanr
 
 from sarcnet_sklearn.datasets import _acquisition, _synthetic
 from sarcnet_sklearn.datasets._synthetic import make_synthetic_aics
+from sarcnet_sklearn.screens import field_icc
 
 FEATURE_COLUMNS = [
     "napariCell_ObjectNumber",
@@ -257,9 +258,9 @@ def test_fields_are_alike_as_the_real_ones():
         cells = pd.DataFrame(_synthetic._draw_cells(np.random.default_rng(seed), 5000))
         signal = cells[~cells["no_signal"]]
         score = signal[SCORES].mean(axis=1)
-        icc.append(_acquisition.intraclass_correlation(score, signal["fov_path"]))
+        icc.append(field_icc(score, signal["fov_path"]))
         centred = score - score.groupby(signal["day"]).transform("mean")
-        within_day.append(_acquisition.intraclass_correlation(centred, signal["fov_path"]))
+        within_day.append(field_icc(centred, signal["fov_path"]))
         sizes.append(cells.groupby("fov_path").size().median())
         assert (cells.groupby("fov_path")["day"].nunique() == 1).all()
     assert np.mean(icc) == pytest.approx(0.25, abs=0.04)

@@ -11,7 +11,7 @@ its cells in fields with :func:`draw_fields`, draws their latent levels with a f
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -179,28 +179,3 @@ def apply_acquisition(
     lo, hi = np.percentile(inside, [0.5, 99.8])
     scaled = np.clip((image - lo) / max(hi - lo, 1e-12), 0.0, 1.0) * 255.0
     return np.where(mask, np.round(scaled), 0).astype(np.uint8)
-
-
-def intraclass_correlation(values: Sequence[float], groups: Sequence) -> float:
-    """One-way intraclass correlation ICC(1) of ``values`` by ``groups`` (unequal sizes).
-
-    The share of the variance that lies between groups:
-    ``(MSB - MSW) / (MSB + (n0 - 1) MSW)``, with ``n0`` the adjusted mean group size.
-
-    Examples
-    --------
-    >>> round(intraclass_correlation([1, 1, 2, 2, 3, 3], ["a", "a", "b", "b", "c", "c"]), 2)
-    1.0
-    """
-    import pandas as pd
-
-    frame = pd.DataFrame({"value": np.asarray(values, float), "group": np.asarray(groups)})
-    grouped = frame.groupby("group")["value"]
-    sizes, means = grouped.size(), grouped.mean()
-    n, k = len(frame), len(sizes)
-    if k < 2 or n <= k:
-        return float("nan")
-    between = float((sizes * (means - frame["value"].mean()) ** 2).sum()) / (k - 1)
-    within = float(((frame["value"] - grouped.transform("mean")) ** 2).sum()) / (n - k)
-    n0 = (n - float((sizes**2).sum()) / n) / (k - 1)
-    return (between - within) / (between + (n0 - 1) * within)
