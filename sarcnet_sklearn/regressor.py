@@ -564,9 +564,10 @@ class SarcNetRegressor(NeuralNetRegressor):
         if validation is None or len(validation) < 2:
             return None
         base, indices = unwrap_subset(validation)
-        if base.y is None:
+        target = getattr(base, "y", None)  # a custom dataset may not expose its targets
+        if target is None:
             return None
-        observed = np.asarray(base.y if indices is None else base.y[indices]).reshape(-1)
+        observed = np.asarray(target if indices is None else target[indices]).reshape(-1)
         with torch.inference_mode():
             raw = NeuralNetRegressor.predict(self, validation).reshape(-1)
         return fit_score_map(raw, observed)
