@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .._columns import ERROR_COLUMN, IMAGE_COLUMN, PROTOCOL_2, TARGET_COLUMN
 from .._model_formats import FORMATS
+from ._finetune import add_finetune_arguments, finetune_options, print_agreement
 from ._options import DATA_HELP, add_test_time_augment_option, model_format, positive
 from ._scale import add_scale_arguments, cluster_client
 
@@ -70,6 +71,7 @@ def add_subcommand(subparsers) -> None:
     train.add_argument("--device", choices=["cpu", "cuda"], help="default: the GPU if present")
     train.add_argument("--mask-page", type=int,
                        help="page with the cell mask, when features are measured (default: 9)")
+    add_finetune_arguments(train)
     train.add_argument("--quiet", action="store_true", help="no progress output")
     train.set_defaults(func=run_train)
 
@@ -108,7 +110,8 @@ def add_subcommand(subparsers) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train and save as ``args`` say; returns the exit code (130 when interrupted)."""
-    from ..deploy import save_model, train_model
+    from ..deploy import ModelInputs, save_model, train_model
+    from ..deploy._finetune import is_torchvision_weights
     from ..metrics import metrics_with_intervals
     from ..outputs import check_output
     from ..soundness import UnsoundModelWarning
@@ -128,6 +131,8 @@ def run_train(args: argparse.Namespace) -> int:
     images = cells[IMAGE_COLUMN].dropna().tolist() if IMAGE_COLUMN in cells else []
     check_output(out, inputs=images, folder=file_format == "safe" and out.suffix != ".zip")
     protocol = args.protocol or (2 if set(PROTOCOL_2) <= set(cells.columns) else 1)
+    if args.init_from and not is_torchvision_weights(args.init_from):
+        protocol = args.protocol or 2  # the default: the model's
     kept = "the previous model file is unchanged" if out.exists() else "no model was saved"
     try:
         with warnings.catch_warnings():  # printed below, beside the metrics
@@ -148,12 +153,14 @@ def run_train(args: argparse.Namespace) -> int:
                 source=data.resolve(),
                 score_range=(low, high),
                 test_time_augment=args.test_time_augment,
+                **finetune_options(args),
             )
     except KeyboardInterrupt as exc:
         print(f"sarcnet-sklearn train: {exc or 'interrupted'} (Ctrl-C); {kept}: {out}",
               file=sys.stderr)
         return 130
     save_model(pipeline, out, metadata=metadata, format=file_format)
+    protocol = ModelInputs.of(pipeline).protocol
     training = metadata["training"]
     measured = ", features measured from the images" if training["features_measured"] else ""
     print(
@@ -169,6 +176,7 @@ def run_train(args: argparse.Namespace) -> int:
     if calibration and calibration.get("half_width_90") is not None:
         print(f"90 % prediction intervals: score +- {calibration['half_width_90']:.2f} "
               f"(calibrated on the {calibration['n_cells']} validation cells)")
+    print_agreement(metadata)
     for problem in metadata["soundness"]:
         print(f"warning: the model is not sound: {problem}", file=sys.stderr)
     print(f"model saved to {out.resolve()} ({file_format} format)")
