@@ -26,6 +26,7 @@ from ._batches import (
 from ._chunks import aligned_chunk_size, chunk_slices, prefetched
 from ._columns import IMAGE_COLUMN, STRUCTURE_PAGE
 from ._epoch_table import EpochTable
+from ._score_map import apply_score_map, fit_score_map
 from ._validation import as_frame, check_finite_features, check_target
 from .images import as_image_source, load_image_stack
 from .metrics import spearman_score
@@ -116,6 +117,15 @@ class SarcNetRegressor(NeuralNetRegressor):
         (on the same device and library versions). They are drawn from a
         generator of the net's own: torch's global random state is left as it
         was. None: torch's global generator.
+    calibrate_scores : bool, default=True
+        After training, fit a strictly increasing map from the network's output
+        to the true scores of the validation cells (affine, or isotonic with 500
+        validation cells or more; see :mod:`sarcnet_sklearn._score_map`) and
+        predict through it: the kept epoch is chosen for its Spearman, which
+        ignores a bias of its scores, and the map removes it without changing
+        any cell's rank. False: the network's raw output (the paper's); it can be
+        switched on a fitted model with ``set_params``, as it only changes
+        prediction. Without validation cells there is no map.
     score_range : tuple (low, high) or None, default=(1.0, 5.0)
         The scale of the scores: ``fit`` refuses scores outside it (a 0-100
         scale would otherwise train silently and every prediction be clipped),
@@ -147,6 +157,8 @@ class SarcNetRegressor(NeuralNetRegressor):
     feature_min_, feature_max_ : ndarray of shape (n_features,)
         Range of each feature column in the training data (as the module saw
         it, i.e. standardised in a pipeline).
+    score_map_ : dict or None
+        The calibration map fitted on the validation cells (None without them).
     fit_interrupted_ : bool
         Whether the last ``fit`` was stopped by Ctrl-C (skorch then returns
         quietly with the epochs trained so far).
@@ -198,6 +210,7 @@ class SarcNetRegressor(NeuralNetRegressor):
         consistency: float = 0.0,
         patience: int | None = None,
         random_state: int | None = None,
+        calibrate_scores: bool = True,
         score_range: tuple[float, float] | None = (1.0, 5.0),
         precision: str = "auto",
         criterion=torch.nn.MSELoss,
@@ -222,6 +235,7 @@ class SarcNetRegressor(NeuralNetRegressor):
         self.consistency = consistency
         self.patience = patience
         self.random_state = random_state
+        self.calibrate_scores = calibrate_scores
         self.score_range = score_range
         self.precision = precision
         super().__init__(
@@ -243,6 +257,8 @@ class SarcNetRegressor(NeuralNetRegressor):
         if "image_channel" in state and "structure_page" not in state:
             state["structure_page"] = state.pop("image_channel")
         state.setdefault("consistency", 0.0)
+        # Earlier versions had no calibration map: their models keep predicting as they did.
+        state.setdefault("calibrate_scores", True)
         super().__setstate__(state)
 
     def _feature_columns(self, df: pd.DataFrame) -> list[str]:
@@ -552,13 +568,31 @@ class SarcNetRegressor(NeuralNetRegressor):
         if not isinstance(X, _NetInputs):  # called by the user, not by fit
             X, y = self._training_data(X, y, validation_data, learn_columns=not self.initialized_)
         self.__dict__.pop("conformity_scores_", None)  # a calibration belongs to the old weights
+        self.score_map_ = None
         self._fitting = True  # validation during training predicts without test-time averaging
         self.fit_interrupted_ = False
         try:
-            return super().partial_fit(X, y, classes, **fit_params)
+            super().partial_fit(X, y, classes, **fit_params)
         finally:
-            self.__dict__.pop("validation_dataset_", None)
+            validation = self.__dict__.pop("validation_dataset_", None)
             del self._fitting
+        self.score_map_ = self._score_map(X, y, validation)
+        return self
+
+    def _score_map(self, X, y, validation):
+        """The map from raw predictions to scores, fitted on the validation cells (or None)."""
+        if validation is None and self.train_split is not None:
+            validation = self.get_split_datasets(X, y)[1]
+        if validation is None or len(validation) < 2:
+            return None
+        base, indices = unwrap_subset(validation)
+        target = getattr(base, "y", None)  # a custom dataset may not expose its targets
+        if target is None:
+            return None
+        observed = np.asarray(target if indices is None else target[indices]).reshape(-1)
+        with torch.inference_mode():
+            raw = NeuralNetRegressor.predict(self, validation).reshape(-1)
+        return fit_score_map(raw, observed)
 
     def _training_data(self, X, y, validation_data, *, learn_columns: bool):
         """The module's inputs and targets for training; sets ``validation_dataset_``."""
@@ -622,7 +656,10 @@ class SarcNetRegressor(NeuralNetRegressor):
         with torch.inference_mode():
             for inputs in prefetched(prepare, chunks):
                 scores.append(super().predict(inputs).reshape(-1))
-        return np.concatenate(scores)
+        scores = np.concatenate(scores)
+        if self.calibrate_scores and getattr(self, "score_map_", None) is not None:
+            return apply_score_map(self.score_map_, scores).astype(scores.dtype)
+        return scores
 
 
 class _NetInputs(dict):
