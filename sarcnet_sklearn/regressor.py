@@ -364,7 +364,9 @@ class SarcNetRegressor(NeuralNetRegressor):
                 self.module_ = self.initialized_instance(self.module, params)
         if self._device_type() == "cuda":
             torch.backends.cudnn.benchmark = True
-        self.module_ = self.module_.to(memory_format=torch.channels_last)
+        image_branch = getattr(self.module_, "image_branch", None)
+        if image_branch is not None:  # the feature layer may still be lazy (load_params)
+            image_branch.to(memory_format=torch.channels_last)
         return self
 
     def initialize(self):
