@@ -17,6 +17,7 @@ from skimage.segmentation import find_boundaries
 
 from ..deploy import SCORE_RANGE
 from ..outputs import write_atomically
+from ._cut import check_labels, compact_ids, compact_labels
 
 SCORE_CMAP = "viridis"
 """Colour map of the score overlays (perceptually uniform, readable by colour-blind people)."""
@@ -80,18 +81,18 @@ def plot_field_scores(
     --------
     >>> plot_field_scores(stretched, labels, scores, "field_scores.png")  # doctest: +SKIP
     """
-    labels = np.asarray(labels)
+    values, compact = compact_labels(check_labels(labels, np.shape(labels), "the label image"))
     norm = Normalize(*SCORE_RANGE)
     mappable = ScalarMappable(norm=norm, cmap=SCORE_CMAP)
-    lookup = np.zeros((int(labels.max()) + 1, 4))
-    for row in cells.itertuples():
+    lookup = np.zeros((len(values) + 1, 4))
+    for row, index in zip(cells.itertuples(), compact_ids(values, cells["label"]), strict=True):
         if np.isfinite(row.score_pred):
-            lookup[row.label] = mappable.to_rgba(row.score_pred)
-            lookup[row.label, 3] = 0.5
+            lookup[index] = mappable.to_rgba(row.score_pred)
+            lookup[index, 3] = 0.5
         else:
-            lookup[row.label] = UNSCORED_RGBA
-    fill = lookup[labels]
-    fill[find_boundaries(labels, mode="inner")] = (1.0, 1.0, 1.0, 0.9)
+            lookup[index] = UNSCORED_RGBA
+    fill = lookup[compact]
+    fill[find_boundaries(compact, mode="inner")] = (1.0, 1.0, 1.0, 0.9)
     figure, axes = _figure(labels.shape)
     axes.imshow(image, cmap="gray", interpolation="nearest")
     axes.imshow(fill, interpolation="nearest")
@@ -127,14 +128,15 @@ def plot_field_heatmap(
     """
     from ..explain import overlay_heatmap
 
-    labels = np.asarray(labels)
+    values, labels = compact_labels(check_labels(labels, np.shape(labels), "the label image"))
+    ids = compact_ids(values, cells["label"])
     canvas = np.zeros(labels.shape, dtype=np.float32)
-    for row, heatmap in zip(cells.itertuples(), heatmaps, strict=True):
+    for row, index, heatmap in zip(cells.itertuples(), ids, heatmaps, strict=True):
         box = np.s_[row.bbox_min_row:row.bbox_max_row, row.bbox_min_col:row.bbox_max_col]
-        inside = labels[box] == row.label
+        inside = labels[box] == index
         canvas[box][inside] = np.asarray(heatmap)[inside]
     blended = overlay_heatmap(image, canvas, image_weight=0.55)
-    outside = ~np.isin(labels, cells["label"].to_numpy())
+    outside = ~np.isin(labels, ids)
     grey = np.repeat(np.asarray(image)[..., None], 3, axis=2)
     blended[outside] = grey[outside]
     figure, axes = _figure(labels.shape)

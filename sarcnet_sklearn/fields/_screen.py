@@ -40,7 +40,7 @@ CROPS_FOLDER = "crops"
 OVERLAYS_FOLDER = "overlays"
 CROP_PATH_COLUMN = "crop_path"
 OUTPUT_COLUMNS = ["score_pred", "score_raw", "error"]
-INTEGER_COLUMNS = ["label", "bbox_min_row", "bbox_min_col", "bbox_max_row", "bbox_max_col",
+INTEGER_COLUMNS = ["bbox_min_row", "bbox_min_col", "bbox_max_row", "bbox_max_col",
                    "area"]
 FIELD_KEY = "_field_key"
 """A field's identity across runs: its file and its label image's, absolute."""
@@ -281,6 +281,8 @@ def score_field_chunk(
     for index, job in zip(chunk.index, chunk.itertuples(index=False), strict=True):
         rows = _score_field_file(model, job, out, explain=explain, save_crops=save_crops,
                                  n_jobs=n_jobs, batch_size=batch_size, **options)
+        if "label" in rows.columns:  # exact ids next to a failed field's empty row
+            rows["label"] = rows["label"].astype(object)
         tables.append(rows.set_axis(np.full(len(rows), index), axis=0))
     columns = POSITION_COLUMNS + PROTOCOL_1 + OUTPUT_COLUMNS
     if save_crops:
@@ -289,6 +291,9 @@ def score_field_chunk(
     # the same text whichever fields share a chunk: whole numbers stay whole next to a failed
     # field's empty row
     table[INTEGER_COLUMNS] = table[INTEGER_COLUMNS].astype("Int64")
+    labels = np.empty(len(table), dtype=object)  # ids of any size as exact whole numbers
+    labels[:] = [None if pd.isna(label) else int(label) for label in table["label"]]
+    table["label"] = labels
     table["touches_border"] = table["touches_border"].astype("boolean")
     return table
 
