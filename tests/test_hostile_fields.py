@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 
 import numpy as np
 import pandas as pd
@@ -149,3 +150,111 @@ def test_napari_score_map_and_scoring_take_huge_bool_and_float_labels(field, mod
     assert len(table) == 4
     with pytest.raises(PluginError, match="negative labels"):
         list(score_in_chunks(model, image, -labels.astype(np.int32), pixel_size=0.12))
+
+
+# -- (2) nothing of the user's deleted or replaced --------------------------------------------
+
+
+def _double(chunk: pd.DataFrame) -> pd.DataFrame:
+    return chunk.assign(twice=chunk["value"] * 2)
+
+
+def _table(n: int = 4) -> pd.DataFrame:
+    return pd.DataFrame({"name": [f"cell{i}.tiff" for i in range(n)], "value": range(n)})
+
+
+def test_an_out_partial_folder_the_package_did_not_make_is_refused_and_kept(tmp_path):
+    from sarcnet_sklearn.scale import partial_folder, run_in_chunks
+
+    out = tmp_path / "scores.csv"
+    mine = partial_folder(out)
+    mine.mkdir()
+    (mine / "thesis.docx").write_bytes(b"years of work")
+    (mine / "raw.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="was not made by sarcnet-sklearn"):
+        run_in_chunks(_table(), _double, out, key_column="name", settings={}, chunk_size=2)
+    assert (mine / "thesis.docx").read_bytes() == b"years of work" and (mine / "raw.csv").exists()
+    assert not out.exists()
+    # a symlink named OUT.partial to another folder of the user's
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "keep.txt").write_text("keep")
+    out2 = tmp_path / "two.csv"
+    partial_folder(out2).symlink_to(other, target_is_directory=True)
+    with pytest.raises(ValueError, match="symbolic link"):
+        run_in_chunks(_table(), _double, out2, key_column="name", settings={}, chunk_size=2)
+    assert (other / "keep.txt").read_text() == "keep" and sorted(os.listdir(other)) == ["keep.txt"]
+
+
+def test_a_file_put_into_a_runs_partial_folder_survives_the_run(tmp_path):
+    from sarcnet_sklearn.scale import partial_folder, run_in_chunks
+
+    out = tmp_path / "scores.csv"
+    seen = []
+
+    def work(chunk):
+        if not seen:  # the user drops a file into the folder while the run goes on
+            (partial_folder(out) / "notes.txt").write_text("mine")
+        seen.append(len(chunk))
+        return _double(chunk)
+
+    result = run_in_chunks(_table(), work, out, key_column="name", settings={}, chunk_size=2)
+    assert len(result.table) == 4
+    assert (partial_folder(out) / "notes.txt").read_text() == "mine"
+    assert sorted(os.listdir(partial_folder(out))) == ["notes.txt"]
+
+
+def test_a_second_run_on_the_same_output_is_refused_while_the_first_holds_it(tmp_path):
+    from sarcnet_sklearn.scale import run_in_chunks
+
+    out = tmp_path / "scores.csv"
+    refused = []
+
+    def work(chunk):
+        if not refused:
+            with pytest.raises(ValueError, match="another run is writing") as info:
+                run_in_chunks(_table(), _double, out, key_column="name", settings={},
+                              chunk_size=2)
+            refused.append(str(info.value))
+        return _double(chunk)
+
+    result = run_in_chunks(_table(), work, out, key_column="name", settings={}, chunk_size=2)
+    assert refused and len(result.table) == 4 and len(pd.read_csv(out)) == 4
+
+
+@pytest.mark.parametrize("command", ["train", "tune"])
+def test_train_and_tune_out_refuse_to_replace_an_unrelated_file(tmp_path, command):
+    victim = tmp_path / "victim.csv"
+    victim.write_text("plate,well\nP1,B4\n")
+    data = tmp_path / "cells.csv"
+    data.write_text("image_path,score\na.tiff,3\n")
+    extra = ["--study-name", "s", "--n-trials", "1"] if command == "tune" else []
+    code, _, err = _run([command, str(data), "--out", str(victim), *extra])
+    assert code != 0 and "refusing to replace" in err and "--overwrite" in err
+    assert victim.read_text() == "plate,well\nP1,B4\n"
+
+
+def test_is_model_file_knows_the_packages_own_files(model_file, tmp_path):
+    from sarcnet_sklearn.deploy._model_file import check_model_output, is_model_file
+
+    assert is_model_file(model_file)
+    check_model_output(model_file)  # a model is replaced without --overwrite
+    fake = tmp_path / "fake.zip"
+    import zipfile
+
+    with zipfile.ZipFile(fake, "w") as archive:
+        archive.writestr("notes.txt", "x")
+    assert not is_model_file(fake)
+    check_model_output(fake, overwrite=True)
+    with pytest.raises(ValueError, match="folder"):
+        check_model_output(tmp_path, overwrite=True)
+
+
+def test_train_image_size_5_is_refused_before_training(tmp_path):
+    from sarcnet_sklearn.datasets import make_synthetic_aics
+
+    root = make_synthetic_aics(tmp_path / "aics", n_cells=8, image_size=24, random_state=0)
+    code, out, err = _run(["train", str(root), "--out", str(tmp_path / "m.zip"), "--protocol",
+                           "2", "--image-size", "5", "--epochs", "100", "--quiet"])
+    assert code != 0 and "'image_size' must be in [16, 1024], got 5" in err
+    assert not (tmp_path / "m.zip").exists() and "epoch" not in out

@@ -38,6 +38,15 @@ def add_test_time_augment_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_overwrite_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--overwrite``: let ``--out`` replace an existing file that is not a model file."""
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="replace an existing --out file even when it is not a sarcnet-sklearn model "
+             "(a model file is always replaced)",
+    )
+
+
 def positive(text: str) -> int:
     """An argparse type: a whole number of at least 1.
 

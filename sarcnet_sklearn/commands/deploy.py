@@ -9,7 +9,13 @@ from pathlib import Path
 
 from .._columns import ERROR_COLUMN, IMAGE_COLUMN, PROTOCOL_2, TARGET_COLUMN
 from .._model_formats import FORMATS
-from ._options import DATA_HELP, add_test_time_augment_option, model_format, positive
+from ._options import (
+    DATA_HELP,
+    add_overwrite_option,
+    add_test_time_augment_option,
+    model_format,
+    positive,
+)
 from ._scale import add_scale_arguments, cluster_client
 
 
@@ -36,6 +42,7 @@ def add_subcommand(subparsers) -> None:
     train.add_argument("data", metavar="DATA", help=DATA_HELP)
     train.add_argument("--out", required=True, metavar="MODEL",
                        help="model file (.joblib), or .zip / folder for the safe format")
+    add_overwrite_option(train)
     train.add_argument("--format", choices=FORMATS,
                        help="model file format (default: safe for a .zip, else joblib)")
     train.add_argument(
@@ -108,6 +115,7 @@ def add_subcommand(subparsers) -> None:
 def run_train(args: argparse.Namespace) -> int:
     """Train and save as ``args`` say; returns the exit code (130 when interrupted)."""
     from ..deploy import save_model, train_model
+    from ..deploy._model_file import check_model_output
     from ..metrics import metrics_table
     from ..outputs import check_output
     from ..tables import is_aics_root, load_cells
@@ -118,6 +126,7 @@ def run_train(args: argparse.Namespace) -> int:
         raise ValueError(f"--score-range: LOW must be below HIGH, got {low:g} {high:g}")
     file_format = model_format(out, args.format)
     check_output(out, inputs=[data], folder=file_format == "safe" and out.suffix != ".zip")
+    check_model_output(out, overwrite=args.overwrite)
     if args.validation_fraction is None:
         validation = "paper" if data.is_dir() and is_aics_root(data) else 0.2
     else:

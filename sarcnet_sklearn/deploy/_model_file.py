@@ -170,6 +170,60 @@ def save_model(
     return path
 
 
+def is_model_file(path: str | PathLike) -> bool:
+    """Whether ``path`` is a model file this package wrote (checked without unpickling).
+
+    A safe-format folder or zip holding ``model.json``, or a joblib file whose
+    first bytes carry this package's format name. ``train --out`` and ``tune
+    --out`` replace such a file, and nothing else unless told to.
+    """
+    path = Path(path)
+    try:
+        if path.is_dir():
+            return (path / SETTINGS_FILE).is_file()
+        if not path.is_file():
+            return False
+        with open(path, "rb") as handle:
+            head = handle.read(1 << 16)
+        if head.startswith(ZIP_MAGIC):
+            with zipfile.ZipFile(path) as archive:
+                return SETTINGS_FILE in archive.namelist()
+        return FORMAT.encode() in head
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def check_model_output(path: str | PathLike, *, overwrite: bool = False) -> Path:
+    """Refuse, before any work, to replace a file or folder that is not a model of this package.
+
+    Raises
+    ------
+    ValueError
+        When ``path`` exists and is not a model file (see :func:`is_model_file`)
+        and ``overwrite`` is false; the message names it and says how to go on.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> victim = pathlib.Path(tempfile.mkdtemp()) / "thesis.csv"
+    >>> _ = victim.write_text("a,b")
+    >>> check_model_output(victim)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: refusing to replace .../thesis.csv: it exists and is not a sarcnet-sklearn model ...
+    """
+    path = Path(path)
+    if path.is_dir() and not is_model_file(path):
+        raise ValueError(f"refusing to replace the folder {path}: it is not a saved model "
+                         "folder; choose another --out")
+    if (path.exists() or path.is_symlink()) and not overwrite and not is_model_file(path):
+        raise ValueError(
+            f"refusing to replace {path}: it exists and is not a sarcnet-sklearn model file; "
+            "choose another --out, or pass --overwrite to replace it"
+        )
+    return path
+
+
 def load_model(
     path: str | PathLike,
     *,
@@ -541,7 +595,7 @@ def _write_zip(target: str, files: dict[str, bytes]) -> None:
 
 
 def _write_folder(path: Path, files: dict[str, bytes]) -> None:
-    if path.exists() and not (path.is_dir() and (path / SETTINGS_FILE).is_file()):
+    if path.exists() and not is_model_file(path):
         raise ValueError(
             f"{path} exists and is not a saved model folder; choose another name "
             "(or end it in .zip for a single file)"
