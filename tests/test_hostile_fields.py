@@ -258,3 +258,53 @@ def test_train_image_size_5_is_refused_before_training(tmp_path):
                            "2", "--image-size", "5", "--epochs", "100", "--quiet"])
     assert code != 0 and "'image_size' must be in [16, 1024], got 5" in err
     assert not (tmp_path / "m.zip").exists() and "epoch" not in out
+
+
+# -- (3) files that lie about their size --------------------------------------------------------
+
+
+def _deflate_bomb(path, side: int = 20000) -> None:
+    """A TIFF of a few hundred KB that declares side x side pixels (deflate tiles of 0)."""
+    tile = np.zeros((1024, 1024), np.uint8)
+    n_tiles = (-(-side // 1024)) ** 2
+    tifffile.imwrite(path, (tile for _ in range(n_tiles)), shape=(side, side), dtype=np.uint8,
+                     tile=(1024, 1024), compression="zlib", compressionargs={"level": 1})
+
+
+def test_a_deflate_bomb_is_refused_from_its_declared_shape_and_the_other_fields_go_on(
+        field, model_file, tmp_path):
+    import time
+
+    from sarcnet_sklearn.fields import read_field
+
+    bomb = tmp_path / "bomb.tif"
+    _deflate_bomb(bomb)
+    assert bomb.stat().st_size < 2_000_000
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=r"20000 x 20000 = 400,000,000 pixels.*"
+                                         "SARCNET_MAX_FIELD_PIXELS"):
+        read_field(bomb)
+    assert time.perf_counter() - started < 5  # nothing decoded
+    image, labels = field
+    tifffile.imwrite(tmp_path / "good.tif", image)
+    tifffile.imwrite(tmp_path / "good_labels.tif", labels)
+    code, _, err = _run(["fields", str(model_file), str(bomb), str(tmp_path / "good.tif"),
+                         "--labels", str(tmp_path / "good_labels.tif"),
+                         str(tmp_path / "good_labels.tif"), "--out", str(tmp_path / "out"),
+                         "--pixel-size", "0.12", "--quiet", "--device", "cpu"])
+    assert code == 1 and "bomb.tif" in err and "pixels to decode" in err
+    table = pd.read_csv(tmp_path / "out" / "cells.csv")
+    assert table["score_pred"].notna().sum() == 4  # the good field's cells
+    assert table.loc[table["label"].isna(), "error"].str.contains("pixels to decode").all()
+
+
+def test_the_pixel_bound_is_overridable(field, tmp_path, monkeypatch):
+    from sarcnet_sklearn.fields import read_field
+
+    image, _ = field
+    tifffile.imwrite(tmp_path / "f.tif", image)
+    monkeypatch.setenv("SARCNET_MAX_FIELD_PIXELS", str(image.size - 1))
+    with pytest.raises(ValueError, match="96 x 96 = 9,216 pixels"):
+        read_field(tmp_path / "f.tif")
+    monkeypatch.setenv("SARCNET_MAX_FIELD_PIXELS", str(image.size))
+    assert read_field(tmp_path / "f.tif").data.shape == (96, 96)

@@ -9,6 +9,7 @@ comes from the file's metadata unless given.
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from os import PathLike
@@ -17,6 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from ..images import PIL_SUFFIXES
+
+MAX_FIELD_PIXELS = 2**28
+"""Pixels a field (all its Z planes read, for a projection) may declare: 268 million, e.g.
+16384 x 16384. Checked from the file's declared shape before anything is decoded, so a small
+compressed file that declares a huge image (a decompression bomb) is refused at once. Set the
+environment variable ``SARCNET_MAX_FIELD_PIXELS`` (or pass ``max_pixels=``) to read larger ones."""
+MAX_PIXELS_VARIABLE = "SARCNET_MAX_FIELD_PIXELS"
 
 FORMATS_HINT = (
     "CZI, ND2 and LIF files need the optional readers: pip install 'sarcnet-sklearn[formats]'"
@@ -54,6 +62,42 @@ class FieldImage:
     def name(self) -> str:
         """The file's path, or ``"<array>"`` for an in-memory field."""
         return str(self.path) if self.path is not None else "<array>"
+
+
+def max_field_pixels(max_pixels: int | None = None) -> int:
+    """The bound on pixels per field: ``max_pixels``, else ``$SARCNET_MAX_FIELD_PIXELS``, else
+    :data:`MAX_FIELD_PIXELS`.
+
+    Examples
+    --------
+    >>> max_field_pixels(1000), max_field_pixels() >= 2**28
+    (1000, True)
+    """
+    value = max_pixels if max_pixels is not None else os.environ.get(MAX_PIXELS_VARIABLE)
+    if value is None:
+        return MAX_FIELD_PIXELS
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1:
+        source = "max_pixels=" if max_pixels is not None else f"${MAX_PIXELS_VARIABLE}"
+        raise ValueError(f"{source}: {value!r} is not a positive whole number of pixels")
+    return number
+
+
+def check_declared_pixels(path, shape: tuple[int, ...], what: str,
+                          max_pixels: int | None = None) -> None:
+    """Refuse, before decoding, a file whose declared size exceeds :func:`max_field_pixels`."""
+    limit = max_field_pixels(max_pixels)
+    count = int(np.prod([int(n) for n in shape], dtype=object))
+    if count > limit:
+        dims = " x ".join(str(int(n)) for n in shape)
+        raise ValueError(
+            f"{path}: the {what} declares {dims} = {count:,} pixels to decode, more than the "
+            f"{limit:,} a field may have; if the file really is that large, crop or tile it, or "
+            f"raise the bound with the environment variable {MAX_PIXELS_VARIABLE}"
+        )
 
 
 def field_name(field) -> str:
@@ -187,7 +231,12 @@ def _read_pil(path: Path, channel, pixel_size) -> FieldImage:
     try:
         with Image.open(path) as image:
             names = list(image.getbands())
+            check_declared_pixels(path, (image.height, image.width), "image")
             array = np.asarray(image)
+    except ValueError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise ValueError(f"cannot read field {path}: {exc}") from exc
     except Exception as exc:  # Pillow raises many types on corrupt files
         raise ValueError(f"cannot read field {path}: {exc}") from exc
     if array.ndim == 2:
@@ -266,6 +315,8 @@ def _read_bioio(path: Path, channel, scene, z, pixel_size, *, what: str) -> Fiel
             f"{path}: has {n_planes} Z planes (0..{n_planes - 1}); choose one with z=, "
             "or z='max' for a maximum projection"
         )
+    check_declared_pixels(path, (n_planes, sizes.get("Y", 1), sizes.get("X", 1))
+                          if n_planes > 1 else (sizes.get("Y", 1), sizes.get("X", 1)), what)
     selection = {channel_axis: channel_index}
     if "T" in sizes:
         selection["T"] = 0

@@ -306,12 +306,24 @@ def _score_field_file(model, job, out: Path, *, explain, save_crops, n_jobs, bat
             field, label_image, cut = cut_field(job.path, job.labels, **options)
             scores = score_cut_cells(model, cut, keep_crops=True, n_jobs=n_jobs,
                                      batch_size=batch_size)
-    except (ValueError, OSError) as exc:  # a field that cannot be used at all: say so, go on
+        for warning in caught:
+            print(f"warning: {str(warning.message).replace(job.path, job.field)}",
+                  file=sys.stderr)
+        return _draw_field(model, job, out, field, label_image, scores, explain=explain,
+                           save_crops=save_crops)
+    except (ValueError, OSError, MemoryError) as exc:  # a field that cannot be used: go on
         message = str(exc).replace(job.path, job.field)
+        if isinstance(exc, MemoryError):
+            detail = str(exc) or "out of memory"
+            message = (f"{job.field}: not enough memory to score this field ({detail}); crop "
+                       "or tile it, or run it on a machine with more memory")
         print(f"error: {message}", file=sys.stderr)
         return pd.DataFrame({"field": [job.field], "error": [message]})
-    for warning in caught:
-        print(f"warning: {str(warning.message).replace(job.path, job.field)}", file=sys.stderr)
+
+
+def _draw_field(model, job, out: Path, field, label_image, scores, *, explain,
+                save_crops) -> pd.DataFrame:
+    """A scored field's overlays (and crops); its rows without the arrays."""
     scores["field"] = job.field
     image = stretch_field(field.data)
     overlays = out / OVERLAYS_FOLDER
