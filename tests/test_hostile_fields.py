@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -308,3 +309,85 @@ def test_the_pixel_bound_is_overridable(field, tmp_path, monkeypatch):
         read_field(tmp_path / "f.tif")
     monkeypatch.setenv("SARCNET_MAX_FIELD_PIXELS", str(image.size))
     assert read_field(tmp_path / "f.tif").data.shape == (96, 96)
+
+
+# -- (4) pixel sizes and units ------------------------------------------------------------------
+
+
+def _ome(path, size, unit=None, data=None) -> Path:
+    metadata = {"axes": "YX", "PhysicalSizeX": size, "PhysicalSizeY": size}
+    if unit is not None:
+        metadata |= {"PhysicalSizeXUnit": unit, "PhysicalSizeYUnit": unit}
+    tifffile.imwrite(path, np.ones((8, 8), np.uint16) if data is None else data,
+                     metadata=metadata)
+    return path
+
+
+@pytest.mark.parametrize(("size", "unit"), [(0.00012, "mm"), (120.0, "nm"), (0.12, "\u00b5m"),
+                                            (0.12, None)])
+def test_ome_pixel_size_units_are_converted(tmp_path, size, unit):
+    from sarcnet_sklearn.fields import read_field
+
+    field = read_field(_ome(tmp_path / "f.ome.tiff", size, unit))
+    assert field.pixel_size == pytest.approx(0.12)
+
+
+@pytest.mark.parametrize("where", ["ome", "imagej", "resolution"])
+def test_implausible_pixel_sizes_are_refused_naming_value_and_source(tmp_path, where):
+    from sarcnet_sklearn.fields import read_field
+
+    path = tmp_path / "f.tif"
+    data = np.ones((8, 8), np.uint16)
+    if where == "ome":
+        path = _ome(tmp_path / "f.ome.tiff", 1e-9, "\u00b5m")
+        named = r"metadata \(1e-09 \u00b5m x 1e-09 \u00b5m\)"
+    elif where == "imagej":
+        tifffile.imwrite(path, data, imagej=True, resolution=(1e9, 1e9),
+                         metadata={"unit": "um"})
+        named = "ImageJ metadata"
+    else:
+        tifffile.imwrite(path, data, resolution=(1e9, 1e9), resolutionunit="CENTIMETER")
+        named = "TIFF resolution tags"
+    with pytest.raises(ValueError, match=f"f.*{named}.*not a plausible pixel size"):
+        read_field(path)
+    assert read_field(path, pixel_size=0.2).pixel_size == 0.2  # the override wins
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan")])
+def test_an_override_wins_over_invalid_ome_pixel_sizes(tmp_path, bad):
+    from sarcnet_sklearn.fields import read_field
+
+    path = _ome(tmp_path / "f.ome.tiff", bad)
+    with pytest.raises(ValueError, match="OME metadata is invalid.*--pixel-size"):
+        read_field(path)
+    field = read_field(path, pixel_size=0.12)
+    assert field.pixel_size == 0.12 and field.data.shape == (8, 8)
+
+
+def test_pixel_size_overrides_are_checked_everywhere(field):
+    from sarcnet_sklearn.features import Protocol1Extractor
+    from sarcnet_sklearn.napari._scoring import PluginError, pixel_size_of
+
+    image, labels = field
+    with pytest.raises(ValueError, match="pixel_size=: 1e-09 is not a plausible"):
+        cut_fields(image, labels, pixel_size=1e-9)
+    with pytest.raises(ValueError, match="pixel_size=: nan"):
+        Protocol1Extractor(pixel_size=float("nan")).fit_transform(
+            pd.DataFrame({"image_path": [np.ones((4, 4))]}))
+    with pytest.raises(PluginError, match="layer's scale: 1e-09"):
+        pixel_size_of((1e-9, 1e-9))
+
+
+@pytest.mark.parametrize(("command", "argv", "named"), [
+    ("fields", ["--pixel-size", "nan"], "--pixel-size"),
+    ("fields", ["--n-jobs", "0"], "--n-jobs"),
+    ("fields", ["--pixel-size", "1e-9"], "--pixel-size"),
+    ("features", ["--pixel-size", "nan"], "--pixel-size"),
+    ("features", ["--n-jobs", "0"], "--n-jobs"),
+])
+def test_bad_arguments_are_refused_before_any_work(tmp_path, command, argv, named):
+    inputs = (["model.zip", "f.tif", "--labels", "l.tif", "--out", str(tmp_path / "o")]
+              if command == "fields" else ["cells", "-o", str(tmp_path / "o.csv")])
+    code, _, err = _run([command, *inputs, *argv])
+    assert code == 2 and named in err and "Traceback" not in err
+    assert os.listdir(tmp_path) == []

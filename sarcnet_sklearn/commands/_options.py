@@ -68,6 +68,48 @@ def positive(text: str) -> int:
     return value
 
 
+def pixel_size_um(text: str) -> float:
+    """An argparse type: a plausible pixel size in micrometres (refused before any work).
+
+    Examples
+    --------
+    >>> pixel_size_um("0.12")
+    0.12
+    >>> pixel_size_um("nan")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: 'nan' is not a plausible pixel size; give micrometres per pixel ...
+    """
+    from .._validation import check_pixel_size_um
+
+    try:
+        return check_pixel_size_um(text, "--pixel-size")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--pixel-size: ")) from None
+
+
+def n_jobs(text: str) -> int:
+    """An argparse type: workers in parallel, a whole number other than 0 (-1: all cores).
+
+    Examples
+    --------
+    >>> n_jobs("-1"), n_jobs("2")
+    (-1, 2)
+    >>> n_jobs("0")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be a whole number other than 0 (-1: all cores), got 0
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value == 0:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number other than 0 (-1: all cores), got {value}")
+    return value
+
+
 def model_format(out: Path, requested: str | None) -> str:
     """The format a model file named ``out`` is written in: safe for a .zip or folder.
 

@@ -13,6 +13,7 @@ import pandas as pd
 from .._chunks import chunk_slices
 from .._columns import ERROR_COLUMN, PIXEL_SIZE_UM, PROTOCOL_1
 from .._console import progress_bar
+from .._validation import check_pixel_size_um
 from ..features import PROTOCOL1_ERROR_COLUMN, Protocol1Extractor
 from ._cut import CellCrop, check_labels, cut_cells
 from ._read import FieldImage, read_field, read_labels
@@ -92,8 +93,10 @@ def load_field(
     if isinstance(source, FieldImage):
         field = source
         if pixel_size is not None:
-            field = FieldImage(field.data, float(pixel_size), field.path, field.channel,
-                               field.scene, field.z)
+            field = FieldImage(field.data, check_pixel_size_um(pixel_size, "pixel_size="),
+                               field.path, field.channel, field.scene, field.z)
+        elif field.pixel_size is not None:
+            check_pixel_size_um(field.pixel_size, f"{name}: its FieldImage.pixel_size")
     else:
         field = read_field(source, channel=channel, scene=scene, z=z, pixel_size=pixel_size)
     if field.path is None:

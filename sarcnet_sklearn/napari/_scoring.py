@@ -94,7 +94,12 @@ def pixel_size_of(scale) -> float | None:
             f"the image layer's pixels are not square (scale {rows:g} x {cols:g}); the cell "
             "features need one pixel size"
         )
-    return rows
+    from .._validation import check_pixel_size_um
+
+    try:
+        return check_pixel_size_um(rows, "the image layer's scale")
+    except ValueError as exc:
+        raise PluginError(f"{exc} (set the layer's scale to micrometres per pixel)") from None
 
 
 def check_label_layer(labels: np.ndarray) -> np.ndarray:
