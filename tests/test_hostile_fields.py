@@ -391,3 +391,76 @@ def test_bad_arguments_are_refused_before_any_work(tmp_path, command, argv, name
     code, _, err = _run([command, *inputs, *argv])
     assert code == 2 and named in err and "Traceback" not in err
     assert os.listdir(tmp_path) == []
+
+
+# -- (5) resumes that notice changed inputs -----------------------------------------------------
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stopped_run(cells, out, key, work, stop_at: int = 1):
+    """Run until chunk ``stop_at`` (of 1 row each) raises: an unfinished run on disk."""
+    from sarcnet_sklearn.scale import run_in_chunks
+
+    calls = []
+
+    def stopping(chunk):
+        calls.append(chunk.index[0])
+        if len(calls) > stop_at:
+            raise _Stop
+        return work(chunk)
+
+    with pytest.raises(_Stop):
+        run_in_chunks(cells, stopping, out, key_column=key, settings={}, chunk_size=1)
+
+
+def _measure(chunk):
+    return chunk.assign(size=[os.path.getsize(p.split(os.pathsep)[-1]) for p in chunk["file"]],
+                        twice=chunk["value"] * 2)
+
+
+def test_a_resumed_run_redoes_rows_whose_values_or_files_changed(tmp_path):
+    from sarcnet_sklearn.scale import run_in_chunks
+
+    files = [tmp_path / f"cell{i}.tif" for i in range(2)]
+    labels = [tmp_path / f"cell{i}_labels.tif" for i in range(2)]
+    for path in files + labels:
+        path.write_bytes(b"x" * 10)
+    cells = pd.DataFrame({"file": [f"{f}{os.pathsep}{lab}" for f, lab in zip(files, labels,
+                                                                              strict=True)],
+                          "value": [1, 2]})
+    out = tmp_path / "out.csv"
+    # an edited value (a feature in predict's input CSV) is recomputed
+    _stopped_run(cells, out, "file", _measure)
+    edited = cells.assign(value=[100, 2])
+    result = run_in_chunks(edited, _measure, out, key_column="file", settings={}, chunk_size=1)
+    assert result.n_resumed == 0 and result.table["twice"].tolist() == ["200", "4"]
+    # a re-segmented label image (same path, new content) is recomputed
+    _stopped_run(cells, out, "file", _measure)
+    labels[0].write_bytes(b"y" * 25)
+    result = run_in_chunks(cells, _measure, out, key_column="file", settings={}, chunk_size=1)
+    assert result.n_resumed == 0 and result.table["size"].tolist() == ["25", "10"]
+    # nothing changed: the saved row is kept
+    _stopped_run(cells, out, "file", _measure)
+    result = run_in_chunks(cells, _measure, out, key_column="file", settings={}, chunk_size=1)
+    assert result.n_resumed == 1 and len(result.table) == 2
+
+
+def test_fields_with_the_same_file_name_get_their_own_outputs(field, model_file, tmp_path):
+    image, labels = field
+    paths = [tmp_path / "a" / "f.tif", tmp_path / "b" / "f.tif", tmp_path / "f_2.tif"]
+    for index, path in enumerate(paths):
+        path.parent.mkdir(exist_ok=True)
+        tifffile.imwrite(path, image // (index + 1) + 1)
+    tifffile.imwrite(tmp_path / "labels.tif", labels)
+    code, _, err = _run(["fields", str(model_file), *map(str, paths), "--labels",
+                         *[str(tmp_path / "labels.tif")] * 3, "--out", str(tmp_path / "out"),
+                         "--pixel-size", "0.12", "--save-crops", "--quiet", "--device", "cpu",
+                         "--score-border-cells"])
+    assert code == 0, err
+    overlays = sorted(os.listdir(tmp_path / "out" / "overlays"))
+    assert overlays == ["f_2_scores.png", "f_3_scores.png", "f_scores.png"]
+    crops = pd.read_csv(tmp_path / "out" / "crops" / "cells.csv")
+    assert len(crops) == 12 and crops["image_path"].is_unique

@@ -78,17 +78,29 @@ class FieldsRun:
 def unique_stems(paths: list[Path]) -> list[str]:
     """File stems (``.ome.tiff`` counted whole) made unique with ``_2``, ``_3``... suffixes.
 
+    A suffixed name never takes another field's own stem (``a/f.tif``,
+    ``b/f.tif`` and ``f_2.tif`` give ``f``, ``f_3``, ``f_2``), and names that
+    differ only in case count as the same (case-insensitive file systems), so
+    no field's overlays or crops overwrite another's.
+
     Examples
     --------
     >>> unique_stems([Path("a/f.ome.tiff"), Path("b/f.tif"), Path("g.png")])
     ['f', 'f_2', 'g']
+    >>> unique_stems([Path("a/f.tif"), Path("b/f.tif"), Path("f_2.tif")])
+    ['f', 'f_3', 'f_2']
     """
-    seen: dict[str, int] = {}
+    own = [path.name.split(".")[0] or path.stem for path in paths]
+    reserved = {stem.lower() for stem in own}
+    used: set[str] = set()
     stems = []
-    for path in paths:
-        stem = path.name.split(".")[0] or path.stem
-        seen[stem] = seen.get(stem, 0) + 1
-        stems.append(stem if seen[stem] == 1 else f"{stem}_{seen[stem]}")
+    for stem in own:
+        name, count = stem, 1
+        while name.lower() in used or (count > 1 and name.lower() in reserved):
+            count += 1
+            name = f"{stem}_{count}"
+        used.add(name.lower())
+        stems.append(name)
     return stems
 
 
