@@ -20,6 +20,7 @@ import pandas as pd
 from ._columns import IMAGE_COLUMN
 from ._columns import PATH_RULE as PATH_RULE  # re-exported: the rule this module applies
 from .images import PIL_SUFFIXES, TIFF_SUFFIXES
+from .outputs import restore_formulas
 
 IMAGE_SUFFIXES = TIFF_SUFFIXES | PIL_SUFFIXES
 
@@ -211,5 +212,8 @@ def _read_cell_csv(path: Path, image_column: str) -> pd.DataFrame:
         image = Path(str(value))
         return os.path.normpath(image if image.is_absolute() else folder / image)
 
+    for column in table.columns:  # text as the package wrote it
+        if pd.api.types.is_string_dtype(table[column]) or table[column].dtype == "object":
+            table[column] = restore_formulas(table[column])
     table[image_column] = [absolute(value) for value in table[image_column]]
     return table

@@ -464,3 +464,181 @@ def test_fields_with_the_same_file_name_get_their_own_outputs(field, model_file,
     assert overlays == ["f_2_scores.png", "f_3_scores.png", "f_scores.png"]
     crops = pd.read_csv(tmp_path / "out" / "crops" / "cells.csv")
     assert len(crops) == 12 and crops["image_path"].is_unique
+
+
+# -- (6) also -----------------------------------------------------------------------------------
+
+
+def _zip_members(path) -> dict[str, bytes]:
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        return {info.filename: archive.read(info) for info in archive.infolist()}
+
+
+def _write_zip(path, members: list[tuple[str, bytes]]):
+    import warnings
+    import zipfile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate name
+        with zipfile.ZipFile(path, "w") as archive:
+            for name, data in members:
+                archive.writestr(name, data)
+    return path
+
+
+def _with_weights_header(data: bytes, edit) -> bytes:
+    import json
+    import struct
+
+    (n_header,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n_header])
+    edit({k: v for k, v in header.items() if k != "__metadata__"})
+    text = json.dumps(header).encode()
+    return struct.pack("<Q", len(text)) + text + data[8 + n_header:]
+
+
+def _overlap(header):
+    first, second = list(header)[:2]
+    header[second]["data_offsets"] = header[first]["data_offsets"]
+
+
+def _out_of_range(header):
+    name = list(header)[0]
+    header[name]["data_offsets"] = [0, 10**12]
+
+
+def _false_dtype(header):
+    name = next(k for k, v in header.items() if v["dtype"] == "F32")
+    header[name]["dtype"] = "F64"
+
+
+@pytest.mark.parametrize("edit", [_overlap, _out_of_range, _false_dtype])
+def test_corrupt_safetensors_are_a_bad_model_file_message(model_file, field, tmp_path, edit):
+    members = _zip_members(model_file)
+    members["weights.safetensors"] = _with_weights_header(members["weights.safetensors"], edit)
+    bad = _write_zip(tmp_path / "bad.zip", list(members.items()))
+    cells = tmp_path / "cells.csv"
+    cells.write_text("image_path\na.tiff\n")
+    for argv in (["predict", str(bad), str(cells), "--out", str(tmp_path / "p.csv")],
+                 ["explain", str(bad), str(cells), "--out", str(tmp_path / "e")]):
+        code, _, err = _run(argv)
+        assert code == 2 and f"cannot read model {bad}" in err and "Traceback" not in err
+
+
+def test_a_zip_with_two_model_json_is_refused(model_file, tmp_path):
+    from sarcnet_sklearn.deploy import load_model
+
+    members = _zip_members(model_file)
+    bad = _write_zip(tmp_path / "twice.zip", [*members.items(),
+                                              ("model.json", members["model.json"])])
+    with pytest.raises(ValueError, match=r"holds \['model.json'\] more than once"):
+        load_model(bad)
+
+
+def test_terminal_escapes_in_a_models_version_are_not_printed_raw(model_file, tmp_path):
+    import json
+
+    from sarcnet_sklearn.deploy import load_model
+
+    members = _zip_members(model_file)
+    settings = json.loads(members["model.json"])
+    settings["metadata"]["versions"]["sarcnet_sklearn"] = "\x1b[2J\x1b]0;pwned\x07"
+    members["model.json"] = json.dumps(settings).encode()
+    path = _write_zip(tmp_path / "escape.zip", list(members.items()))
+    with pytest.warns(UserWarning, match="saved with sarcnet-sklearn") as caught:
+        load_model(path)
+    message = str(caught[0].message)
+    assert "\x1b" not in message and "\x07" not in message and "\\x1b" in message
+
+
+def test_a_boolean_feature_column_is_refused_by_name(model):
+    from sarcnet_sklearn._validation import check_finite_features
+
+    table = pd.DataFrame({"cell_area": [True, True], "aspect_ratio": [1.0, 2.0]})
+    with pytest.raises(ValueError, match="'cell_area' holds True/False"):
+        check_finite_features(table, ["cell_area", "aspect_ratio"])
+    mixed = pd.DataFrame({"cell_area": np.array([1.0, True], dtype=object)})
+    with pytest.raises(ValueError, match="'cell_area' holds True/False"):
+        check_finite_features(mixed, ["cell_area"])
+
+
+def test_names_that_spreadsheets_run_as_formulas_are_neutralised_and_read_back(
+        field, model_file, tmp_path):
+    from sarcnet_sklearn.tables import load_cells
+
+    image, labels = field
+    name = tmp_path / "=HYPERLINK(1).tif"
+    tifffile.imwrite(name, image)
+    tifffile.imwrite(tmp_path / "labels.tif", labels)
+    code, _, err = _run(["fields", str(model_file), str(name), "--labels",
+                         str(tmp_path / "labels.tif"), "--out", str(tmp_path / "out"),
+                         "--pixel-size", "0.12", "--save-crops", "--quiet", "--device", "cpu"])
+    assert code == 0, err
+    crops = (tmp_path / "out" / "crops" / "cells.csv").read_text()
+    assert "\n=" not in crops and ",=" not in crops and "\n'=HYPERLINK(1)_cell1.tiff," in crops
+    assert ",-" not in crops.replace(",-0.", "").replace(",-1", "")  # numbers stay numbers
+    table = load_cells(tmp_path / "out" / "crops" / "cells.csv")
+    assert all(Path(path).is_file() for path in table["image_path"])
+
+
+def test_all_equal_training_scores_warn(tmp_path):
+    from sarcnet_sklearn.datasets import make_synthetic_aics
+    from sarcnet_sklearn.deploy import train_model
+    from sarcnet_sklearn.tables import load_cells
+
+    root = make_synthetic_aics(tmp_path / "aics", n_cells=8, image_size=24, random_state=0)
+    cells = load_cells(root).assign(score=3.0)
+    with pytest.warns(UserWarning, match="all 8 training scores are 3"):
+        train_model(cells, protocol=2, validation=0, image_size=16, max_epochs=1,
+                    batch_size=8, device="cpu")
+
+
+def test_a_file_too_large_error_names_the_file(tmp_path):
+    import subprocess
+    import sys
+
+    target = str(tmp_path / "big.csv")
+    script = (
+        "import resource, pandas as pd\n"
+        "from sarcnet_sklearn.outputs import write_csv_atomically\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))\n"
+        f"write_csv_atomically(pd.DataFrame({{'a': range(100000)}}), {target!r})\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert done.returncode != 0
+    assert f"cannot write {tmp_path / 'big.csv'}: File too large" in done.stderr
+    assert os.listdir(tmp_path) == []  # no half-written file or temporary left
+
+
+def test_a_scheduler_address_that_speaks_http_is_named_not_hung(tmp_path):
+    import http.server
+    import threading
+    import time
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                             http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    chatty = __import__("socket").create_server(("127.0.0.1", 0))
+
+    def greet():
+        connection, _ = chatty.accept()
+        connection.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+        time.sleep(1)
+        connection.close()
+
+    threading.Thread(target=greet, daemon=True).start()
+    try:
+        from sarcnet_sklearn.scale._engine import check_speaks_dask
+
+        started = time.perf_counter()
+        with pytest.raises(OSError, match="said nothing within 0.5 s.*does not speak Dask"):
+            check_speaks_dask(f"tcp://127.0.0.1:{server.server_address[1]}", timeout=0.5)
+        assert time.perf_counter() - started < 5
+        with pytest.raises(OSError, match=r"answered 'SSH-2.0-.*does not speak Dask"):
+            check_speaks_dask(f"127.0.0.1:{chatty.getsockname()[1]}", timeout=2)
+    finally:
+        server.shutdown()
+        chatty.close()

@@ -24,12 +24,14 @@ import json
 import os
 import pickle
 import platform
+import re
 import shutil
 import stat
 import struct
 import tempfile
 import warnings
 import zipfile
+from collections import Counter
 from datetime import datetime, timezone
 from os import PathLike
 from pathlib import Path
@@ -38,6 +40,7 @@ import joblib
 import numpy as np
 import sklearn
 import torch
+from safetensors import SafetensorError
 from skorch import NeuralNet
 from skorch.exceptions import DeviceWarning
 
@@ -414,7 +417,7 @@ def _load_safe(path: Path, device: str | None):
             data = reader.read(WEIGHTS_FILE, 8 + MAX_HEADER_BYTES + n_bytes)
             module.load_state_dict(_parse_safetensors(data, expected))
     except (OSError, KeyError, zipfile.BadZipFile, UnicodeDecodeError, ValueError, TypeError,
-            RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+            RuntimeError, EOFError, pickle.UnpicklingError, SafetensorError) as exc:
         if isinstance(exc, ValueError) and str(exc).startswith(str(path)):
             raise
         raise ValueError(
@@ -436,6 +439,12 @@ class _SafeReader:
             if self.path.stat().st_size > 2 * MAX_MODEL_BYTES:
                 raise ValueError(f"{self.path} is larger than any model file")
             self.archive = zipfile.ZipFile(self.path)
+            counts = Counter(self.archive.namelist())
+            repeated = sorted(name for name, count in counts.items() if count > 1)
+            if repeated:
+                self.archive.close()
+                raise ValueError(f"{self.path} holds {repeated} more than once; a model file "
+                                 "made by save_model holds each member once")
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -533,7 +542,8 @@ def _check_header(content: dict, path: Path) -> dict:
             metadata[new] = metadata.pop(old)
     versions = metadata.get("versions")
     saved = versions.get("sarcnet_sklearn") if isinstance(versions, dict) else None
-    saved = saved if isinstance(saved, str) and len(saved) < 40 else "unknown"
+    saved = saved if isinstance(saved, str) and _PLAIN_VERSION.fullmatch(saved) else (
+        "unknown" if not isinstance(saved, str) else ascii(saved[:40]))
     version = content.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ValueError(f"{path}: format_version {version!r} is not a model-file format")
@@ -552,6 +562,10 @@ def _check_header(content: dict, path: Path) -> dict:
             stacklevel=3,
         )
     return metadata
+
+
+_PLAIN_VERSION = re.compile(r"[0-9A-Za-z.+!_-]{1,40}")
+"""What a version string may hold to be printed as it is (no terminal escape codes)."""
 
 
 def _versions() -> dict[str, str]:

@@ -174,6 +174,15 @@ def train_model(
         )
     # each image was decoded once, by the checks: the model reads those planes, not the files
     table = with_images(table, errors, images, inputs.image_column)[usable]
+    used = table[target].to_numpy()
+    if np.ptp(used) == 0:
+        warnings.warn(
+            f"all {len(used)} training scores are {used[0]:g}: the model cannot learn which "
+            "cells are better organized, and Spearman's correlation is undefined (NaN); train "
+            "on cells of several scores",
+            UserWarning,
+            stacklevel=2,
+        )
 
     test = None
     split = "paper" if validation == "paper" else f"random, validation {validation}"
