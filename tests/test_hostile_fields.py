@@ -64,6 +64,13 @@ def model(model_file):
     return load_model(model_file)
 
 
+@pytest.fixture(scope="module")
+def plain_scores(model, field):
+    """The field's scores with labels 1..4."""
+    image, labels = field
+    return score_fields(model, image, labels, pixel_size=0.12)
+
+
 # -- (1) label images as labs make them -------------------------------------------------------
 
 
@@ -76,13 +83,13 @@ HUGE_IDS = {
 
 @pytest.mark.parametrize("kind", list(HUGE_IDS))
 def test_label_ids_of_any_size_score_every_cell_with_memory_independent_of_the_ids(
-        field, model, kind, tmp_path):
+        field, model, plain_scores, kind, tmp_path):
     image, labels = field
     dtype, ids = HUGE_IDS[kind]
     lookup = np.array([0, *ids], dtype=dtype)
     huge = lookup[labels]
     scores = score_fields(model, image, huge, pixel_size=0.12)
-    plain = score_fields(model, image, labels, pixel_size=0.12)
+    plain = plain_scores
     assert len(scores) == 4  # rows out = labels in
     assert sorted(int(v) for v in scores["label"]) == sorted(ids)
     by_id = dict(zip((int(v) for v in scores["label"]), scores["score_pred"], strict=True))
@@ -113,7 +120,7 @@ def test_fields_command_keeps_uint64_ids_exact_in_cells_csv(field, model_file, t
     assert (tmp_path / "out" / "overlays" / "f_scores.png").is_file()
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float16, bool, np.uint8, np.int8])
+@pytest.mark.parametrize("dtype", [np.float16, bool, np.int8])
 def test_float_bool_and_small_integer_label_images_are_scored(field, model, dtype, tmp_path):
     image, labels = field
     given = (labels == 2) if dtype is bool else labels.astype(dtype)
@@ -642,3 +649,42 @@ def test_a_scheduler_address_that_speaks_http_is_named_not_hung(tmp_path):
     finally:
         server.shutdown()
         chatty.close()
+
+
+def test_many_tiny_cells_are_logged_off_a_terminal(model_file, tmp_path, monkeypatch):
+    monkeypatch.delenv("SARCNET_PROGRESS", raising=False)
+    n = 10  # 100 labels of 3 x 3 px
+    rng = np.random.default_rng(0)
+    image = rng.integers(100, 4000, (4 * n + 4, 4 * n + 4)).astype(np.uint16)
+    labels = np.zeros(image.shape, np.int32)
+    for k in range(n * n):
+        i, j = divmod(k, n)
+        labels[2 + 4 * i:5 + 4 * i, 2 + 4 * j:5 + 4 * j] = k + 1
+    tifffile.imwrite(tmp_path / "tiny.tif", image)
+    tifffile.imwrite(tmp_path / "tiny_labels.tif", labels)
+    code, _, err = _run(["fields", str(model_file), str(tmp_path / "tiny.tif"), "--labels",
+                         str(tmp_path / "tiny_labels.tif"), "--out", str(tmp_path / "out"),
+                         "--pixel-size", "0.12", "--device", "cpu"])
+    assert code == 0, err
+    assert "tiny.tif: 100 labelled cells cut; measuring and scoring them" in err
+    assert "cells/s)" in err and "\r" not in err
+    assert len(pd.read_csv(tmp_path / "out" / "cells.csv")) == 100
+
+
+def test_a_picture_of_thousands_of_cells_leaves_out_their_numbers(tmp_path):
+    import time
+
+    from sarcnet_sklearn.fields._overlay import MAX_NUMBERED_CELLS
+
+    n = 60  # 3,600 cells of 3 x 3 px
+    labels = np.zeros((4 * n + 4, 4 * n + 4), np.int32)
+    rows = []
+    for k in range(n * n):
+        i, j = divmod(k, n)
+        labels[2 + 4 * i:5 + 4 * i, 2 + 4 * j:5 + 4 * j] = k + 1
+        rows.append({"label": k + 1, "centroid_row": 3 + 4 * i, "centroid_col": 3 + 4 * j,
+                     "score_pred": 1 + k % 5, "error": None})
+    started = time.process_time()
+    plot_field_scores(np.zeros(labels.shape, np.uint8), labels, pd.DataFrame(rows),
+                      tmp_path / "many.png")
+    assert time.process_time() - started < 5 and n * n > MAX_NUMBERED_CELLS

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import warnings
 from dataclasses import dataclass
 from functools import partial
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .._columns import IMAGE_COLUMN, PROTOCOL_1, TARGET_COLUMN
+from .._console import show_progress
 from ..outputs import refuse_inputs, write_csv_atomically
 from ._crops import write_cell_tiff
 from ._cut import stretch_field
@@ -219,7 +221,8 @@ def score_field_files(
         jobs,
         partial(score_field_chunk, out=out, explain=explain, save_crops=save_crops,
                 n_jobs=1 if client else n_jobs, batch_size=batch_size,
-                test_time_augment=test_time_augment, **options),
+                test_time_augment=test_time_augment,
+                log=progress and not show_progress(progress), **options),
         out / CELLS_FILE,
         key_column=FIELD_KEY,
         settings={"command": "fields", "model": str(model_file),
@@ -279,12 +282,16 @@ def score_field_chunk(
     n_jobs: int = 1,
     batch_size: int = 200,
     test_time_augment: bool | None = None,
+    log: bool = False,
     **options,
 ) -> pd.DataFrame:
     """The ``cells.csv`` rows of a chunk of fields, each row indexed by its field's row.
 
     Draws each field's overlays (and writes its crops) on the way. A field
-    that cannot be used gets one row with the reason (also printed).
+    that cannot be used gets one row with the reason (also printed). With
+    ``log`` (a run whose progress bars are hidden, e.g. in a cluster job's
+    log), each field's number of cells when cut and its rate when scored are
+    printed, so a field of 50,000 tiny cells is not silent for minutes.
     """
     from ..pipeline import SarcNetPipeline
 
@@ -292,7 +299,7 @@ def score_field_chunk(
     tables = []
     for index, job in zip(chunk.index, chunk.itertuples(index=False), strict=True):
         rows = _score_field_file(model, job, out, explain=explain, save_crops=save_crops,
-                                 n_jobs=n_jobs, batch_size=batch_size, **options)
+                                 n_jobs=n_jobs, batch_size=batch_size, log=log, **options)
         if "label" in rows.columns:  # exact ids next to a failed field's empty row
             rows["label"] = rows["label"].astype(object)
         tables.append(rows.set_axis(np.full(len(rows), index), axis=0))
@@ -311,13 +318,23 @@ def score_field_chunk(
 
 
 def _score_field_file(model, job, out: Path, *, explain, save_crops, n_jobs, batch_size,
-                      **options) -> pd.DataFrame:
+                      log=False, **options) -> pd.DataFrame:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            started = time.perf_counter()
             field, label_image, cut = cut_field(job.path, job.labels, **options)
+            if log:
+                print(f"{job.field}: {len(cut)} labelled cells cut; measuring and scoring them",
+                      file=sys.stderr, flush=True)
             scores = score_cut_cells(model, cut, keep_crops=True, n_jobs=n_jobs,
                                      batch_size=batch_size)
+            if log:
+                seconds = time.perf_counter() - started
+                scored = int(np.isfinite(scores["score_pred"].to_numpy()).sum())
+                print(f"{job.field}: {scored} of {len(scores)} cells scored in {seconds:.1f} s "
+                      f"({len(scores) / max(seconds, 1e-9):.0f} cells/s)", file=sys.stderr,
+                      flush=True)
         for warning in caught:
             print(f"warning: {str(warning.message).replace(job.path, job.field)}",
                   file=sys.stderr)
