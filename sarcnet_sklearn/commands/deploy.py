@@ -126,7 +126,6 @@ def run_train(args: argparse.Namespace) -> int:
         raise ValueError(f"--score-range: LOW must be below HIGH, got {low:g} {high:g}")
     file_format = model_format(out, args.format)
     check_output(out, inputs=[data], folder=file_format == "safe" and out.suffix != ".zip")
-    check_model_output(out, overwrite=args.overwrite)
     if args.validation_fraction is None:
         validation = "paper" if data.is_dir() and is_aics_root(data) else 0.2
     else:
@@ -134,6 +133,7 @@ def run_train(args: argparse.Namespace) -> int:
     cells = load_cells(data, recursive=args.recursive)
     images = cells[IMAGE_COLUMN].dropna().tolist() if IMAGE_COLUMN in cells else []
     check_output(out, inputs=images, folder=file_format == "safe" and out.suffix != ".zip")
+    check_model_output(out, overwrite=args.overwrite)  # an input is named as one first
     protocol = args.protocol or (2 if set(PROTOCOL_2) <= set(cells.columns) else 1)
     kept = "the previous model file is unchanged" if out.exists() else "no model was saved"
     try:

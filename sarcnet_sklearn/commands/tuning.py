@@ -144,12 +144,13 @@ def run(args: argparse.Namespace) -> int:
     file_format = None if out is None else model_format(out, None)
     if out is not None:
         check_output(out, inputs=[args.data])
-        check_model_output(out, overwrite=args.overwrite)
     for size in args.image_sizes:
         check_training_settings(image_size=size, batch_size=1)
     cells = load_cells(args.data)
     if out is not None and "image_path" in cells:
         check_output(out, inputs=cells["image_path"].dropna().tolist())
+    if out is not None:
+        check_model_output(out, overwrite=args.overwrite)  # an input is named as one first
     scores = _scores(cells, args.data)
 
     split: dict[str, object] = {"cv": args.cv}
