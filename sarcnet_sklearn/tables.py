@@ -212,6 +212,9 @@ def read_table(path: str | PathLike) -> pd.DataFrame:
                          "a unique name")
     if table.empty:
         raise ValueError(f"{path}: the CSV has no rows")
+    for column in table.columns:  # text as the package wrote it (outputs.neutralise_formulas)
+        if pd.api.types.is_string_dtype(table[column]) or table[column].dtype == "object":
+            table[column] = restore_formulas(table[column])
     return table
 
 
@@ -229,8 +232,5 @@ def _read_cell_csv(path: Path, image_column: str) -> pd.DataFrame:
         image = Path(str(value))
         return os.path.normpath(image if image.is_absolute() else folder / image)
 
-    for column in table.columns:  # text as the package wrote it
-        if pd.api.types.is_string_dtype(table[column]) or table[column].dtype == "object":
-            table[column] = restore_formulas(table[column])
     table[image_column] = [absolute(value) for value in table[image_column]]
     return table
