@@ -13,6 +13,7 @@ from .._model_formats import FORMATS
 from ._finetune import add_finetune_arguments, finetune_options, print_agreement
 from ._options import (
     DATA_HELP,
+    add_overwrite_option,
     add_test_time_augment_option,
     model_format,
     non_negative,
@@ -44,6 +45,7 @@ def add_subcommand(subparsers) -> None:
     train.add_argument("data", metavar="DATA", help=DATA_HELP)
     train.add_argument("--out", required=True, metavar="MODEL",
                        help="model file (.joblib), or .zip / folder for the safe format")
+    add_overwrite_option(train)
     train.add_argument("--format", choices=FORMATS,
                        help="model file format (default: safe for a .zip, else joblib)")
     train.add_argument(
@@ -122,6 +124,7 @@ def run_train(args: argparse.Namespace) -> int:
     """Train and save as ``args`` say; returns the exit code (130 when interrupted)."""
     from ..deploy import ModelInputs, save_model, train_model
     from ..deploy._finetune import is_torchvision_weights
+    from ..deploy._model_file import check_model_output
     from ..metrics import metrics_with_intervals
     from ..outputs import check_output
     from ..soundness import UnsoundModelWarning
@@ -140,6 +143,7 @@ def run_train(args: argparse.Namespace) -> int:
     cells = load_cells(data, recursive=args.recursive)
     images = cells[IMAGE_COLUMN].dropna().tolist() if IMAGE_COLUMN in cells else []
     check_output(out, inputs=images, folder=file_format == "safe" and out.suffix != ".zip")
+    check_model_output(out, overwrite=args.overwrite)  # an input is named as one first
     protocol = args.protocol or (2 if set(PROTOCOL_2) <= set(cells.columns) else 1)
     if args.init_from and not is_torchvision_weights(args.init_from):
         protocol = args.protocol or 2  # the default: the model's

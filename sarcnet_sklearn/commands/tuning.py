@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from .._backbones import BACKBONES
 from .._columns import GROUP_COLUMNS, TARGET_COLUMN
-from ._options import model_format, positive
+from ._options import add_overwrite_option, model_format, positive
 
 if TYPE_CHECKING:
     import numpy as np
@@ -86,6 +86,7 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
         "--out", metavar="MODEL",
         help="refit the best pipeline and save it here (.joblib, or .zip for the safe format)",
     )
+    add_overwrite_option(parser)
     split = parser.add_mutually_exclusive_group()
     split.add_argument(
         "--validation-fraction", type=float, metavar="F",
@@ -136,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..datasets import cell_groups
     from ..deploy import save_model
+    from ..deploy._model_file import check_model_output
+    from ..deploy._settings import check_training_settings
     from ..outputs import check_output
     from ..pipeline import make_sarcnet_pipeline
     from ..tables import load_cells
@@ -147,9 +150,13 @@ def run(args: argparse.Namespace) -> int:
     file_format = None if out is None else model_format(out, None)
     if out is not None:
         check_output(out, inputs=[args.data])
+    for size in args.image_sizes:
+        check_training_settings(image_size=size, batch_size=1)
     cells = load_cells(args.data)
     if out is not None and "image_path" in cells:
         check_output(out, inputs=cells["image_path"].dropna().tolist())
+    if out is not None:
+        check_model_output(out, overwrite=args.overwrite)  # an input is named as one first
     scores = _scores(cells, args.data)
 
     groups = None if args.group_by is None else cell_groups(cells, args.group_by)

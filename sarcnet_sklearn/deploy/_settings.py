@@ -139,6 +139,27 @@ cannot be saved in the safe format (others, e.g. ``optimizer__*``, only matter f
 DEVICES = ("cpu", "cuda", "mps")
 
 
+def check_training_settings(*, image_size: int, batch_size: int, use_images: bool = True) -> None:
+    """Refuse, before training, an image size or batch that no model file could store.
+
+    The same table and limits :func:`check_settings` applies when a model is
+    saved, so a run is never refused only after its last epoch.
+
+    Examples
+    --------
+    >>> check_training_settings(image_size=5, batch_size=40)
+    Traceback (most recent call last):
+    ...
+    ValueError: setting 'image_size' must be in [16, 1024], got 5
+    """
+    REGRESSOR_SETTINGS["image_size"].check("image_size", image_size)
+    REGRESSOR_SETTINGS["batch_size"].check("batch_size", batch_size)
+    pixels = batch_size * image_size**2
+    if use_images and pixels > MAX_BATCH_PIXELS:
+        raise ValueError(f"settings 'batch_size' x 'image_size'^2 = {pixels} pixels per batch "
+                         f"exceeds {MAX_BATCH_PIXELS}; use a smaller batch or image size")
+
+
 def check_settings(settings) -> dict:
     """Check the ``pipeline`` part of a ``model.json``; return it (unchanged) when sound.
 

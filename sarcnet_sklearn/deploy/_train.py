@@ -12,6 +12,7 @@ from sklearn.model_selection import train_test_split
 from .._columns import CELL_MASK_PAGE, IMAGE_COLUMN, STRUCTURE_PAGE, TARGET_COLUMN
 from ..pipeline import ModelInputs
 from ._checks import check_cells, with_images
+from ._settings import check_training_settings
 
 
 class ExcludedCellsWarning(UserWarning):
@@ -162,6 +163,7 @@ def train_model(
                         ("image_size", image_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+    check_training_settings(image_size=int(image_size), batch_size=int(batch_size))
     if not (isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     fraction = isinstance(validation, (int, float)) and not isinstance(validation, bool)
@@ -203,6 +205,15 @@ def train_model(
         )
     # each image was decoded once, by the checks: the model reads those planes, not the files
     table = with_images(table, errors, images, inputs.image_column)[usable]
+    used = table[target].to_numpy()
+    if np.ptp(used) == 0:
+        warnings.warn(
+            f"all {len(used)} training scores are {used[0]:g}: the model cannot learn which "
+            "cells are better organized, and Spearman's correlation is undefined (NaN); train "
+            "on cells of several scores",
+            UserWarning,
+            stacklevel=2,
+        )
 
     test = None
     split = "paper" if validation == "paper" else f"random, validation {validation}"

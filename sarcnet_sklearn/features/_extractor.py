@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._columns import CELL_MASK_PAGE, IMAGE_COLUMN, PIXEL_SIZE_UM, PROTOCOL_1, STRUCTURE_PAGE
 from .._console import progress_bar
+from .._validation import check_pixel_size_um
 from ..images import ImageReadError, ImageSource, read_plane, source_name
 from ._protocol1 import extract_protocol1
 
@@ -308,8 +309,9 @@ class Protocol1Extractor(TransformerMixin, BaseEstimator):
     def _check_params(self) -> None:
         if self.errors not in _ERRORS:
             raise ValueError(f"errors must be one of {_ERRORS}, got {self.errors!r}")
-        if not (isinstance(self.pixel_size, (int, float)) and self.pixel_size > 0):
+        if isinstance(self.pixel_size, bool) or not isinstance(self.pixel_size, (int, float)):
             raise ValueError(f"pixel_size must be a positive number, got {self.pixel_size!r}")
+        check_pixel_size_um(self.pixel_size, "pixel_size=")
 
     def _check_columns(self, X) -> None:
         if not isinstance(X, pd.DataFrame):

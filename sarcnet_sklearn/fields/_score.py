@@ -13,8 +13,9 @@ import pandas as pd
 from .._chunks import chunk_slices
 from .._columns import ERROR_COLUMN, PIXEL_SIZE_UM, PROTOCOL_1
 from .._console import progress_bar
+from .._validation import check_pixel_size_um
 from ..features import PROTOCOL1_ERROR_COLUMN, Protocol1Extractor
-from ._cut import CellCrop, cut_cells
+from ._cut import CellCrop, check_labels, cut_cells
 from ._read import FieldImage, read_field, read_labels
 
 POSITION_COLUMNS = [
@@ -92,8 +93,10 @@ def load_field(
     if isinstance(source, FieldImage):
         field = source
         if pixel_size is not None:
-            field = FieldImage(field.data, float(pixel_size), field.path, field.channel,
-                               field.scene, field.z)
+            field = FieldImage(field.data, check_pixel_size_um(pixel_size, "pixel_size="),
+                               field.path, field.channel, field.scene, field.z)
+        elif field.pixel_size is not None:
+            check_pixel_size_um(field.pixel_size, f"{name}: its FieldImage.pixel_size")
     else:
         field = read_field(source, channel=channel, scene=scene, z=z, pixel_size=pixel_size)
     if field.path is None:
@@ -112,7 +115,7 @@ def cell_rows(name: str, cells: list[CellCrop], pixel_size: float) -> pd.DataFra
     return pd.DataFrame(
         {
             "field": name,
-            "label": [cell.label for cell in cells],
+            "label": label_column([cell.label for cell in cells]),
             "centroid_row": [cell.centroid[0] for cell in cells],
             "centroid_col": [cell.centroid[1] for cell in cells],
             "bbox_min_row": [cell.bbox[0] for cell in cells],
@@ -127,6 +130,18 @@ def cell_rows(name: str, cells: list[CellCrop], pixel_size: float) -> pd.DataFra
             "error": _objects([cell.error for cell in cells]),
         }
     )
+
+
+def label_column(labels: list[int]) -> np.ndarray:
+    """Label ids as an int64 array, or uint64 when some id is 2**63 or more (exact either way).
+
+    Examples
+    --------
+    >>> label_column([1, 2**63]).dtype, label_column([1, 2]).dtype
+    (dtype('uint64'), dtype('int64'))
+    """
+    big = bool(labels) and max(labels) > np.iinfo(np.int64).max
+    return np.array(labels, dtype=np.uint64 if big else np.int64)
 
 
 def _objects(values: list) -> np.ndarray:
@@ -163,6 +178,7 @@ def cut_field(
         )
     try:
         cells = cut_cells(field, label_image)
+        label_image = check_labels(label_image, field.data.shape, name)  # as cut_cells saw it
     except ValueError as exc:
         message = str(exc)
         if message.startswith("<array>"):
