@@ -177,7 +177,7 @@ def _predict_chunk(pipeline: SarcNetPipeline, cells: pd.DataFrame, checked: Chec
         index=out.index,
         dtype=object,
     )
-    out[RANGE_COLUMN] = outside.to_numpy()
+    out[RANGE_COLUMN] = pd.Series(outside.to_numpy(), index=out.index, dtype=object)
     out.index = cells.index
     return out
 
