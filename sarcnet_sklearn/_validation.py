@@ -110,7 +110,7 @@ def check_pixel_size_um(value, source: str) -> float:
     Traceback (most recent call last):
     ...
     ValueError: --pixel-size: 0 is not a plausible pixel size; give micrometres per pixel between 0.01 and 5
-    """
+    """  # noqa: E501
     low, high = PIXEL_SIZE_BOUNDS_UM
     try:
         number = float(value)

@@ -87,16 +87,19 @@ def _load(path: str, test_time_augment: bool | None) -> tuple[object, int | None
     return model, (metadata.get("training") or {}).get("mask_page")
 
 
-def _with_features(model, cells: pd.DataFrame, mask_page: int | None) -> pd.DataFrame:
+def _with_features(model, cells: pd.DataFrame, mask_page: int | None,
+                   sarcomere: bool = False) -> pd.DataFrame:
     """``cells`` with the model's features, measured from the images where the table lacks
-    them (a Protocol 1 model), as ``predict`` and ``train`` do."""
+    them (a Protocol 1 model), as ``predict`` and ``train`` do; with ``sarcomere`` the
+    sarcomere measures too."""
     from ..deploy import check_cells
     from ..pipeline import SarcNetPipeline
 
     inputs = SarcNetPipeline.of(model).inputs
-    if set(inputs.features) <= set(cells.columns) or not inputs.measurable:
+    given = set(inputs.features) <= set(cells.columns)
+    if (not given and not inputs.measurable) or (given and not sarcomere):
         return cells
-    table, errors, _ = check_cells(cells, inputs, mask_page=mask_page)
+    table, errors, _ = check_cells(cells, inputs, mask_page=mask_page, sarcomere=sarcomere)
     failed = errors.dropna()
     if len(failed):
         raise ValueError(f"{len(failed)} cell(s) cannot be explained, e.g. {failed.iloc[0]}")
@@ -167,7 +170,7 @@ def run_report(args: argparse.Namespace) -> int:
     cells = load_cells(args.data)
     out = Path(args.out)
     refuse_inputs([out / name for name in REPORT_FILES.values()], args.data + [args.model])
-    cells = _with_features(model, cells, mask_page)
+    cells = _with_features(model, cells, mask_page, sarcomere=True)
     paths = write_report(model, cells, out, max_cells=args.max_cells, layer=args.layer,
                          direction=args.direction, batch_size=args.batch_size,
                          model_path=args.model,

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .._chunks import chunk_slices, prefetched
-from .._columns import ERROR_COLUMN
+from .._columns import ERROR_COLUMN, SARCOMERE_COLUMNS
 from .._console import progress_bar
 from ..intervals import interval_bounds, interval_half_width
 from ..pipeline import SarcNetPipeline
@@ -99,10 +99,13 @@ def predict_cells(
     -------
     predictions : DataFrame
         Same index and row order as ``cells``: its non-feature columns (image
-        path, IDs, ...), then ``score_pred`` (clipped to the model's
-        ``score_range``, 1-5 by default), with ``interval`` ``score_low`` and
-        ``score_high``, then ``score_raw``, ``error`` (None where the row was
-        scored) and ``out_of_range`` (None where no feature is).
+        path, IDs, ...), the sarcomere measures ``sarcomere_length_um``,
+        ``orientation_order`` and ``sarcomeric_fraction`` (measured when the
+        table lacks them; NaN for a cell without a mask), then
+        ``score_pred`` (clipped to the model's ``score_range``, 1-5 by
+        default), with ``interval`` ``score_low`` and ``score_high``, then
+        ``score_raw``, ``error`` (None where the row was scored) and
+        ``out_of_range`` (None where no feature is).
 
     Raises
     ------
@@ -137,7 +140,7 @@ def predict_cells(
     with progress_bar(total=len(cells), desc="scoring", unit="cell", show=progress) as bar:
         scored = []
         check = partial(_check_chunk, cells, pipeline.inputs, mask_page=mask_page,
-                        progress=progress and len(parts) == 1)
+                        progress=progress and len(parts) == 1, sarcomere=True)
         # The next chunk is read and checked while the model scores this one.
         for part, checked in zip(parts, prefetched(check, parts), strict=True):
             scored.append(_predict_chunk(pipeline, cells.iloc[part], checked, batch_size,
@@ -166,6 +169,9 @@ def _predict_chunk(pipeline: SarcNetPipeline, cells: pd.DataFrame, checked: Chec
     outside = _out_of_range(pipeline, X, errors)
     score_range = pipeline.score_range or (-np.inf, np.inf)
     out = table[identifying_columns(table, inputs, exclude=OUTPUT_COLUMNS)].copy()
+    for name in SARCOMERE_COLUMNS:  # measured for every cell, model features or not
+        if name in table.columns and name not in out.columns:
+            out[name] = table[name]
     out[SCORE_COLUMN] = np.where(outside.isna(), np.clip(raw, *score_range), np.nan)
     if interval is not None:
         _, low, high = interval_bounds(pipeline, raw, interval, score_range)

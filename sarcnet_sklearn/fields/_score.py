@@ -11,7 +11,13 @@ import numpy as np
 import pandas as pd
 
 from .._chunks import chunk_slices
-from .._columns import ERROR_COLUMN, PIXEL_SIZE_UM, PROTOCOL_1
+from .._columns import (
+    ERROR_COLUMN,
+    MEASURABLE_FEATURES,
+    PIXEL_SIZE_UM,
+    PROTOCOL_1,
+    SARCOMERE_COLUMNS,
+)
 from .._console import progress_bar
 from ..features import PROTOCOL1_ERROR_COLUMN, Protocol1Extractor
 from ._cut import CellCrop, cut_cells
@@ -207,13 +213,14 @@ def cut_fields(
 def measure_cells(
     table: pd.DataFrame, *, n_jobs: int | None = None, progress: bool = False
 ) -> pd.DataFrame:
-    """Protocol 1 features of every cut cell (NaN and an error where they cannot be measured).
+    """Protocol 1 features and sarcomere measures of every cut cell (NaN and an error where
+    they cannot be measured).
 
     Cells with a crop error are not measured; cells only flagged for the
     border are (their features describe what is in the field).
     """
     out = table.copy()
-    for name in PROTOCOL_1:
+    for name in PROTOCOL_1 + SARCOMERE_COLUMNS:
         out[name] = np.nan
     measurable = np.array([_has_crop(error) for error in table["error"]], dtype=bool)
     for pixel_size in pd.unique(table.loc[measurable, "pixel_size"]):
@@ -227,9 +234,10 @@ def measure_cells(
             n_jobs=n_jobs,
             progress=progress,
             errors="coerce",
+            sarcomere=True,
         )
         measured = extractor.fit_transform(table.loc[rows, [CROP_COLUMN, MASK_COLUMN]])
-        for name in PROTOCOL_1:
+        for name in PROTOCOL_1 + SARCOMERE_COLUMNS:
             out.loc[rows, name] = measured[name].to_numpy()
         failed = measured[PROTOCOL1_ERROR_COLUMN].dropna()
         out.loc[failed.index, "error"] = ("cannot measure Protocol 1 features: " + failed).values
@@ -305,7 +313,9 @@ def score_fields(
         (path, or ``<array i>``), ``label``, ``centroid_row``, ``centroid_col``,
         ``bbox_min_row``, ``bbox_min_col``, ``bbox_max_row``, ``bbox_max_col``
         (max exclusive), ``area`` (pixels), ``touches_border``,
-        ``pixel_size``, the Protocol 1 features, ``score_pred`` (1-5),
+        ``pixel_size``, the Protocol 1 features, the sarcomere measures
+        (``sarcomere_length_um``, ``orientation_order``, ``sarcomeric_fraction``),
+        ``score_pred`` (1-5),
         ``score_raw`` and ``error`` (None where the cell was scored; NaN scores
         otherwise).
 
@@ -349,8 +359,8 @@ def check_field_model(model) -> None:
     from ..deploy import ModelInputs
 
     inputs = ModelInputs.of(model)
-    if not set(inputs.features) <= set(PROTOCOL_1):
-        extra = sorted(set(inputs.features) - set(PROTOCOL_1))
+    if not set(inputs.features) <= set(MEASURABLE_FEATURES):
+        extra = sorted(set(inputs.features) - set(MEASURABLE_FEATURES))
         raise ValueError(
             f"this model needs the feature(s) {extra}, which cannot be measured from a field "
             "of view; score fields with a Protocol 1 model (train --protocol 1)"
@@ -393,7 +403,8 @@ def score_cut_cells(
         table.loc[ready, "score_pred"] = predicted["score_pred"].to_numpy()
         table.loc[ready, "score_raw"] = predicted["score_raw"].to_numpy()
         table.loc[ready, ERROR_COLUMN] = predicted[ERROR_COLUMN].to_numpy()
-    columns = POSITION_COLUMNS + PROTOCOL_1 + ["score_pred", "score_raw", "error"]
+    columns = (POSITION_COLUMNS + PROTOCOL_1 + SARCOMERE_COLUMNS
+               + ["score_pred", "score_raw", "error"])
     if keep_crops:
         columns += [CROP_COLUMN, MASK_COLUMN]
     out = table[columns].copy()

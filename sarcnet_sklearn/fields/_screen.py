@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._columns import IMAGE_COLUMN, PROTOCOL_1, TARGET_COLUMN
+from .._columns import IMAGE_COLUMN, PROTOCOL_1, SARCOMERE_COLUMNS, TARGET_COLUMN
 from ..outputs import refuse_inputs, write_csv_atomically
 from ._crops import write_cell_tiff
 from ._cut import stretch_field
@@ -251,7 +251,7 @@ def crop_table(rows: pd.DataFrame) -> pd.DataFrame:
     """The table of single-cell TIFFs (paths relative to it) from rows of ``cells.csv``."""
     table = pd.DataFrame({IMAGE_COLUMN: [Path(path).name for path in rows[CROP_PATH_COLUMN]]})
     for column in ["field", "label", "touches_border", "pixel_size", *PROTOCOL_1,
-                   "score_pred"]:
+                   *SARCOMERE_COLUMNS, "score_pred"]:
         table[column] = rows[column].to_numpy()
     table[TARGET_COLUMN] = np.nan
     return table
@@ -282,7 +282,7 @@ def score_field_chunk(
         rows = _score_field_file(model, job, out, explain=explain, save_crops=save_crops,
                                  n_jobs=n_jobs, batch_size=batch_size, **options)
         tables.append(rows.set_axis(np.full(len(rows), index), axis=0))
-    columns = POSITION_COLUMNS + PROTOCOL_1 + OUTPUT_COLUMNS
+    columns = POSITION_COLUMNS + PROTOCOL_1 + SARCOMERE_COLUMNS + OUTPUT_COLUMNS
     if save_crops:
         columns = columns + [CROP_PATH_COLUMN]
     table = pd.concat(tables).reindex(columns=columns)
