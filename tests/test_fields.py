@@ -12,6 +12,7 @@ from PIL import Image
 from skimage.measure import regionprops
 
 from sarcnet_sklearn import PROTOCOL_1, make_sarcnet_pipeline
+from sarcnet_sklearn._columns import SARCOMERE_COLUMNS
 from sarcnet_sklearn.datasets import make_synthetic_field
 from sarcnet_sklearn.deploy import load_model, save_model
 from sarcnet_sklearn.explain import grad_cam
@@ -238,7 +239,7 @@ def test_score_fields_gives_one_row_per_cell_with_features_and_scores(
     scores = score_fields(fields_model, [field, field], [labels, labels], pixel_size=0.12)
     n_labels = len(np.unique(labels)) - 1
     assert len(scores) == 2 * n_labels
-    assert list(scores.columns) == POSITION_COLUMNS + PROTOCOL_1 + [
+    assert list(scores.columns) == POSITION_COLUMNS + PROTOCOL_1 + SARCOMERE_COLUMNS + [
         "score_pred", "score_raw", "error"]
     assert scores["field"].tolist() == ["<array 0>"] * n_labels + ["<array 1>"] * n_labels
     good = scores[scores["error"].isna()]
