@@ -38,6 +38,9 @@ ERROR_COLUMN = "error"
 PIXEL_SIZE_UM = 0.12
 """Pixel size of the AICS single-cell images, in micrometres."""
 
+PIXEL_SIZE_COLUMN = "pixel_size"
+"""Micrometres per pixel of each cell's image, in cell tables (fields' cells.csv, crops)."""
+
 STRUCTURE_PAGE = 1
 """Page of the AICS single-cell TIFF holding alpha-actinin-2 (the structure)."""
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .._chunks import CHUNK_CELLS, chunk_slices
-from .._columns import CELL_MASK_PAGE, PROTOCOL_1, PROTOCOL_2, SARCOMERE_COLUMNS
+from .._columns import CELL_MASK_PAGE, PIXEL_SIZE_UM, PROTOCOL_1, PROTOCOL_2, SARCOMERE_COLUMNS
 from .._console import progress_bar
 from .._validation import as_frame, object_copy
 from ..features import PROTOCOL1_ERROR_COLUMN, measure_image_file, measure_sarcomeres
@@ -48,6 +48,8 @@ def check_cells(
     mask_page: int | None = None,
     progress: bool = False,
     sarcomere: bool = False,
+    pixel_sizes: np.ndarray | None = None,
+    texture_pixel_size: float = PIXEL_SIZE_UM,
 ) -> CheckedCells:
     """Check every cell a model would read; measure Protocol 1 features when absent.
 
@@ -72,6 +74,12 @@ def check_cells(
         ``orientation_order``, ``sarcomeric_fraction``) of every readable cell
         into the table's columns of those names (NaN where a cell has no mask
         or cannot be measured; the row is not failed for it).
+    pixel_sizes : array of float, optional
+        Each row's pixel size in micrometres (see
+        :func:`~sarcnet_sklearn._pixel_size.cell_pixel_sizes`); default 0.12.
+    texture_pixel_size : float, default=0.12
+        The model's pixel size: Protocol 1's texture is measured on each cell
+        resampled to it, so its distances are the same micrometres at any pixel size.
 
     Returns
     -------
@@ -126,7 +134,8 @@ def check_cells(
     if column is not None:
         images = _decode_images(table, errors, inputs,
                                 CELL_MASK_PAGE if mask_page is None else mask_page,
-                                measure=measure, sarcomere=sarcomere, progress=progress)
+                                measure=measure, sarcomere=sarcomere, progress=progress,
+                                pixel_sizes=pixel_sizes, texture_pixel_size=texture_pixel_size)
     if missing:
         _check_features(table, errors, inputs.features)
     return CheckedCells(table, errors, images)
@@ -151,7 +160,8 @@ def with_images(table: pd.DataFrame, errors: pd.Series, images: np.ndarray | Non
 
 def _decode_images(table: pd.DataFrame, errors: pd.Series, inputs: ModelInputs,
                    mask_page: int, *, measure: bool, sarcomere: bool = False,
-                   progress: bool) -> np.ndarray:
+                   progress: bool, pixel_sizes: np.ndarray | None = None,
+                   texture_pixel_size: float = PIXEL_SIZE_UM) -> np.ndarray:
     """Read each usable row's plane once: decode it for the model, measure it if asked."""
     size = inputs.image_size
     images = np.zeros((len(table), size, size), dtype=np.uint8)
@@ -168,9 +178,11 @@ def _decode_images(table: pd.DataFrame, errors: pd.Series, inputs: ModelInputs,
         if images[row].min() == images[row].max():
             return (f"{source_name(source)}: page {inputs.structure_page} is blank (every pixel "
                     f"is {int(images[row].min())}); there is no structure to score"), None
-        measured = _measure(plane, source, mask_page, sarcomere) if measure else None
+        pixel_size = PIXEL_SIZE_UM if pixel_sizes is None else float(pixel_sizes[row])
+        measured = (_measure(plane, source, mask_page, sarcomere, pixel_size, texture_pixel_size)
+                    if measure else None)
         if sarcomere and not measure:
-            measured = _sarcomeres(plane, source, mask_page)
+            measured = _sarcomeres(plane, source, mask_page, pixel_size)
         return None, measured
 
     measured_values = np.full((len(table), len(PROTOCOL_1)), np.nan)
@@ -202,22 +214,26 @@ def _decode_images(table: pd.DataFrame, errors: pd.Series, inputs: ModelInputs,
     return images
 
 
-def _sarcomeres(plane: np.ndarray, source, mask_page: int) -> dict:
+def _sarcomeres(plane: np.ndarray, source, mask_page: int,
+                pixel_size: float = PIXEL_SIZE_UM) -> dict:
     """The sarcomere measures of a cell from its structure plane (NaN without a mask)."""
     try:
         if isinstance(source, np.ndarray) and source.ndim == 2:
             raise ImageReadError("no mask page")
-        return measure_sarcomeres(plane, read_plane(source, mask_page))
+        return measure_sarcomeres(plane, read_plane(source, mask_page), pixel_size)
     except (ImageReadError, ValueError):
         return dict.fromkeys(SARCOMERE_COLUMNS, np.nan)
 
 
-def _measure(plane: np.ndarray, source, mask_page: int, sarcomere: bool = False) -> dict:
+def _measure(plane: np.ndarray, source, mask_page: int, sarcomere: bool = False,
+             pixel_size: float = PIXEL_SIZE_UM,
+             texture_pixel_size: float = PIXEL_SIZE_UM) -> dict:
     """The Protocol 1 features of a cell from its structure plane, already read."""
-    if isinstance(source, np.ndarray) and source.ndim == 2:
-        return measure_image_file(source, sarcomere=sarcomere)  # no mask page: its own error
+    sizes = {"pixel_size": pixel_size, "texture_pixel_size": texture_pixel_size}
+    if isinstance(source, np.ndarray) and source.ndim == 2:  # no mask page: its own error
+        return measure_image_file(source, sarcomere=sarcomere, **sizes)
     result = measure_image_file(plane, source, structure_page=0, mask_page=mask_page,
-                                sarcomere=sarcomere)
+                                sarcomere=sarcomere, **sizes)
     if result["error"] is not None:
         result["error"] = result["error"].replace(source_name(plane), source_name(source), 1)
     return result

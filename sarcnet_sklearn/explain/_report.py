@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .._columns import DAY_COLUMN, SARCOMERE_COLUMNS, TARGET_COLUMN
+from .._pixel_size import pixel_size_of_model
 from .._validation import as_frame, object_copy
 from ..images import read_planes
 from ..metrics import metrics_table, regression_report
@@ -244,7 +245,8 @@ def provenance(
     n_features = len(getattr(net, "feature_names_", None) or [])
     described = [f"{net.backbone} image branch, {net.image_size} px images"
                  if net.use_images else "no image branch",
-                 f"{n_features} cell features" if net.use_features else "no cell features"]
+                 f"{n_features} cell features" if net.use_features else "no cell features",
+                 f"features measured at {pixel_size_of_model(model):g} um/px"]
     if data_source is None:
         data_source = _image_folder(cells, net.image_column) or "cells given in memory"
     device = str(net.device)

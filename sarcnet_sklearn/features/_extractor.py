@@ -38,6 +38,7 @@ def measure_image_file(
     mask_page: int | None = None,
     pixel_size: float = PIXEL_SIZE_UM,
     sarcomere: bool = False,
+    texture_pixel_size: float | None = PIXEL_SIZE_UM,
 ) -> dict[str, float | str | None]:
     """Read one cell's structure and mask planes and measure its Protocol 1 features.
 
@@ -59,6 +60,10 @@ def measure_image_file(
     sarcomere : bool, default=False
         Also measure the :data:`~sarcnet_sklearn._columns.SARCOMERE_COLUMNS`
         (:func:`~sarcnet_sklearn.features.measure_sarcomeres`).
+    texture_pixel_size : float or None, default=0.12
+        Measure the texture (Set 2) on the cell resampled to this pixel size, so
+        that it is in the same micrometres at any pixel size (see
+        :func:`extract_protocol1`); None: at the image's own pixels.
 
     Returns
     -------
@@ -83,7 +88,8 @@ def measure_image_file(
         image = read_plane(image_path, structure_page)
         mask = read_plane(image_path if mask_path is None else mask_path, mask_page)
         features: dict[str, float | str | None] = dict(
-            extract_protocol1(image, mask, pixel_size=pixel_size)
+            extract_protocol1(image, mask, pixel_size=pixel_size,
+                              texture_pixel_size=texture_pixel_size)
         )
         if sarcomere:
             features.update(measure_sarcomeres(image, mask, pixel_size=pixel_size))
@@ -112,6 +118,7 @@ def measure_many(
     n_jobs: int | None = None,
     progress: bool = False,
     sarcomere: bool = False,
+    texture_pixel_size: float | None = PIXEL_SIZE_UM,
 ) -> Iterator[dict[str, float | str | None]]:
     """Measure many cells in parallel, yielding :func:`measure_image_file` results in order.
 
@@ -132,6 +139,7 @@ def measure_many(
             mask_page=mask_page,
             pixel_size=pixel_size,
             sarcomere=sarcomere,
+            texture_pixel_size=texture_pixel_size,
         )
         for image_path, mask_path in zip(image_paths, mask_paths, strict=True)
     )
@@ -168,6 +176,10 @@ class Protocol1Extractor(TransformerMixin, BaseEstimator):
         Cells measured in parallel (joblib; -1 for all cores).
     progress : bool, default=False
         Show a progress bar.
+    texture_pixel_size : float or None, default=0.12
+        Texture (Set 2) measured on each cell resampled to this pixel size (the
+        model's), so that the features agree across pixel sizes; None: at the
+        image's own pixels, as the published code.
     sarcomere : bool, default=False
         Also add the sarcomere measures ``sarcomere_length_um``,
         ``orientation_order`` and ``sarcomeric_fraction``
@@ -202,6 +214,7 @@ class Protocol1Extractor(TransformerMixin, BaseEstimator):
         progress: bool = False,
         errors: str = "raise",
         sarcomere: bool = False,
+        texture_pixel_size: float | None = PIXEL_SIZE_UM,
     ):
         self.image_column = image_column
         self.mask_column = mask_column
@@ -212,6 +225,7 @@ class Protocol1Extractor(TransformerMixin, BaseEstimator):
         self.progress = progress
         self.errors = errors
         self.sarcomere = sarcomere
+        self.texture_pixel_size = texture_pixel_size
 
     def fit(self, X: pd.DataFrame, y=None) -> Protocol1Extractor:
         """Check the parameters and the columns of ``X``; nothing is learned.
@@ -288,6 +302,7 @@ class Protocol1Extractor(TransformerMixin, BaseEstimator):
             n_jobs=self.n_jobs,
             progress=self.progress,
             sarcomere=self.sarcomere,
+            texture_pixel_size=self.texture_pixel_size,
         )
         for row, (label, result) in enumerate(zip(X.index, results, strict=True)):
             if result["error"] is not None and self.errors == "raise":

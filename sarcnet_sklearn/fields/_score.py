@@ -19,6 +19,7 @@ from .._columns import (
     SARCOMERE_COLUMNS,
 )
 from .._console import progress_bar
+from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN, pixel_size_of_model
 from ..features import PROTOCOL1_ERROR_COLUMN, Protocol1Extractor
 from ._cut import CellCrop, cut_cells
 from ._read import FieldImage, read_field, read_labels
@@ -35,8 +36,10 @@ POSITION_COLUMNS = [
     "area",
     "touches_border",
     "pixel_size",
+    PIXEL_SIZE_ASSUMED_COLUMN,
 ]
-"""Where each cell is: its field, label, centroid, bounding box (max exclusive), area (px)."""
+"""Where each cell is: its field, label, centroid, bounding box (max exclusive), area (px),
+and its pixel size (um; ``pixel_size_assumed``: True where the field's metadata had none)."""
 
 BORDER_ERROR = (
     "the cell touches the field's border and may be cut off (the AICS training cells never "
@@ -113,7 +116,8 @@ def load_field(
     return name, field, label_image
 
 
-def cell_rows(name: str, cells: list[CellCrop], pixel_size: float) -> pd.DataFrame:
+def cell_rows(name: str, cells: list[CellCrop], pixel_size: float,
+              assumed: bool = False) -> pd.DataFrame:
     """The position columns (and crop, mask, error) of a field's cells."""
     return pd.DataFrame(
         {
@@ -128,6 +132,7 @@ def cell_rows(name: str, cells: list[CellCrop], pixel_size: float) -> pd.DataFra
             "area": [cell.area for cell in cells],
             "touches_border": [cell.touches_border for cell in cells],
             "pixel_size": pixel_size,
+            PIXEL_SIZE_ASSUMED_COLUMN: assumed,
             CROP_COLUMN: _objects([cell.image for cell in cells]),
             MASK_COLUMN: _objects([cell.mask for cell in cells]),
             "error": _objects([cell.error for cell in cells]),
@@ -176,7 +181,8 @@ def cut_field(
         elif not message.startswith(name):
             message = f"{name}: {message}"
         raise ValueError(message) from None
-    table = cell_rows(name, cells, field.pixel_size or PIXEL_SIZE_UM)
+    table = cell_rows(name, cells, field.pixel_size or PIXEL_SIZE_UM,
+                      assumed=field.pixel_size is None)
     if not score_border_cells:
         border = table["touches_border"].to_numpy() & table["error"].isna().to_numpy()
         table.loc[border, "error"] = BORDER_ERROR
@@ -211,7 +217,8 @@ def cut_fields(
 
 
 def measure_cells(
-    table: pd.DataFrame, *, n_jobs: int | None = None, progress: bool = False
+    table: pd.DataFrame, *, n_jobs: int | None = None, progress: bool = False,
+    texture_pixel_size: float = PIXEL_SIZE_UM,
 ) -> pd.DataFrame:
     """Protocol 1 features and sarcomere measures of every cut cell (NaN and an error where
     they cannot be measured).
@@ -235,6 +242,7 @@ def measure_cells(
             progress=progress,
             errors="coerce",
             sarcomere=True,
+            texture_pixel_size=texture_pixel_size,
         )
         measured = extractor.fit_transform(table.loc[rows, [CROP_COLUMN, MASK_COLUMN]])
         for name in PROTOCOL_1 + SARCOMERE_COLUMNS:
@@ -391,7 +399,8 @@ def score_cut_cells(
     from ..deploy import ModelInputs, predict_cells
 
     inputs = ModelInputs.of(model)
-    table = measure_cells(table, n_jobs=n_jobs, progress=progress)
+    table = measure_cells(table, n_jobs=n_jobs, progress=progress,
+                          texture_pixel_size=pixel_size_of_model(model))
     table["score_pred"] = np.nan
     table["score_raw"] = np.nan
     ready = table["error"].isna().to_numpy()

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .._columns import IMAGE_COLUMN, PROTOCOL_1, SARCOMERE_COLUMNS, TARGET_COLUMN
+from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN
 from ..outputs import refuse_inputs, write_csv_atomically
 from ._crops import write_cell_tiff
 from ._cut import stretch_field
@@ -250,7 +251,8 @@ def check_outputs(out: Path, stems: list[str], inputs: list[Path]) -> None:
 def crop_table(rows: pd.DataFrame) -> pd.DataFrame:
     """The table of single-cell TIFFs (paths relative to it) from rows of ``cells.csv``."""
     table = pd.DataFrame({IMAGE_COLUMN: [Path(path).name for path in rows[CROP_PATH_COLUMN]]})
-    for column in ["field", "label", "touches_border", "pixel_size", *PROTOCOL_1,
+    for column in ["field", "label", "touches_border", "pixel_size", PIXEL_SIZE_ASSUMED_COLUMN,
+                   *PROTOCOL_1,
                    *SARCOMERE_COLUMNS, "score_pred"]:
         table[column] = rows[column].to_numpy()
     table[TARGET_COLUMN] = np.nan
@@ -290,6 +292,7 @@ def score_field_chunk(
     # field's empty row
     table[INTEGER_COLUMNS] = table[INTEGER_COLUMNS].astype("Int64")
     table["touches_border"] = table["touches_border"].astype("boolean")
+    table[PIXEL_SIZE_ASSUMED_COLUMN] = table[PIXEL_SIZE_ASSUMED_COLUMN].astype("boolean")
     return table
 
 
@@ -352,11 +355,11 @@ def save_crops_of(scores: pd.DataFrame, out: Path, stem: str) -> list[str | None
     """
     (out / CROPS_FOLDER).mkdir(parents=True, exist_ok=True)
     paths: list[str | None] = []
-    for crop, mask, label in zip(scores[CROP_COLUMN], scores[MASK_COLUMN], scores["label"],
-                                 strict=True):
+    for crop, mask, label, size in zip(scores[CROP_COLUMN], scores[MASK_COLUMN], scores["label"],
+                                       scores["pixel_size"], strict=True):
         if isinstance(crop, np.ndarray) and mask.sum() > 1 and crop.any():
             name = f"{CROPS_FOLDER}/{stem}_cell{label}.tiff"
-            write_cell_tiff(out / name, crop, mask)
+            write_cell_tiff(out / name, crop, mask, pixel_size_um=float(size))
             paths.append(name)
         else:
             paths.append(None)
