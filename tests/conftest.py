@@ -70,7 +70,7 @@ def image_only_net(cells, tmp_path_factory):
             with saved.open("rb") as file:
                 return pickle.load(file)
         train = cells.iloc[:160]
-        net = SarcNetRegressor(use_features=False, image_size=96, max_epochs=4, batch_size=16,
+        net = SarcNetRegressor(use_features=False, image_size=64, max_epochs=4, batch_size=16,
                                lr=1e-3, train_split=None, verbose=0, random_state=0,
                                device="cpu", augment=None, test_time_augment=False)
         net.fit(train[["image_path"]], train["score"])

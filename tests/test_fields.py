@@ -163,7 +163,7 @@ def test_unknown_pixel_size_warns_and_uses_the_aics_one(field_and_labels):
     field, labels = field_and_labels
     with pytest.warns(UserWarning, match="no pixel size"):
         table = cut_fields(field, labels)
-    assert (table["pixel_size"] == 0.12).all()
+    assert (table["pixel_size"] == 0.12).all() and table["pixel_size_assumed"].all()
 
 
 # -- reading files -------------------------------------------------------------------------
@@ -252,10 +252,12 @@ def test_score_fields_gives_one_row_per_cell_with_features_and_scores(
     # scored when asked (score_raw; score_pred stays empty if predict_cells flags the tiny
     # square as far outside the training data)
     assert np.isfinite(both.loc[both["label"] == 5, "score_raw"]).all()
-    # features are measured at the field's pixel size
+    # features are measured at the field's pixel size, their texture at the model's (0.12):
+    # read as 0.24 um/px, the cells are twice as large and their texture is resampled
     coarse = score_fields(fields_model, field, labels, pixel_size=0.24)
     np.testing.assert_allclose(coarse["cell_area"][:4], 4 * scores["cell_area"][:4])
-    np.testing.assert_allclose(coarse["peak_height"][:4], scores["peak_height"][:4])
+    assert (coarse["pixel_size"] == 0.24).all() and not coarse["pixel_size_assumed"].any()
+    assert not np.allclose(coarse["peak_height"][:4], scores["peak_height"][:4])
 
 
 def test_score_fields_reads_files_and_rejects_protocol_2_models(

@@ -64,7 +64,7 @@ _COMPOSITION = np.array(
     ]
 )
 _CLASS_BRIGHTNESS = np.array([0.04, 0.4, 0.75, 1.0, 1.0, 1.0])
-_HAZE = 0.45
+_HAZE = 0.8
 _DIRECTION_SD_DEG = 30.0
 """Spread of myofibril directions around the cell's shape in disorganized cells."""
 
@@ -345,7 +345,8 @@ def render_cell(cell: CellDraw, pixel_size_um: float, *, no_signal: bool = False
     points = np.zeros(shape)
     r, c = (np.minimum(positions[:, k].astype(int), shape[k] - 1) for k in (0, 1))
     np.add.at(points, (r, c), amplitudes)
-    sigma_dot = max(0.7, 0.12 * spacing)
+    # Z-bodies: punctate aggregates, larger in immature cells (0.15-0.35 um)
+    sigma_dot = max(0.7, (0.15 + 0.2 * (5.0 - level) / 4.0) / pixel_size_um)
     disorganized = ndi.gaussian_filter(points, sigma_dot) * (2 * np.pi * sigma_dot**2)
     diffuse = np.clip(0.6 + 0.3 * grid.to_pixels(grid.smooth(1.5 * length)), 0.0, None)
     patterns = (1.0, diffuse, fibers, disorganized, organized, zdiscs)

@@ -19,6 +19,7 @@ from .._validation import check_pixel_size_um
 from ..features import cell_morphology, extract_protocol1
 from ._aics import COHORTS, FEATURES_DIR, FIELDS_DIR, IMAGE_DIR, SET3_TABLE_COLUMNS
 from ._cell_render import draw_cell, other_pages, render_cell
+from ._legacy_cell import render_scaled_cell
 
 __all__ = ["make_synthetic_aics"]
 
@@ -53,10 +54,6 @@ _NO_SIGNAL_RATE = 0.02
 _PLATES = {18: "5500000013", 32: "5500000014"}
 _DATES = {18: "20190807", 32: "20190816"}
 
-TYPICAL_IMAGE_SIDE_UM = 40.0
-"""About the side of a synthetic cell's image, in micrometres (the geometric mean of its height
-and width over many cells): ``image_size`` sets the pixel size as this over ``image_size``."""
-
 TRUTH_COLUMNS = ["synthetic_level", "synthetic_sarcomere_length_um",
                  "synthetic_orientation_order", "synthetic_pixel_size_um"]
 """Extra columns of the features table (ignored by the loader): the latent level, the
@@ -90,10 +87,13 @@ def make_synthetic_aics(
         Number of cells, no-signal cells included; about 60 % go to cohort
         ``fish_1`` and 40 % to ``fish_2``.
     image_size : int, optional
-        Render at the pixel size that makes a typical cell's image about this many
-        pixels on a side (``40 um / image_size``; e.g. 64 px: 0.62 um/px), for quick
-        tests and demos; the cells keep their size in micrometres. Give this or
-        ``pixel_size_um``, not both.
+        Render *scaled* cells instead (the first generator's, :mod:`._legacy_cell`):
+        each fills an image of about this many pixels (height and width within
+        +-25 %), its z-discs ``16 px * min(1, image_size / 128)`` apart, its pixels
+        counted as 0.12 um. Not real geometry: for quick CPU tests and demos whose
+        32-64 px networks must see the striation (at real geometry a 64 px image
+        holds a cell at 0.6-0.8 um/px, near the sarcomeres' sampling limit). Give
+        this or ``pixel_size_um``, not both.
     random_state : int or None, default=0
         Seed; the same seed gives the same files whatever ``n_jobs``.
     n_jobs : int or None, default=None
@@ -103,7 +103,8 @@ def make_synthetic_aics(
     pixel_size_um : float, optional
         Micrometres per pixel of the images; default 0.12 (the AICS images') unless
         ``image_size`` is given. The cells are drawn in micrometres, so their
-        geometry does not depend on it; only the sampling does.
+        geometry does not depend on it; only the sampling does (0.24-0.5 um/px
+        renders quickly).
 
     Returns
     -------
@@ -163,10 +164,11 @@ def make_synthetic_aics(
     the local direction, broken laterally into myofibrils; fibers are continuous
     lines along the direction and organized puncta dots on the sarcomere
     lattice with gaps, both irregularly spaced across it; disorganized puncta
-    are Gaussian dots at random positions whose density grows with ``z``;
+    are Gaussian dots (Z-bodies, sigma 0.15-0.35 um, larger in immature cells) at
+    random positions whose density grows with ``z``;
     diffuse signal is a smooth field. Bands narrower than a pixel are widened
     and dimmed as a camera pixel would average them (no aliasing at coarse pixel
-    sizes). A diffuse cytoplasmic haze of ``0.45 (5 - z) / 4`` (unincorporated
+    sizes). A diffuse cytoplasmic haze of ``0.8 (5 - z) / 4`` (unincorporated
     alpha-actinin, strongest in immature cells) is added over the cell. The
     image is then multiplied by a smooth illumination field, blurred by the
     point spread function (sigma 0.12 um), given Poisson shot noise (80-300
@@ -241,7 +243,8 @@ def make_synthetic_aics(
     seed_seq = np.random.SeedSequence(random_state)
     rng = np.random.default_rng(seed_seq)
     cells = _draw_cells(rng, n_cells)
-    tag = hashlib.sha1(json.dumps([seed_seq.entropy, n_cells, pixel_size_um]).encode()).hexdigest()
+    tag = hashlib.sha1(json.dumps([seed_seq.entropy, n_cells, image_size if pixel_size_um is None
+                                   else pixel_size_um]).encode()).hexdigest()
     for row in cells:
         row["file_name"] = f"{tag[:24]}_{Path(row['fov_path']).stem}_cell{row['object']}.tiff"
     for cohort in COHORTS:
@@ -256,6 +259,7 @@ def make_synthetic_aics(
             cells[i]["level"],
             cells[i]["no_signal"],
             pixel_size_um,
+            image_size,
             base / FIELDS_DIR.format(cohort=cells[i]["cohort"]) / IMAGE_DIR / cells[i]["file_name"],
         )
         for i in range(n_cells)
@@ -308,6 +312,7 @@ def make_synthetic_aics(
             {
                 "generator": "sarcnet_sklearn.datasets.make_synthetic_aics",
                 "n_cells": n_cells,
+                "image_size": image_size,
                 "pixel_size_um": pixel_size_um,
                 "random_state": random_state,
             }
@@ -401,14 +406,14 @@ def _draw_cells(rng: np.random.Generator, n_cells: int) -> list[dict]:
     return cells
 
 
-def _pixel_size(image_size: int | None, pixel_size_um: float | None) -> float:
-    """The pixel size to render at, from ``image_size`` or ``pixel_size_um`` (default 0.12)."""
+def _pixel_size(image_size: int | None, pixel_size_um: float | None) -> float | None:
+    """The pixel size to render at (default 0.12), or None for scaled cells (``image_size``)."""
     if image_size is not None and pixel_size_um is not None:
         raise ValueError("give image_size or pixel_size_um, not both")
     if image_size is not None:
         if int(image_size) < 16:
             raise ValueError(f"image_size must be at least 16, got {image_size}")
-        return check_pixel_size_um(TYPICAL_IMAGE_SIDE_UM / int(image_size), "image_size")
+        return None
     if pixel_size_um is None:
         return PIXEL_SIZE_UM
     return check_pixel_size_um(pixel_size_um, "pixel_size_um")
@@ -425,26 +430,36 @@ def _make_cell(
     seed: np.random.SeedSequence,
     level: float,
     no_signal: bool,
-    pixel_size_um: float,
+    pixel_size_um: float | None,
+    image_size: int | None,
     path: Path,
 ) -> dict[str, float]:
     """Draw and render one cell, write its TIFF to ``path`` and return its measured features
     (in the AICS tables' units: pixels of 0.12 um) and its ground truth."""
     rng = np.random.default_rng(seed)
-    cell = render_cell(draw_cell(rng, level), pixel_size_um, no_signal=no_signal)
-    bright, fish_561, fish_638, nuclei, seg_488, seg_561, seg_638 = other_pages(
-        rng, cell, pixel_size_um
-    )
-    mask_page = cell.mask.astype(np.uint8) * 255
-    pages = [bright, cell.structure, fish_561, fish_638, nuclei, seg_488, seg_561, seg_638,
+    if pixel_size_um is None:  # the scaled cell of quick tests: pixels count as 0.12 um
+        mask, structure, rendered, others = render_scaled_cell(rng, level, no_signal,
+                                                               image_size)
+        truth = {"synthetic_sarcomere_length_um": np.nan, "synthetic_orientation_order": np.nan}
+        pixel_size_um, texture = PIXEL_SIZE_UM, None
+    else:
+        cell = render_cell(draw_cell(rng, level), pixel_size_um, no_signal=no_signal)
+        mask, structure, rendered = cell.mask, cell.structure, cell.rendered
+        others = other_pages(rng, cell, pixel_size_um)
+        truth = {"synthetic_sarcomere_length_um": cell.sarcomere_length_um,
+                 "synthetic_orientation_order": cell.orientation_order}
+        texture = PIXEL_SIZE_UM
+    bright, fish_561, fish_638, nuclei, seg_488, seg_561, seg_638 = others
+    mask_page = mask.astype(np.uint8) * 255
+    pages = [bright, structure, fish_561, fish_638, nuclei, seg_488, seg_561, seg_638,
              255 - mask_page, mask_page]
     write_tiff_with_pixel_size(path, np.stack(pages), pixel_size_um)
 
     in_aics_pixels = pixel_size_um / PIXEL_SIZE_UM
-    morphology = cell_morphology(cell.mask)
-    protocol1 = extract_protocol1(cell.structure, cell.mask, pixel_size=pixel_size_um,
-                                  texture_pixel_size=PIXEL_SIZE_UM)
-    fractions = _classifier_fractions(rng, cell.rendered)
+    morphology = cell_morphology(mask)
+    protocol1 = extract_protocol1(structure, mask, pixel_size=pixel_size_um,
+                                  texture_pixel_size=texture)
+    fractions = _classifier_fractions(rng, rendered)
     return {
         "napariCell_AreaShape_Area": morphology["area"] * in_aics_pixels**2,
         "napariCell_AreaShape_MinorAxisLength": morphology["axis_minor_length"] * in_aics_pixels,
@@ -453,7 +468,6 @@ def _make_cell(
         "Maximum_Coefficient_Variation": float(protocol1["max_coefficient_variation"]),
         "Peak_Height": float(protocol1["peak_height"]),
         "Peak_Distance": float(protocol1["peak_distance"]) / PIXEL_SIZE_UM,
-        "synthetic_sarcomere_length_um": cell.sarcomere_length_um,
-        "synthetic_orientation_order": cell.orientation_order,
+        **truth,
         "synthetic_pixel_size_um": pixel_size_um,
     }

@@ -192,9 +192,10 @@ def _spectral_measures(values: np.ndarray, inside: np.ndarray,
     period = side / peak_radius
     band = scipy.fft.irfft2(spectrum * annulus, s=(side, side), workers=1)[:values.shape[0],
                                                                           :values.shape[1]]
-    detail = windowed - ndi.gaussian_filter(windowed, period, truncate=2.5)
-    band_energy = ndi.gaussian_filter(band * band, period, truncate=2.5)
-    all_energy = ndi.gaussian_filter(detail * detail, period, truncate=2.5)
+    window = max(3, int(round(2 * period)) | 1)  # box windows of about two periods
+    detail = windowed - ndi.uniform_filter(windowed, window)
+    band_energy = ndi.uniform_filter(band * band, window)
+    all_energy = ndi.uniform_filter(detail * detail, window)
     fraction = float(np.mean(band_energy[inside] > SARCOMERIC_SHARE * all_energy[inside]))
     return {SARCOMERE_LENGTH_COLUMN: float(period * pixel_size),
             ORIENTATION_ORDER_COLUMN: float(min(order, 1.0)),
