@@ -30,6 +30,7 @@ _LAZY = {
     "predict_cells": "deploy",
     "save_model": "deploy",
     "train_model": "deploy",
+    "compare_conditions": "screens",
 }
 
 __all__ = ["PROTOCOL_1", "PROTOCOL_2", "__version__", *sorted(_LAZY)]

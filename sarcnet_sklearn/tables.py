@@ -182,7 +182,19 @@ def paths_relative_to(paths: Iterable[str | PathLike], table: str | PathLike) ->
     return written
 
 
-def _read_cell_csv(path: Path, image_column: str) -> pd.DataFrame:
+def read_table(path: str | PathLike) -> pd.DataFrame:
+    """Read a CSV table, refusing (naming the file) one that is missing, empty or unreadable,
+    or whose column names repeat.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from sarcnet_sklearn.tables import read_table
+    >>> pd.DataFrame({"well": ["B4"], "condition": ["DMSO"]}).to_csv("map.csv", index=False)
+    >>> read_table("map.csv")["condition"].tolist()
+    ['DMSO']
+    """
+    path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     try:
@@ -197,12 +209,17 @@ def _read_cell_csv(path: Path, image_column: str) -> pd.DataFrame:
     if repeated:
         raise ValueError(f"{path}: repeated column name(s) {repeated}; each column must have "
                          "a unique name")
+    if table.empty:
+        raise ValueError(f"{path}: the CSV has no rows")
+    return table
+
+
+def _read_cell_csv(path: Path, image_column: str) -> pd.DataFrame:
+    table = read_table(path)
     if image_column not in table.columns:
         raise ValueError(
             f"{path}: no {image_column!r} column (columns: {list(table.columns)})"
         )
-    if table.empty:
-        raise ValueError(f"{path}: the CSV has no rows")
     folder = path.resolve().parent
 
     def absolute(value) -> str | None:

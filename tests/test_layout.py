@@ -14,11 +14,11 @@ PACKAGE = Path(sarcnet_sklearn.__file__).parent
 
 LAYERS = [
     {"_columns", "_backbones", "_model_formats", "_table1", "_validation", "_chunks", "_batches",
-     "_console", "_epoch_table", "metrics", "outputs", "images", "nn"},
+     "_console", "_epoch_table", "_pages", "metrics", "outputs", "images", "nn"},
     {"features", "regressor", "intervals"},
     {"datasets", "pipeline"},
     {"tables"},
-    {"deploy", "scale", "explain"},
+    {"deploy", "scale", "explain", "screens"},
     {"fields", "tuning"},
     {"reproduce", "demo", "napari"},
     {"commands", "__main__"},

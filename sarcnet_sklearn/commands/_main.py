@@ -21,7 +21,7 @@ from .. import __version__
 COMMAND_MODULES = {
     "demo": "demo", "features": "features", "train": "deploy", "predict": "deploy",
     "tune": "tuning", "reproduce": "reproduce", "explain": "explain", "report": "explain",
-    "fields": "fields",
+    "fields": "fields", "compare": "screens",
 }
 """Each subcommand and the module of this subpackage that registers it, in the order of the help."""
 

@@ -7,8 +7,6 @@ written beside it too.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import html
 import os
 import platform
@@ -22,6 +20,9 @@ import numpy as np
 import pandas as pd
 
 from .._columns import DAY_COLUMN, SARCOMERE_COLUMNS, TARGET_COLUMN
+from .._pages import embedded_figure as _figure
+from .._pages import html_document, provenance_list, sha256_of
+from .._pages import html_table as _html_table
 from .._pixel_size import pixel_size_of_model
 from .._validation import as_frame, object_copy
 from ..images import read_planes
@@ -268,29 +269,6 @@ def provenance(
     }
 
 
-def sha256_of(path: str | PathLike) -> str:
-    """SHA-256 of a file, or of a folder's files (their relative paths and contents, sorted).
-
-    Examples
-    --------
-    >>> import pathlib, tempfile
-    >>> file = pathlib.Path(tempfile.mkdtemp()) / "m.bin"
-    >>> _ = file.write_bytes(b"abc")
-    >>> sha256_of(file)[:16]
-    'ba7816bf8f01cfea'
-    """
-    path = Path(path)
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        if path.is_dir():
-            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
-        with file.open("rb") as handle:
-            for block in iter(lambda handle=handle: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
 def _image_folder(cells: pd.DataFrame, column: str) -> str | None:
     """"images under FOLDER", the deepest folder holding every image of ``cells`` (files)."""
     values = cells[column].tolist() if column in cells.columns else []
@@ -373,67 +351,9 @@ def _day_table(predicted, expert, day) -> pd.DataFrame | None:
     return table.reset_index()
 
 
-def _html_table(frame: pd.DataFrame, table_id: str | None = None) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    rows = []
-    for record in frame.itertuples(index=False):
-        cells = "".join(
-            f"<td>{value:.3f}</td>" if isinstance(value, float) else
-            f"<td>{html.escape(str(value))}</td>"
-            for value in record
-        )
-        rows.append(f"<tr>{cells}</tr>")
-    attribute = f' id="{table_id}"' if table_id else ""
-    return (f"<table{attribute}><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table>")
-
-
-def _figure(path: Path, caption: str, css_class: str = "") -> str:
-    """A <figure> with the PNG embedded as a data URI and its caption."""
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    attribute = f' class="{css_class}"' if css_class else ""
-    return (f'<figure{attribute}><img src="data:image/png;base64,{data}" '
-            f'alt="{html.escape(caption)}"><figcaption>{html.escape(caption)} '
-            f"<span class=\"file\">({html.escape(path.name)})</span></figcaption></figure>")
-
-
-_STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 1.5em auto;
-       padding: 0 1em; color: #222; line-height: 1.4; }
-h1 { margin-bottom: 0.2em; }
-h2 { margin-top: 1.4em; border-bottom: 1px solid #ddd; }
-dl.provenance { display: grid; grid-template-columns: max-content 1fr; gap: 0.15em 1em;
-                background: #f7f7f7; border: 1px solid #ddd; padding: 0.6em 1em;
-                font-size: 0.9em; }
-dl.provenance dt { font-weight: 600; }
-dl.provenance dd { margin: 0; overflow-wrap: anywhere; font-family: ui-monospace, monospace; }
-table { border-collapse: collapse; margin: 0.5em 0 1em; }
-th, td { border: 1px solid #ccc; padding: 0.3em 0.8em; text-align: right; }
-th { background: #f3f3f3; }
-figure { margin: 0.8em 0; }
-figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
-figcaption { font-size: 0.9em; color: #444; }
-figcaption .file { color: #888; }
-.pair { display: flex; flex-wrap: wrap; gap: 1em; }
-.pair figure { flex: 1 1 360px; }
-p.note { color: #555; }
-@page { size: A4; margin: 12mm; }
-@media print {
-  body { max-width: none; margin: 0; padding: 0; font-size: 10pt; }
-  h2 { break-after: avoid; page-break-after: avoid; }
-  figure, table, dl.provenance { break-inside: avoid; page-break-inside: avoid; }
-  figure img { max-height: 120mm; width: auto; }
-  .pair { display: block; }
-  a { color: inherit; }
-}
-"""
-
-
 def _html_page(title, header, metrics, day_table, paths, intervals, cam,
                sarcomere_table=None) -> str:
-    items = "".join(f"<dt>{html.escape(label)}</dt><dd>{html.escape(value)}</dd>"
-                    for label, value in header.items())
-    parts = [f"<h1>{html.escape(title)}</h1>", f'<dl class="provenance">{items}</dl>']
+    parts = [f"<h1>{html.escape(title)}</h1>", provenance_list(header)]
     if metrics is not None:
         parts += ["<h2>Metrics (expert score vs predicted)</h2>",
                   _html_table(metrics_table({"": metrics}), "metrics")]
@@ -493,10 +413,4 @@ def _html_page(title, header, metrics, day_table, paths, intervals, cam,
     csv = html.escape(paths["predictions"].name)
     parts.append(f'<p>Every cell\'s prediction: <a href="{csv}">{csv}</a> (beside this '
                  "file).</p>")
-    body = "\n".join(parts)
-    return (
-        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{html.escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n"
-        f"<body>\n{body}\n</body>\n</html>\n"
-    )
+    return html_document(title, "\n".join(parts))
