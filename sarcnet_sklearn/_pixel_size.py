@@ -43,17 +43,41 @@ def model_pixel_size(metadata: dict | None = None) -> float:
     return check_pixel_size_um(value, "the model file's training pixel size")
 
 
+_UM_PER_RESOLUTION_UNIT = {2: 25_400.0, 3: 10_000.0}  # TIFF ResolutionUnit: inch, centimetre
+_MICRONS = {"um", "micron", "microns", "\u00b5m", "\u03bcm"}
+
+
 def tiff_pixel_size(source) -> float | None:
-    """A TIFF file's pixel size from its resolution tags (None: not a TIFF file, or no unit)."""
+    """A TIFF file's pixel size (um) from its resolution tags, read by the rule of the field
+    reader (``fields/_read.py``): only a real unit counts, ImageJ's micrometres or the TIFF
+    resolution unit (inch, centimetre); None for other files, no unit or no tags.
+
+    >>> tiff_pixel_size("not_a_file.tiff") is None
+    True
+    """
     if not isinstance(source, (str, PathLike)):
         return None
-    from .fields._read import _tiff_reader
-
     path = Path(source)
+    if path.suffix.lower() not in (".tif", ".tiff") or not path.is_file():
+        return None
+    import tifffile
+
     try:
-        return _tiff_reader(path)[2] if path.is_file() else None
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            resolution = page.tags.get("XResolution")
+            unit = page.tags.get("ResolutionUnit")
+            imagej_unit = (tif.imagej_metadata or {}).get("unit")
     except Exception:  # an unreadable file is reported where it is read
         return None
+    if resolution is None or not all(resolution.value):
+        return None
+    numerator, denominator = resolution.value
+    per_unit = denominator / numerator
+    if imagej_unit is not None and str(imagej_unit).strip().lower() in _MICRONS:
+        return per_unit
+    factor = _UM_PER_RESOLUTION_UNIT.get(int(unit.value) if unit is not None else 1)
+    return None if factor is None else per_unit * factor
 
 
 def cell_pixel_sizes(

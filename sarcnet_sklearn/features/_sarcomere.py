@@ -100,7 +100,7 @@ def measure_sarcomeres(
     >>> stripes = 100 + 80 * np.cos(2 * np.pi * xx / 15.0)  # a 15 px period along x
     >>> mask = ((yy - 100) / 90) ** 2 + ((xx - 150) / 140) ** 2 <= 1
     >>> measures = measure_sarcomeres(stripes, mask, pixel_size=0.12)
-    >>> round(measures["sarcomere_length_um"], 2), round(measures["orientation_order"], 2)
+    >>> round(measures["sarcomere_length_um"], 2), round(measures["orientation_order"], 1)
     (1.8, 1.0)
     """
     pixel_size = check_pixel_size_um(pixel_size, "pixel_size")
