@@ -39,8 +39,9 @@ def field_and_labels():
 @pytest.fixture(scope="module")
 def fields_model_path(tmp_path_factory):
     """A Protocol 1 model trained in memory on the crops of two synthetic fields."""
+    # cells of real, varied sizes: enough fields that the test fields' cells lie in range
     pairs = [make_synthetic_field((192, 192), 4, random_state=seed, return_levels=True)
-             for seed in (10, 11)]
+             for seed in (10, 11, 12, 13)]
     table = measure_cells(cut_fields([p[0] for p in pairs], [p[1] for p in pairs],
                                      pixel_size=0.12))
     X = table[["crop", *PROTOCOL_1]].rename(columns={"crop": "image_path"})
