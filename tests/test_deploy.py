@@ -59,8 +59,10 @@ def loaded(shell_run):
 def test_train_and_predict_from_the_shell(shell_run, loaded, cells):
     table, [(model, predictions), _], _ = shell_run
     result = pd.read_csv(predictions)
-    assert list(result.columns) == [*ID_COLUMNS, *SARCOMERE_COLUMNS, "score_pred", "score_raw",
-                                    "error", "out_of_range"]
+    assert list(result.columns) == [*ID_COLUMNS, *SARCOMERE_COLUMNS, "pixel_size",
+                                    "pixel_size_assumed", "score_pred", "score_raw", "error",
+                                    "out_of_range"]
+    assert result["pixel_size_assumed"].all()  # AICS-like files carry no pixel size
     assert result[SARCOMERE_COLUMNS[0]].notna().any()  # measured (NaN: no sarcomeric peak)
     assert len(result) == 40
     assert result["image_path"].tolist() == cells["image_path"].iloc[:40].tolist()
@@ -251,7 +253,8 @@ def test_trained_model_is_calibrated_and_predict_adds_its_intervals(shell_run, l
     assert main(["predict", str(model_path), str(table), "--out", str(out), "--interval", "0.9",
                  "--quiet"]) == 0
     result = pd.read_csv(out)
-    assert list(result.columns) == [*ID_COLUMNS, *SARCOMERE_COLUMNS, "score_pred", "score_low",
+    assert list(result.columns) == [*ID_COLUMNS, *SARCOMERE_COLUMNS, "pixel_size",
+                                    "pixel_size_assumed", "score_pred", "score_low",
                                     "score_high", "score_raw", "error", "out_of_range"]
     half = interval_half_width(model, 0.9)
     np.testing.assert_allclose(result["score_pred"], result["score_raw"].clip(1, 5))

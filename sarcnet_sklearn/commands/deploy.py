@@ -172,8 +172,9 @@ def run_train(args: argparse.Namespace) -> int:
     if calibration and calibration.get("half_width_90") is not None:
         print(f"90 % prediction intervals: score +- {calibration['half_width_90']:.2f} "
               f"(calibrated on the {calibration['n_cells']} validation cells)")
-    print(f"model saved to {out.resolve()} ({file_format} format; features measured at "
-          f"{training['pixel_size_um']:g} um/px, the pixel size it records)")
+    print(f"model saved to {out.resolve()} ({file_format} format)")
+    print(f"its features are measured at {training['pixel_size_um']:g} um/px, the pixel size "
+          "the model file records")
     return 0
 
 
