@@ -62,7 +62,8 @@ def test_train_and_predict_from_the_shell(shell_run, loaded, cells):
     assert list(result.columns) == [*ID_COLUMNS, *SARCOMERE_COLUMNS, "pixel_size",
                                     "pixel_size_assumed", "score_pred", "score_raw", "error",
                                     "out_of_range"]
-    assert result["pixel_size_assumed"].all()  # AICS-like files carry no pixel size
+    # the synthetic files carry their pixel size in their TIFF tags
+    assert np.allclose(result["pixel_size"], 0.12) and not result["pixel_size_assumed"].any()
     assert result[SARCOMERE_COLUMNS[0]].notna().any()  # measured (NaN: no sarcomeric peak)
     assert len(result) == 40
     assert result["image_path"].tolist() == cells["image_path"].iloc[:40].tolist()
