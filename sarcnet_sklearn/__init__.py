@@ -30,6 +30,8 @@ _LAZY = {
     "predict_cells": "deploy",
     "save_model": "deploy",
     "train_model": "deploy",
+    "finetune_callbacks": "deploy",
+    "suggest_cells": "deploy",
     "compare_conditions": "screens",
 }
 

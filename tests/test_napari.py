@@ -22,6 +22,7 @@ needs_napari = pytest.mark.skipif(not HAS_NAPARI, reason="needs the napari extra
 
 PLUGIN = "sarcnet-sklearn"
 WIDGET = "Score cells"
+HAND_WIDGET = "Score cells by hand"
 SAMPLE = "synthetic_field"
 WAIT_MS = 120_000
 
@@ -83,7 +84,7 @@ def test_manifest_is_discovered_and_valid():
     manager = PluginManager.instance()
     manager.discover()
     manifest = manager.get_manifest(PLUGIN)
-    assert [w.display_name for w in manifest.contributions.widgets] == [WIDGET]
+    assert [w.display_name for w in manifest.contributions.widgets] == [WIDGET, HAND_WIDGET]
     assert [s.key for s in manifest.contributions.sample_data] == [SAMPLE]
     for command in manifest.contributions.commands:
         assert callable(import_python_name(command.python_name))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .._columns import ERROR_COLUMN, IMAGE_COLUMN, PROTOCOL_2, TARGET_COLUMN
 from .._model_formats import FORMATS
+from ._finetune import add_finetune_arguments, finetune_options, print_agreement
 from ._options import (
     DATA_HELP,
     add_pixel_size_option,
@@ -76,6 +77,7 @@ def add_subcommand(subparsers) -> None:
     train.add_argument("--mask-page", type=int,
                        help="page with the cell mask, when features are measured (default: 9)")
     add_pixel_size_option(train)
+    add_finetune_arguments(train)
     train.add_argument("--quiet", action="store_true", help="no progress output")
     train.set_defaults(func=run_train)
 
@@ -115,7 +117,8 @@ def add_subcommand(subparsers) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train and save as ``args`` say; returns the exit code (130 when interrupted)."""
-    from ..deploy import save_model, train_model
+    from ..deploy import ModelInputs, save_model, train_model
+    from ..deploy._finetune import is_torchvision_weights
     from ..metrics import metrics_table
     from ..outputs import check_output
     from ..tables import is_aics_root, load_cells
@@ -134,6 +137,8 @@ def run_train(args: argparse.Namespace) -> int:
     images = cells[IMAGE_COLUMN].dropna().tolist() if IMAGE_COLUMN in cells else []
     check_output(out, inputs=images, folder=file_format == "safe" and out.suffix != ".zip")
     protocol = args.protocol or (2 if set(PROTOCOL_2) <= set(cells.columns) else 1)
+    if args.init_from and not is_torchvision_weights(args.init_from):
+        protocol = args.protocol or 2  # the default: the model's
     kept = "the previous model file is unchanged" if out.exists() else "no model was saved"
     try:
         pipeline, metadata = train_model(
@@ -153,12 +158,14 @@ def run_train(args: argparse.Namespace) -> int:
             score_range=(low, high),
             test_time_augment=args.test_time_augment,
             pixel_size=args.pixel_size,
+            **finetune_options(args),
         )
     except KeyboardInterrupt as exc:
         print(f"sarcnet-sklearn train: {exc or 'interrupted'} (Ctrl-C); {kept}: {out}",
               file=sys.stderr)
         return 130
     save_model(pipeline, out, metadata=metadata, format=file_format)
+    protocol = ModelInputs.of(pipeline).protocol
     training = metadata["training"]
     measured = ", features measured from the images" if training["features_measured"] else ""
     print(
@@ -172,6 +179,7 @@ def run_train(args: argparse.Namespace) -> int:
     if calibration and calibration.get("half_width_90") is not None:
         print(f"90 % prediction intervals: score +- {calibration['half_width_90']:.2f} "
               f"(calibrated on the {calibration['n_cells']} validation cells)")
+    print_agreement(metadata)
     print(f"model saved to {out.resolve()} ({file_format} format)")
     print(f"its features are measured at {training['pixel_size_um']:g} um/px, the pixel size "
           "the model file records")

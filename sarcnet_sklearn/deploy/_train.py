@@ -43,6 +43,9 @@ def train_model(
     score_range: tuple[float, float] | None = (1.0, 5.0),
     test_time_augment: bool = True,
     pixel_size: float | None = None,
+    init_from=None,
+    freeze_image_epochs: int = 0,
+    cv: int = 0,
 ):
     """Fit a SarcNet pipeline on a table of cells; return it with its metadata.
 
@@ -89,6 +92,23 @@ def train_model(
         cell's pixel size, their texture at 0.12 um/px, the pixel size the model
         file records (``training["pixel_size_um"]``, and the fitted pipeline's
         ``pixel_size_um_``).
+    init_from : path, fitted pipeline, "imagenet" or None, default=None
+        Fine-tune: start from this model's network weights (a model file of
+        either format, or a fitted pipeline), keeping its protocol, backbone,
+        image size, score range and pixel size (``image_size``, ``protocol``
+        and ``score_range`` must then be left at their defaults or agree with
+        the model); the feature scaling is refitted on ``cells``. ``"imagenet"``
+        or a ``.pth`` file: torchvision's weights for the image branch
+        (see :func:`sarcnet_sklearn.nn.build_backbone`).
+    freeze_image_epochs : int, default=0
+        Train only the feature branch and the head for this many epochs first
+        (skorch's ``Freezer``/``Unfreezer``).
+    cv : int, default=0
+        When 2 or more: also train ``cv`` models on folds of the training cells
+        (grouped by ``field`` when the table has one) and report how well
+        their scores of the held-out cells agree with ``target``
+        (``metadata["agreement"]``: Spearman with a 95 % bootstrap interval,
+        see :func:`sarcnet_sklearn.agreement.cross_validated_agreement`).
 
     Returns
     -------
@@ -139,7 +159,11 @@ def train_model(
     from ..metrics import regression_report
     from ..pipeline import make_sarcnet_pipeline, protocol_features
     from ..regressor import DEFAULT_DEVICE
+    from ._finetune import finetune_callbacks, initial_settings
 
+    start = initial_settings(init_from, protocol=protocol, image_size=image_size,
+                             score_range=score_range)
+    protocol, image_size, score_range = start.protocol, start.image_size, start.score_range
     if protocol not in (1, 2):
         raise ValueError(f"protocol must be 1 or 2, got {protocol!r}")
     for name, value in (("max_epochs", max_epochs), ("batch_size", batch_size),
@@ -211,19 +235,24 @@ def train_model(
         raise ValueError(f"only {len(valid)} validation cell(s); use more cells or "
                          "validation 0")
 
-    pipeline = make_sarcnet_pipeline(
-        protocol,
-        image_size=image_size,
-        max_epochs=max_epochs,
-        lr=lr,
-        batch_size=batch_size,
-        random_state=random_state,
-        device=device or DEFAULT_DEVICE,
-        train_split=None,
-        verbose=int(progress),
-        score_range=score_range,
-        test_time_augment=test_time_augment,
-    )
+    def build(verbose: int = int(progress)):
+        return make_sarcnet_pipeline(
+            protocol,
+            image_size=image_size,
+            max_epochs=max_epochs,
+            lr=lr,
+            batch_size=batch_size,
+            random_state=random_state,
+            device=device or DEFAULT_DEVICE,
+            train_split=None,
+            verbose=verbose,
+            score_range=score_range,
+            test_time_augment=test_time_augment,
+            **start.regressor_params,
+            callbacks=finetune_callbacks(start.source, freeze_image_epochs),
+        )
+
+    pipeline = build()
     pipeline.fit(
         train,
         train[target],
@@ -247,6 +276,12 @@ def train_model(
             "half_width_90": (interval_half_width(pipeline, 0.9)
                               if len(valid) >= 9 else None),
         }
+    agreement = None
+    if cv:
+        from ..agreement import cross_validated_agreement
+
+        agreement = cross_validated_agreement(lambda: build(verbose=0), train, target,
+                                              n_splits=cv, random_state=random_state)
     excluded = errors.dropna()
     training = {
         "source": None if source is None else str(source),
@@ -274,6 +309,8 @@ def train_model(
         "batch_size": batch_size,
         "random_state": random_state,
         "device": str(net.device),
+        **start.record(freeze_image_epochs),
     }
     pipeline.pixel_size_um_ = PIXEL_SIZE_UM
-    return pipeline, {"training": training, "metrics": metrics, "calibration": calibration}
+    return pipeline, {"training": training, "metrics": metrics, "calibration": calibration,
+                      "agreement": agreement}
