@@ -58,7 +58,10 @@ def tiff_pixel_size(source) -> float | None:
     if not isinstance(source, (str, PathLike)):
         return None
     path = Path(source)
-    if path.suffix.lower() not in (".tif", ".tiff") or not path.is_file():
+    try:  # a name the system refuses is reported where the image is read
+        if path.suffix.lower() not in (".tif", ".tiff") or not path.is_file():
+            return None
+    except OSError:
         return None
     import tifffile
 
