@@ -385,8 +385,18 @@ class SarcNetPipeline(Pipeline):
         return as_frame(self[:-1].transform(X))
 
     def fit(self, X, y=None, validation_data=None, **params):
+        """Fit the steps, and the regressor on ``validation_data`` too (see the class).
+
+        The fitted pipeline remembers a fingerprint of every cell of ``X`` and
+        ``validation_data`` (:mod:`sarcnet_sklearn._fingerprint`), so that a report
+        on cells it has seen can say so.
+        """
+        from ._fingerprint import remember_cells
+
         if validation_data is None:
-            return super().fit(X, y, **params)
+            super().fit(X, y, **params)
+            remember_cells(self, as_frame(X), replace=True)
+            return self
         final_name = self.steps[-1][0]
         prefix = f"{final_name}__"
         unknown = [key for key in params if not key.startswith(prefix)]
@@ -403,6 +413,7 @@ class SarcNetPipeline(Pipeline):
             validation_data=(transformers.transform(X_valid), y_valid),
             **{key[len(prefix):]: value for key, value in params.items()},
         )
+        remember_cells(self, as_frame(X), as_frame(X_valid), replace=True)
         return self
 
     def set_output(self, *, transform=None):
@@ -490,6 +501,8 @@ class SarcNetPipeline(Pipeline):
             "regressor_params": params,
             "feature_names": list(net.feature_names_),
             "conformity_scores": None if scores is None else [float(s) for s in scores],
+            "score_map": getattr(net, "score_map_", None),
+            "seen_cells": getattr(net, "seen_cells_", None) or None,
             "input_columns": [str(column) for column in net.feature_names_in_],
             "scaler": {
                 "columns": [str(column) for column in scaler.feature_names_in_],
@@ -559,6 +572,8 @@ class SarcNetPipeline(Pipeline):
         net.feature_min_ = None if feature_range is None else np.asarray(feature_range["min"])
         net.feature_max_ = None if feature_range is None else np.asarray(feature_range["max"])
         net.initialize()
+        net.score_map_ = settings.get("score_map")
+        net.seen_cells_ = list(settings.get("seen_cells") or [])
         if settings.get("conformity_scores") is not None:
             scores = np.asarray(settings["conformity_scores"], dtype=np.float64)
             if scores.ndim != 1 or not np.isfinite(scores).all() or (scores < 0).any():

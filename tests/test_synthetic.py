@@ -11,10 +11,11 @@ import tifffile
 from scipy import ndimage as ndi
 from scipy.stats import spearmanr
 
-from sarcnet_sklearn.datasets import _synthetic
+from sarcnet_sklearn.datasets import _acquisition, _synthetic
 from sarcnet_sklearn.datasets._cell_render import draw_cell, render_cell
 from sarcnet_sklearn.datasets._synthetic import TRUTH_COLUMNS, make_synthetic_aics
 from sarcnet_sklearn.features import measure_sarcomeres
+from sarcnet_sklearn.screens import field_icc
 
 FEATURE_COLUMNS = [
     "napariCell_ObjectNumber",
@@ -255,6 +256,50 @@ def test_expert_scores_like_real():
     assert by_day[32] - by_day[18] == pytest.approx(3.30 - 2.82, abs=0.15)
     assert signal["day"].value_counts(normalize=True).min() > 0.4
     assert 0.005 < cells["no_signal"].mean() < 0.04
+
+
+def test_fields_are_alike_as_the_real_ones():
+    """Real labels (original cohort): median 10 cells per field, ICC(1) of the mean score by
+    field 0.246, 0.140 within a day (the day, one per field, is the rest)."""
+    icc, within_day, sizes = [], [], []
+    for seed in (0, 1, 2):
+        cells = pd.DataFrame(_synthetic._draw_cells(np.random.default_rng(seed), 5000))
+        signal = cells[~cells["no_signal"]]
+        score = signal[SCORES].mean(axis=1)
+        icc.append(field_icc(score, signal["fov_path"]))
+        centred = score - score.groupby(signal["day"]).transform("mean")
+        within_day.append(field_icc(centred, signal["fov_path"]))
+        sizes.append(cells.groupby("fov_path").size().median())
+        assert (cells.groupby("fov_path")["day"].nunique() == 1).all()
+    assert np.mean(icc) == pytest.approx(0.25, abs=0.04)
+    assert np.mean(within_day) == pytest.approx(0.14, abs=0.04)
+    assert np.median(sizes) == 10
+
+
+def test_acquisition_blurs_and_hazes_the_structure():
+    """Fine striations (period 4 px) fade against coarse ones (16 px) out of focus, and a haze
+    takes contrast from both (the stretch to 0-255 restores the range, not the contrast)."""
+    rng = np.random.default_rng(0)
+    mask = np.zeros((64, 64), bool)
+    mask[8:56, 16:48] = True
+    rows = np.arange(64)[:, None] * np.ones((1, 64))
+    pattern = 127 + 60 * np.cos(2 * np.pi * rows / 4) + 60 * np.cos(2 * np.pi * rows / 16)
+    page = np.where(mask, pattern, 0).astype(np.uint8)
+
+    def amplitude(image, period):
+        profile = image[16:48, 20:44].astype(float).mean(axis=1)
+        phase = np.exp(-2j * np.pi * np.arange(16, 48) / period)
+        return 2 * abs((profile * phase).sum()) / len(profile)
+
+    def seen(background, defocus_px):
+        acquisition = {"brightness": 4.0, "background": background, "defocus_px": defocus_px}
+        return _acquisition.apply_acquisition(rng, page, mask, acquisition, 64)
+
+    sharp, blurred, hazy = seen(0.0, 0.0), seen(0.0, 1.2), seen(0.4, 0.0)
+    fine = amplitude(sharp, 4) / amplitude(sharp, 16)
+    assert amplitude(blurred, 4) / amplitude(blurred, 16) < 0.8 * fine
+    assert amplitude(hazy, 16) < 0.9 * amplitude(sharp, 16)
+    assert not blurred[~mask].any() and not hazy[~mask].any()
 
 
 def test_day_32_scores_higher(cells):

@@ -77,6 +77,27 @@ def positive(text: str) -> int:
     return value
 
 
+def non_negative(text: str) -> float:
+    """An argparse type: a finite number of at least 0.
+
+    Examples
+    --------
+    >>> non_negative("2.5")
+    2.5
+    >>> non_negative("nan")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected a finite number of at least 0, got 'nan'
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number of at least 0, got {text!r}")
+    return value
+
+
 def model_format(out: Path, requested: str | None) -> str:
     """The format a model file named ``out`` is written in: safe for a .zip or folder.
 

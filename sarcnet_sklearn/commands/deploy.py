@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from functools import partial
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from ._options import (
     add_pixel_size_option,
     add_test_time_augment_option,
     model_format,
+    non_negative,
     positive,
 )
 from ._scale import add_scale_arguments, cluster_client
@@ -72,6 +74,10 @@ def add_subcommand(subparsers) -> None:
                        action="store_false",
                        help="score each cell with one forward pass instead of the mean over its "
                             "image's 8 flips and quarter turns (8x faster, orientation-dependent)")
+    train.add_argument("--consistency", type=non_negative, default=0.0, metavar="WEIGHT",
+                       help="weight of a training-loss term that pulls the scores of two random "
+                            "flips or quarter turns of a cell together, so that one forward pass "
+                            "depends less on orientation (default: 0, off)")
     train.add_argument("--random-state", type=int, default=0, help="default: %(default)s")
     train.add_argument("--device", choices=["cpu", "cuda"], help="default: the GPU if present")
     train.add_argument("--mask-page", type=int,
@@ -119,8 +125,9 @@ def run_train(args: argparse.Namespace) -> int:
     """Train and save as ``args`` say; returns the exit code (130 when interrupted)."""
     from ..deploy import ModelInputs, save_model, train_model
     from ..deploy._finetune import is_torchvision_weights
-    from ..metrics import metrics_table
+    from ..metrics import metrics_with_intervals
     from ..outputs import check_output
+    from ..soundness import UnsoundModelWarning
     from ..tables import is_aics_root, load_cells
 
     data, out = Path(args.data), Path(args.out)
@@ -141,25 +148,28 @@ def run_train(args: argparse.Namespace) -> int:
         protocol = args.protocol or 2  # the default: the model's
     kept = "the previous model file is unchanged" if out.exists() else "no model was saved"
     try:
-        pipeline, metadata = train_model(
-            cells,
-            protocol=protocol,
-            target=args.target,
-            validation=validation,
-            image_size=args.image_size,
-            max_epochs=args.epochs,
-            lr=args.lr,
-            batch_size=args.batch_size,
-            random_state=args.random_state,
-            device=args.device,
-            mask_page=args.mask_page,
-            progress=not args.quiet,
-            source=data.resolve(),
-            score_range=(low, high),
-            test_time_augment=args.test_time_augment,
-            pixel_size=args.pixel_size,
-            **finetune_options(args),
-        )
+        with warnings.catch_warnings():  # printed below, beside the metrics
+            warnings.simplefilter("ignore", UnsoundModelWarning)
+            pipeline, metadata = train_model(
+                cells,
+                protocol=protocol,
+                target=args.target,
+                validation=validation,
+                image_size=args.image_size,
+                max_epochs=args.epochs,
+                lr=args.lr,
+                batch_size=args.batch_size,
+                random_state=args.random_state,
+                device=args.device,
+                mask_page=args.mask_page,
+                progress=not args.quiet,
+                source=data.resolve(),
+                score_range=(low, high),
+                test_time_augment=args.test_time_augment,
+                consistency=args.consistency,
+                pixel_size=args.pixel_size,
+                **finetune_options(args),
+            )
     except KeyboardInterrupt as exc:
         print(f"sarcnet-sklearn train: {exc or 'interrupted'} (Ctrl-C); {kept}: {out}",
               file=sys.stderr)
@@ -174,12 +184,16 @@ def run_train(args: argparse.Namespace) -> int:
         f"{training['n_excluded']} left out"
     )
     if metadata["metrics"]:
-        print(metrics_table(metadata["metrics"], index="cells").to_markdown(floatfmt=".3f"))
+        print("metrics, each with its bootstrap 95 % interval:")
+        print(metrics_with_intervals(metadata["metrics"], metadata["metrics_ci95"],
+                                     index="cells").to_markdown())
     calibration = metadata.get("calibration")
     if calibration and calibration.get("half_width_90") is not None:
         print(f"90 % prediction intervals: score +- {calibration['half_width_90']:.2f} "
               f"(calibrated on the {calibration['n_cells']} validation cells)")
     print_agreement(metadata)
+    for problem in metadata["soundness"]:
+        print(f"warning: the model is not sound: {problem}", file=sys.stderr)
     print(f"model saved to {out.resolve()} ({file_format} format)")
     print(f"its features are measured at {training['pixel_size_um']:g} um/px, the pixel size "
           "the model file records")
@@ -197,6 +211,11 @@ def run_predict(args: argparse.Namespace) -> int:
     check_output(args.out, inputs=[args.data, args.model])
     model, metadata = load_model(args.model, device=args.device, return_metadata=True)
     cells = load_cells(args.data, recursive=args.recursive)
+    from .._fingerprint import seen_note
+
+    note = seen_note(model, cells)
+    if note:
+        print(f"note: {note}")
     mask_page = (metadata.get("training") or {}).get("mask_page")
     model_file = Path(args.model).resolve()
     if args.interval is not None:

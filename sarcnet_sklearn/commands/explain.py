@@ -112,6 +112,15 @@ def _with_features(model, cells: pd.DataFrame, mask_page: int | None,
     return table.set_axis(cells.index)
 
 
+def _say_seen(model, cells) -> None:
+    """Print how many of ``cells`` the model was fitted or calibrated on (if any)."""
+    from .._fingerprint import seen_note
+
+    note = seen_note(model, cells)
+    if note:
+        print(f"note: {note}")
+
+
 def _check_counts(args: argparse.Namespace) -> None:
     if args.max_cells < 1:
         raise ValueError(f"--max-cells must be at least 1, got {args.max_cells}")
@@ -140,6 +149,7 @@ def run_explain(args: argparse.Namespace) -> int:
     names = [f"{i:03d}_{Path(path).stem}_gradcam.png" for i, path in enumerate(paths)]
     refuse_inputs([out / name for name in names], args.data + paths + [args.model])
     cells = _with_features(model, cells, mask_page, pixel_size=args.pixel_size)
+    _say_seen(model, cells)
     planes = read_planes(cells[net.image_column], net.structure_page)  # each file read once
     in_memory = cells.assign(**{net.image_column: planes})
     predicted = pipeline.predict_scores(in_memory)  # as predict's score_pred: clipped
@@ -177,6 +187,7 @@ def run_report(args: argparse.Namespace) -> int:
     out = Path(args.out)
     refuse_inputs([out / name for name in REPORT_FILES.values()], args.data + [args.model])
     cells = _with_features(model, cells, mask_page, sarcomere=True, pixel_size=args.pixel_size)
+    _say_seen(model, cells)
     paths = write_report(model, cells, out, max_cells=args.max_cells, layer=args.layer,
                          direction=args.direction, batch_size=args.batch_size,
                          model_path=args.model,

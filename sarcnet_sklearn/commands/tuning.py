@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._backbones import BACKBONES
-from .._columns import TARGET_COLUMN
+from .._columns import GROUP_COLUMNS, TARGET_COLUMN
 from ._options import model_format, positive
 
 if TYPE_CHECKING:
@@ -96,6 +96,11 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
         "--cv", type=positive, metavar="K", help="score trials by K-fold cross-validation"
     )
     parser.add_argument(
+        "--group-by", choices=GROUP_COLUMNS, metavar="COLUMN",
+        help="keep the cells of each field (well, plate) on one side of every split "
+             f"(one of {', '.join(GROUP_COLUMNS)}; default: cells split at random)",
+    )
+    parser.add_argument(
         "--image-sizes", type=positive, nargs="+", default=[128, 224], metavar="PX",
         help="image sizes to try (default: %(default)s)",
     )
@@ -127,8 +132,9 @@ def run(args: argparse.Namespace) -> int:
     """Run the study described by ``args``; returns the exit code."""
     import numpy as np
     import optuna
-    from sklearn.model_selection import train_test_split
+    from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
+    from ..datasets import cell_groups
     from ..deploy import save_model
     from ..outputs import check_output
     from ..pipeline import make_sarcnet_pipeline
@@ -146,11 +152,17 @@ def run(args: argparse.Namespace) -> int:
         check_output(out, inputs=cells["image_path"].dropna().tolist())
     scores = _scores(cells, args.data)
 
-    split: dict[str, object] = {"cv": args.cv}
+    groups = None if args.group_by is None else cell_groups(cells, args.group_by)
+    split: dict[str, object] = {"cv": args.cv, "groups": groups}
     if args.cv is None:
-        train, valid = train_test_split(
-            np.arange(len(cells)), test_size=args.validation_fraction or 0.2, random_state=0
-        )
+        fraction = args.validation_fraction or 0.2
+        if groups is None:
+            train, valid = train_test_split(
+                np.arange(len(cells)), test_size=fraction, random_state=0
+            )
+        else:
+            splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=0)
+            train, valid = next(splitter.split(cells, scores, groups))
         split = {"validation_data": (cells.iloc[valid], scores[valid])}
         cells, scores = cells.iloc[train], scores[train]
     if args.quiet:

@@ -236,8 +236,10 @@ def _other_pages(
 
 
 def render_scaled_cell(rng: np.random.Generator, level: float, no_signal: bool,
-                       image_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
-    """Mask, structure page, rendered class fractions and the other pages of a scaled cell."""
+                       image_size: int, seen=None) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                            list]:
+    """Mask, structure page, rendered class fractions and the other pages of a scaled cell;
+    ``seen(structure, mask)``, when given, is how the field's microscope saw the structure."""
     mask = _cell_mask(rng, level, image_size)
     if no_signal:
         noise = rng.poisson(4.0, mask.shape) + rng.normal(0.0, 1.5, mask.shape)
@@ -245,4 +247,6 @@ def render_scaled_cell(rng: np.random.Generator, level: float, no_signal: bool,
         rendered = np.array([0.9, 0.1, 0.0, 0.0, 0.0, 0.0])
     else:
         structure, rendered = _render_structure(rng, mask, level, legacy_spacing(image_size))
+        if seen is not None:
+            structure = seen(structure, mask)
     return mask, structure, rendered, _other_pages(rng, mask, structure)

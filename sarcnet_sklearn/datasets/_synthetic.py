@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -17,6 +18,7 @@ from .._console import progress_bar
 from .._pixel_size import write_tiff_with_pixel_size
 from .._validation import check_pixel_size_um
 from ..features import cell_morphology, extract_protocol1
+from . import _acquisition
 from ._aics import COHORTS, FEATURES_DIR, FIELDS_DIR, IMAGE_DIR, SET3_TABLE_COLUMNS
 from ._cell_render import draw_cell, other_pages, render_cell
 from ._legacy_cell import render_scaled_cell
@@ -51,8 +53,6 @@ _LEVEL_BETA_MEAN = {18: 0.42, 32: 0.58}
 _LEVEL_BETA_CONCENTRATION = 6.0
 _EXPERT_NOISE_SD = 0.38
 _NO_SIGNAL_RATE = 0.02
-_PLATES = {18: "5500000013", 32: "5500000014"}
-_DATES = {18: "20190807", 32: "20190816"}
 
 TRUTH_COLUMNS = ["synthetic_level", "synthetic_sarcomere_length_um",
                  "synthetic_orientation_order", "synthetic_pixel_size_um"]
@@ -129,9 +129,14 @@ def make_synthetic_aics(
     plus a marker file ``.sarcnet_synthetic.json`` at the top holding the
     arguments. ``<hash>`` is a SHA-1 of the seed and arguments.
 
-    **Per-cell latent level.** Day (``cell_age``) is 18 or 32 with probability
-    1/2; ``z = 1 + 4 * Beta(m * 6, (1 - m) * 6)`` with mean ``m`` 0.42 at day 18
-    and 0.58 at day 32. About 2 % of cells (at least one per cohort of 10 cells
+    **Fields of view and per-cell latent level.** Cells are imaged in fields of
+    view of ``1 + Poisson(9)`` cells (median 10, as in the real labels), each with
+    one day (``cell_age``, 18 or 32 with probability 1/2), plate and well
+    (:mod:`._acquisition`). ``z = 1 + 4 * Beta(m * 6, (1 - m) * 6)`` with mean
+    ``m`` 0.42 at day 18 and 0.58 at day 32, drawn through a Gaussian copula
+    with correlation 0.2 within a field, so that cells of one field are alike
+    (ICC(1) of the mean score by field about 0.25, as on the real labels) while
+    each day's distribution of ``z`` is unchanged. About 2 % of cells (at least one per cohort of 10 cells
     or more) are no-signal cells.
 
     **Cell geometry, in micrometres** (:mod:`._cell_render`). The area is
@@ -172,8 +177,12 @@ def make_synthetic_aics(
     alpha-actinin, strongest in immature cells) is added over the cell. The
     image is then multiplied by a smooth illumination field, blurred by the
     point spread function (sigma 0.12 um), given Poisson shot noise (80-300
-    photons at full brightness) and Gaussian read noise, set to 0 outside the
-    mask, and auto-contrasted to uint8 inside the cell (0.5-99.8 percentiles).
+    photons per 0.12 um pixel at full brightness) and Gaussian read noise, set to
+    0 outside the mask, and auto-contrasted to uint8 inside the cell (0.5-99.8
+    percentiles). Then the field's acquisition is applied: a defocus blur (0-1.2
+    px at 128 px, scaled to the cell's image), a haze over the cell (0-40 % of the
+    signal range), shot noise at the field's brightness (log-normal, sd 0.5) and
+    the same auto-contrast again (:func:`._acquisition.apply_acquisition`).
     No-signal cells hold weak noise only (values about 0-15).
 
     **Other pages.** 0: bright field (smooth background plus texture, the cell
@@ -193,10 +202,9 @@ def make_synthetic_aics(
 
     **Features table columns.**
 
-    - ``napariCell_ObjectNumber``: 1, 2, ... within a field of view (2-6 cells
-      of the same day share one), ``fov_path``:
+    - ``napariCell_ObjectNumber``: 1, 2, ... within a field of view, ``fov_path``:
       ``/allen/aics/.../<plate>_63X_<date>_S<k>_P<j>_<well>.czi`` with plate
-      5500000013 at day 18 and 5500000014 at day 32.
+      5500000013 at day 18 and 5500000014 at day 32, one of 8 wells per plate.
     - ``napariCell_AreaShape_Area``, ``napariCell_AreaShape_MinorAxisLength``,
       ``napariCell_AreaShape_MajorAxisLength``: area and axis lengths of the mask
       (:func:`sarcnet_sklearn.features.cell_morphology`) in pixels of 0.12 um,
@@ -261,6 +269,7 @@ def make_synthetic_aics(
             pixel_size_um,
             image_size,
             base / FIELDS_DIR.format(cohort=cells[i]["cohort"]) / IMAGE_DIR / cells[i]["file_name"],
+            cells[i]["acquisition"],
         )
         for i in range(n_cells)
     )
@@ -367,25 +376,15 @@ def _sample_levels(rng: np.random.Generator, days: np.ndarray) -> np.ndarray:
 def _draw_cells(rng: np.random.Generator, n_cells: int) -> list[dict]:
     """Cohort, field of view, object number, day, level and expert scores of every cell."""
     n_fish_1 = int(round(0.6 * n_cells)) if n_cells > 1 else 1
-    cells: list[dict] = []
-    for cohort, n in zip(COHORTS, (n_fish_1, n_cells - n_fish_1), strict=True):
-        fov_count = 0
-        while n > 0:
-            k = min(n, int(rng.integers(2, 7)))
-            day = int(rng.choice([18, 32]))
-            fov_count += 1
-            scene = 1 + fov_count // 4
-            position = 1 + fov_count % 4
-            well = f"{'BCDEFG'[int(rng.integers(6))]}{int(rng.integers(2, 12))}"
-            fov_path = (
-                f"/allen/aics/microscopy/synthetic/{cohort}/{_PLATES[day]}_63X_{_DATES[day]}"
-                f"_S{scene}_P{position}_{well}.czi"
-            )
-            for obj in range(1, k + 1):
-                cells.append({"cohort": cohort, "fov_path": fov_path, "object": obj, "day": day})
-            n -= k
+    cells = _acquisition.draw_fields(
+        rng, dict(zip(COHORTS, (n_fish_1, n_cells - n_fish_1), strict=True))
+    )
     days = np.array([c["day"] for c in cells])
-    levels = _sample_levels(rng, days)
+    fields = np.array([c["field_index"] for c in cells])
+    levels = _acquisition.field_levels(
+        rng, days, fields, _LEVEL_BETA_MEAN, _LEVEL_BETA_CONCENTRATION
+    )
+    imaging = _acquisition.draw_acquisition(rng, int(fields.max()) + 1)
     no_signal = np.zeros(n_cells, bool)
     cohorts = np.array([c["cohort"] for c in cells])
     for cohort in COHORTS:
@@ -399,6 +398,7 @@ def _draw_cells(rng: np.random.Generator, n_cells: int) -> list[dict]:
         for name, cuts in _expert_cut_points().items()
     }
     for i, cell in enumerate(cells):
+        cell["acquisition"] = imaging[fields[i]]
         cell["level"] = float(levels[i])
         cell["no_signal"] = bool(no_signal[i])
         for name, values in scores.items():
@@ -433,18 +433,30 @@ def _make_cell(
     pixel_size_um: float | None,
     image_size: int | None,
     path: Path,
+    acquisition: dict[str, float] | None = None,
 ) -> dict[str, float]:
     """Draw and render one cell, write its TIFF to ``path`` and return its measured features
-    (in the AICS tables' units: pixels of 0.12 um) and its ground truth."""
+    (in the AICS tables' units: pixels of 0.12 um) and its ground truth.
+
+    ``acquisition``: its field's imaging (:func:`._acquisition.apply_acquisition`).
+    """
     rng = np.random.default_rng(seed)
     if pixel_size_um is None:  # the scaled cell of quick tests: pixels count as 0.12 um
-        mask, structure, rendered, others = render_scaled_cell(rng, level, no_signal,
-                                                               image_size)
+        field_acquisition = None if no_signal else acquisition
+        mask, structure, rendered, others = render_scaled_cell(
+            rng, level, no_signal, image_size,
+            seen=None if field_acquisition is None else (
+                lambda page, mask: _acquisition.apply_acquisition(
+                    rng, page, mask, field_acquisition, image_size)))
         truth = {"synthetic_sarcomere_length_um": np.nan, "synthetic_orientation_order": np.nan}
         pixel_size_um, texture = PIXEL_SIZE_UM, None
     else:
         cell = render_cell(draw_cell(rng, level), pixel_size_um, no_signal=no_signal)
         mask, structure, rendered = cell.mask, cell.structure, cell.rendered
+        if acquisition is not None and not no_signal:
+            side = int(np.sqrt(mask.shape[0] * mask.shape[1]))  # the image's scale, in pixels
+            structure = _acquisition.apply_acquisition(rng, structure, mask, acquisition, side)
+            cell = dataclasses.replace(cell, structure=structure)
         others = other_pages(rng, cell, pixel_size_um)
         truth = {"synthetic_sarcomere_length_um": cell.sarcomere_length_um,
                  "synthetic_orientation_order": cell.orientation_order}

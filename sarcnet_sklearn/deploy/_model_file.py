@@ -61,7 +61,8 @@ WEIGHTS_FILE = "weights.safetensors"
 OLD_WEIGHTS_FILE = "weights.pt"
 SETTINGS_FILE = "model.json"
 INPUT_KEYS = ("protocol", "feature_names", "image_column", "structure_page", "image_size")
-MAX_SETTINGS_BYTES = 1 << 20
+MAX_SETTINGS_BYTES = 64 << 20
+"""Of ``model.json``: room for a million calibration errors and cell fingerprints."""
 MAX_HEADER_BYTES = 1 << 20
 """Of the safetensors header (names, shapes and offsets of the tensors)."""
 MAX_MODEL_BYTES = 2 << 30

@@ -43,6 +43,7 @@ def train_model(
     score_range: tuple[float, float] | None = (1.0, 5.0),
     test_time_augment: bool = True,
     pixel_size: float | None = None,
+    consistency: float = 0.0,
     init_from=None,
     freeze_image_epochs: int = 0,
     cv: int = 0,
@@ -92,6 +93,10 @@ def train_model(
         cell's pixel size, their texture at 0.12 um/px, the pixel size the model
         file records (``training["pixel_size_um"]``, and the fitted pipeline's
         ``pixel_size_um_``).
+    consistency : float, default=0.0
+        Weight of the training loss's consistency term between two random
+        flips or quarter turns of a cell (see
+        :class:`~sarcnet_sklearn.SarcNetRegressor`); 0: off.
     init_from : path, fitted pipeline, "imagenet" or None, default=None
         Fine-tune: start from this model's network weights (a model file of
         either format, or a fitted pipeline), keeping its protocol, backbone,
@@ -154,11 +159,13 @@ def train_model(
     >>> save_model(model, "sarcnet.joblib", metadata=info)
     PosixPath('sarcnet.joblib')
     """
+    from .._fingerprint import remember_cells
     from ..datasets import paper_split
     from ..intervals import calibrate, interval_half_width
-    from ..metrics import regression_report
+    from ..metrics import bootstrap_intervals, regression_report
     from ..pipeline import make_sarcnet_pipeline, protocol_features
     from ..regressor import DEFAULT_DEVICE
+    from ..soundness import soundness_problems, warn_if_unsound
     from ._finetune import finetune_callbacks, initial_settings
 
     start = initial_settings(init_from, protocol=protocol, image_size=image_size,
@@ -248,6 +255,7 @@ def train_model(
             verbose=verbose,
             score_range=score_range,
             test_time_augment=test_time_augment,
+            consistency=consistency,
             **start.regressor_params,
             callbacks=finetune_callbacks(start.source, freeze_image_epochs),
         )
@@ -263,10 +271,12 @@ def train_model(
         raise KeyboardInterrupt(
             f"training interrupted after epoch {len(net.history_)} of {max_epochs}"
         )
-    metrics = {}
+    metrics, metrics_ci, predictions = {}, {}, {}
     for name, part in (("validation", valid), ("test", test)):
         if part is not None:
-            metrics[name] = regression_report(part[target], pipeline.predict(part))
+            predictions[name] = pipeline.predict(part)
+            metrics[name] = regression_report(part[target], predictions[name])
+            metrics_ci[name] = bootstrap_intervals(part[target], predictions[name])
     calibration = None
     if valid is not None:
         calibrate(pipeline, valid, valid[target])
@@ -276,6 +286,17 @@ def train_model(
             "half_width_90": (interval_half_width(pipeline, 0.9)
                               if len(valid) >= 9 else None),
         }
+    # the model remembers its cells by their image files (the table holds decoded images)
+    parts = [part for part in (train, valid) if part is not None]
+    if all(part.index.isin(cells.index).all() for part in parts):
+        remember_cells(pipeline, *[cells.loc[part.index] for part in parts], replace=True)
+    problems = []
+    if valid is not None:
+        half_width = (calibration or {}).get("half_width_90")
+        problems = soundness_problems(
+            valid[target], predictions["validation"], score_range=score_range,
+            interval_width=None if half_width is None else 2 * half_width)
+        warn_if_unsound(problems, "the trained model")
     agreement = None
     if cv:
         from ..agreement import cross_validated_agreement
@@ -312,5 +333,7 @@ def train_model(
         **start.record(freeze_image_epochs),
     }
     pipeline.pixel_size_um_ = PIXEL_SIZE_UM
-    return pipeline, {"training": training, "metrics": metrics, "calibration": calibration,
+    training["n_fingerprinted"] = len(getattr(pipeline.regressor, "seen_cells_", ()))
+    return pipeline, {"training": training, "metrics": metrics, "metrics_ci95": metrics_ci,
+                      "calibration": calibration, "soundness": problems,
                       "agreement": agreement}

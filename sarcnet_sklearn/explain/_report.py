@@ -26,9 +26,10 @@ from .._pages import html_table as _html_table
 from .._pixel_size import pixel_size_of_model
 from .._validation import as_frame, object_copy
 from ..images import read_planes
-from ..metrics import metrics_table, regression_report
+from ..metrics import metrics_table, metrics_with_intervals
 from ..outputs import write_atomically, write_csv_atomically
 from ..pipeline import SarcNetPipeline
+from ..soundness import assess_predictions, warn_if_unsound
 from ._cam import grad_cam, grad_cam_layer, map_sides
 from ._figures import (
     cell_mask,
@@ -203,11 +204,15 @@ def write_report(
     table["in_figures"] = np.isin(np.arange(len(cells)), chosen)
     write_csv_atomically(table, paths["predictions"], inputs=table[net.image_column])
 
-    metrics = None if expert is None else regression_report(expert, predicted)
+    assessment = assess_predictions(
+        model, cells, predicted, expert,
+        interval_width=None if intervals is None else 2 * intervals["half_width"])
+    warn_if_unsound(assessment["problems"], "the model reported on")
+    metrics = assessment["metrics"]
     header = provenance(model, cells, model_path=model_path, data_source=data_source,
                         command=command)
     page = _html_page(title, header, metrics, _day_table(predicted, expert, day), paths,
-                      intervals, cam, _sarcomere_table(table, predicted))
+                      intervals, cam, assessment, _sarcomere_table(table, predicted))
     write_atomically(paths["html"], lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
     return paths
 
@@ -352,11 +357,13 @@ def _day_table(predicted, expert, day) -> pd.DataFrame | None:
 
 
 def _html_page(title, header, metrics, day_table, paths, intervals, cam,
-               sarcomere_table=None) -> str:
+               assessment=None, sarcomere_table=None) -> str:
     parts = [f"<h1>{html.escape(title)}</h1>", provenance_list(header)]
+    parts += _assessment_html(assessment)
     if metrics is not None:
-        parts += ["<h2>Metrics (expert score vs predicted)</h2>",
-                  _html_table(metrics_table({"": metrics}), "metrics")]
+        table = (metrics_table({"": metrics}) if assessment is None else metrics_with_intervals(
+            {"": metrics}, {"": assessment["metrics_ci95"]}))
+        parts += ["<h2>Metrics (expert score vs predicted)</h2>", _html_table(table, "metrics")]
         parts.append('<div class="pair">'
                      + _figure(paths["agreement"], "Predicted against expert score, with the "
                                "identity line" + (" and each cell's prediction interval"
@@ -414,3 +421,30 @@ def _html_page(title, header, metrics, day_table, paths, intervals, cam,
     parts.append(f'<p>Every cell\'s prediction: <a href="{csv}">{csv}</a> (beside this '
                  "file).</p>")
     return html_document(title, "\n".join(parts))
+
+
+def _assessment_html(assessment) -> list[str]:
+    """The warnings, which cells the metrics are of, and the agreement with each expert."""
+    if assessment is None:
+        return []
+    parts = []
+    if assessment["problems"]:
+        items = "".join(f"<li>{html.escape(problem)}</li>" for problem in assessment["problems"])
+        parts.append(f'<div class="warning"><h2>Warning: this model is not sound</h2>'
+                     f"<ul>{items}</ul></div>")
+    if assessment["n_seen"]:
+        parts.append(f'<p class="note">{assessment["n_seen"]} of the {assessment["n_cells"]} '
+                     "cells were among the model's own training, validation or calibration "
+                     "cells.</p>")
+    if assessment["metrics_cells"]:
+        parts.append(f'<p class="note">Metrics (with bootstrap 95 % intervals) of '
+                     f'{html.escape(assessment["metrics_cells"])}.</p>')
+    experts = assessment.get("experts") or {}
+    if experts:
+        rows = "".join(f"<tr><td>{html.escape('model vs ' + name if ' vs ' not in name else name)}"
+                       f"</td><td>{value:.3f}</td></tr>" for name, value in experts.items())
+        parts.append("<h2>Agreement with each expert (Spearman)</h2>"
+                     f'<table id="experts"><tr><th>pair</th><th>Spearman</th></tr>{rows}</table>'
+                     '<p class="note">The experts\' agreement with each other is the ceiling of '
+                     "a model's agreement with one expert (0.655 on the real AICS labels).</p>")
+    return parts
