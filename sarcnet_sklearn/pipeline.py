@@ -15,7 +15,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from ._columns import IMAGE_COLUMN, PROTOCOL_1, PROTOCOLS, STRUCTURE_PAGE
+from ._columns import IMAGE_COLUMN, MEASURABLE_FEATURES, PROTOCOLS, STRUCTURE_PAGE
 from ._validation import as_frame, check_finite_features
 from .images import as_image_source
 from .regressor import SarcNetRegressor
@@ -175,8 +175,9 @@ class ModelInputs:
 
     @property
     def measurable(self) -> bool:
-        """Whether every feature can be measured from the images (a Protocol 1 model)."""
-        return self.image_column is not None and set(self.features) <= set(PROTOCOL_1)
+        """Whether every feature can be measured from the images (a Protocol 1 model, perhaps
+        with the sarcomere measures)."""
+        return self.image_column is not None and set(self.features) <= set(MEASURABLE_FEATURES)
 
 
 class NotSarcNetError(TypeError, ValueError):

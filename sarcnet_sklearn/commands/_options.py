@@ -16,6 +16,24 @@ DATA_HELP = (
 """Help text of a DATA argument that :func:`~sarcnet_sklearn.tables.load_cells` reads."""
 
 
+def add_pixel_size_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--pixel-size UM``: every cell's pixel size, over a table column and file metadata.
+
+    Examples
+    --------
+    >>> parser = argparse.ArgumentParser()
+    >>> add_pixel_size_option(parser)
+    >>> parser.parse_args(["--pixel-size", "0.24"]).pixel_size
+    0.24
+    """
+    parser.add_argument(
+        "--pixel-size", type=float, metavar="UM",
+        help="micrometres per pixel of every cell, overriding a pixel_size column of the table "
+             "and the image files' metadata (default: from those, else the model's with a "
+             "warning; the pixel_size_assumed column marks those cells)",
+    )
+
+
 def add_test_time_augment_option(parser: argparse.ArgumentParser) -> None:
     """Add ``--test-time-augment`` / ``--no-test-time-augment``: override the model file's choice.
 

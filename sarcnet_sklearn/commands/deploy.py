@@ -14,6 +14,7 @@ from ._finetune import add_finetune_arguments, finetune_options, print_agreement
 from ._options import (
     DATA_HELP,
     add_overwrite_option,
+    add_pixel_size_option,
     add_test_time_augment_option,
     model_format,
     non_negative,
@@ -83,6 +84,7 @@ def add_subcommand(subparsers) -> None:
     train.add_argument("--device", choices=["cpu", "cuda"], help="default: the GPU if present")
     train.add_argument("--mask-page", type=int,
                        help="page with the cell mask, when features are measured (default: 9)")
+    add_pixel_size_option(train)
     add_finetune_arguments(train)
     train.add_argument("--quiet", action="store_true", help="no progress output")
     train.set_defaults(func=run_train)
@@ -113,6 +115,7 @@ def add_subcommand(subparsers) -> None:
              "with this probability (e.g. 0.9; the model must be calibrated, as train does)",
     )
     add_test_time_augment_option(predict)
+    add_pixel_size_option(predict)
     predict.add_argument("--recursive", action="store_true",
                          help="read the images in sub-folders of a DATA folder too")
     predict.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -168,6 +171,7 @@ def run_train(args: argparse.Namespace) -> int:
                 score_range=(low, high),
                 test_time_augment=args.test_time_augment,
                 consistency=args.consistency,
+                pixel_size=args.pixel_size,
                 **finetune_options(args),
             )
     except KeyboardInterrupt as exc:
@@ -195,11 +199,14 @@ def run_train(args: argparse.Namespace) -> int:
     for problem in metadata["soundness"]:
         print(f"warning: the model is not sound: {problem}", file=sys.stderr)
     print(f"model saved to {out.resolve()} ({file_format} format)")
+    print(f"its features are measured at {training['pixel_size_um']:g} um/px, the pixel size "
+          "the model file records")
     return 0
 
 
 def run_predict(args: argparse.Namespace) -> int:
     """Score the cells named by ``args`` and write the CSV; returns the exit code."""
+    from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN, model_pixel_size
     from ..deploy import load_model, predict_cells
     from ..outputs import check_output
     from ..scale import run_in_chunks
@@ -225,12 +232,14 @@ def run_predict(args: argparse.Namespace) -> int:
         result = run_in_chunks(
             cells,
             partial(predict_cells, mask_page=mask_page, batch_size=args.batch_size,
-                    interval=args.interval, test_time_augment=args.test_time_augment),
+                    interval=args.interval, test_time_augment=args.test_time_augment,
+                    pixel_size=args.pixel_size),
             args.out,
             key_column=IMAGE_COLUMN,
             settings={"command": "predict", "model": str(model_file),
                       "model_modified_ns": model_file.stat().st_mtime_ns, "mask_page": mask_page,
-                      "interval": args.interval, "test_time_augment": args.test_time_augment},
+                      "interval": args.interval, "test_time_augment": args.test_time_augment,
+                      "pixel_size": args.pixel_size},
             inputs=[args.data, args.model, *images],
             chunk_size=args.chunk_size,
             model=model_file if client else model,
@@ -240,7 +249,14 @@ def run_predict(args: argparse.Namespace) -> int:
         )
     failed = result.table[ERROR_COLUMN]
     failed = failed[failed != ""]
-    print(f"wrote {len(result.table)} predictions to {result.output.resolve()}")
+    print(f"wrote {len(result.table)} predictions to {result.output.resolve()} (model trained "
+          f"at {model_pixel_size(metadata):g} um/px)")
+    if PIXEL_SIZE_ASSUMED_COLUMN in result.table:
+        assumed = result.table[PIXEL_SIZE_ASSUMED_COLUMN].astype(str).str.lower() == "true"
+        if assumed.any():
+            print(f"warning: {int(assumed.sum())} of {len(result.table)} cells had no pixel size "
+                  f"and were measured at the model's (see '{PIXEL_SIZE_ASSUMED_COLUMN}')",
+                  file=sys.stderr)
     if len(failed):
         print(
             f"warning: {len(failed)} of {len(result.table)} cells could not be scored (see the "

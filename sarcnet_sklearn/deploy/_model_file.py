@@ -19,6 +19,7 @@ archive does, and as joblib only when it is neither a zip archive nor named
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -46,6 +47,7 @@ from skorch.exceptions import DeviceWarning
 
 from .. import __version__
 from .._model_formats import FORMATS
+from .._pixel_size import model_pixel_size
 from ..outputs import write_atomically
 from ..pipeline import SarcNetPipeline
 from ._settings import REGRESSOR_SETTINGS, RENAMED_SETTINGS, STORED_ONLY_IF_SET, check_settings
@@ -308,6 +310,8 @@ def load_model(
             )
         pipeline, metadata = _load_joblib(path)
         _place_on(pipeline[-1] if hasattr(pipeline, "steps") else pipeline, device)  # any model
+    with contextlib.suppress(AttributeError, TypeError):  # the pixel size it was trained at
+        pipeline.pixel_size_um_ = model_pixel_size(metadata)
     return (pipeline, metadata) if return_metadata else pipeline
 
 

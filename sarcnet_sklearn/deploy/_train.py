@@ -9,7 +9,14 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from .._columns import CELL_MASK_PAGE, IMAGE_COLUMN, STRUCTURE_PAGE, TARGET_COLUMN
+from .._columns import (
+    CELL_MASK_PAGE,
+    IMAGE_COLUMN,
+    PIXEL_SIZE_UM,
+    STRUCTURE_PAGE,
+    TARGET_COLUMN,
+)
+from .._pixel_size import MODEL_PIXEL_SIZE_KEY, cell_pixel_sizes
 from ..pipeline import ModelInputs
 from ._checks import check_cells, with_images
 from ._settings import check_training_settings
@@ -36,6 +43,7 @@ def train_model(
     source: str | PathLike | None = None,
     score_range: tuple[float, float] | None = (1.0, 5.0),
     test_time_augment: bool = True,
+    pixel_size: float | None = None,
     consistency: float = 0.0,
     init_from=None,
     freeze_image_epochs: int = 0,
@@ -79,6 +87,13 @@ def train_model(
         Score each cell as the mean over its image's 8 flips and quarter
         turns (see :class:`~sarcnet_sklearn.SarcNetRegressor`); False: one
         forward pass per cell, 8x faster and orientation-dependent.
+    pixel_size : float, optional
+        Micrometres per pixel of every cell, overriding a ``pixel_size`` column
+        and the files' metadata (0.12, the AICS images', where none gives one,
+        with a warning). Features measured from the images are measured at each
+        cell's pixel size, their texture at 0.12 um/px, the pixel size the model
+        file records (``training["pixel_size_um"]``, and the fitted pipeline's
+        ``pixel_size_um_``).
     consistency : float, default=0.0
         Weight of the training loss's consistency term between two random
         flips or quarter turns of a cell (see
@@ -177,7 +192,12 @@ def train_model(
     mask_page = CELL_MASK_PAGE if mask_page is None else mask_page
     inputs = ModelInputs(protocol_features(protocol), IMAGE_COLUMN, STRUCTURE_PAGE, image_size)
     measured = any(name not in cells.columns for name in inputs.features)
-    table, errors, images = check_cells(cells, inputs, mask_page=mask_page, progress=progress)
+    # features measured from the images: at each cell's pixel size, their texture at the
+    # model's (recorded in the model file), so that cells of any pixel size agree
+    sizes, assumed = cell_pixel_sizes(cells, IMAGE_COLUMN, pixel_size=pixel_size,
+                                      assumed=PIXEL_SIZE_UM, source="pixel_size=")
+    table, errors, images = check_cells(cells, inputs, mask_page=mask_page, progress=progress,
+                                        pixel_sizes=sizes, texture_pixel_size=PIXEL_SIZE_UM)
     scores = pd.to_numeric(table[target], errors="coerce").astype(np.float64)
     no_score = ~np.isfinite(scores.to_numpy()) & errors.isna().to_numpy()
     errors[no_score] = f"no finite {target!r}"
@@ -310,6 +330,9 @@ def train_model(
         "score_max": float(train[target].max()),
         "score_mean": float(train[target].mean()),
         "features_measured": measured,
+        MODEL_PIXEL_SIZE_KEY: PIXEL_SIZE_UM,
+        "cells_pixel_size_um": [float(np.min(sizes)), float(np.max(sizes))] if len(sizes) else None,
+        "cells_pixel_size_assumed": int(assumed.sum()),
         "mask_page": mask_page,
         "image_size": image_size,
         "max_epochs": max_epochs,
@@ -320,6 +343,7 @@ def train_model(
         "device": str(net.device),
         **start.record(freeze_image_epochs),
     }
+    pipeline.pixel_size_um_ = PIXEL_SIZE_UM
     training["n_fingerprinted"] = len(getattr(pipeline.regressor, "seen_cells_", ()))
     return pipeline, {"training": training, "metrics": metrics, "metrics_ci95": metrics_ci,
                       "calibration": calibration, "soundness": problems,

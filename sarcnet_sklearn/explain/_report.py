@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._columns import DAY_COLUMN, TARGET_COLUMN
+from .._columns import DAY_COLUMN, SARCOMERE_COLUMNS, TARGET_COLUMN
 from .._pages import embedded_figure as _figure
 from .._pages import html_document, provenance_list, sha256_of
 from .._pages import html_table as _html_table
+from .._pixel_size import pixel_size_of_model
 from .._validation import as_frame, object_copy
 from ..images import read_planes
 from ..metrics import metrics_table, metrics_with_intervals
@@ -197,6 +198,9 @@ def write_report(
         table[TARGET_COLUMN] = expert
     if day is not None:
         table[DAY_COLUMN] = day
+    for name in SARCOMERE_COLUMNS:
+        if name in cells.columns:
+            table[name] = pd.to_numeric(cells[name], errors="coerce").to_numpy()
     table["in_figures"] = np.isin(np.arange(len(cells)), chosen)
     write_csv_atomically(table, paths["predictions"], inputs=table[net.image_column])
 
@@ -208,7 +212,7 @@ def write_report(
     header = provenance(model, cells, model_path=model_path, data_source=data_source,
                         command=command)
     page = _html_page(title, header, metrics, _day_table(predicted, expert, day), paths,
-                      intervals, cam, assessment)
+                      intervals, cam, assessment, _sarcomere_table(table, predicted))
     write_atomically(paths["html"], lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
     return paths
 
@@ -247,7 +251,8 @@ def provenance(
     n_features = len(getattr(net, "feature_names_", None) or [])
     described = [f"{net.backbone} image branch, {net.image_size} px images"
                  if net.use_images else "no image branch",
-                 f"{n_features} cell features" if net.use_features else "no cell features"]
+                 f"{n_features} cell features" if net.use_features else "no cell features",
+                 f"features measured at {pixel_size_of_model(model):g} um/px"]
     if data_source is None:
         data_source = _image_folder(cells, net.image_column) or "cells given in memory"
     device = str(net.device)
@@ -324,6 +329,19 @@ def _numeric_column(cells: pd.DataFrame, column: str) -> np.ndarray | None:
     return values if np.isfinite(values).all() else None
 
 
+def _sarcomere_table(table: pd.DataFrame, predicted) -> pd.DataFrame | None:
+    """Median sarcomere measures of the cells per rounded predicted score (None without)."""
+    names = [name for name in SARCOMERE_COLUMNS if name in table.columns]
+    if not names or table[names].isna().all().all():
+        return None
+    frame = table[names].assign(predicted_score=np.round(np.asarray(predicted, float)))
+    grouped = frame.groupby("predicted_score")
+    out = grouped.size().rename("cells").to_frame()
+    for name in names:
+        out[f"median_{name}"] = grouped[name].median()
+    return out.reset_index()
+
+
 def _day_table(predicted, expert, day) -> pd.DataFrame | None:
     if day is None:
         return None
@@ -339,7 +357,7 @@ def _day_table(predicted, expert, day) -> pd.DataFrame | None:
 
 
 def _html_page(title, header, metrics, day_table, paths, intervals, cam,
-               assessment=None) -> str:
+               assessment=None, sarcomere_table=None) -> str:
     parts = [f"<h1>{html.escape(title)}</h1>", provenance_list(header)]
     parts += _assessment_html(assessment)
     if metrics is not None:
@@ -373,6 +391,13 @@ def _html_page(title, header, metrics, day_table, paths, intervals, cam,
                      "(see sarcnet_sklearn.intervals.calibrate).</p>")
     if day_table is not None:
         parts += ["<h2>Mean scores per day</h2>", _html_table(day_table, "days")]
+    if sarcomere_table is not None:
+        parts += ["<h2>Sarcomere measures per predicted score</h2>",
+                  "<p>Median sarcomere length (um, the dominant period of the cell's power "
+                  "spectrum), orientation order of the myofibrils (0 isotropic, 1 all parallel) "
+                  "and fraction of the cell with an oriented pattern, per rounded predicted "
+                  "score (columns of the predictions).</p>",
+                  _html_table(sarcomere_table, "sarcomeres")]
     parts += ["<h2>Example cells across the score range (Fig. 2A)</h2>",
               _figure(paths["examples"], "Cells picked across the score range, ordered by score")]
     size = f", a {cam['side']} x {cam['side']} map" if cam["side"] else ""

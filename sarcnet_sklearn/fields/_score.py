@@ -11,8 +11,15 @@ import numpy as np
 import pandas as pd
 
 from .._chunks import chunk_slices
-from .._columns import ERROR_COLUMN, PIXEL_SIZE_UM, PROTOCOL_1
+from .._columns import (
+    ERROR_COLUMN,
+    MEASURABLE_FEATURES,
+    PIXEL_SIZE_UM,
+    PROTOCOL_1,
+    SARCOMERE_COLUMNS,
+)
 from .._console import progress_bar
+from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN, pixel_size_of_model
 from .._validation import check_pixel_size_um
 from ..features import PROTOCOL1_ERROR_COLUMN, Protocol1Extractor
 from ._cut import CellCrop, check_labels, cut_cells
@@ -30,8 +37,10 @@ POSITION_COLUMNS = [
     "area",
     "touches_border",
     "pixel_size",
+    PIXEL_SIZE_ASSUMED_COLUMN,
 ]
-"""Where each cell is: its field, label, centroid, bounding box (max exclusive), area (px)."""
+"""Where each cell is: its field, label, centroid, bounding box (max exclusive), area (px),
+and its pixel size (um; ``pixel_size_assumed``: True where the field's metadata had none)."""
 
 BORDER_ERROR = (
     "the cell touches the field's border and may be cut off (the AICS training cells never "
@@ -110,7 +119,8 @@ def load_field(
     return name, field, label_image
 
 
-def cell_rows(name: str, cells: list[CellCrop], pixel_size: float) -> pd.DataFrame:
+def cell_rows(name: str, cells: list[CellCrop], pixel_size: float,
+              assumed: bool = False) -> pd.DataFrame:
     """The position columns (and crop, mask, error) of a field's cells."""
     return pd.DataFrame(
         {
@@ -125,6 +135,7 @@ def cell_rows(name: str, cells: list[CellCrop], pixel_size: float) -> pd.DataFra
             "area": [cell.area for cell in cells],
             "touches_border": [cell.touches_border for cell in cells],
             "pixel_size": pixel_size,
+            PIXEL_SIZE_ASSUMED_COLUMN: assumed,
             CROP_COLUMN: _objects([cell.image for cell in cells]),
             MASK_COLUMN: _objects([cell.mask for cell in cells]),
             "error": _objects([cell.error for cell in cells]),
@@ -186,7 +197,8 @@ def cut_field(
         elif not message.startswith(name):
             message = f"{name}: {message}"
         raise ValueError(message) from None
-    table = cell_rows(name, cells, field.pixel_size or PIXEL_SIZE_UM)
+    table = cell_rows(name, cells, field.pixel_size or PIXEL_SIZE_UM,
+                      assumed=field.pixel_size is None)
     if not score_border_cells:
         border = table["touches_border"].to_numpy() & table["error"].isna().to_numpy()
         table.loc[border, "error"] = BORDER_ERROR
@@ -221,15 +233,17 @@ def cut_fields(
 
 
 def measure_cells(
-    table: pd.DataFrame, *, n_jobs: int | None = None, progress: bool = False
+    table: pd.DataFrame, *, n_jobs: int | None = None, progress: bool = False,
+    texture_pixel_size: float = PIXEL_SIZE_UM,
 ) -> pd.DataFrame:
-    """Protocol 1 features of every cut cell (NaN and an error where they cannot be measured).
+    """Protocol 1 features and sarcomere measures of every cut cell (NaN and an error where
+    they cannot be measured).
 
     Cells with a crop error are not measured; cells only flagged for the
     border are (their features describe what is in the field).
     """
     out = table.copy()
-    for name in PROTOCOL_1:
+    for name in PROTOCOL_1 + SARCOMERE_COLUMNS:
         out[name] = np.nan
     measurable = np.array([_has_crop(error) for error in table["error"]], dtype=bool)
     for pixel_size in pd.unique(table.loc[measurable, "pixel_size"]):
@@ -243,9 +257,11 @@ def measure_cells(
             n_jobs=n_jobs,
             progress=progress,
             errors="coerce",
+            sarcomere=True,
+            texture_pixel_size=texture_pixel_size,
         )
         measured = extractor.fit_transform(table.loc[rows, [CROP_COLUMN, MASK_COLUMN]])
-        for name in PROTOCOL_1:
+        for name in PROTOCOL_1 + SARCOMERE_COLUMNS:
             out.loc[rows, name] = measured[name].to_numpy()
         failed = measured[PROTOCOL1_ERROR_COLUMN].dropna()
         out.loc[failed.index, "error"] = ("cannot measure Protocol 1 features: " + failed).values
@@ -321,7 +337,9 @@ def score_fields(
         (path, or ``<array i>``), ``label``, ``centroid_row``, ``centroid_col``,
         ``bbox_min_row``, ``bbox_min_col``, ``bbox_max_row``, ``bbox_max_col``
         (max exclusive), ``area`` (pixels), ``touches_border``,
-        ``pixel_size``, the Protocol 1 features, ``score_pred`` (1-5),
+        ``pixel_size``, the Protocol 1 features, the sarcomere measures
+        (``sarcomere_length_um``, ``orientation_order``, ``sarcomeric_fraction``),
+        ``score_pred`` (1-5),
         ``score_raw`` and ``error`` (None where the cell was scored; NaN scores
         otherwise).
 
@@ -365,8 +383,8 @@ def check_field_model(model) -> None:
     from ..deploy import ModelInputs
 
     inputs = ModelInputs.of(model)
-    if not set(inputs.features) <= set(PROTOCOL_1):
-        extra = sorted(set(inputs.features) - set(PROTOCOL_1))
+    if not set(inputs.features) <= set(MEASURABLE_FEATURES):
+        extra = sorted(set(inputs.features) - set(MEASURABLE_FEATURES))
         raise ValueError(
             f"this model needs the feature(s) {extra}, which cannot be measured from a field "
             "of view; score fields with a Protocol 1 model (train --protocol 1)"
@@ -397,7 +415,8 @@ def score_cut_cells(
     from ..deploy import ModelInputs, predict_cells
 
     inputs = ModelInputs.of(model)
-    table = measure_cells(table, n_jobs=n_jobs, progress=progress)
+    table = measure_cells(table, n_jobs=n_jobs, progress=progress,
+                          texture_pixel_size=pixel_size_of_model(model))
     table["score_pred"] = np.nan
     table["score_raw"] = np.nan
     ready = table["error"].isna().to_numpy()
@@ -409,7 +428,8 @@ def score_cut_cells(
         table.loc[ready, "score_pred"] = predicted["score_pred"].to_numpy()
         table.loc[ready, "score_raw"] = predicted["score_raw"].to_numpy()
         table.loc[ready, ERROR_COLUMN] = predicted[ERROR_COLUMN].to_numpy()
-    columns = POSITION_COLUMNS + PROTOCOL_1 + ["score_pred", "score_raw", "error"]
+    columns = (POSITION_COLUMNS + PROTOCOL_1 + SARCOMERE_COLUMNS
+               + ["score_pred", "score_raw", "error"])
     if keep_crops:
         columns += [CROP_COLUMN, MASK_COLUMN]
     out = table[columns].copy()

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._columns import IMAGE_COLUMN, PROTOCOL_1, TARGET_COLUMN
+from .._columns import IMAGE_COLUMN, PROTOCOL_1, SARCOMERE_COLUMNS, TARGET_COLUMN
 from .._console import show_progress
+from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN
 from ..outputs import refuse_inputs, write_csv_atomically
 from ._crops import write_cell_tiff
 from ._cut import stretch_field
@@ -265,8 +266,9 @@ def check_outputs(out: Path, stems: list[str], inputs: list[Path]) -> None:
 def crop_table(rows: pd.DataFrame) -> pd.DataFrame:
     """The table of single-cell TIFFs (paths relative to it) from rows of ``cells.csv``."""
     table = pd.DataFrame({IMAGE_COLUMN: [Path(path).name for path in rows[CROP_PATH_COLUMN]]})
-    for column in ["field", "label", "touches_border", "pixel_size", *PROTOCOL_1,
-                   "score_pred"]:
+    for column in ["field", "label", "touches_border", "pixel_size", PIXEL_SIZE_ASSUMED_COLUMN,
+                   *PROTOCOL_1,
+                   *SARCOMERE_COLUMNS, "score_pred"]:
         table[column] = rows[column].to_numpy()
     table[TARGET_COLUMN] = np.nan
     return table
@@ -303,7 +305,7 @@ def score_field_chunk(
         if "label" in rows.columns:  # exact ids next to a failed field's empty row
             rows["label"] = rows["label"].astype(object)
         tables.append(rows.set_axis(np.full(len(rows), index), axis=0))
-    columns = POSITION_COLUMNS + PROTOCOL_1 + OUTPUT_COLUMNS
+    columns = POSITION_COLUMNS + PROTOCOL_1 + SARCOMERE_COLUMNS + OUTPUT_COLUMNS
     if save_crops:
         columns = columns + [CROP_PATH_COLUMN]
     table = pd.concat(tables).reindex(columns=columns)
@@ -314,6 +316,7 @@ def score_field_chunk(
     labels[:] = [None if pd.isna(label) else int(label) for label in table["label"]]
     table["label"] = labels
     table["touches_border"] = table["touches_border"].astype("boolean")
+    table[PIXEL_SIZE_ASSUMED_COLUMN] = table[PIXEL_SIZE_ASSUMED_COLUMN].astype("boolean")
     return table
 
 
@@ -398,11 +401,11 @@ def save_crops_of(scores: pd.DataFrame, out: Path, stem: str) -> list[str | None
     """
     (out / CROPS_FOLDER).mkdir(parents=True, exist_ok=True)
     paths: list[str | None] = []
-    for crop, mask, label in zip(scores[CROP_COLUMN], scores[MASK_COLUMN], scores["label"],
-                                 strict=True):
+    for crop, mask, label, size in zip(scores[CROP_COLUMN], scores[MASK_COLUMN], scores["label"],
+                                       scores["pixel_size"], strict=True):
         if isinstance(crop, np.ndarray) and mask.sum() > 1 and crop.any():
             name = f"{CROPS_FOLDER}/{stem}_cell{label}.tiff"
-            write_cell_tiff(out / name, crop, mask)
+            write_cell_tiff(out / name, crop, mask, pixel_size_um=float(size))
             paths.append(name)
         else:
             paths.append(None)
