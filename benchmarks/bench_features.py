@@ -35,7 +35,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sarcnet_sklearn.datasets._synthetic import _cell_mask, _render_structure  # noqa: E402
+from sarcnet_sklearn.datasets._legacy_cell import _cell_mask, _render_structure  # noqa: E402
 from sarcnet_sklearn.features import Protocol1Extractor, extract_protocol1  # noqa: E402
 from tests.aics_alignment_reference import analyze_orientation  # noqa: E402
 

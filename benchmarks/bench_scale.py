@@ -3,8 +3,10 @@
 Run (what fits in about 15 minutes on 2 CPU cores):
     python benchmarks/bench_scale.py --image-size 32 --cells 1000 10000 100000 \
         --cluster-cells 1000 10000 --estimator-cells 1000 10000
-At the paper's size (slow on a CPU: about 40 cells/s on 2 cores):
-    python benchmarks/bench_scale.py --image-size 224 --cells 1000 5000
+At the paper's size (slow on a CPU: about 40 cells/s on 2 cores), one pass against the
+eight-pass average, with the share of time in reading, preparing and the network:
+    python benchmarks/bench_scale.py --image-size 224 --tiff-size 224 --cells 1000 \
+        --cluster-cells --estimator-cells --passes 1 8 --shares 400
 
 A handful of synthetic cell TIFFs (``--distinct`` of them, 2 pages: the
 structure on page 1) is listed over and over in a CSV of ``N`` rows with
@@ -27,7 +29,12 @@ rate is given per wall-clock second and per CPU-second (all the process's
 threads, plus the workers' on a cluster): on a machine shared with other jobs
 the CPU-second figures, and their ratio to the bare model's, are the ones that
 mean something.
-Finally the peak-memory ratio of the largest to the smallest ``N``.
+Finally the peak-memory ratio of the largest to the smallest ``N``. With ``--passes 1 8``
+the local ``predict`` runs once with one forward pass per cell and once with the eight-pass
+average (``--no-test-time-augment`` / ``--test-time-augment``); with ``--shares N`` the
+estimator's ``predict`` of ``N`` cells runs under cProfile in this process and its time is
+split into reading (``sarcnet_sklearn.images``: decoding, resizing), the network (the
+module's forward) and preparing (everything else: checks, feature scaling, batching).
 """
 
 from __future__ import annotations
@@ -177,6 +184,33 @@ def bare_forward(model_path: Path, size: int, device: str, batch: int) -> tuple[
     return cells / (time.perf_counter() - start), cells / (time.process_time() - cpu_start)
 
 
+def time_shares(model_path: Path, table: Path, device: str) -> dict[str, float]:
+    """Shares of ``pipeline.predict``'s time in reading, the network and the rest."""
+    import cProfile
+    import pstats
+
+    from sarcnet_sklearn.deploy import load_model
+
+    model = load_model(model_path, device=device)
+    cells = pd.read_csv(table)
+    profile = cProfile.Profile()
+    profile.enable()
+    model.predict(cells)
+    profile.disable()
+    stats = pstats.Stats(profile).stats
+    total = max(entry[3] for entry in stats.values())
+
+    def cumulative(match) -> float:
+        return sum(entry[3] for (file, _, name), entry in stats.items() if match(file, name))
+
+    network = cumulative(lambda file, name: file.endswith("sarcnet_sklearn/nn.py")
+                         and name == "forward")
+    reading = cumulative(lambda file, name: file.endswith("sarcnet_sklearn/images.py")
+                         and name in ("read_planes", "load_image_stack"))
+    return {"reading": reading / total, "network": network / total,
+            "preparing": 1 - (reading + network) / total, "seconds": total}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--image-size", type=int, default=32)
@@ -193,6 +227,10 @@ def main() -> None:
     parser.add_argument("--test-time-augment", action="store_true",
                         help="predict with the 8-transform average (8 forward passes per cell; "
                              "off by default so that cells/s compares with one bare forward)")
+    parser.add_argument("--passes", type=int, nargs="+", choices=[1, 8], default=[1],
+                        help="forward passes per cell of the local predict runs: 1, 8 or both")
+    parser.add_argument("--shares", type=int, metavar="N",
+                        help="profile the estimator's predict of N cells: time shares")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
@@ -221,10 +259,14 @@ def main() -> None:
         table = folder / f"cells_{n_cells}.csv"
         cell_table(paths, n_cells, rng).to_csv(table, index=False)
         if n_cells in args.cells:
-            out = folder / f"local_{n_cells}.csv"
-            result = run_measured(command, ["predict", str(model_path), str(table), "--out",
-                                            str(out), *common])
-            rows.append(("predict (local)", n_cells, result))
+            for passes in args.passes:
+                out = folder / f"local_{n_cells}{'' if passes == 1 else '_tta'}.csv"
+                tta = "--test-time-augment" if passes == 8 else "--no-test-time-augment"
+                result = run_measured(command, ["predict", str(model_path), str(table), "--out",
+                                                str(out), tta, *common])
+                result["passes"] = passes
+                name = "predict (local)" + ("" if passes == 1 else ", 8 passes")
+                rows.append((name, n_cells, result))
         if n_cells in args.estimator_cells:
             code = ESTIMATOR.format(threads=args.threads, device=args.device, peak=PEAK)
             rows.append(("pipeline.predict", n_cells,
@@ -246,17 +288,26 @@ def main() -> None:
                 out.read_bytes() == (folder / f"local_{n_cells}.csv").read_bytes())
             result["same_as_local"] = same
             rows.append(("predict (2-worker LocalCluster)", n_cells, result))
-        for what, n, result in rows[-3:]:
+        for what, n, result in rows[-4:]:
             if n == n_cells:
+                ceiling = bare / result.get("passes", 1)
+                ceiling_cpu = bare_cpu / result.get("passes", 1)
                 extra = ""
                 if "worker_peak_mb" in result:
                     extra = (f", workers' peak {result['worker_peak_mb']} MB, identical to "
                              f"local: {result['same_as_local']}")
                 per_cpu = n / result["cpu_seconds"]
                 print(f"{what:>32} {n:>7} cells: {n / result['seconds']:8.1f} cells/s end to "
-                      f"end ({n / result['seconds'] / bare:.0%} of bare), {per_cpu:.1f} per "
-                      f"CPU-second ({per_cpu / bare_cpu:.0%} of bare), peak "
+                      f"end ({n / result['seconds'] / ceiling:.0%} of bare), {per_cpu:.1f} per "
+                      f"CPU-second ({per_cpu / ceiling_cpu:.0%} of bare), peak "
                       f"{result['peak_mb']:.0f} MB{extra}", flush=True)
+    if args.shares:
+        table = folder / f"cells_{args.shares}.csv"
+        cell_table(paths, args.shares, rng).to_csv(table, index=False)
+        shares = time_shares(model_path, table, args.device)
+        print(f"pipeline.predict of {args.shares} cells under cProfile ({shares['seconds']:.1f} s):"
+              f" reading {shares['reading']:.0%}, preparing {shares['preparing']:.0%}, "
+              f"network {shares['network']:.0%}")
     for what in ("predict (local)", "pipeline.predict", "predict (2-worker LocalCluster)"):
         runs = sorted((n, result) for name, n, result in rows if name == what)
         if len(runs) >= 2:

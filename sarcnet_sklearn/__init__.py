@@ -24,6 +24,10 @@ _LAZY = {
     "regression_report": "metrics",
     "spearman_score": "metrics",
     "spearman_scorer": "metrics",
+    "bootstrap_intervals": "metrics",
+    "expert_agreement": "metrics",
+    "UnsoundModelWarning": "soundness",
+    "assess_predictions": "soundness",
     "calibrate": "intervals",
     "predict_interval": "intervals",
     "predict_scores": "score_table",
@@ -31,6 +35,8 @@ _LAZY = {
     "predict_cells": "deploy",
     "save_model": "deploy",
     "train_model": "deploy",
+    "finetune_callbacks": "deploy",
+    "suggest_cells": "deploy",
     "compare_conditions": "screens",
 }
 

@@ -38,6 +38,9 @@ ERROR_COLUMN = "error"
 PIXEL_SIZE_UM = 0.12
 """Pixel size of the AICS single-cell images, in micrometres."""
 
+PIXEL_SIZE_COLUMN = "pixel_size"
+"""Micrometres per pixel of each cell's image, in cell tables (fields' cells.csv, crops)."""
+
 STRUCTURE_PAGE = 1
 """Page of the AICS single-cell TIFF holding alpha-actinin-2 (the structure)."""
 
@@ -72,3 +75,7 @@ ORIENTATION_ORDER_COLUMN = "orientation_order"
 SARCOMERIC_FRACTION_COLUMN = "sarcomeric_fraction"
 """Fraction of a cell's area showing a sarcomeric (periodic) pattern."""
 SARCOMERE_COLUMNS = [SARCOMERE_LENGTH_COLUMN, ORIENTATION_ORDER_COLUMN, SARCOMERIC_FRACTION_COLUMN]
+MEASURABLE_FEATURES = PROTOCOL_1 + SARCOMERE_COLUMNS
+"""The features measured from a cell's image and mask: a model using only these can score
+any cell image (fields of view, folders of images); the sarcomere measures are optional model
+features (e.g. ``protocol=PROTOCOL_1 + SARCOMERE_COLUMNS``)."""

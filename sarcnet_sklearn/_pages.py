@@ -126,6 +126,7 @@ figcaption .file { color: #888; }
 .pair { display: flex; flex-wrap: wrap; gap: 1em; }
 .pair figure { flex: 1 1 360px; }
 p.note { color: #555; }
+div.warning { border: 2px solid #b00; padding: 0 1em; margin: 1em 0; color: #600; }
 @page { size: A4; margin: 12mm; }
 @media print {
   body { max-width: none; margin: 0; padding: 0; font-size: 10pt; }

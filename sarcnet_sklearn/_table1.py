@@ -35,3 +35,8 @@ ROWS = (
 """The paper's six rows, then the orientation-invariant SarcNet and ConvNeXt-Tiny (image only,
 D-SarcNet's backbone), which have no paper numbers."""
 ROW_KEYS = tuple(row.key for row in ROWS)
+
+SPLITS = ("cell", "field")
+"""The splits ``reproduce`` fits every row on by default: the paper's (cell by cell) and by
+field of view (no field in two parts, :func:`~sarcnet_sklearn.datasets.paper_split`
+``by="field"``)."""

@@ -50,6 +50,11 @@ def check_finite_features(df: pd.DataFrame, columns: Iterable[str], what: str = 
     check_columns(df, columns, what)
     values = np.empty((len(df), len(columns)), dtype=np.float64)
     for j, column in enumerate(columns):
+        if pd.api.types.is_bool_dtype(df[column]) or (
+                df[column].dtype == object
+                and df[column].map(lambda v: isinstance(v, (bool, np.bool_))).any()):
+            raise ValueError(f"{what}: feature column {column!r} holds True/False values, not "
+                             "numbers; give the measured values")
         try:
             values[:, j] = pd.to_numeric(df[column], errors="raise")
         except (ValueError, TypeError) as exc:

@@ -74,6 +74,10 @@ def calibrate(model, X, y):
         row = int(np.argmax(~np.isfinite(prediction)))
         raise ValueError(f"the model's prediction for calibration cell {row} is not finite")
     setattr(_final_step(model), CONFORMITY_ATTRIBUTE, np.abs(target - prediction))
+    if hasattr(X, "columns"):
+        from ._fingerprint import remember_cells
+
+        remember_cells(model, X)  # a report on these cells says they are not new to it
     return model
 
 

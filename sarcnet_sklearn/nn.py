@@ -233,13 +233,13 @@ class SarcNetModule(nn.Module):
     def normalize_images(images: torch.Tensor) -> torch.Tensor:
         """uint8 ``(n, h, w)`` or ``(n, 1, h, w)`` -> float ``(n, 3, h, w)`` in [-1, 1].
 
-        On a GPU the result is channels-last, the layout its convolutions run fastest in.
+        The result is channels-last, the layout the convolutions ran fastest in on both a
+        CPU and a GPU, with the same outputs to float32 rounding (``benchmarks/RESULTS.md``).
         """
         if images.ndim == 3:
             images = images.unsqueeze(1)
         images = images.float().div_(127.5).sub_(1.0)
-        layout = torch.channels_last if images.is_cuda else torch.contiguous_format
-        return images.expand(-1, 3, -1, -1).contiguous(memory_format=layout)
+        return images.expand(-1, 3, -1, -1).contiguous(memory_format=torch.channels_last)
 
     def forward(
         self, images: torch.Tensor | None = None, features: torch.Tensor | None = None

@@ -8,6 +8,7 @@ written.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Callable, Iterable
@@ -41,6 +42,12 @@ def write_atomically(path: str | PathLike, write: Callable[[str], object]) -> Pa
         os.chmod(temporary, 0o666 & ~umask)
         write(temporary)
         os.replace(temporary, path)
+    except OSError as exc:
+        Path(temporary).unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}; {path} is "
+                          "unchanged (free some space or write elsewhere)") from exc
+        raise
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
@@ -142,4 +149,56 @@ def write_csv_atomically(
     'a\\n1\\n'
     """
     output = check_output(output, inputs=inputs)
+    table = neutralise_formulas(table)
     return write_atomically(output, lambda temporary: table.to_csv(temporary, index=False))
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet read a CSV cell as a formula."""
+
+
+def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with text cells that a spreadsheet would run as a formula made plain text.
+
+    A text cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+    return (a field named ``=HYPERLINK(...)``) gets a leading ``'``, as
+    spreadsheet tools recommend; numbers (``-0.5``) are left as they are.
+    :func:`restore_formulas` undoes it when the package reads the table back.
+
+    Examples
+    --------
+    >>> neutralise_formulas(pd.DataFrame({"field": ["=1+2", "-0.5", "well"]}))["field"].tolist()
+    ["'=1+2", '-0.5', 'well']
+    """
+    out = None
+    for column in table.columns:
+        if table[column].dtype != object and not pd.api.types.is_string_dtype(table[column]):
+            continue
+        values = table[column]
+        risky = values.map(_is_formula)
+        if risky.any():
+            out = table.copy() if out is None else out
+            out[column] = values.where(~risky, "'" + values.astype(str))
+    return table if out is None else out
+
+
+def restore_formulas(values: pd.Series) -> pd.Series:
+    """Text cells as they were before :func:`neutralise_formulas`.
+
+    Examples
+    --------
+    >>> restore_formulas(pd.Series(["'=1+2", "'plain", "x"])).tolist()
+    ['=1+2', "'plain", 'x']
+    """
+    return values.map(lambda value: value[1:] if isinstance(value, str) and value[:1] == "'"
+                      and value[1:2] != "" and value[1] in FORMULA_STARTS else value)
+
+
+def _is_formula(value) -> bool:
+    if not isinstance(value, str) or not value.startswith(FORMULA_STARTS):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return True
+    return False

@@ -14,7 +14,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from ._columns import IMAGE_COLUMN, PROTOCOL_1, PROTOCOLS, STRUCTURE_PAGE
+from ._columns import IMAGE_COLUMN, MEASURABLE_FEATURES, PROTOCOLS, STRUCTURE_PAGE
 from ._recipe import IMAGE_SIZE_PX
 from ._validation import as_frame, check_finite_features
 from .images import as_image_source
@@ -175,8 +175,9 @@ class ModelInputs:
 
     @property
     def measurable(self) -> bool:
-        """Whether every feature can be measured from the images (a Protocol 1 model)."""
-        return self.image_column is not None and set(self.features) <= set(PROTOCOL_1)
+        """Whether every feature can be measured from the images (a Protocol 1 model, perhaps
+        with the sarcomere measures)."""
+        return self.image_column is not None and set(self.features) <= set(MEASURABLE_FEATURES)
 
 
 class NotSarcNetError(TypeError, ValueError):
@@ -366,8 +367,18 @@ class SarcNetPipeline(Pipeline):
         return as_frame(self[:-1].transform(X))
 
     def fit(self, X, y=None, validation_data=None, **params):
+        """Fit the steps, and the regressor on ``validation_data`` too (see the class).
+
+        The fitted pipeline remembers a fingerprint of every cell of ``X`` and
+        ``validation_data`` (:mod:`sarcnet_sklearn._fingerprint`), so that a report
+        on cells it has seen can say so.
+        """
+        from ._fingerprint import remember_cells
+
         if validation_data is None:
-            return super().fit(X, y, **params)
+            super().fit(X, y, **params)
+            remember_cells(self, as_frame(X), replace=True)
+            return self
         final_name = self.steps[-1][0]
         prefix = f"{final_name}__"
         unknown = [key for key in params if not key.startswith(prefix)]
@@ -384,6 +395,7 @@ class SarcNetPipeline(Pipeline):
             validation_data=(transformers.transform(X_valid), y_valid),
             **{key[len(prefix):]: value for key, value in params.items()},
         )
+        remember_cells(self, as_frame(X), as_frame(X_valid), replace=True)
         return self
 
     def set_output(self, *, transform=None):

@@ -33,6 +33,7 @@ from ._recipe import (
     LEARNING_RATE,
     MAX_EPOCHS,
 )
+from ._score_map import apply_score_map, fit_score_map
 from ._validation import as_frame, check_finite_features, check_target
 from .images import as_image_source, load_image_stack
 from .metrics import spearman_score
@@ -43,6 +44,8 @@ DEFAULT_TRAIN_SPLIT = ValidSplit(0.2, random_state=0)
 """Hold out a fixed random 20 % of the training cells for validation."""
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 AUGMENTATIONS = (None, "d4")
+CONSISTENCY_SHARE = 4
+"""With ``consistency``, one cell in this many of a training batch is seen twice."""
 """Training-image augmentations: none (the paper's recipe) or random D4 transforms."""
 
 
@@ -121,6 +124,15 @@ class SarcNetRegressor(NeuralNetRegressor):
         (on the same device and library versions). They are drawn from a
         generator of the net's own: torch's global random state is left as it
         was. None: torch's global generator.
+    calibrate_scores : bool, default=True
+        After training, fit a strictly increasing map from the network's output
+        to the true scores of the validation cells (affine, or isotonic with 500
+        validation cells or more; see :mod:`sarcnet_sklearn._score_map`) and
+        predict through it: the kept epoch is chosen for its Spearman, which
+        ignores a bias of its scores, and the map removes it without changing
+        any cell's rank. False: the network's raw output (the paper's); it can be
+        switched on a fitted model with ``set_params``, as it only changes
+        prediction. Without validation cells there is no map.
     score_range : tuple (low, high) or None, default=(1.0, 5.0)
         The scale of the scores: ``fit`` refuses scores outside it (a 0-100
         scale would otherwise train silently and every prediction be clipped),
@@ -152,6 +164,8 @@ class SarcNetRegressor(NeuralNetRegressor):
     feature_min_, feature_max_ : ndarray of shape (n_features,)
         Range of each feature column in the training data (as the module saw
         it, i.e. standardised in a pipeline).
+    score_map_ : dict or None
+        The calibration map fitted on the validation cells (None without them).
     fit_interrupted_ : bool
         Whether the last ``fit`` was stopped by Ctrl-C (skorch then returns
         quietly with the epochs trained so far).
@@ -200,8 +214,10 @@ class SarcNetRegressor(NeuralNetRegressor):
         head_activation: bool = False,
         augment: str | None = "d4",
         test_time_augment: bool = True,
+        consistency: float = 0.0,
         patience: int | None = None,
         random_state: int | None = None,
+        calibrate_scores: bool = True,
         score_range: tuple[float, float] | None = SCORE_RANGE,
         precision: str = "auto",
         criterion=torch.nn.MSELoss,
@@ -223,8 +239,10 @@ class SarcNetRegressor(NeuralNetRegressor):
         self.head_activation = head_activation
         self.augment = augment
         self.test_time_augment = test_time_augment
+        self.consistency = consistency
         self.patience = patience
         self.random_state = random_state
+        self.calibrate_scores = calibrate_scores
         self.score_range = score_range
         self.precision = precision
         super().__init__(
@@ -245,6 +263,9 @@ class SarcNetRegressor(NeuralNetRegressor):
         # A model pickled by an earlier version holds the structure page as ``image_channel``.
         if "image_channel" in state and "structure_page" not in state:
             state["structure_page"] = state.pop("image_channel")
+        state.setdefault("consistency", 0.0)
+        # Earlier versions had no calibration map: their models keep predicting as they did.
+        state.setdefault("calibrate_scores", True)
         super().__setstate__(state)
 
     def _feature_columns(self, df: pd.DataFrame) -> list[str]:
@@ -374,7 +395,9 @@ class SarcNetRegressor(NeuralNetRegressor):
                 self.module_ = self.initialized_instance(self.module, params)
         if self._device_type() == "cuda":
             torch.backends.cudnn.benchmark = True
-            self.module_ = self.module_.to(memory_format=torch.channels_last)
+        image_branch = getattr(self.module_, "image_branch", None)
+        if image_branch is not None:  # the feature layer may still be lazy (load_params)
+            image_branch.to(memory_format=torch.channels_last)
         return self
 
     def initialize(self):
@@ -471,9 +494,18 @@ class SarcNetRegressor(NeuralNetRegressor):
         if images is None:
             return self._infer_once(x, **fit_params)
         if self.module_.training:
-            if self.augment == "d4":
-                x = {**x, "images": random_d4(images, getattr(self, "random_generator_", None))}
-            return self._infer_once(x, **fit_params)
+            if self.augment != "d4":
+                return self._infer_once(x, **fit_params)
+            generator = getattr(self, "random_generator_", None)
+            n_twice = -(-len(images) // CONSISTENCY_SHARE) if self.consistency else 0
+            if n_twice == 0:
+                return self._infer_once({**x, "images": random_d4(images, generator)},
+                                        **fit_params)
+            both = {key: torch.cat([value, value[:n_twice]]) for key, value in x.items()}
+            both["images"] = random_d4(both["images"], generator)
+            y_pred = self._infer_once(both, **fit_params)
+            self._consistency_pair = (y_pred[:n_twice], y_pred[len(images):])
+            return y_pred[:len(images)]
         if self.test_time_augment and not getattr(self, "_fitting", False):
             outputs = [self._infer_once({**x, "images": d4_transform(images, t)}, **fit_params)
                        for t in range(N_D4)]
@@ -487,6 +519,14 @@ class SarcNetRegressor(NeuralNetRegressor):
         with torch.autocast(self._device_type(), dtype=dtype):
             y_pred = super().infer(x, **fit_params)
         return y_pred.float()
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        loss = super().get_loss(y_pred, y_true, X=X, training=training)
+        pair = self.__dict__.pop("_consistency_pair", None)
+        if training and pair is not None:
+            first, second = pair
+            loss = loss + self.consistency * torch.mean((first - second) ** 2)
+        return loss
 
     def train_step_single(self, batch, **fit_params):
         scaler = getattr(self, "grad_scaler_", None)
@@ -561,18 +601,41 @@ class SarcNetRegressor(NeuralNetRegressor):
         if not isinstance(X, _NetInputs):  # called by the user, not by fit
             X, y = self._training_data(X, y, validation_data, learn_columns=not self.initialized_)
         self.__dict__.pop("conformity_scores_", None)  # a calibration belongs to the old weights
+        self.score_map_ = None
         self._fitting = True  # validation during training predicts without test-time averaging
         self.fit_interrupted_ = False
         try:
-            return super().partial_fit(X, y, classes, **fit_params)
+            super().partial_fit(X, y, classes, **fit_params)
         finally:
-            self.__dict__.pop("validation_dataset_", None)
+            validation = self.__dict__.pop("validation_dataset_", None)
             del self._fitting
+        self.score_map_ = self._score_map(X, y, validation)
+        return self
+
+    def _score_map(self, X, y, validation):
+        """The map from raw predictions to scores, fitted on the validation cells (or None)."""
+        if validation is None and self.train_split is not None:
+            validation = self.get_split_datasets(X, y)[1]
+        if validation is None or len(validation) < 2:
+            return None
+        base, indices = unwrap_subset(validation)
+        target = getattr(base, "y", None)  # a custom dataset may not expose its targets
+        if target is None:
+            return None
+        observed = np.asarray(target if indices is None else target[indices]).reshape(-1)
+        with torch.inference_mode():
+            raw = NeuralNetRegressor.predict(self, validation).reshape(-1)
+        return fit_score_map(raw, observed)
 
     def _training_data(self, X, y, validation_data, *, learn_columns: bool):
         """The module's inputs and targets for training; sets ``validation_dataset_``."""
         if self.augment not in AUGMENTATIONS:
             raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {self.augment!r}")
+        if not (isinstance(self.consistency, (int, float)) and 0 <= self.consistency < np.inf):
+            raise ValueError(f"consistency must be a finite number >= 0, got {self.consistency!r}")
+        if self.consistency and self.augment != "d4":
+            raise ValueError("consistency needs augment='d4': it compares two random D4 "
+                             "transforms of a cell")
         inputs = _NetInputs(self._net_input(X, fitting=learn_columns))
         target = self._check_scores(check_target(y, len(next(iter(inputs.values())))))
         self.validation_dataset_ = None
@@ -626,7 +689,10 @@ class SarcNetRegressor(NeuralNetRegressor):
         with torch.inference_mode():
             for inputs in prefetched(prepare, chunks):
                 scores.append(super().predict(inputs).reshape(-1))
-        return np.concatenate(scores)
+        scores = np.concatenate(scores)
+        if self.calibrate_scores and getattr(self, "score_map_", None) is not None:
+            return apply_score_map(self.score_map_, scores).astype(scores.dtype)
+        return scores
 
 
 class _NetInputs(dict):

@@ -25,12 +25,13 @@ import numpy as np
 import pandas as pd
 from skorch.callbacks import Checkpoint, LoadInitState, ProgressBar
 
-from ._columns import DAY_COLUMN, ERROR_COLUMN, IMAGE_COLUMN, SCORE_PRED_COLUMN, TARGET_COLUMN
+from ._columns import DAY_COLUMN, EXPERT_COLUMNS, GROUP_COLUMNS, IMAGE_COLUMN, TARGET_COLUMN
 from ._console import show_progress
 from ._recipe import BATCH_SIZE, IMAGE_SIZE_PX, LEARNING_RATE, MAX_EPOCHS
-from ._table1 import ROW_KEYS, ROWS, Row
+from ._table1 import ROW_KEYS, ROWS, SPLITS, Row
 from .datasets import load_aics, make_synthetic_aics, paper_split
-from .metrics import METRIC_NAMES, metrics_table, regression_report
+from .datasets._aics import SPLIT_GROUPS
+from .metrics import METRIC_NAMES, expert_agreement, metrics_table, regression_report
 from .outputs import write_atomically, write_csv_atomically
 from .pipeline import make_linear_baseline, make_sarcnet_pipeline
 from .regressor import DEFAULT_DEVICE
@@ -47,10 +48,24 @@ PAPER_TABLE1 = {
 }
 """Table 1 of Le et al. (test split): Spearman, MAE, MSE, R^2 per row (the paper's rows only)."""
 
-PAPER_RECIPE = {"augment": None, "test_time_augment": False}
-"""The paper trains and predicts without augmentation; rows use it unless they say otherwise."""
+PAPER_RECIPE = {"augment": None, "test_time_augment": False, "calibrate_scores": False}
+"""The paper trains and predicts without augmentation and reports the network's raw output;
+rows use it unless they say otherwise. A network row is also scored through its validation
+calibration (:mod:`sarcnet_sklearn._score_map`), shown as ``"<label>, calibrated"``."""
+
+CALIBRATED = ", calibrated"
+"""Appended to a row's label for its scores through the validation calibration."""
 
 HISTOGRAM_ROW = "sarcnet_p2"
+
+def split_key(row_key: str, split: str) -> str:
+    """The name of a row fitted on a split: the row's key, with ``_<split>`` unless by cell."""
+    return row_key if split == "cell" else f"{row_key}_{split}"
+
+
+def split_label(label: str, split: str) -> str:
+    """A row's label, with `` (<split> split)`` unless by cell (the paper's split)."""
+    return label if split == "cell" else f"{label} ({split} split)"
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,7 @@ def reproduce_table1(
     rows: Sequence[str] | None = None,
     callbacks: Sequence | None = None,
     save_models: bool = False,
+    split: str | Sequence[str] = SPLITS,
     verbose: bool = True,
 ) -> dict[str, object]:
     """Fit the models of Table 1 on the paper's split and write the table and Fig. 3.
@@ -121,6 +137,13 @@ def reproduce_table1(
         (prediction intervals), as ``models/<row>.joblib`` with its metadata
         (load with :func:`~sarcnet_sklearn.load_model`); a finished row without
         its model file is then run again.
+    split : str or sequence of str, default=("cell", "field")
+        How the cells are split (:func:`~sarcnet_sklearn.datasets.paper_split`
+        ``by=``): ``"cell"``, the paper's split, and/or ``"field"`` (``"well"``,
+        ``"plate"``), keeping each field of view in one part, which a reader can
+        trust more (cells of one field are alike). Rows on a split other than by cell are
+        stored as ``<row>_<split>`` and labelled ``"<label> (<split> split)"``,
+        beside the paper's rows in the table. Both splits fit every row twice.
     verbose : bool, default=True
         Print progress and where the outputs went.
 
@@ -129,8 +152,9 @@ def reproduce_table1(
     result : dict
         ``table`` (DataFrame), ``table_csv``, ``table_md``, ``histogram`` (path or
         None), ``rows`` (metrics per row key), ``skipped`` (row keys found done),
-        ``models`` (row key to model file, with ``save_models``), ``data_root`` and
-        ``test`` (the test split's cells).
+        ``models`` (row key to model file, with ``save_models``), ``data_root``,
+        ``test`` (the test cells of the first split: the paper's, by cell, by
+        default) and ``tests`` (split name to its test cells).
 
     Examples
     --------
@@ -145,6 +169,9 @@ def reproduce_table1(
     device = device or DEFAULT_DEVICE
     settings = settings or ReproduceSettings.for_device(device, synthetic=aics_root is None)
     selected = _selected_rows(rows)
+    splits = [split] if isinstance(split, str) else list(split)
+    if not splits or any(name not in SPLIT_GROUPS for name in splits):
+        raise ValueError(f"split must be among {list(SPLIT_GROUPS)}, got {split!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -155,72 +182,38 @@ def reproduce_table1(
         data_root = Path(aics_root)
         data = str(data_root.resolve())
     cells = load_aics(data_root)
-    train, valid, test = paper_split(cells)
-    say(f"{len(cells)} cells: {len(train)} train / {len(valid)} validation / {len(test)} test")
-
-    run = {
+    base = {
         "data": data,
         **asdict(settings),
         "weights": None if weights is None else str(weights),
         "precision": precision,
         "random_state": random_state,
-        "split": [len(train), len(valid), len(test)],
     }
     if aics_root is not None:
-        del run["n_cells"], run["synthetic_size"]
+        del base["n_cells"], base["synthetic_size"]
 
-    results, skipped, models = {}, [], {}
-    for row in selected:
-        model_path = out / "models" / f"{row.key}.joblib"
-        stored = _load_row(out, row, run)
-        if stored is not None and (model_path.is_file() or not save_models):
-            if save_models:
-                models[row.key] = model_path
-            say(f"{row.label}: already done, skipped (delete {out / 'rows' / row.key}.json "
-                "to redo it)")
-            results[row.key] = stored
-            skipped.append(row.key)
-            continue
-        say(f"{row.label}: training on {device} ...")
-        start = time.perf_counter()
-        if row.linear:
-            model = make_linear_baseline(row.protocol).fit(train, train[TARGET_COLUMN])
-            extra = {}
-        else:
-            model, extra = _fit_network(
-                row, train, valid, out, run, settings, weights, device, precision,
-                random_state, callbacks, verbose, say,
-            )
-        prediction, errors = _predict(model, test, row.linear)
-        scored = np.isfinite(prediction)
-        record = {
-            "row": row.key,
-            "label": row.label,
-            "params": {} if row.linear else _network_params(row),
-            "metrics": regression_report(test[TARGET_COLUMN][scored], prediction[scored]),
-            "n_not_scored": int((~scored).sum()),
-            "seconds": round(time.perf_counter() - start, 1),
-            "device": device,
-            **extra,
-            "settings": run,
-        }
-        if save_models:
-            models[row.key] = _save_model(model, model_path, record, train, valid)
-        _save_row(out, row, record, test, prediction, errors)
-        shutil.rmtree(out / "checkpoints" / row.key, ignore_errors=True)
-        results[row.key] = record
-        metrics = record["metrics"]
-        shown = ", ".join(f"{METRIC_NAMES[key]} {metrics[key]:.3f}" for key in METRICS)
-        say(f"{row.label}: {shown} ({record['seconds']:.0f} s)")
+    results, skipped, models, tests = {}, [], {}, {}
+    for by in splits:
+        train, valid, test = paper_split(cells, by=by)
+        tests[by] = test
+        say(f"{len(cells)} cells, split by {by}: {len(train)} train / {len(valid)} validation "
+            f"/ {len(test)} test")
+        run = {**base, "split": [len(train), len(valid), len(test)]}
+        if by != "cell":
+            run["split_by"] = by
+        for row in selected:
+            _run_row(row, by, train, valid, test, out, run, settings, weights, device,
+                     precision, random_state, callbacks, save_models, verbose, say,
+                     results, skipped, models)
 
     table = format_table1(results)
     table_csv = write_csv_atomically(table, out / "table1.csv")
     table_md = out / "table1.md"
-    markdown = _markdown(table, run, len(test))
+    markdown = _markdown(table, base, tests)
     _write_text(table_md, markdown)
     histogram = None
-    if HISTOGRAM_ROW in results:
-        histogram = _histogram(out)
+    if split_key(HISTOGRAM_ROW, splits[0]) in results:
+        histogram = _histogram(out, split_key(HISTOGRAM_ROW, splits[0]))
     say("")
     say(markdown)
     say(f"Table (CSV):      {table_csv.resolve()}")
@@ -241,25 +234,103 @@ def reproduce_table1(
         "skipped": skipped,
         "models": models,
         "data_root": data_root,
-        "test": test,
+        "test": tests[splits[0]],
+        "tests": tests,
     }
 
 
+def _run_row(row, by, train, valid, test, out, run, settings, weights, device, precision,
+             random_state, callbacks, save_models, verbose, say, results, skipped, models):
+    """Fit (or read back) one row on one split and record it in ``results``."""
+    key, label = split_key(row.key, by), split_label(row.label, by)
+    model_path = out / "models" / f"{key}.joblib"
+    stored = _load_row(out, key, run)
+    if stored is not None and (model_path.is_file() or not save_models):
+        if save_models:
+            models[key] = model_path
+        say(f"{label}: already done, skipped (delete {out / 'rows' / key}.json to redo it)")
+        results[key] = stored
+        skipped.append(key)
+        return
+    say(f"{label}: training on {device} ...")
+    start = time.perf_counter()
+    if row.linear:
+        model = make_linear_baseline(row.protocol).fit(train, train[TARGET_COLUMN])
+        extra = {}
+    else:
+        model, extra = _fit_network(
+            row, key, label, train, valid, out, run, settings, weights, device, precision,
+            random_state, callbacks, verbose, say,
+        )
+    prediction = np.asarray(model.predict(test), dtype=np.float64).reshape(-1)
+    calibrated = None
+    net = None if row.linear else model.regressor
+    if net is not None and getattr(net, "score_map_", None) is not None:
+        if net.calibrate_scores:
+            calibrated = prediction
+        else:  # the paper's raw output above; the calibrated one, on by default in model files
+            net.set_params(calibrate_scores=True)
+            calibrated = np.asarray(model.predict(test), dtype=np.float64).reshape(-1)
+    record = {
+        "row": key,
+        "label": label,
+        "split_by": by,
+        "params": {} if row.linear else _network_params(row),
+        "metrics": regression_report(test[TARGET_COLUMN], prediction),
+        "experts": expert_agreement(test, prediction),
+        "calibrated": None if calibrated is None else {
+            "map": net.score_map_["kind"],
+            "metrics": regression_report(test[TARGET_COLUMN], calibrated),
+            "experts": expert_agreement(test, calibrated),
+        },
+        "seconds": round(time.perf_counter() - start, 1),
+        "device": device,
+        **extra,
+        "settings": run,
+    }
+    if save_models:
+        models[key] = _save_model(model, model_path, record, train, valid)
+    _save_row(out, key, record, test, prediction, calibrated)
+    shutil.rmtree(out / "checkpoints" / key, ignore_errors=True)
+    results[key] = record
+    metrics = record["metrics"]
+    shown = ", ".join(f"{METRIC_NAMES[name]} {metrics[name]:.3f}" for name in METRICS)
+    say(f"{label}: {shown} ({record['seconds']:.0f} s)")
+    if record["calibrated"] is not None:
+        metrics = record["calibrated"]["metrics"]
+        shown = ", ".join(f"{METRIC_NAMES[name]} {metrics[name]:.3f}" for name in METRICS)
+        say(f"{label}{CALIBRATED} ({record['calibrated']['map']} map): {shown}")
+
+
 def format_table1(results: dict[str, dict]) -> pd.DataFrame:
-    """Measured metrics beside the paper's, one row per model, in Table 1's order."""
+    """Measured metrics beside the paper's, one row per model, in Table 1's order.
+
+    A model fitted on several splits has one row per split, side by side; the paper's
+    numbers stand beside its own split (by cell) only. ``spearman_<expert>`` is the
+    model's Spearman against that expert.
+    """
     records = []
     for row in ROWS:
-        if row.key not in results:
-            continue
-        metrics = results[row.key]["metrics"]
-        record = {"model": row.label}
-        record.update({name: metrics[name] for name in METRICS})
-        paper = PAPER_TABLE1.get(row.key, (np.nan,) * len(METRICS))
-        record.update({f"paper_{name}": value
-                       for name, value in zip(METRICS, paper, strict=True)})
-        record["best_epoch"] = results[row.key].get("best_epoch")
-        record["seconds"] = results[row.key]["seconds"]
-        records.append(record)
+        for by in SPLIT_GROUPS:
+            key = split_key(row.key, by)
+            if key not in results:
+                continue
+            result = results[key]
+            versions = [("", result, PAPER_TABLE1.get(row.key) if by == "cell" else None)]
+            if result.get("calibrated"):
+                versions.append((CALIBRATED, result["calibrated"], None))
+            for suffix, scored, paper in versions:
+                record = {"model": split_label(row.label, by) + suffix}
+                record.update({name: scored["metrics"][name] for name in METRICS})
+                paper = paper or (np.nan,) * len(METRICS)
+                record.update({f"paper_{name}": value
+                               for name, value in zip(METRICS, paper, strict=True)})
+                experts = scored.get("experts", {})
+                record.update({f"spearman_{name}": experts.get(name, np.nan)
+                               for name in EXPERT_COLUMNS})
+                record["best_epoch"] = result.get("best_epoch")
+                record["seconds"] = result["seconds"]
+                records.append(record)
     return pd.DataFrame.from_records(records)
 
 
@@ -311,9 +382,9 @@ def _is_best_epoch(net) -> bool:
     return scores[-1] >= max(scores[:-1], default=-np.inf)
 
 
-def _fit_network(row, train, valid, out, run, settings, weights, device, precision,
+def _fit_network(row, key, label, train, valid, out, run, settings, weights, device, precision,
                  random_state, callbacks, verbose, say):
-    folder = out / "checkpoints" / row.key
+    folder = out / "checkpoints" / key
     signature = folder / "settings.json"
     if folder.is_dir() and (not signature.is_file()
                             or json.loads(signature.read_text()) != run):
@@ -324,7 +395,7 @@ def _fit_network(row, train, valid, out, run, settings, weights, device, precisi
     done = len(json.loads(history.read_text())) if history.is_file() else 0
     remaining = max(settings.max_epochs - done, 0)
     if done:
-        say(f"{row.label}: resuming from the checkpoint of epoch {done} of "
+        say(f"{label}: resuming from the checkpoint of epoch {done} of "
             f"{settings.max_epochs} in {folder}")
     last = Checkpoint(monitor=None, dirname=str(folder), f_params="last_params.pt",
                       f_optimizer="last_optimizer.pt", f_criterion=None,
@@ -355,7 +426,7 @@ def _fit_network(row, train, valid, out, run, settings, weights, device, precisi
     finished = len(net.history)
     if finished < settings.max_epochs:  # skorch swallows Ctrl-C and returns early
         raise KeyboardInterrupt(
-            f"{row.label} stopped after epoch {finished} of {settings.max_epochs}; "
+            f"{label} stopped after epoch {finished} of {settings.max_epochs}; "
             f"run the same command again to continue from {folder}"
         )
     if (folder / "best_params.pt").is_file():
@@ -368,40 +439,24 @@ def _fit_network(row, train, valid, out, run, settings, weights, device, precisi
     }
 
 
-def _load_row(out: Path, row: Row, run: dict) -> dict | None:
-    path = out / "rows" / f"{row.key}.json"
-    predictions = out / "predictions" / f"{row.key}.csv"
+def _load_row(out: Path, key: str, run: dict) -> dict | None:
+    path = out / "rows" / f"{key}.json"
+    predictions = out / "predictions" / f"{key}.csv"
     if not (path.is_file() and predictions.is_file()):
         return None
     record = json.loads(path.read_text())
     return record if record.get("settings") == run else None
 
 
-def _predict(model, test: pd.DataFrame, linear: bool) -> tuple[np.ndarray, list]:
-    """The test cells' scores and errors: a SarcNet row's by the package's score policy
-    (:func:`~sarcnet_sklearn.score_table.score_table`, as ``predict`` writes them); the
-    linear baseline's as it predicts them."""
-    if linear:
-        prediction = np.asarray(model.predict(test), dtype=np.float64).reshape(-1)
-        return prediction, [None] * len(prediction)
-    from .score_table import score_table
-
-    scores = score_table(model, test)
-    return (scores[SCORE_PRED_COLUMN].to_numpy(dtype=np.float64),
-            scores[ERROR_COLUMN].tolist())
-
-
-def _save_row(out: Path, row: Row, record: dict, test: pd.DataFrame, prediction,
-              errors) -> None:
-    table = pd.DataFrame({
-        IMAGE_COLUMN: test[IMAGE_COLUMN].to_numpy(),
-        DAY_COLUMN: test[DAY_COLUMN].to_numpy(),
-        TARGET_COLUMN: test[TARGET_COLUMN].to_numpy(),
-        SCORE_PRED_COLUMN: prediction,
-        ERROR_COLUMN: errors,
-    })
-    write_csv_atomically(table, out / "predictions" / f"{row.key}.csv")
-    _write_text(out / "rows" / f"{row.key}.json", json.dumps(record, indent=2))
+def _save_row(out: Path, key: str, record: dict, test: pd.DataFrame, prediction,
+              calibrated=None) -> None:
+    kept = [IMAGE_COLUMN, DAY_COLUMN, TARGET_COLUMN,
+            *[name for name in [*EXPERT_COLUMNS, *GROUP_COLUMNS] if name in test.columns]]
+    table = test[kept].reset_index(drop=True).assign(prediction=prediction)
+    if calibrated is not None:
+        table["prediction_calibrated"] = calibrated
+    write_csv_atomically(table, out / "predictions" / f"{key}.csv")
+    _write_text(out / "rows" / f"{key}.json", json.dumps(record, indent=2))
 
 
 def _save_model(model, path: Path, record: dict, train: pd.DataFrame,
@@ -412,34 +467,45 @@ def _save_model(model, path: Path, record: dict, train: pd.DataFrame,
     calibrate(model, valid, valid[TARGET_COLUMN])
     training = {"source": record["settings"]["data"], "row": record["row"],
                 "n_train": len(train), "n_validation": len(valid)}
-    return save_model(model, path, metadata={"training": training,
-                                             "metrics": {"test": record["metrics"]}})
+    metrics = {"test": (record["calibrated"] or record)["metrics"]}
+    if record["calibrated"]:
+        metrics["test_raw"] = record["metrics"]
+    return save_model(model, path, metadata={"training": training, "metrics": metrics})
 
 
 def _write_text(path: Path, text: str) -> None:
     write_atomically(path, lambda temporary: Path(temporary).write_text(text))
 
 
-def _markdown(table: pd.DataFrame, run: dict, n_test: int) -> str:
+def _markdown(table: pd.DataFrame, run: dict, tests: dict[str, pd.DataFrame]) -> str:
     rows = table.set_index("model")
     measured = metrics_table({model: row[list(METRICS)] for model, row in rows.iterrows()})
+    for name in EXPERT_COLUMNS:
+        measured[f"Spearman vs {name}"] = rows[f"spearman_{name}"]
     paper = metrics_table({
         model: {name: row[f"paper_{name}"] for name in METRICS} for model, row in rows.iterrows()
     }).dropna(how="all")
     settings = ", ".join(f"{key} {value}" for key, value in run.items())
+    sizes = ", ".join(f"{len(test)} cells split by {by}" for by, test in tests.items())
+    ceiling = "; ".join(
+        f"split by {by}: " + ", ".join(f"{pair} {value:.3f}" for pair, value
+                                       in expert_agreement(test, test[TARGET_COLUMN]).items()
+                                       if " vs " in pair)
+        for by, test in tests.items()
+    )
     return (
-        f"# Table 1, reproduced (test split, {n_test} cells)\n\n{settings}\n\n"
+        f"# Table 1, reproduced (test cells: {sizes})\n\n{settings}\n\n"
         f"## Measured\n\n{measured.to_markdown(floatfmt='.3f')}\n\n"
+        f"Spearman between the experts on the same test cells (the human ceiling of a "
+        f"model's Spearman vs one expert): {ceiling or 'no expert columns'}.\n\n"
         f"## Paper (Le et al., Table 1)\n\n{paper.to_markdown(floatfmt='.3f')}\n"
     )
 
 
-def _histogram(out: Path) -> Path:
+def _histogram(out: Path, key: str) -> Path:
     from .explain import plot_day_histograms
 
-    predictions = pd.read_csv(out / "predictions" / f"{HISTOGRAM_ROW}.csv")
-    # Runs before the column was named score_pred wrote "prediction".
-    column = SCORE_PRED_COLUMN if SCORE_PRED_COLUMN in predictions.columns else "prediction"
+    predictions = pd.read_csv(out / "predictions" / f"{key}.csv")
     path = out / "fig3_day_histogram.png"
-    return Path(plot_day_histograms(predictions[column], predictions[DAY_COLUMN], path,
+    return Path(plot_day_histograms(predictions["prediction"], predictions[DAY_COLUMN], path,
                                     expert=predictions[TARGET_COLUMN]))

@@ -20,6 +20,7 @@ import pandas as pd
 from ._columns import IMAGE_COLUMN
 from ._columns import PATH_RULE as PATH_RULE  # re-exported: the rule this module applies
 from .images import PIL_SUFFIXES, TIFF_SUFFIXES
+from .outputs import restore_formulas
 
 IMAGE_SUFFIXES = TIFF_SUFFIXES | PIL_SUFFIXES
 
@@ -211,6 +212,9 @@ def read_table(path: str | PathLike) -> pd.DataFrame:
                          "a unique name")
     if table.empty:
         raise ValueError(f"{path}: the CSV has no rows")
+    for column in table.columns:  # text as the package wrote it (outputs.neutralise_formulas)
+        if pd.api.types.is_string_dtype(table[column]) or table[column].dtype == "object":
+            table[column] = restore_formulas(table[column])
     return table
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from sarcnet_sklearn import PROTOCOL_2
-from sarcnet_sklearn.datasets import load_aics, paper_split
+from sarcnet_sklearn.datasets import cell_groups, cell_locations, load_aics, paper_split
 from sarcnet_sklearn.datasets._aics import aics_paths
 
 from .conftest import DATA
@@ -23,7 +23,45 @@ def real_labels() -> pd.DataFrame:
     # The paper's merge with the features table loses 10 cells; which ones does not
     # change the split sizes.
     labels = labels.iloc[:-10].rename(columns={"expert_mh": "expert_1", "expert_kg": "expert_2"})
-    return labels.reset_index(drop=True)
+    labels = labels.reset_index(drop=True)
+    # the cell id is the field's name, then "_annotations_corrected...cellK"
+    fields = labels.cell_id.str.split("_annotations").str[0] + ".czi"
+    return pd.concat([labels, cell_locations(fields)], axis=1)
+
+
+def test_cell_locations_of_the_real_fields(real_labels):
+    original = real_labels[real_labels.cohort == "original"]
+    assert original.field.nunique() == 478
+    assert original.groupby("field").size().median() == 10
+    assert original.well.nunique() == 16 and sorted(original.plate.unique()) == [
+        "5500000013", "5500000014"]
+    holdout = real_labels[real_labels.cohort == "holdout"]  # named otherwise: field only
+    assert holdout.field.notna().all() and holdout.well.isna().all()
+    with pytest.raises(ValueError, match=r"cell\(s\) without a 'well', e.g. row"):
+        cell_groups(real_labels, "well")
+    with pytest.raises(ValueError, match="no 'plate' column"):
+        cell_groups(real_labels.drop(columns="plate"), "plate")
+
+
+def test_paper_split_by_field_keeps_fields_whole_and_the_proportions(real_labels):
+    train, valid, test = paper_split(real_labels, by="field")
+    assert abs(len(test) / len(real_labels) - 0.2) < 0.01
+    assert abs(len(valid) / (len(train) + len(valid)) - 0.2) < 0.01
+    assert len(train) + len(valid) + len(test) == len(real_labels)
+    for a, b in ((train, valid), (train, test), (valid, test)):
+        assert set(a.field).isdisjoint(b.field)
+    overall = real_labels.expert_1.value_counts(normalize=True)
+    share = test.expert_1.value_counts(normalize=True).reindex(overall.index)
+    np.testing.assert_allclose(share, overall, atol=0.01)
+    assert not test.index.equals(paper_split(real_labels, by="field", random_state=0)[2].index)
+
+
+def test_paper_split_by_plate_needs_five_plates(real_labels):
+    original = real_labels[real_labels.cohort == "original"]
+    with pytest.raises(ValueError, match=r"2 plate\(s\).*at least 5"):
+        paper_split(original, by="plate")
+    with pytest.raises(ValueError, match="by must be one of"):
+        paper_split(original, by="day")
 
 
 def test_paper_split_sizes_on_the_real_labels(real_labels):
@@ -89,6 +127,9 @@ def test_load_aics_equals_what_was_written(synthetic_root, cells):
         assert Path(path).is_absolute() and Path(path).is_file()
         assert Path(path).name == Path(relative).name
     assert set(cells.cohort) == {"fish_1", "fish_2"}
+    for path, field, well, plate in zip(both.fov_path, both.field, both.well, both.plate,
+                                        strict=True):
+        assert Path(path).stem == field and field.startswith(plate) and well.startswith(plate)
 
 
 def _copy(root: Path, tmp_path: Path) -> Path:

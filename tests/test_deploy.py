@@ -17,6 +17,7 @@ import tifffile
 import torch
 
 from sarcnet_sklearn import PROTOCOL_1, SarcNetPipeline, __version__, make_linear_baseline
+from sarcnet_sklearn._columns import SARCOMERE_COLUMNS
 from sarcnet_sklearn.commands import build_parser, main
 from sarcnet_sklearn.deploy import (
     FORMAT_VERSION,
@@ -58,8 +59,12 @@ def loaded(shell_run):
 def test_train_and_predict_from_the_shell(shell_run, loaded, cells):
     table, [(model, predictions), _], _ = shell_run
     result = pd.read_csv(predictions)
-    assert list(result.columns) == [*ID_COLUMNS, "score_pred", "score_raw", "error",
+    assert list(result.columns) == [*ID_COLUMNS, *SARCOMERE_COLUMNS, "pixel_size",
+                                    "pixel_size_assumed", "score_pred", "score_raw", "error",
                                     "out_of_range"]
+    # the synthetic files carry their pixel size in their TIFF tags
+    assert np.allclose(result["pixel_size"], 0.12) and not result["pixel_size_assumed"].any()
+    assert result[SARCOMERE_COLUMNS[0]].notna().any()  # measured (NaN: no sarcomeric peak)
     assert len(result) == 40
     assert result["image_path"].tolist() == cells["image_path"].iloc[:40].tolist()
     assert result["error"].isna().all()
@@ -249,8 +254,9 @@ def test_trained_model_is_calibrated_and_predict_adds_its_intervals(shell_run, l
     assert main(["predict", str(model_path), str(table), "--out", str(out), "--interval", "0.9",
                  "--quiet"]) == 0
     result = pd.read_csv(out)
-    assert list(result.columns) == [*ID_COLUMNS, "score_pred", "score_low", "score_high",
-                                    "score_raw", "error", "out_of_range"]
+    assert list(result.columns) == [*ID_COLUMNS, *SARCOMERE_COLUMNS, "pixel_size",
+                                    "pixel_size_assumed", "score_pred", "score_low",
+                                    "score_high", "score_raw", "error", "out_of_range"]
     half = interval_half_width(model, 0.9)
     np.testing.assert_allclose(result["score_pred"], result["score_raw"].clip(1, 5))
     np.testing.assert_allclose(result["score_low"], np.clip(result["score_pred"] - half, 1, 5))

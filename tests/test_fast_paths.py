@@ -125,6 +125,6 @@ def test_feature_widths_reach_the_module_and_the_default_is_unchanged(scaled, ti
 def test_normalisation_is_unchanged_on_cpu():
     images = torch.tensor([[[0, 255], [127, 128]]], dtype=torch.uint8)
     out = SarcNetModule.normalize_images(images)
-    assert out.shape == (1, 3, 2, 2) and out.is_contiguous()
+    assert out.shape == (1, 3, 2, 2) and out.is_contiguous(memory_format=torch.channels_last)
     np.testing.assert_allclose(out[0, 0].numpy(), [[-1, 1], [127 / 127.5 - 1, 128 / 127.5 - 1]],
                                atol=1e-6)

@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 
 from sarcnet_sklearn._columns import PROTOCOL_1
 from sarcnet_sklearn.commands import main
-from sarcnet_sklearn.datasets._synthetic import _cell_mask, _render_structure
+from sarcnet_sklearn.datasets._legacy_cell import _cell_mask, _render_structure
 from sarcnet_sklearn.features import (
     ANGLES,
     DISTANCES,

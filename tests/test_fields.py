@@ -12,6 +12,7 @@ from PIL import Image
 from skimage.measure import regionprops
 
 from sarcnet_sklearn import PROTOCOL_1, make_sarcnet_pipeline
+from sarcnet_sklearn._columns import SARCOMERE_COLUMNS
 from sarcnet_sklearn.datasets import make_synthetic_field
 from sarcnet_sklearn.deploy import load_model, save_model
 from sarcnet_sklearn.explain import grad_cam
@@ -38,8 +39,9 @@ def field_and_labels():
 @pytest.fixture(scope="module")
 def fields_model_path(tmp_path_factory):
     """A Protocol 1 model trained in memory on the crops of two synthetic fields."""
+    # cells of real, varied sizes: enough fields that the test fields' cells lie in range
     pairs = [make_synthetic_field((192, 192), 4, random_state=seed, return_levels=True)
-             for seed in (10, 11)]
+             for seed in (10, 11, 12, 13)]
     table = measure_cells(cut_fields([p[0] for p in pairs], [p[1] for p in pairs],
                                      pixel_size=0.12))
     X = table[["crop", *PROTOCOL_1]].rename(columns={"crop": "image_path"})
@@ -162,7 +164,7 @@ def test_unknown_pixel_size_warns_and_uses_the_aics_one(field_and_labels):
     field, labels = field_and_labels
     with pytest.warns(UserWarning, match="no pixel size"):
         table = cut_fields(field, labels)
-    assert (table["pixel_size"] == 0.12).all()
+    assert (table["pixel_size"] == 0.12).all() and table["pixel_size_assumed"].all()
 
 
 # -- reading files -------------------------------------------------------------------------
@@ -238,7 +240,7 @@ def test_score_fields_gives_one_row_per_cell_with_features_and_scores(
     scores = score_fields(fields_model, [field, field], [labels, labels], pixel_size=0.12)
     n_labels = len(np.unique(labels)) - 1
     assert len(scores) == 2 * n_labels
-    assert list(scores.columns) == POSITION_COLUMNS + PROTOCOL_1 + [
+    assert list(scores.columns) == POSITION_COLUMNS + PROTOCOL_1 + SARCOMERE_COLUMNS + [
         "score_pred", "score_raw", "error", "out_of_range"]
     assert scores["field"].tolist() == ["<array 0>"] * n_labels + ["<array 1>"] * n_labels
     good = scores[scores["error"].isna()]
@@ -251,10 +253,12 @@ def test_score_fields_gives_one_row_per_cell_with_features_and_scores(
     # scored when asked (score_raw; score_pred stays empty if predict_cells flags the tiny
     # square as far outside the training data)
     assert np.isfinite(both.loc[both["label"] == 5, "score_raw"]).all()
-    # features are measured at the field's pixel size
+    # features are measured at the field's pixel size, their texture at the model's (0.12):
+    # read as 0.24 um/px, the cells are twice as large and their texture is resampled
     coarse = score_fields(fields_model, field, labels, pixel_size=0.24)
     np.testing.assert_allclose(coarse["cell_area"][:4], 4 * scores["cell_area"][:4])
-    np.testing.assert_allclose(coarse["peak_height"][:4], scores["peak_height"][:4])
+    assert (coarse["pixel_size"] == 0.24).all() and not coarse["pixel_size_assumed"].any()
+    assert not np.allclose(coarse["peak_height"][:4], scores["peak_height"][:4])
 
 
 def test_score_fields_reads_files_and_rejects_protocol_2_models(

@@ -17,11 +17,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sarcnet_sklearn.napari._sample import SAMPLE_PIXEL_SIZE_UM
+
 HAS_NAPARI = find_spec("napari") is not None and find_spec("magicgui") is not None
 needs_napari = pytest.mark.skipif(not HAS_NAPARI, reason="needs the napari extra")
 
 PLUGIN = "sarcnet-sklearn"
 WIDGET = "Score cells"
+HAND_WIDGET = "Score cells by hand"
 SAMPLE = "synthetic_field"
 WAIT_MS = 120_000
 
@@ -83,7 +86,7 @@ def test_manifest_is_discovered_and_valid():
     manager = PluginManager.instance()
     manager.discover()
     manifest = manager.get_manifest(PLUGIN)
-    assert [w.display_name for w in manifest.contributions.widgets] == [WIDGET]
+    assert [w.display_name for w in manifest.contributions.widgets] == [WIDGET, HAND_WIDGET]
     assert [s.key for s in manifest.contributions.sample_data] == [SAMPLE]
     for command in manifest.contributions.commands:
         assert callable(import_python_name(command.python_name))
@@ -112,12 +115,13 @@ def test_sample_scores_every_cell_into_features_layers_heatmap_and_csv(
     assert (features["field"] == image.name).all()
     # the chunked worker gives what one score_fields call on the same field gives
     direct = score_fields(load_model(widget._model_file.value), image.data, labels.data,
-                          pixel_size=0.12)
+                          pixel_size=float(image.scale[-1]))
     np.testing.assert_allclose(features["score_raw"], direct["score_raw"], rtol=1e-5)
     np.testing.assert_allclose(features["cell_area"], direct["cell_area"])
-    assert features["pixel_size"].eq(0.12).all()  # from the layer's scale
+    assert float(image.scale[-1]) == SAMPLE_PIXEL_SIZE_UM
+    assert features["pixel_size"].eq(SAMPLE_PIXEL_SIZE_UM).all()  # from the layer's scale
     first = features.iloc[0]
-    inside = np.argwhere(labels.data == first.label)[0] * 0.12
+    inside = np.argwhere(labels.data == first.label)[0] * SAMPLE_PIXEL_SIZE_UM
     status = labels.get_status(inside, world=True)["value"]
     assert f"score_pred: {first.score_pred:.4g}"[:14] in status
 
@@ -139,8 +143,8 @@ def test_sample_scores_every_cell_into_features_layers_heatmap_and_csv(
     assert heatmap.data.shape == (row.bbox_max_row - row.bbox_min_row,
                                   row.bbox_max_col - row.bbox_min_col)
     np.testing.assert_allclose(heatmap.scale, labels.scale)
-    np.testing.assert_allclose(heatmap.translate,
-                               np.array([row.bbox_min_row, row.bbox_min_col]) * 0.12)
+    corner = np.array([row.bbox_min_row, row.bbox_min_col])
+    np.testing.assert_allclose(heatmap.translate, corner * SAMPLE_PIXEL_SIZE_UM)
     assert 0.0 <= heatmap.data.min() and heatmap.data.max() <= 1.0
 
     written = widget.export_csv(tmp_path / "scores.csv")

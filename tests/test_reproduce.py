@@ -9,7 +9,7 @@ import pytest
 from skorch.callbacks import Callback
 
 from sarcnet_sklearn.commands import main
-from sarcnet_sklearn.datasets import make_synthetic_aics
+from sarcnet_sklearn.datasets import load_aics, make_synthetic_aics, paper_split
 from sarcnet_sklearn.reproduce import PAPER_TABLE1, ReproduceSettings, reproduce_table1
 
 TINY = ReproduceSettings(image_size=32, max_epochs=3, batch_size=16, n_cells=200,
@@ -39,7 +39,7 @@ class StopAfter(Callback):
 def test_reproduce_writes_the_table_resumes_a_row_and_skips_finished_rows(tiny_root, tmp_path):
     out = tmp_path / "table1"
     params = {"settings": TINY, "device": "cpu", "rows": ["linear", "sarcnet_p2"],
-              "verbose": False}
+              "split": "cell", "verbose": False}
     with pytest.raises(KeyboardInterrupt, match="after epoch 2 of 3"):
         reproduce_table1(tiny_root, out, callbacks=[StopAfter(2)], **params)
     # The linear row finished before the interruption; SarcNet left a checkpoint.
@@ -57,8 +57,14 @@ def test_reproduce_writes_the_table_resumes_a_row_and_skips_finished_rows(tiny_r
     assert not (out / "checkpoints" / "sarcnet_p2").exists()
 
     table = pd.read_csv(out / "table1.csv")
-    assert list(table["model"]) == ["Linear regression", "SarcNet (Protocol 2)"]
+    assert list(table["model"]) == ["Linear regression", "SarcNet (Protocol 2)",
+                                    "SarcNet (Protocol 2), calibrated"]
     assert table.loc[1, "paper_spearman"] == PAPER_TABLE1["sarcnet_p2"][0]
+    # the paper's row is the raw output; the calibrated one ranks the cells the same way
+    assert pd.isna(table.loc[2, "paper_spearman"])
+    assert table.loc[2, "spearman"] == pytest.approx(table.loc[1, "spearman"])
+    assert sarcnet["params"]["calibrate_scores"] is False
+    assert table[["spearman_expert_1", "spearman_expert_2"]].notna().all().all()
     assert table[["spearman", "mae", "mse", "r2"]].notna().all().all()
     predictions = pd.read_csv(out / "predictions" / "sarcnet_p2.csv")
     assert len(predictions) == sum(json.loads((out / "rows" / "linear.json").read_text())
@@ -77,8 +83,22 @@ def test_reproduce_command_line(tmp_path, capsys):
     code = main(["reproduce", "--out", str(out), "--rows", "linear", "--n-cells", "200",
                  "--image-size", "32", "--epochs", "1", "--device", "cpu"])
     assert code == 0
-    assert "table1.csv" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "table1.csv" in printed and "split by field" in printed
     assert (out / "table1.md").is_file()
+    # both splits side by side; the paper's numbers stand beside the paper's split only
+    table = pd.read_csv(out / "table1.csv").set_index("model")
+    assert list(table.index) == ["Linear regression", "Linear regression (field split)"]
+    assert table.loc["Linear regression", "paper_spearman"] == PAPER_TABLE1["linear"][0]
+    assert pd.isna(table.loc["Linear regression (field split)", "paper_spearman"])
+    field = pd.read_csv(out / "predictions" / "linear_field.csv")
+    train, _, test = paper_split(load_aics(out / "synthetic_aics"), by="field")
+    assert set(field["field"]) == set(test["field"]) and set(field["field"]).isdisjoint(
+        train["field"])
+    record = json.loads((out / "rows" / "linear_field.json").read_text())
+    assert record["split_by"] == "field" and record["settings"]["split_by"] == "field"
+    assert "expert_1 vs expert_2" in record["experts"]
+    assert "Spearman between the experts" in (out / "table1.md").read_text()
     with pytest.raises(SystemExit):
         main(["reproduce", "--rows", "vgg"])
 
@@ -95,9 +115,10 @@ def test_rows_beyond_the_paper_have_no_paper_numbers_and_paper_rows_keep_its_rec
                 == _network_params(row)
     out = tmp_path / "extra"
     result = reproduce_table1(tiny_root, out, settings=replace(TINY, max_epochs=1), device="cpu",
-                              rows=["sarcnet_d4", "convnext_tiny"], verbose=False)
+                              rows=["sarcnet_d4", "convnext_tiny"], split="cell", verbose=False)
     rows = result["rows"]
-    assert rows["sarcnet_d4"]["params"] == {"augment": "d4", "test_time_augment": True}
+    assert rows["sarcnet_d4"]["params"] == {"augment": "d4", "test_time_augment": True,
+                                            "calibrate_scores": False}
     assert rows["convnext_tiny"]["params"]["backbone"] == "convnext_tiny"
     table = result["table"].set_index("model")
     assert table.loc["ConvNeXt-Tiny", ["spearman", "mae"]].notna().all()

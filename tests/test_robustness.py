@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from sarcnet_sklearn import PROTOCOL_1, PROTOCOL_2
+from sarcnet_sklearn._columns import SARCOMERE_COLUMNS
 from sarcnet_sklearn.commands import main
 from sarcnet_sklearn.deploy import (
     ExcludedCellsWarning,
@@ -131,7 +132,8 @@ def test_bad_files_and_features_get_row_errors_and_the_other_rows_are_scored(
                                scored.loc["duplicate", "score_raw"], rtol=1e-6)
     alone = model.predict(table.iloc[:1])[0]
     np.testing.assert_allclose(scored.loc["good", "score_raw"], alone, rtol=1e-6)
-    assert list(result.columns) == ["image_path", "score_pred", "score_raw", "error",
+    assert list(result.columns) == ["image_path", *SARCOMERE_COLUMNS, "pixel_size",
+                                    "pixel_size_assumed", "score_pred", "score_raw", "error",
                                     "out_of_range"]
 
 

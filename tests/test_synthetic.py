@@ -11,8 +11,11 @@ import tifffile
 from scipy import ndimage as ndi
 from scipy.stats import spearmanr
 
-from sarcnet_sklearn.datasets import _synthetic
-from sarcnet_sklearn.datasets._synthetic import make_synthetic_aics
+from sarcnet_sklearn.datasets import _acquisition, _synthetic
+from sarcnet_sklearn.datasets._cell_render import draw_cell, render_cell
+from sarcnet_sklearn.datasets._synthetic import TRUTH_COLUMNS, make_synthetic_aics
+from sarcnet_sklearn.features import measure_sarcomeres
+from sarcnet_sklearn.screens import field_icc
 
 FEATURE_COLUMNS = [
     "napariCell_ObjectNumber",
@@ -46,7 +49,8 @@ REAL_FREQUENCIES = {
     "mh_structure_org_score": np.array([294, 710, 3875, 798, 94]),
     "kg_structure_org_score": np.array([116, 1012, 2983, 1527, 133]),
 }
-IMAGE_SIZE = 64
+PIXEL_SIZE_UM = 0.5
+"""Coarse, to keep the module fast: the cells keep their size in micrometres."""
 
 
 def _read_cohort(root: Path, n: int) -> pd.DataFrame:
@@ -73,7 +77,7 @@ def _read_cohort(root: Path, n: int) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     return make_synthetic_aics(
-        tmp_path_factory.mktemp("synthetic") / "aics", n_cells=60, image_size=IMAGE_SIZE
+        tmp_path_factory.mktemp("synthetic") / "aics", n_cells=60, pixel_size_um=PIXEL_SIZE_UM
     )
 
 
@@ -98,7 +102,7 @@ def test_layout_and_columns(dataset):
         assert suffix == "cp_features.csv"
         int(prefix, 16)
         features = pd.read_csv(table)
-        extra = ["no_structure", "synthetic_level"] if n == 2 else ["synthetic_level"]
+        extra = ["no_structure", *TRUTH_COLUMNS] if n == 2 else TRUTH_COLUMNS
         assert list(features.columns) == FEATURE_COLUMNS + extra
         fields = dataset / f"2d_autocontrasted_fields_and_single_cells_fish_{n}"
         metadata = pd.read_csv(fields / "metadata.csv")
@@ -166,21 +170,25 @@ def test_tiff_pages(cells):
                 tifffile.COMPRESSION.DEFLATE,
             )
             pages = tif.asarray()
+            x_resolution = tif.pages[0].tags["XResolution"].value
         assert pages.dtype == np.uint8 and pages.ndim == 3
         shapes.append(pages.shape[1:])
+        assert 1e4 * x_resolution[1] / x_resolution[0] == pytest.approx(PIXEL_SIZE_UM)
         mask = pages[9]
         assert set(np.unique(mask)) <= {0, 255}
         np.testing.assert_array_equal(pages[8], 255 - mask)
-        assert (mask == 255).sum() == cell["napariCell_AreaShape_Area"]
+        # the table's area is in pixels of 0.12 um, the AICS tables' unit
+        assert (mask == 255).sum() * (PIXEL_SIZE_UM / 0.12) ** 2 == pytest.approx(
+            cell["napariCell_AreaShape_Area"])
         assert pages[1][mask == 0].max() == 0
         if not np.isnan(cell["synthetic_level"]):
             assert pages[1][mask == 255].max() == 255
         for seg in pages[5:8]:
             assert set(np.unique(seg)) <= {0, 255}
-    shapes = np.array(shapes)
-    assert shapes.min() >= 0.75 * IMAGE_SIZE - 1 and shapes.max() <= 1.25 * IMAGE_SIZE + 1
+    sides_um = np.array(shapes) * PIXEL_SIZE_UM
+    assert sides_um.min() >= 10 and sides_um.max() <= 150  # real cells: 20-80 um long
     assert len({tuple(s) for s in shapes}) > 10
-    assert (shapes[:, 0] != shapes[:, 1]).any()
+    assert (sides_um[:, 0] != sides_um[:, 1]).any()
 
 
 def test_mask_shape_measures(cells):
@@ -190,8 +198,9 @@ def test_mask_shape_measures(cells):
     )
     assert aspect.min() > 1.2 and aspect.max() < 5
     assert aspect.std() > 0.2
-    fill = cells["napariCell_AreaShape_Area"] / IMAGE_SIZE**2
-    assert fill.min() > 0.15
+    area_um2 = cells["napariCell_AreaShape_Area"] * 0.12**2
+    assert area_um2.between(300, 2600).all()  # real hiPSC-CMs: hundreds to thousands of um^2
+    assert 650 < area_um2.median() < 1200
 
 
 def _striation_strength(path: Path) -> float:
@@ -219,9 +228,9 @@ def test_features_follow_level(cells):
 
 
 def test_deterministic(tmp_path):
-    first = make_synthetic_aics(tmp_path / "a", n_cells=6, image_size=32, random_state=3)
-    second = make_synthetic_aics(tmp_path / "b", n_cells=6, image_size=32, random_state=3, n_jobs=2)
-    other = make_synthetic_aics(tmp_path / "c", n_cells=6, image_size=32, random_state=4)
+    first = make_synthetic_aics(tmp_path / "a", n_cells=6, image_size=20, random_state=3)
+    second = make_synthetic_aics(tmp_path / "b", n_cells=6, image_size=20, random_state=3, n_jobs=2)
+    other = make_synthetic_aics(tmp_path / "c", n_cells=6, image_size=20, random_state=4)
 
     def contents(root: Path) -> dict[str, bytes]:
         return {
@@ -247,6 +256,50 @@ def test_expert_scores_like_real():
     assert by_day[32] - by_day[18] == pytest.approx(3.30 - 2.82, abs=0.15)
     assert signal["day"].value_counts(normalize=True).min() > 0.4
     assert 0.005 < cells["no_signal"].mean() < 0.04
+
+
+def test_fields_are_alike_as_the_real_ones():
+    """Real labels (original cohort): median 10 cells per field, ICC(1) of the mean score by
+    field 0.246, 0.140 within a day (the day, one per field, is the rest)."""
+    icc, within_day, sizes = [], [], []
+    for seed in (0, 1, 2):
+        cells = pd.DataFrame(_synthetic._draw_cells(np.random.default_rng(seed), 5000))
+        signal = cells[~cells["no_signal"]]
+        score = signal[SCORES].mean(axis=1)
+        icc.append(field_icc(score, signal["fov_path"]))
+        centred = score - score.groupby(signal["day"]).transform("mean")
+        within_day.append(field_icc(centred, signal["fov_path"]))
+        sizes.append(cells.groupby("fov_path").size().median())
+        assert (cells.groupby("fov_path")["day"].nunique() == 1).all()
+    assert np.mean(icc) == pytest.approx(0.25, abs=0.04)
+    assert np.mean(within_day) == pytest.approx(0.14, abs=0.04)
+    assert np.median(sizes) == 10
+
+
+def test_acquisition_blurs_and_hazes_the_structure():
+    """Fine striations (period 4 px) fade against coarse ones (16 px) out of focus, and a haze
+    takes contrast from both (the stretch to 0-255 restores the range, not the contrast)."""
+    rng = np.random.default_rng(0)
+    mask = np.zeros((64, 64), bool)
+    mask[8:56, 16:48] = True
+    rows = np.arange(64)[:, None] * np.ones((1, 64))
+    pattern = 127 + 60 * np.cos(2 * np.pi * rows / 4) + 60 * np.cos(2 * np.pi * rows / 16)
+    page = np.where(mask, pattern, 0).astype(np.uint8)
+
+    def amplitude(image, period):
+        profile = image[16:48, 20:44].astype(float).mean(axis=1)
+        phase = np.exp(-2j * np.pi * np.arange(16, 48) / period)
+        return 2 * abs((profile * phase).sum()) / len(profile)
+
+    def seen(background, defocus_px):
+        acquisition = {"brightness": 4.0, "background": background, "defocus_px": defocus_px}
+        return _acquisition.apply_acquisition(rng, page, mask, acquisition, 64)
+
+    sharp, blurred, hazy = seen(0.0, 0.0), seen(0.0, 1.2), seen(0.4, 0.0)
+    fine = amplitude(sharp, 4) / amplitude(sharp, 16)
+    assert amplitude(blurred, 4) / amplitude(blurred, 16) < 0.8 * fine
+    assert amplitude(hazy, 16) < 0.9 * amplitude(sharp, 16)
+    assert not blurred[~mask].any() and not hazy[~mask].any()
 
 
 def test_day_32_scores_higher(cells):
@@ -282,7 +335,43 @@ def test_rewrites_own_folder(tmp_path):
     assert len(images) == 3
 
 
-@pytest.mark.parametrize("kwargs", [{"n_cells": 0}, {"image_size": 8}])
+@pytest.mark.parametrize("kwargs", [{"n_cells": 0}, {"image_size": 8}, {"pixel_size_um": 0},
+                                    {"pixel_size_um": float("nan")},
+                                    {"image_size": 64, "pixel_size_um": 0.5}])
 def test_invalid_arguments(tmp_path, kwargs):
     with pytest.raises(ValueError):
         make_synthetic_aics(tmp_path / "x", **kwargs)
+
+
+def test_sarcomere_lengths_are_real(cells):
+    signal = cells.dropna(subset=["synthetic_level"])
+    length = signal["synthetic_sarcomere_length_um"]
+    assert length.between(1.55, 2.05).all()  # hiPSC-CMs: about 1.6-2.0 um
+    assert 1.65 < length.median() < 1.85 and length.std() > 0.05
+    assert spearmanr(length, signal["synthetic_level"])[0] > 0.3  # immature: shorter
+    # Peak_Distance is in pixels of 0.12 um; at 0.5 um/px the texture is blurred, so only
+    # a loose check that it is the sarcomere's scale (a real striated cell: 14-16 px)
+    assert 8 < signal["Peak_Distance"].median() < 32
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_cell_is_the_same_at_every_pixel_size_and_its_measures_match_the_truth(seed):
+    rng = np.random.default_rng(seed)
+    cell = draw_cell(rng, 4.0 + rng.random())  # organized: a sarcomere length to measure
+    measured = {}
+    for pixel_size in (0.06, 0.12, 0.24):
+        rendered = render_cell(cell, pixel_size)
+        assert rendered.mask.sum() * pixel_size**2 == pytest.approx(cell.area_um2, rel=0.02)
+        measures = measure_sarcomeres(rendered.structure, rendered.mask, pixel_size)
+        measured[pixel_size] = measures
+        # the drawn period; blends of patches shift the local period a little (the 3 % of
+        # test_sarcomere holds for patterns of one period)
+        assert measures["sarcomere_length_um"] == pytest.approx(cell.sarcomere_length_um,
+                                                                rel=0.05)
+        assert measures["orientation_order"] == pytest.approx(rendered.orientation_order,
+                                                              abs=0.1)
+    for pixel_size in (0.06, 0.24):
+        assert measured[pixel_size]["sarcomere_length_um"] == pytest.approx(
+            measured[0.12]["sarcomere_length_um"], rel=0.01)
+        assert measured[pixel_size]["orientation_order"] == pytest.approx(
+            measured[0.12]["orientation_order"], abs=0.05)

@@ -176,6 +176,43 @@ def test_cross_validation_objective_and_refit(split, mlp_pipeline):
     assert "valid_spearman" not in model.history[-1]
 
 
+def test_grouped_folds_keep_each_field_on_one_side(split, mlp_pipeline):
+    from sarcnet_sklearn.datasets import cell_groups
+    from sarcnet_sklearn.tuning._tune import _folds
+
+    X, y, X_valid, y_valid = split
+    groups = cell_groups(X, "field")
+    folds = _folds(X, y, None, 3, groups)
+    assert len(folds) == 3 and sum(len(fold.X_valid) for fold in folds) == len(X)
+    for fold in folds:
+        assert set(fold.X_train["field"]).isdisjoint(fold.X_valid["field"])
+    assert any(not set(a).isdisjoint(b) for a, b in (  # a cell split mixes fields
+        (fold.X_train["field"], fold.X_valid["field"]) for fold in _folds(X, y, None, 3)))
+    result = tune(X, y, cv=2, groups=groups, pipeline=mlp_pipeline, search_space=lr_space,
+                  n_trials=1, refit=False)
+    assert len(result.study.best_trial.user_attrs["fold_scores"]) == 2
+    with pytest.raises(ValueError, match="validation_data is already split"):
+        tune(X, y, groups=groups, validation_data=(X_valid, y_valid), n_trials=1)
+    with pytest.raises(ValueError, match="groups has 59 values"):
+        tune(X, y, cv=2, groups=groups[:-1], n_trials=1)
+
+
+def test_scikit_learn_cross_validation_by_field(cells, mlp_pipeline):
+    from sklearn.model_selection import GroupKFold, cross_validate
+
+    from sarcnet_sklearn.datasets import cell_groups
+    from sarcnet_sklearn.metrics import spearman_scorer
+
+    small = cells.iloc[:90]
+    groups = cell_groups(small, "field")
+    splitter = GroupKFold(3)
+    for train, test in splitter.split(small, groups=groups):
+        assert set(groups[train]).isdisjoint(groups[test])
+    result = cross_validate(mlp_pipeline, small, small["score"], groups=groups, cv=splitter,
+                            scoring=spearman_scorer, error_score="raise")
+    assert len(result["test_score"]) == 3 and np.isfinite(result["test_score"]).all()
+
+
 def test_a_trial_beyond_the_budget_is_not_run(mlp_pipeline):
     study = optuna.create_study(direction="maximize")
     for value in (0.1, 0.2):  # another worker took the last trial meanwhile

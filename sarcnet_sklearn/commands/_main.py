@@ -21,7 +21,7 @@ from .. import __version__
 COMMAND_MODULES = {
     "demo": "demo", "features": "features", "train": "deploy", "predict": "deploy",
     "tune": "tuning", "reproduce": "reproduce", "explain": "explain", "report": "explain",
-    "fields": "fields", "compare": "screens",
+    "fields": "fields", "compare": "screens", "suggest": "suggest",
 }
 """Each subcommand and the module of this subpackage that registers it, in the order of the help."""
 

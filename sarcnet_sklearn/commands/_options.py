@@ -16,6 +16,24 @@ DATA_HELP = (
 """Help text of a DATA argument that :func:`~sarcnet_sklearn.tables.load_cells` reads."""
 
 
+def add_pixel_size_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--pixel-size UM``: every cell's pixel size, over a table column and file metadata.
+
+    Examples
+    --------
+    >>> parser = argparse.ArgumentParser()
+    >>> add_pixel_size_option(parser)
+    >>> parser.parse_args(["--pixel-size", "0.24"]).pixel_size
+    0.24
+    """
+    parser.add_argument(
+        "--pixel-size", type=float, metavar="UM",
+        help="micrometres per pixel of every cell, overriding a pixel_size column of the table "
+             "and the image files' metadata (default: from those, else the model's with a "
+             "warning; the pixel_size_assumed column marks those cells)",
+    )
+
+
 def add_test_time_augment_option(parser: argparse.ArgumentParser) -> None:
     """Add ``--test-time-augment`` / ``--no-test-time-augment``: override the model file's choice.
 
@@ -38,6 +56,15 @@ def add_test_time_augment_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_overwrite_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--overwrite``: let ``--out`` replace an existing file that is not a model file."""
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="replace an existing --out file even when it is not a sarcnet-sklearn model "
+             "(a model file is always replaced)",
+    )
+
+
 def positive(text: str) -> int:
     """An argparse type: a whole number of at least 1.
 
@@ -56,6 +83,69 @@ def positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def pixel_size_um(text: str) -> float:
+    """An argparse type: a plausible pixel size in micrometres (refused before any work).
+
+    Examples
+    --------
+    >>> pixel_size_um("0.12")
+    0.12
+    >>> pixel_size_um("nan")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: 'nan' is not a plausible pixel size; give micrometres per pixel ...
+    """
+    from .._validation import check_pixel_size_um
+
+    try:
+        return check_pixel_size_um(text, "--pixel-size")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--pixel-size: ")) from None
+
+
+def n_jobs(text: str) -> int:
+    """An argparse type: workers in parallel, a whole number other than 0 (-1: all cores).
+
+    Examples
+    --------
+    >>> n_jobs("-1"), n_jobs("2")
+    (-1, 2)
+    >>> n_jobs("0")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be a whole number other than 0 (-1: all cores), got 0
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value == 0:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number other than 0 (-1: all cores), got {value}")
+    return value
+
+
+def non_negative(text: str) -> float:
+    """An argparse type: a finite number of at least 0.
+
+    Examples
+    --------
+    >>> non_negative("2.5")
+    2.5
+    >>> non_negative("nan")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected a finite number of at least 0, got 'nan'
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number of at least 0, got {text!r}")
     return value
 
 

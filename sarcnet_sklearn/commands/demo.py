@@ -22,6 +22,9 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--out", default="sarcnet_demo_output", help="output folder")
+    parser.add_argument("--field-split", action="store_true",
+                        help="also fit both models on a split by field of view (no field in "
+                             "two parts) and show them side by side; twice the time")
     add_run_arguments(parser)
     parser.set_defaults(func=_main)
 
@@ -31,5 +34,5 @@ def _main(args: argparse.Namespace) -> int:
 
     device, settings = run_settings(args, synthetic=True)
     run_demo(args.out, settings=settings, device=device, random_state=args.random_state,
-             command=command_line(args))
+             split=("cell", "field") if args.field_split else "cell", command=command_line(args))
     return 0

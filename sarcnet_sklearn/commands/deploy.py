@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from functools import partial
 from pathlib import Path
 
 from .._columns import ERROR_COLUMN, IMAGE_COLUMN, PROTOCOL_2, SCORE_RANGE, TARGET_COLUMN
 from .._model_formats import FORMATS
 from .._recipe import BATCH_SIZE, IMAGE_SIZE_PX, LEARNING_RATE, MAX_EPOCHS
-from ._options import DATA_HELP, add_test_time_augment_option, model_format, positive
+from ._finetune import add_finetune_arguments, finetune_options, print_agreement
+from ._options import (
+    DATA_HELP,
+    add_overwrite_option,
+    add_pixel_size_option,
+    add_test_time_augment_option,
+    model_format,
+    non_negative,
+    positive,
+)
 from ._scale import add_scale_arguments, cluster_client
 
 
@@ -37,6 +47,7 @@ def add_subcommand(subparsers) -> None:
     train.add_argument("data", metavar="DATA", help=DATA_HELP)
     train.add_argument("--out", required=True, metavar="MODEL",
                        help="model file (.joblib), or .zip / folder for the safe format")
+    add_overwrite_option(train)
     train.add_argument("--format", choices=FORMATS,
                        help="model file format (default: safe for a .zip, else joblib)")
     train.add_argument(
@@ -68,10 +79,16 @@ def add_subcommand(subparsers) -> None:
                        action="store_false",
                        help="score each cell with one forward pass instead of the mean over its "
                             "image's 8 flips and quarter turns (8x faster, orientation-dependent)")
+    train.add_argument("--consistency", type=non_negative, default=0.0, metavar="WEIGHT",
+                       help="weight of a training-loss term that pulls the scores of two random "
+                            "flips or quarter turns of a cell together, so that one forward pass "
+                            "depends less on orientation (default: 0, off)")
     train.add_argument("--random-state", type=int, default=0, help="default: %(default)s")
     train.add_argument("--device", choices=["cpu", "cuda"], help="default: the GPU if present")
     train.add_argument("--mask-page", type=int,
                        help="page with the cell mask, when features are measured (default: 9)")
+    add_pixel_size_option(train)
+    add_finetune_arguments(train)
     train.add_argument("--quiet", action="store_true", help="no progress output")
     train.set_defaults(func=run_train)
 
@@ -101,6 +118,7 @@ def add_subcommand(subparsers) -> None:
              "with this probability (e.g. 0.9; the model must be calibrated, as train does)",
     )
     add_test_time_augment_option(predict)
+    add_pixel_size_option(predict)
     predict.add_argument("--recursive", action="store_true",
                          help="read the images in sub-folders of a DATA folder too")
     predict.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -110,9 +128,12 @@ def add_subcommand(subparsers) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train and save as ``args`` say; returns the exit code (130 when interrupted)."""
-    from ..deploy import save_model, train_model
-    from ..metrics import metrics_table
+    from ..deploy import ModelInputs, save_model, train_model
+    from ..deploy._finetune import is_torchvision_weights
+    from ..deploy._model_file import check_model_output
+    from ..metrics import metrics_with_intervals
     from ..outputs import check_output
+    from ..soundness import UnsoundModelWarning
     from ..tables import is_aics_root, load_cells
 
     data, out = Path(args.data), Path(args.out)
@@ -128,31 +149,40 @@ def run_train(args: argparse.Namespace) -> int:
     cells = load_cells(data, recursive=args.recursive)
     images = cells[IMAGE_COLUMN].dropna().tolist() if IMAGE_COLUMN in cells else []
     check_output(out, inputs=images, folder=file_format == "safe" and out.suffix != ".zip")
+    check_model_output(out, overwrite=args.overwrite)  # an input is named as one first
     protocol = args.protocol or (2 if set(PROTOCOL_2) <= set(cells.columns) else 1)
+    if args.init_from and not is_torchvision_weights(args.init_from):
+        protocol = args.protocol or 2  # the default: the model's
     kept = "the previous model file is unchanged" if out.exists() else "no model was saved"
     try:
-        pipeline, metadata = train_model(
-            cells,
-            protocol=protocol,
-            target=args.target,
-            validation=validation,
-            image_size=args.image_size,
-            max_epochs=args.epochs,
-            lr=args.lr,
-            batch_size=args.batch_size,
-            random_state=args.random_state,
-            device=args.device,
-            mask_page=args.mask_page,
-            progress=not args.quiet,
-            source=data.resolve(),
-            score_range=(low, high),
-            test_time_augment=args.test_time_augment,
-        )
+        with warnings.catch_warnings():  # printed below, beside the metrics
+            warnings.simplefilter("ignore", UnsoundModelWarning)
+            pipeline, metadata = train_model(
+                cells,
+                protocol=protocol,
+                target=args.target,
+                validation=validation,
+                image_size=args.image_size,
+                max_epochs=args.epochs,
+                lr=args.lr,
+                batch_size=args.batch_size,
+                random_state=args.random_state,
+                device=args.device,
+                mask_page=args.mask_page,
+                progress=not args.quiet,
+                source=data.resolve(),
+                score_range=(low, high),
+                test_time_augment=args.test_time_augment,
+                consistency=args.consistency,
+                pixel_size=args.pixel_size,
+                **finetune_options(args),
+            )
     except KeyboardInterrupt as exc:
         print(f"sarcnet-sklearn train: {exc or 'interrupted'} (Ctrl-C); {kept}: {out}",
               file=sys.stderr)
         return 130
     save_model(pipeline, out, metadata=metadata, format=file_format)
+    protocol = ModelInputs.of(pipeline).protocol
     training = metadata["training"]
     measured = ", features measured from the images" if training["features_measured"] else ""
     print(
@@ -161,17 +191,25 @@ def run_train(args: argparse.Namespace) -> int:
         f"{training['n_excluded']} left out"
     )
     if metadata["metrics"]:
-        print(metrics_table(metadata["metrics"], index="cells").to_markdown(floatfmt=".3f"))
+        print("metrics, each with its bootstrap 95 % interval:")
+        print(metrics_with_intervals(metadata["metrics"], metadata["metrics_ci95"],
+                                     index="cells").to_markdown())
     calibration = metadata.get("calibration")
     if calibration and calibration.get("half_width_90") is not None:
         print(f"90 % prediction intervals: score +- {calibration['half_width_90']:.2f} "
               f"(calibrated on the {calibration['n_cells']} validation cells)")
+    print_agreement(metadata)
+    for problem in metadata["soundness"]:
+        print(f"warning: the model is not sound: {problem}", file=sys.stderr)
     print(f"model saved to {out.resolve()} ({file_format} format)")
+    print(f"its features are measured at {training['pixel_size_um']:g} um/px, the pixel size "
+          "the model file records")
     return 0
 
 
 def run_predict(args: argparse.Namespace) -> int:
     """Score the cells named by ``args`` and write the CSV; returns the exit code."""
+    from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN, model_pixel_size
     from ..deploy import load_model, predict_cells
     from ..outputs import check_output
     from ..scale import run_in_chunks
@@ -180,6 +218,11 @@ def run_predict(args: argparse.Namespace) -> int:
     check_output(args.out, inputs=[args.data, args.model])
     model, metadata = load_model(args.model, device=args.device, return_metadata=True)
     cells = load_cells(args.data, recursive=args.recursive)
+    from .._fingerprint import seen_note
+
+    note = seen_note(model, cells)
+    if note:
+        print(f"note: {note}")
     mask_page = (metadata.get("training") or {}).get("mask_page")
     model_file = Path(args.model).resolve()
     if args.interval is not None:
@@ -192,12 +235,14 @@ def run_predict(args: argparse.Namespace) -> int:
         result = run_in_chunks(
             cells,
             partial(predict_cells, mask_page=mask_page, batch_size=args.batch_size,
-                    interval=args.interval, test_time_augment=args.test_time_augment),
+                    interval=args.interval, test_time_augment=args.test_time_augment,
+                    pixel_size=args.pixel_size),
             args.out,
             key_column=IMAGE_COLUMN,
             settings={"command": "predict", "model": str(model_file),
                       "model_modified_ns": model_file.stat().st_mtime_ns, "mask_page": mask_page,
-                      "interval": args.interval, "test_time_augment": args.test_time_augment},
+                      "interval": args.interval, "test_time_augment": args.test_time_augment,
+                      "pixel_size": args.pixel_size},
             inputs=[args.data, args.model, *images],
             chunk_size=args.chunk_size,
             model=model_file if client else model,
@@ -207,7 +252,14 @@ def run_predict(args: argparse.Namespace) -> int:
         )
     failed = result.table[ERROR_COLUMN]
     failed = failed[failed != ""]
-    print(f"wrote {len(result.table)} predictions to {result.output.resolve()}")
+    print(f"wrote {len(result.table)} predictions to {result.output.resolve()} (model trained "
+          f"at {model_pixel_size(metadata):g} um/px)")
+    if PIXEL_SIZE_ASSUMED_COLUMN in result.table:
+        assumed = result.table[PIXEL_SIZE_ASSUMED_COLUMN].astype(str).str.lower() == "true"
+        if assumed.any():
+            print(f"warning: {int(assumed.sum())} of {len(result.table)} cells had no pixel size "
+                  f"and were measured at the model's (see '{PIXEL_SIZE_ASSUMED_COLUMN}')",
+                  file=sys.stderr)
     if len(failed):
         print(
             f"warning: {len(failed)} of {len(result.table)} cells could not be scored (see the "

@@ -13,7 +13,7 @@ from .._columns import (
     SCORE_PRED_COLUMN,
     TARGET_COLUMN,
 )
-from ._options import add_test_time_augment_option, command_line
+from ._options import add_pixel_size_option, add_test_time_augment_option, command_line
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,6 +76,7 @@ def add_subcommand(subparsers) -> None:
         parser.add_argument("--batch-size", type=int, default=16,
                             help="cells per Grad-CAM pass (default: %(default)s)")
         add_test_time_augment_option(parser)
+        add_pixel_size_option(parser)
         parser.set_defaults(func=func)
 
 
@@ -93,20 +94,37 @@ def _load(path: str, test_time_augment: bool | None) -> tuple[object, int | None
     return model, (metadata.get("training") or {}).get("mask_page")
 
 
-def _with_features(model, cells: pd.DataFrame, mask_page: int | None) -> pd.DataFrame:
+def _with_features(model, cells: pd.DataFrame, mask_page: int | None,
+                   sarcomere: bool = False, pixel_size: float | None = None) -> pd.DataFrame:
     """``cells`` with the model's features, measured from the images where the table lacks
-    them (a Protocol 1 model), as ``predict`` and ``train`` do."""
+    them (a Protocol 1 model), as ``predict`` and ``train`` do; with ``sarcomere`` the
+    sarcomere measures too."""
+    from .._pixel_size import cell_pixel_sizes, pixel_size_of_model
     from ..deploy import check_cells
     from ..pipeline import SarcNetPipeline
 
     inputs = SarcNetPipeline.of(model).inputs
-    if set(inputs.features) <= set(cells.columns) or not inputs.measurable:
+    given = set(inputs.features) <= set(cells.columns)
+    if (not given and not inputs.measurable) or (given and not sarcomere):
         return cells
-    table, errors, _ = check_cells(cells, inputs, mask_page=mask_page)
+    model_size = pixel_size_of_model(model)
+    sizes, _ = cell_pixel_sizes(cells, inputs.image_column, pixel_size=pixel_size,
+                                assumed=model_size, source="--pixel-size")
+    table, errors, _ = check_cells(cells, inputs, mask_page=mask_page, sarcomere=sarcomere,
+                                   pixel_sizes=sizes, texture_pixel_size=model_size)
     failed = errors.dropna()
     if len(failed):
         raise ValueError(f"{len(failed)} cell(s) cannot be explained, e.g. {failed.iloc[0]}")
     return table.set_axis(cells.index)
+
+
+def _say_seen(model, cells) -> None:
+    """Print how many of ``cells`` the model was fitted or calibrated on (if any)."""
+    from .._fingerprint import seen_note
+
+    note = seen_note(model, cells)
+    if note:
+        print(f"note: {note}")
 
 
 def _check_counts(args: argparse.Namespace) -> None:
@@ -137,7 +155,8 @@ def run_explain(args: argparse.Namespace) -> int:
     paths = cells[net.image_column].astype(str).tolist()
     names = [f"{i:03d}_{Path(path).stem}_gradcam.png" for i, path in enumerate(paths)]
     refuse_inputs([out / name for name in names], args.data + paths + [args.model])
-    cells = _with_features(model, cells, mask_page)
+    cells = _with_features(model, cells, mask_page, pixel_size=args.pixel_size)
+    _say_seen(model, cells)
     planes = read_planes(cells[net.image_column], net.structure_page)  # each file read once
     in_memory = cells.assign(**{net.image_column: planes})
     scores = score_table(pipeline, in_memory)  # the score and error predict gives each cell
@@ -177,7 +196,8 @@ def run_report(args: argparse.Namespace) -> int:
     cells = load_cells(args.data)
     out = Path(args.out)
     refuse_inputs([out / name for name in REPORT_FILES.values()], args.data + [args.model])
-    cells = _with_features(model, cells, mask_page)
+    cells = _with_features(model, cells, mask_page, sarcomere=True, pixel_size=args.pixel_size)
+    _say_seen(model, cells)
     paths = write_report(model, cells, out, max_cells=args.max_cells, layer=args.layer,
                          direction=args.direction, batch_size=args.batch_size,
                          model_path=args.model,

@@ -9,6 +9,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from .._columns import IMAGE_COLUMN, PATH_RULE, PIXEL_SIZE_UM, PROTOCOL_1, STRUCTURE_PAGE
+from ._options import n_jobs, pixel_size_um
 from ._scale import add_scale_arguments, cluster_client
 
 if TYPE_CHECKING:
@@ -57,11 +58,11 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
         help="page (or channel) with the cell mask (default: 9)",
     )
     parser.add_argument(
-        "--pixel-size", type=float, default=PIXEL_SIZE_UM,
+        "--pixel-size", type=pixel_size_um, default=PIXEL_SIZE_UM,
         help="micrometres per pixel (default: %(default)s)",
     )
     parser.add_argument(
-        "--n-jobs", type=int, default=1, help="cells measured in parallel (default: 1; -1: all)"
+        "--n-jobs", type=n_jobs, default=1, help="cells measured in parallel (default: 1; -1: all)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_scale_arguments(parser)
@@ -77,8 +78,6 @@ def run(args: argparse.Namespace) -> int:
     from ..scale import run_in_chunks
     from ..tables import collect_images, paths_relative_to
 
-    if args.pixel_size <= 0:
-        raise ValueError(f"--pixel-size must be positive, got {args.pixel_size}")
     images = collect_images(args.inputs, recursive=args.recursive)
     output = check_output(args.output, inputs=images)
     # Absolute while measuring (a resumed run may start elsewhere), relative to the CSV at the end.

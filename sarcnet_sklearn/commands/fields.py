@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .._columns import TARGET_COLUMN
-from ._options import add_test_time_augment_option
+from ._options import add_test_time_augment_option, n_jobs, pixel_size_um
 from ._scale import add_scale_arguments, cluster_client
 
 
@@ -49,7 +49,7 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--scene", help="scene: index or name (required when a file has several)")
     parser.add_argument("--z", help="Z plane index, or 'max' for a maximum projection "
                                     "(required for a Z stack)")
-    parser.add_argument("--pixel-size", type=float, metavar="UM",
+    parser.add_argument("--pixel-size", type=pixel_size_um, metavar="UM",
                         help="micrometres per pixel, overriding the files' metadata "
                              "(default: from the metadata, else 0.12 with a warning)")
     parser.add_argument("--score-border-cells", action="store_true",
@@ -63,7 +63,7 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
                              "(once its 'score' column is filled in) and 'predict' read")
     parser.add_argument("--device", choices=["cpu", "cuda"],
                         help="default: the model's device if available, else the CPU")
-    parser.add_argument("--n-jobs", type=int, default=1,
+    parser.add_argument("--n-jobs", type=n_jobs, default=1,
                         help="cells measured in parallel (default: %(default)s)")
     add_test_time_augment_option(parser)
     parser.add_argument("--overwrite", action="store_true",

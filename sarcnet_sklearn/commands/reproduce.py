@@ -6,7 +6,8 @@ import argparse
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from .._table1 import ROW_KEYS
+from .._columns import GROUP_COLUMNS
+from .._table1 import ROW_KEYS, SPLITS
 from ._options import positive
 
 if TYPE_CHECKING:
@@ -35,6 +36,12 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--rows", nargs="+", choices=ROW_KEYS, help="run only these rows")
     parser.add_argument("--save-models", action="store_true",
                         help="also save each row's fitted model in OUT/models/")
+    parser.add_argument("--split", nargs="+", choices=["cell", *GROUP_COLUMNS],
+                        default=list(SPLITS),
+                        help="split the cells cell by cell (the paper) and/or keeping each "
+                             "field (well, plate) in one part; rows of another split than "
+                             "'cell' are named '<model> (<split> split)' (default: "
+                             "%(default)s, side by side: every row is fitted twice)")
     add_run_arguments(parser)
     parser.set_defaults(func=_main)
 
@@ -78,5 +85,5 @@ def _main(args: argparse.Namespace) -> int:
     device, settings = run_settings(args, synthetic=args.aics_root is None)
     reproduce_table1(args.aics_root, args.out, settings=settings, weights=args.weights,
                      device=device, precision=args.precision, random_state=args.random_state,
-                     rows=args.rows, save_models=args.save_models)
+                     rows=args.rows, save_models=args.save_models, split=args.split)
     return 0

@@ -8,9 +8,9 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._columns import TARGET_COLUMN
+from .._columns import GROUP_COLUMNS, TARGET_COLUMN
 from .._recipe import BACKBONES, DEFAULT_BACKBONE, MAX_EPOCHS
-from ._options import model_format, positive
+from ._options import add_overwrite_option, model_format, positive
 
 if TYPE_CHECKING:
     import numpy as np
@@ -86,6 +86,7 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
         "--out", metavar="MODEL",
         help="refit the best pipeline and save it here (.joblib, or .zip for the safe format)",
     )
+    add_overwrite_option(parser)
     split = parser.add_mutually_exclusive_group()
     split.add_argument(
         "--validation-fraction", type=float, metavar="F",
@@ -94,6 +95,11 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
     )
     split.add_argument(
         "--cv", type=positive, metavar="K", help="score trials by K-fold cross-validation"
+    )
+    parser.add_argument(
+        "--group-by", choices=GROUP_COLUMNS, metavar="COLUMN",
+        help="keep the cells of each field (well, plate) on one side of every split "
+             f"(one of {', '.join(GROUP_COLUMNS)}; default: cells split at random)",
     )
     parser.add_argument(
         "--image-sizes", type=positive, nargs="+", default=[128, 224], metavar="PX",
@@ -128,9 +134,12 @@ def run(args: argparse.Namespace) -> int:
     """Run the study described by ``args``; returns the exit code."""
     import numpy as np
     import optuna
-    from sklearn.model_selection import train_test_split
+    from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
+    from ..datasets import cell_groups
     from ..deploy import save_model
+    from ..deploy._model_file import check_model_output
+    from ..deploy._settings import check_training_settings
     from ..outputs import check_output
     from ..pipeline import make_sarcnet_pipeline
     from ..tables import load_cells
@@ -142,16 +151,26 @@ def run(args: argparse.Namespace) -> int:
     file_format = None if out is None else model_format(out, None)
     if out is not None:
         check_output(out, inputs=[args.data])
+    for size in args.image_sizes:
+        check_training_settings(image_size=size, batch_size=1)
     cells = load_cells(args.data)
     if out is not None and "image_path" in cells:
         check_output(out, inputs=cells["image_path"].dropna().tolist())
+    if out is not None:
+        check_model_output(out, overwrite=args.overwrite)  # an input is named as one first
     scores = _scores(cells, args.data)
 
-    split: dict[str, object] = {"cv": args.cv}
+    groups = None if args.group_by is None else cell_groups(cells, args.group_by)
+    split: dict[str, object] = {"cv": args.cv, "groups": groups}
     if args.cv is None:
-        train, valid = train_test_split(
-            np.arange(len(cells)), test_size=args.validation_fraction or 0.2, random_state=0
-        )
+        fraction = args.validation_fraction or 0.2
+        if groups is None:
+            train, valid = train_test_split(
+                np.arange(len(cells)), test_size=fraction, random_state=0
+            )
+        else:
+            splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=0)
+            train, valid = next(splitter.split(cells, scores, groups))
         split = {"validation_data": (cells.iloc[valid], scores[valid])}
         cells, scores = cells.iloc[train], scores[train]
     if args.quiet:

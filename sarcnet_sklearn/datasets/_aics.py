@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import re
+import warnings
 from os import PathLike
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from .._columns import (
     COHORT_COLUMN,
     DAY_COLUMN,
     EXPERT_COLUMNS,
+    FIELD_COLUMN,
+    GROUP_COLUMNS,
     IMAGE_COLUMN,
     PIXEL_SIZE_UM,
+    PLATE_COLUMN,
     PROTOCOL_2,
     TARGET_COLUMN,
+    WELL_COLUMN,
 )
 
 COHORTS = ("fish_1", "fish_2")
@@ -64,7 +70,88 @@ OUTPUT_COLUMNS = (
     + PROTOCOL_2
     + [TARGET_COLUMN, *EXPERT_COLUMNS, DAY_COLUMN, COHORT_COLUMN]
     + KEYS
+    + GROUP_COLUMNS
 )
+FIELD_NAME = re.compile(r"^(?P<plate>\d+)_\d+X_\d{8}_S\d+_P\d+_(?P<well>[A-Z]\d{1,2})$")
+"""An AICS field of view's file stem: ``<plate>_63X_<date>_S<scene>_P<position>_<well>``."""
+SPLIT_GROUPS = ("cell", *GROUP_COLUMNS)
+"""What :func:`paper_split` can keep together: nothing (cells), or a field, well or plate."""
+
+
+def cell_locations(fov_paths) -> pd.DataFrame:
+    """Field of view, well and plate of each cell, from its field's file path.
+
+    The field is the file name of the field of view without its extension (cells
+    of one field share it); for AICS names
+    (``<plate>_63X_<date>_S<scene>_P<position>_<well>``), the well is
+    ``<plate>_<well>`` and the plate the leading number. A name of another
+    form gives the field only (well and plate missing).
+
+    Parameters
+    ----------
+    fov_paths : array-like of str
+        The ``fov_path`` (``original_fov_location``) of each cell.
+
+    Returns
+    -------
+    locations : DataFrame
+        Columns ``field``, ``well``, ``plate`` (:data:`~sarcnet_sklearn._columns.GROUP_COLUMNS`).
+
+    Examples
+    --------
+    >>> from sarcnet_sklearn.datasets import cell_locations
+    >>> cell_locations(["/allen/aics/5500000013_63X_20190807_S1_P1_B2.czi"]).iloc[0].tolist()
+    ['5500000013_63X_20190807_S1_P1_B2', '5500000013_B2', '5500000013']
+    """
+    fields = [Path(str(path).replace("\\", "/")).stem for path in fov_paths]
+    parts = [FIELD_NAME.match(field) for field in fields]
+    return pd.DataFrame({
+        FIELD_COLUMN: fields,
+        WELL_COLUMN: [f"{m['plate']}_{m['well']}" if m else None for m in parts],
+        PLATE_COLUMN: [m["plate"] if m else None for m in parts],
+    })
+
+
+def cell_groups(cells: pd.DataFrame, by: str) -> np.ndarray:
+    """The group of each cell (its field, well or plate), checked: one label per cell.
+
+    Parameters
+    ----------
+    cells : DataFrame
+        A table with the ``by`` column, as :func:`load_aics` gives.
+    by : {"field", "well", "plate"}
+
+    Returns
+    -------
+    groups : ndarray of str, shape (n_cells,)
+        For scikit-learn's group splitters (``groups=``).
+
+    Raises
+    ------
+    ValueError
+        For another ``by``, a table without that column, or a cell without a group.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from sarcnet_sklearn.datasets import cell_groups
+    >>> cell_groups(pd.DataFrame({"field": ["a", "a", "b"]}), "field").tolist()
+    ['a', 'a', 'b']
+    """
+    if by not in GROUP_COLUMNS:
+        raise ValueError(f"group cells by one of {GROUP_COLUMNS}, not {by!r}")
+    if by not in cells.columns:
+        raise ValueError(
+            f"the cells have no {by!r} column to group by (load_aics gives {GROUP_COLUMNS}; "
+            f"add the column to a table of your own)"
+        )
+    labels = cells[by]
+    missing = labels.isna().to_numpy()
+    if missing.any():
+        raise ValueError(
+            f"{int(missing.sum())} cell(s) without a {by!r}, e.g. row {cells.index[missing][0]}"
+        )
+    return labels.astype(str).to_numpy()
 
 
 def aics_paths(root: str | PathLike, cohort: str) -> dict[str, Path]:
@@ -152,8 +239,9 @@ def load_aics(root: str | PathLike, *, check_images: bool = True) -> pd.DataFram
     cells : DataFrame
         Columns ``image_path`` (absolute), the eleven
         :data:`~sarcnet_sklearn.PROTOCOL_2` features, ``score``, ``expert_1``
-        (mh), ``expert_2`` (kg), ``day``, ``cohort``, ``napariCell_ObjectNumber``
-        and ``fov_path``; a fresh 0..n-1 index.
+        (mh), ``expert_2`` (kg), ``day``, ``cohort``, ``napariCell_ObjectNumber``,
+        ``fov_path`` and where the cell was imaged, ``field``, ``well`` and
+        ``plate`` (see :func:`cell_locations`); a fresh 0..n-1 index.
 
     Raises
     ------
@@ -184,6 +272,7 @@ def load_aics(root: str | PathLike, *, check_images: bool = True) -> pd.DataFram
         columns={**RENAMED_FEATURES, EXPERT_1: "expert_1", EXPERT_2: "expert_2", "cell_age": "day"}
     )
     cells[TARGET_COLUMN] = cells[EXPERT_COLUMNS].mean(axis=1)
+    cells[GROUP_COLUMNS] = cell_locations(cells["fov_path"]).to_numpy()
     if check_images:
         exists = np.array([Path(path).is_file() for path in cells[IMAGE_COLUMN]], dtype=bool)
         if not exists.all():
@@ -196,20 +285,35 @@ def load_aics(root: str | PathLike, *, check_images: bool = True) -> pd.DataFram
 
 
 def paper_split(
-    cells: pd.DataFrame, random_state: int = 42, stratify_column: str = "expert_1"
+    cells: pd.DataFrame,
+    random_state: int = 42,
+    stratify_column: str = "expert_1",
+    *,
+    by: str = "cell",
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The paper's train / validation / test split.
+    """The paper's train / validation / test split, cell by cell or by field (well, plate).
 
     20 % of the cells go to the test set, then 20 % of the rest to validation,
     both stratified on expert 1's score with ``random_state`` 42, as in the
     SarcNet code: 3,686 / 922 / 1,153 cells on the 5,761 real cells.
 
+    Cells of one field of view share their plate, well, day and imaging, and
+    their scores are alike (a quarter of the score's variance lies between
+    fields on the real labels), so a cell split can overstate accuracy. With
+    ``by="field"`` (``"well"``, ``"plate"``) no field is in two parts: the
+    test set is one fold of :class:`~sklearn.model_selection.StratifiedGroupKFold`
+    with 5 folds (about 20 % of the cells), validation one fold of 5 of the rest,
+    both as stratified on ``stratify_column`` as whole groups allow.
+
     Parameters
     ----------
     cells : DataFrame
-        A table from :func:`load_aics` (any table with ``stratify_column``).
+        A table from :func:`load_aics` (any table with ``stratify_column``, and
+        the ``by`` column unless ``by="cell"``).
     random_state : int, default=42
     stratify_column : str, default="expert_1"
+    by : {"cell", "field", "well", "plate"}, default="cell"
+        Keep the cells of each group in one part; "cell": the paper's split.
 
     Returns
     -------
@@ -223,9 +327,16 @@ def paper_split(
     >>> train, valid, test = paper_split(cells, stratify_column="day")  # a small table
     >>> len(train) + len(valid) + len(test) == len(cells)
     True
+    >>> train, valid, test = paper_split(cells, stratify_column="day", by="field")
+    >>> set(train["field"]).isdisjoint(test["field"])
+    True
     """
+    if by not in SPLIT_GROUPS:
+        raise ValueError(f"by must be one of {list(SPLIT_GROUPS)}, got {by!r}")
     if stratify_column not in cells.columns:
         raise ValueError(f"cells has no column {stratify_column!r} to stratify on")
+    if by != "cell":
+        return _group_split(cells, random_state, stratify_column, by)
     try:
         rest, test = train_test_split(
             cells, test_size=0.2, random_state=random_state, stratify=cells[stratify_column]
@@ -240,4 +351,30 @@ def paper_split(
             f"value: {counts}): every value needs at least 2 cells in each split; use more "
             f"cells ({exc})"
         ) from exc
+    return train, valid, test
+
+
+def _group_split(
+    cells: pd.DataFrame, random_state: int, stratify_column: str, by: str
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """One fold of five for test, then one of five of the rest for validation, by group."""
+    groups = pd.Series(cell_groups(cells, by), index=cells.index)
+
+    def fifth(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        names = groups.loc[table.index]
+        if names.nunique() < 5:
+            raise ValueError(
+                f"cannot split {len(table)} cells by {by!r}: they come from "
+                f"{names.nunique()} {by}(s), and a split keeping each {by} in one part "
+                "needs at least 5 (use a smaller group, e.g. by='field')"
+            )
+        splitter = StratifiedGroupKFold(5, shuffle=True, random_state=random_state)
+        strata = table[stratify_column].astype(str).to_numpy()
+        with warnings.catch_warnings():  # rare strata only make the folds less stratified
+            warnings.simplefilter("ignore", UserWarning)
+            keep, out = next(splitter.split(table, strata, names.to_numpy()))
+        return table.iloc[keep], table.iloc[out]
+
+    rest, test = fifth(cells)
+    train, valid = fifth(rest)
     return train, valid, test

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -10,15 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import tifffile
 from joblib import Parallel, delayed
-from scipy import ndimage as ndi
-from skimage.draw import ellipse, polygon
-from skimage.measure import regionprops
 
+from .._columns import PIXEL_SIZE_UM
 from .._console import progress_bar
-from ..features import extract_protocol1
+from .._pixel_size import write_tiff_with_pixel_size
+from .._validation import check_pixel_size_um
+from ..features import cell_morphology, extract_protocol1
+from . import _acquisition
 from ._aics import COHORTS, FEATURES_DIR, FIELDS_DIR, IMAGE_DIR, SET3_TABLE_COLUMNS
+from ._cell_render import draw_cell, other_pages, render_cell
+from ._legacy_cell import render_scaled_cell
 
 __all__ = ["make_synthetic_aics"]
 
@@ -27,19 +30,6 @@ MARKER_FILE = ".sarcnet_synthetic.json"
 
 CLASSES = SET3_TABLE_COLUMNS
 """Set 3 columns, in the order of the rendered pattern classes."""
-
-# Composition (fraction of cell area per class of CLASSES) at integer levels 1..5,
-# interpolated linearly in between.
-_COMPOSITION = np.array(
-    [
-        [0.15, 0.37, 0.00, 0.43, 0.05, 0.00],
-        [0.10, 0.22, 0.05, 0.33, 0.25, 0.05],
-        [0.06, 0.12, 0.27, 0.13, 0.20, 0.22],
-        [0.04, 0.06, 0.10, 0.04, 0.10, 0.66],
-        [0.02, 0.03, 0.03, 0.02, 0.05, 0.85],
-    ]
-)
-_CLASS_BRIGHTNESS = np.array([0.04, 0.4, 0.75, 1.0, 1.0, 1.0])
 
 # Confusion of the simulated Set 3 patch classifier: row = rendered class, column = reported class.
 _CONFUSION = np.array(
@@ -63,22 +53,22 @@ _LEVEL_BETA_MEAN = {18: 0.42, 32: 0.58}
 _LEVEL_BETA_CONCENTRATION = 6.0
 _EXPERT_NOISE_SD = 0.38
 _NO_SIGNAL_RATE = 0.02
-_PLATES = {18: "5500000013", 32: "5500000014"}
-_DATES = {18: "20190807", 32: "20190816"}
 
-NATIVE_ZDISC_SPACING_PX = 16.0
-"""Z-disc spacing at the native 0.12 um pixel size (about 1.9 um)."""
-_SPACING_REFERENCE_SIZE = 128
-_HAZE = 0.45
+TRUTH_COLUMNS = ["synthetic_level", "synthetic_sarcomere_length_um",
+                 "synthetic_orientation_order", "synthetic_pixel_size_um"]
+"""Extra columns of the features table (ignored by the loader): the latent level, the
+sarcomere length and orientation order drawn, and the pixel size rendered at."""
 
 
 def make_synthetic_aics(
     root: str | PathLike,
     n_cells: int = 300,
-    image_size: int = 128,
+    image_size: int | None = None,
     random_state: int | None = 0,
     n_jobs: int | None = None,
     progress: bool | None = None,
+    *,
+    pixel_size_um: float | None = None,
 ) -> Path:
     """Write a synthetic AICS-like dataset in the exact layout of the real Quilt package.
 
@@ -96,15 +86,25 @@ def make_synthetic_aics(
     n_cells : int, default=300
         Number of cells, no-signal cells included; about 60 % go to cohort
         ``fish_1`` and 40 % to ``fish_2``.
-    image_size : int, default=128
-        Typical side of a single-cell image, in pixels; each image's height and
-        width vary within about +-25 % of it.
+    image_size : int, optional
+        Render *scaled* cells instead (the first generator's, :mod:`._legacy_cell`):
+        each fills an image of about this many pixels (height and width within
+        +-25 %), its z-discs ``16 px * min(1, image_size / 128)`` apart, its pixels
+        counted as 0.12 um. Not real geometry: for quick CPU tests and demos whose
+        32-64 px networks must see the striation (at real geometry a 64 px image
+        holds a cell at 0.6-0.8 um/px, near the sarcomeres' sampling limit). Give
+        this or ``pixel_size_um``, not both.
     random_state : int or None, default=0
         Seed; the same seed gives the same files whatever ``n_jobs``.
     n_jobs : int or None, default=None
         Cells rendered in parallel with joblib; ``None`` means 1, ``-1`` all cores.
     progress : bool or None, default=None
         Show a tqdm progress bar; ``None`` shows one when ``n_cells > 500``.
+    pixel_size_um : float, optional
+        Micrometres per pixel of the images; default 0.12 (the AICS images') unless
+        ``image_size`` is given. The cells are drawn in micrometres, so their
+        geometry does not depend on it; only the sampling does (0.24-0.5 um/px
+        renders quickly).
 
     Returns
     -------
@@ -115,8 +115,8 @@ def make_synthetic_aics(
     ------
     ValueError
         When ``root`` is a file, or a non-empty folder that this function did not
-        write; nothing is overwritten then. Also for ``n_cells < 1`` or
-        ``image_size < 16``.
+        write; nothing is overwritten then. Also for ``n_cells < 1``,
+        ``image_size < 16``, an implausible ``pixel_size_um`` or both given.
 
     Notes
     -----
@@ -129,55 +129,69 @@ def make_synthetic_aics(
     plus a marker file ``.sarcnet_synthetic.json`` at the top holding the
     arguments. ``<hash>`` is a SHA-1 of the seed and arguments.
 
-    **Per-cell latent level.** Day (``cell_age``) is 18 or 32 with probability
-    1/2; ``z = 1 + 4 * Beta(m * 6, (1 - m) * 6)`` with mean ``m`` 0.42 at day 18
-    and 0.58 at day 32. About 2 % of cells (at least one per cohort of 10 cells
+    **Fields of view and per-cell latent level.** Cells are imaged in fields of
+    view of ``1 + Poisson(9)`` cells (median 10, as in the real labels), each with
+    one day (``cell_age``, 18 or 32 with probability 1/2), plate and well
+    (:mod:`._acquisition`). ``z = 1 + 4 * Beta(m * 6, (1 - m) * 6)`` with mean
+    ``m`` 0.42 at day 18 and 0.58 at day 32, drawn through a Gaussian copula
+    with correlation 0.2 within a field, so that cells of one field are alike
+    (ICC(1) of the mean score by field about 0.25, as on the real labels) while
+    each day's distribution of ``z`` is unchanged. About 2 % of cells (at least one per cohort of 10 cells
     or more) are no-signal cells.
 
-    **Cell mask** (page 9, 255 inside; page 8 is its complement). A random
-    polygon: an ellipse of aspect ratio 1.5-4 (a little more elongated at high
-    ``z``), with random low-order harmonic perturbations of its radius and a
-    random orientation, filled with :func:`skimage.draw.polygon`, smoothed with a
-    Gaussian and thresholded. The image is about the cell's bounding box plus a
-    margin: its size ``s = image_size * U(0.85, 1.15) * (1 + 0.04 (z - 3))``,
-    its height and width follow the cell's extent but stay within
-    ``[0.75, 1.25] * image_size``.
+    **Cell geometry, in micrometres** (:mod:`._cell_render`). The area is
+    log-normal around 900 um^2 (sd of the log 0.35, clipped to 350-2,500 um^2:
+    real hiPSC-CMs at day 18-32 measure hundreds to thousands of um^2); the
+    outline an ellipse of aspect ratio 1.5-4 (a little more elongated at high
+    ``z``) with random low-order harmonic perturbations of its radius and a
+    random orientation; the image is its bounding box plus 2 um on each side.
+    The sarcomere length is drawn from ``N(1.8 - 0.06 (5 - z), 0.08)`` um,
+    clipped to 1.55-2.05 um (hiPSC-CMs: 1.6-2.0 um, shorter when immature).
+    Everything smooth (pattern regions, directions, random fields) is drawn on a
+    0.24 um grid from the cell's own seed and interpolated to the pixels, so the
+    same cell rendered at another pixel size shows the same pattern.
 
     **Structure page** (page 1). The cell is cut into contiguous regions of six
     pattern classes (background, diffuse, fibers, disorganized puncta,
-    organized puncta, z-discs) by ranking a smooth random field; the fraction of
-    the area given to each class is interpolated in ``z`` from a table (level 1:
-    mostly sparse disorganized puncta and diffuse signal; 2: denser puncta, a
-    part of them organized on a sarcomere lattice; 3: fibers, organized puncta
-    and some z-discs; 4-5: mostly z-discs) and jittered per cell (Dirichlet).
-    Region borders are blended over about half a z-disc spacing. Sarcomeric
-    patterns follow a local myofibril direction and phase, defined on a few
-    Voronoi patches blended smoothly: with alignment ``a = clip(z - 4, 0, 1)``,
-    each patch direction deviates from the cell's long axis by
-    ``(1 - a) * N(0, 30 deg)`` and its phase by ``(1 - a) * U(0, 1)`` periods, so
-    level 4 has z-discs in patches with their own directions and phases and
-    level 5 has z-discs in register across the whole cell. Z-discs are narrow
-    Gaussian bands perpendicular to the local direction, broken laterally into
-    short segments (myofibrils); their spacing is ``16 px * min(1, image_size /
-    128)`` (at least 4 px) with a +-7 % per-cell jitter, i.e. the native 1.9 um
-    at 0.12 um/px for images of 128 px or more, and ``image_size / 8`` for
-    smaller ones, so that the pattern survives resizing to 48-64 px. Fibers are
-    continuous lines along the local direction; organized puncta are dots on
-    the sarcomere lattice with gaps; disorganized puncta are randomly placed
-    Gaussian dots whose density grows with ``z``; diffuse signal is a smooth
-    field. A diffuse cytoplasmic haze of ``0.45 (5 - z) / 4`` (unincorporated
+    organized puncta, z-discs) by ranking a smooth random field (correlation
+    length two sarcomeres); the fraction of the area given to each class is
+    interpolated in ``z`` from a table (level 1: mostly sparse disorganized
+    puncta and diffuse signal; 2: denser puncta, a part of them organized on a
+    sarcomere lattice; 3: fibers, organized puncta and some z-discs; 4-5: mostly
+    z-discs) and jittered per cell (Dirichlet). Region borders are blended over
+    0.4 sarcomere. Sarcomeric patterns follow a local myofibril direction and
+    phase, defined on 4-7 patches blended smoothly: each patch runs along the
+    cell's shape near its centre (the major axis of the cell within 10 um),
+    turned by ``(1 - a) * N(0, 30 deg)`` and shifted by ``(1 - a) * U(0, 1)``
+    periods with alignment ``a = clip(z - 4, 0, 1)``, so level 4 has z-discs in
+    patches with their own directions and phases and level 5 z-discs in register
+    across the whole cell. Z-discs are narrow Gaussian bands perpendicular to
+    the local direction, broken laterally into myofibrils; fibers are continuous
+    lines along the direction and organized puncta dots on the sarcomere
+    lattice with gaps, both irregularly spaced across it; disorganized puncta
+    are Gaussian dots (Z-bodies, sigma 0.15-0.35 um, larger in immature cells) at
+    random positions whose density grows with ``z``;
+    diffuse signal is a smooth field. Bands narrower than a pixel are widened
+    and dimmed as a camera pixel would average them (no aliasing at coarse pixel
+    sizes). A diffuse cytoplasmic haze of ``0.8 (5 - z) / 4`` (unincorporated
     alpha-actinin, strongest in immature cells) is added over the cell. The
-    image is then multiplied by a smooth illumination field, blurred (Gaussian
-    point spread function), given Poisson shot noise (80-300 photons at full
-    brightness) and Gaussian read noise, set to 0 outside the mask, and
-    auto-contrasted to uint8 inside the cell (0.5-99.8 percentiles). No-signal
-    cells hold weak noise only (values about 0-15).
+    image is then multiplied by a smooth illumination field, blurred by the
+    point spread function (sigma 0.12 um), given Poisson shot noise (80-300
+    photons per 0.12 um pixel at full brightness) and Gaussian read noise, set to
+    0 outside the mask, and auto-contrasted to uint8 inside the cell (0.5-99.8
+    percentiles). Then the field's acquisition is applied: a defocus blur (0-1.2
+    px at 128 px, scaled to the cell's image), a haze over the cell (0-40 % of the
+    signal range), shot noise at the field's brightness (log-normal, sd 0.5) and
+    the same auto-contrast again (:func:`._acquisition.apply_acquisition`).
+    No-signal cells hold weak noise only (values about 0-15).
 
     **Other pages.** 0: bright field (smooth background plus texture, the cell
     slightly darker); 2 and 3: FISH 561 / 638, Gaussian spots at random
-    positions in the cell; 4: nuclear dye, one or two blurred ellipses; 5-7:
-    segmentations (0/255) of pages 1-3 by thresholding. All pages are uint8 and
-    written in one zlib-compressed 10-page TIFF.
+    positions in the cell; 4: nuclear dye, one or two blurred ellipses about
+    10 um across; 5-7: segmentations (0/255) of pages 1-3 by thresholding. All
+    pages are uint8 and written in one zlib-compressed 10-page TIFF whose
+    resolution tags give the pixel size (pixels per centimetre, a unit every TIFF
+    reader knows).
 
     **Scores.** Each expert sees ``z + N(0, 0.38)`` and cuts it at fixed cut
     points chosen so that its marginal frequencies of 1..5 match the real
@@ -188,16 +202,17 @@ def make_synthetic_aics(
 
     **Features table columns.**
 
-    - ``napariCell_ObjectNumber``: 1, 2, ... within a field of view (2-6 cells
-      of the same day share one), ``fov_path``:
+    - ``napariCell_ObjectNumber``: 1, 2, ... within a field of view, ``fov_path``:
       ``/allen/aics/.../<plate>_63X_<date>_S<k>_P<j>_<well>.czi`` with plate
-      5500000013 at day 18 and 5500000014 at day 32.
+      5500000013 at day 18 and 5500000014 at day 32, one of 8 wells per plate.
     - ``napariCell_AreaShape_Area``, ``napariCell_AreaShape_MinorAxisLength``,
-      ``napariCell_AreaShape_MajorAxisLength``: :func:`skimage.measure.regionprops`
-      ``area``, ``axis_minor_length``, ``axis_major_length`` of the mask (pixels).
+      ``napariCell_AreaShape_MajorAxisLength``: area and axis lengths of the mask
+      (:func:`sarcnet_sklearn.features.cell_morphology`) in pixels of 0.12 um,
+      the AICS tables' unit, whatever the pixel size rendered at.
     - ``Maximum_Coefficient_Variation``, ``Peak_Height``, ``Peak_Distance``:
       :func:`sarcnet_sklearn.features.extract_protocol1` on the written structure
-      page and mask, with ``pixel_size=1.0`` (pixels).
+      page and mask, its texture measured at 0.12 um/px (the AICS images'), the
+      distance in pixels of 0.12 um.
     - ``Frac_Area_*`` (Set 3): the rendered fraction of the cell's area in each
       class, passed through a confusion matrix of a simulated patch classifier
       (which confuses neighbouring classes and cannot see global alignment),
@@ -205,7 +220,11 @@ def make_synthetic_aics(
     - ``cell_age``: 18 or 32. ``mh_structure_org_score``,
       ``kg_structure_org_score``: the simulated experts (0 for no signal).
     - ``no_structure`` (``fish_2`` only): 0 for no-signal cells, NaN otherwise.
-    - ``synthetic_level``: the latent ``z`` (NaN for no-signal cells); extra,
+    - ``synthetic_level``: the latent ``z`` (NaN for no-signal cells),
+      ``synthetic_sarcomere_length_um`` and ``synthetic_orientation_order``: the
+      period and the order parameter of the directions drawn (the ground truth of
+      :func:`~sarcnet_sklearn.features.measure_sarcomeres`; NaN for no-signal
+      cells), ``synthetic_pixel_size_um``: the pixel size rendered at; extra,
       ignored by the loader.
 
     **Metadata table columns** (rows in a different, shuffled order):
@@ -218,30 +237,28 @@ def make_synthetic_aics(
     --------
     >>> import tempfile
     >>> from sarcnet_sklearn.datasets import make_synthetic_aics
-    >>> root = make_synthetic_aics(tempfile.mkdtemp(), n_cells=20, image_size=48)
+    >>> root = make_synthetic_aics(tempfile.mkdtemp(), n_cells=20, pixel_size_um=0.5)
     >>> sorted(p.name for p in root.iterdir() if not p.name.startswith("."))[:2]
     ['2d_autocontrasted_fields_and_single_cells_fish_1', '2d_autocontrasted_fields_and_single_cells_fish_2']
     """  # noqa: E501
     n_cells = int(n_cells)
-    image_size = int(image_size)
     if n_cells < 1:
         raise ValueError(f"n_cells must be at least 1, got {n_cells}")
-    if image_size < 16:
-        raise ValueError(f"image_size must be at least 16, got {image_size}")
+    pixel_size_um = _pixel_size(image_size, pixel_size_um)
     root = Path(root)
     _prepare_root(root)
 
     seed_seq = np.random.SeedSequence(random_state)
     rng = np.random.default_rng(seed_seq)
     cells = _draw_cells(rng, n_cells)
-    tag = hashlib.sha1(json.dumps([seed_seq.entropy, n_cells, image_size]).encode()).hexdigest()
+    tag = hashlib.sha1(json.dumps([seed_seq.entropy, n_cells, image_size if pixel_size_um is None
+                                   else pixel_size_um]).encode()).hexdigest()
     for row in cells:
         row["file_name"] = f"{tag[:24]}_{Path(row['fov_path']).stem}_cell{row['object']}.tiff"
     for cohort in COHORTS:
         (root / FEATURES_DIR.format(cohort=cohort)).mkdir(parents=True, exist_ok=True)
         (root / FIELDS_DIR.format(cohort=cohort) / IMAGE_DIR).mkdir(parents=True, exist_ok=True)
 
-    spacing = max(4.0, NATIVE_ZDISC_SPACING_PX * min(1.0, image_size / _SPACING_REFERENCE_SIZE))
     cell_seeds = seed_seq.spawn(n_cells)
     base = root.absolute()  # worker processes may have another working folder
     jobs = (
@@ -249,9 +266,10 @@ def make_synthetic_aics(
             cell_seeds[i],
             cells[i]["level"],
             cells[i]["no_signal"],
+            pixel_size_um,
             image_size,
-            spacing,
             base / FIELDS_DIR.format(cohort=cells[i]["cohort"]) / IMAGE_DIR / cells[i]["file_name"],
+            cells[i]["acquisition"],
         )
         for i in range(n_cells)
     )
@@ -266,7 +284,8 @@ def make_synthetic_aics(
             {
                 "napariCell_ObjectNumber": [cells[i]["object"] for i in idx],
                 "fov_path": [cells[i]["fov_path"] for i in idx],
-                **{name: [measured[i][name] for i in idx] for name in measured[0]},
+                **{name: [measured[i][name] for i in idx] for name in measured[0]
+                   if name not in TRUTH_COLUMNS},
                 "cell_age": [cells[i]["day"] for i in idx],
                 "mh_structure_org_score": [cells[i]["mh_structure_org_score"] for i in idx],
                 "kg_structure_org_score": [cells[i]["kg_structure_org_score"] for i in idx],
@@ -277,6 +296,8 @@ def make_synthetic_aics(
         features["synthetic_level"] = [
             np.nan if cells[i]["no_signal"] else cells[i]["level"] for i in idx
         ]
+        for name in TRUTH_COLUMNS[1:]:
+            features[name] = [measured[i][name] for i in idx]
         features.to_csv(
             root / FEATURES_DIR.format(cohort=cohort) / f"{tag[:32]}_cp_features.csv",
             index=False,
@@ -301,6 +322,7 @@ def make_synthetic_aics(
                 "generator": "sarcnet_sklearn.datasets.make_synthetic_aics",
                 "n_cells": n_cells,
                 "image_size": image_size,
+                "pixel_size_um": pixel_size_um,
                 "random_state": random_state,
             }
         )
@@ -354,25 +376,15 @@ def _sample_levels(rng: np.random.Generator, days: np.ndarray) -> np.ndarray:
 def _draw_cells(rng: np.random.Generator, n_cells: int) -> list[dict]:
     """Cohort, field of view, object number, day, level and expert scores of every cell."""
     n_fish_1 = int(round(0.6 * n_cells)) if n_cells > 1 else 1
-    cells: list[dict] = []
-    for cohort, n in zip(COHORTS, (n_fish_1, n_cells - n_fish_1), strict=True):
-        fov_count = 0
-        while n > 0:
-            k = min(n, int(rng.integers(2, 7)))
-            day = int(rng.choice([18, 32]))
-            fov_count += 1
-            scene = 1 + fov_count // 4
-            position = 1 + fov_count % 4
-            well = f"{'BCDEFG'[int(rng.integers(6))]}{int(rng.integers(2, 12))}"
-            fov_path = (
-                f"/allen/aics/microscopy/synthetic/{cohort}/{_PLATES[day]}_63X_{_DATES[day]}"
-                f"_S{scene}_P{position}_{well}.czi"
-            )
-            for obj in range(1, k + 1):
-                cells.append({"cohort": cohort, "fov_path": fov_path, "object": obj, "day": day})
-            n -= k
+    cells = _acquisition.draw_fields(
+        rng, dict(zip(COHORTS, (n_fish_1, n_cells - n_fish_1), strict=True))
+    )
     days = np.array([c["day"] for c in cells])
-    levels = _sample_levels(rng, days)
+    fields = np.array([c["field_index"] for c in cells])
+    levels = _acquisition.field_levels(
+        rng, days, fields, _LEVEL_BETA_MEAN, _LEVEL_BETA_CONCENTRATION
+    )
+    imaging = _acquisition.draw_acquisition(rng, int(fields.max()) + 1)
     no_signal = np.zeros(n_cells, bool)
     cohorts = np.array([c["cohort"] for c in cells])
     for cohort in COHORTS:
@@ -386,6 +398,7 @@ def _draw_cells(rng: np.random.Generator, n_cells: int) -> list[dict]:
         for name, cuts in _expert_cut_points().items()
     }
     for i, cell in enumerate(cells):
+        cell["acquisition"] = imaging[fields[i]]
         cell["level"] = float(levels[i])
         cell["no_signal"] = bool(no_signal[i])
         for name, values in scores.items():
@@ -393,194 +406,17 @@ def _draw_cells(rng: np.random.Generator, n_cells: int) -> list[dict]:
     return cells
 
 
-def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
-    """Gaussian random field of unit standard deviation and correlation length ``sigma``."""
-    field = ndi.gaussian_filter(rng.standard_normal(shape), sigma, mode="wrap")
-    return (field - field.mean()) / (field.std() + 1e-12)
-
-
-def _cell_mask(rng: np.random.Generator, level: float, image_size: int) -> np.ndarray:
-    """An irregular elongated cell filling most of an image of about ``image_size`` pixels."""
-    aspect = rng.uniform(1.5, 3.3) + 0.15 * (level - 3.0)
-    aspect = float(np.clip(aspect, 1.5, 4.0))
-    theta = rng.uniform(0.0, np.pi)
-    t = np.linspace(0.0, 2.0 * np.pi, 48, endpoint=False)
-    radius = np.ones_like(t)
-    for k in (2, 3, 4, 5):
-        radius += rng.normal(0.0, 0.12 / k) * np.cos(k * t + rng.uniform(0, 2 * np.pi))
-    x = aspect * np.cos(t) * radius
-    y = np.sin(t) * radius
-    xr = x * np.cos(theta) - y * np.sin(theta)
-    yr = x * np.sin(theta) + y * np.cos(theta)
-    ext_y, ext_x = np.ptp(yr), np.ptp(xr)
-    size = image_size * rng.uniform(0.85, 1.15) * (1.0 + 0.04 * (level - 3.0))
-    ratio = np.sqrt(ext_y / ext_x)
-    lo, hi = 0.75 * image_size, 1.25 * image_size
-    height = int(round(np.clip(size * ratio, lo, hi)))
-    width = int(round(np.clip(size / ratio, lo, hi)))
-    scale = min((height - 4) / ext_y, (width - 4) / ext_x) * rng.uniform(0.85, 0.97)
-    rows = (yr - yr.mean()) * scale + height / 2
-    cols = (xr - xr.mean()) * scale + width / 2
-    mask = np.zeros((height, width), bool)
-    rr, cc = polygon(rows, cols, mask.shape)
-    mask[rr, cc] = True
-    mask = ndi.gaussian_filter(mask.astype(float), max(1.0, image_size / 64)) > 0.5
-    return ndi.binary_fill_holes(mask)
-
-
-def _sarcomere_coordinates(
-    rng: np.random.Generator,
-    mask: np.ndarray,
-    level: float,
-    spacing: float,
-) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
-    """Axial and lateral coordinates (in periods) of a patchy myofibril lattice.
-
-    Returns the axial coordinate ``p``, the lateral coordinate ``q``, the cell's
-    long-axis angle and the patch index of each pixel.
-    """
-    height, width = mask.shape
-    props = regionprops(mask.astype(np.uint8))[0]
-    long_axis = props.orientation  # angle of the major axis from the row axis
-    align = float(np.clip(level - 4.0, 0.0, 1.0))
-    rows, cols = np.mgrid[0:height, 0:width].astype(float)
-    inside = np.argwhere(mask)
-    n_patches = int(rng.integers(4, 8))
-    centres = inside[rng.choice(len(inside), n_patches, replace=False)].astype(float)
-    dist = np.stack([np.hypot(rows - r, cols - c) for r, c in centres])
-    blend = 0.25 * spacing
-    weights = np.exp(-(dist - dist.min(axis=0)) / blend)
-    weights /= weights.sum(axis=0)
-    common_phase = rng.uniform()
-    p = np.zeros(mask.shape)
-    q = np.zeros(mask.shape)
-    for k in range(n_patches):
-        angle = long_axis + (1.0 - align) * rng.normal(0.0, np.deg2rad(30.0))
-        phase = common_phase + (1.0 - align) * rng.uniform()
-        along = rows * np.cos(angle) + cols * np.sin(angle)
-        across = -rows * np.sin(angle) + cols * np.cos(angle)
-        p += weights[k] * (along / spacing + phase)
-        q += weights[k] * (across / (1.3 * spacing) + rng.uniform())
-    return p, q, long_axis, np.argmax(weights, axis=0)
-
-
-def _band(coordinate: np.ndarray, width: float) -> np.ndarray:
-    """Periodic Gaussian bands of the given width (in periods) at integer coordinates."""
-    offset = coordinate - np.round(coordinate)
-    return np.exp(-0.5 * (offset / width) ** 2)
-
-
-def _render_structure(
-    rng: np.random.Generator,
-    mask: np.ndarray,
-    level: float,
-    spacing: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Alpha-actinin-2 page (uint8) and the rendered fraction of cell area per class."""
-    shape = mask.shape
-    spacing = spacing * rng.uniform(0.93, 1.07)
-    p, q, _, _ = _sarcomere_coordinates(rng, mask, level, spacing)
-
-    base = np.array([np.interp(level, np.arange(1, 6), _COMPOSITION[:, c]) for c in range(6)])
-    composition = rng.dirichlet(base * 60.0 + 0.05)
-    region_field = _smooth_field(rng, shape, 1.2 * spacing)
-    inside_values = np.sort(region_field[mask])
-    ranks = (np.cumsum(composition)[:-1] * len(inside_values)).astype(int)
-    cuts = inside_values[np.clip(ranks, 0, len(inside_values) - 1)]
-    classes = np.searchsorted(cuts, region_field)
-    rendered = np.bincount(classes[mask], minlength=6) / mask.sum()
-
-    lattice_gaps = _smooth_field(rng, shape, 0.6 * spacing) > -0.4
-    fibril_breaks = np.clip(0.75 + 0.5 * _smooth_field(rng, shape, spacing), 0.15, 1.0)
-    zdiscs = _band(p, 0.12) * (0.15 + 0.85 * _band(q, 0.22)) * fibril_breaks
-    fibers = _band(q / 0.6, 0.12) * np.clip(0.7 + 0.3 * _smooth_field(rng, shape, spacing), 0, 1)
-    organized = _band(p, 0.12) * _band(q / 0.8, 0.15) * lattice_gaps
-    density = (0.10 + 0.06 * (level - 1.0)) / spacing**2
-    points = (rng.random(shape) < density) * rng.gamma(3.0, 1.0 / 3.0, shape)
-    sigma_dot = max(0.7, 0.12 * spacing)
-    disorganized = ndi.gaussian_filter(points, sigma_dot) * (2 * np.pi * sigma_dot**2)
-    diffuse = np.clip(0.6 + 0.3 * _smooth_field(rng, shape, 1.5 * spacing), 0.0, None)
-    background = np.ones(shape)
-    patterns = (background, diffuse, fibers, disorganized, organized, zdiscs)
-
-    image = np.zeros(shape)
-    for c, pattern in enumerate(patterns):
-        weight = ndi.gaussian_filter((classes == c).astype(float), 0.4 * spacing)
-        image += weight * _CLASS_BRIGHTNESS[c] * pattern
-    image += 0.05 + _HAZE * (5.0 - level) / 4.0 * ndi.gaussian_filter(mask.astype(float), spacing)
-    image *= np.exp(0.25 * _smooth_field(rng, shape, 3.0 * spacing))
-    image = ndi.gaussian_filter(image, max(0.6, 0.07 * spacing))
-    photons = rng.uniform(80.0, 300.0)
-    image = rng.poisson(image * photons) / photons + rng.normal(0.0, 0.015, shape)
-    return _autocontrast(image, mask), rendered
-
-
-def _autocontrast(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Stretch the in-cell 0.5-99.8 percentiles to 0-255; 0 outside the cell."""
-    lo, hi = np.percentile(image[mask], [0.5, 99.8])
-    scaled = np.clip((image - lo) / max(hi - lo, 1e-12), 0.0, 1.0) * 255.0
-    return np.where(mask, np.round(scaled), 0).astype(np.uint8)
-
-
-def _spots(rng: np.random.Generator, mask: np.ndarray, mean_count: float, sigma: float):
-    inside = np.argwhere(mask)
-    count = min(len(inside), int(rng.poisson(mean_count)))
-    points = np.zeros(mask.shape)
-    chosen = inside[rng.choice(len(inside), count, replace=False)]
-    points[chosen[:, 0], chosen[:, 1]] = rng.uniform(0.5, 1.0, count)
-    image = ndi.gaussian_filter(points, sigma) * (2 * np.pi * sigma**2)
-    image += 0.08 * mask + rng.normal(0.0, 0.02, mask.shape)
-    return image
-
-
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    lo, hi = np.percentile(image, [0.5, 99.9])
-    return (np.clip((image - lo) / max(hi - lo, 1e-12), 0.0, 1.0) * 255).round().astype(np.uint8)
-
-
-def _other_pages(
-    rng: np.random.Generator, mask: np.ndarray, structure: np.ndarray
-) -> list[np.ndarray]:
-    """Bright field, FISH 561/638, nuclear dye and the 488/561/638 segmentations."""
-    shape = mask.shape
-    size = np.sqrt(mask.sum())
-    bright = (
-        0.6
-        + 0.08 * _smooth_field(rng, shape, size / 4)
-        - 0.1 * ndi.gaussian_filter(mask.astype(float), 2.0)
-        + 0.04 * rng.standard_normal(shape)
-    )
-    fish_561 = _spots(rng, mask, 20.0, 1.0)
-    fish_638 = _spots(rng, mask, 10.0, 1.0)
-    nuclei = np.zeros(shape)
-    inside = np.argwhere(ndi.binary_erosion(mask, iterations=max(1, int(size / 8))))
-    if len(inside) == 0:
-        inside = np.argwhere(mask)
-    for _ in range(1 + int(rng.random() < 0.1)):
-        r, c = inside[rng.integers(len(inside))]
-        rr, cc = ellipse(
-            r,
-            c,
-            size * rng.uniform(0.1, 0.16),
-            size * rng.uniform(0.1, 0.16),
-            shape,
-            rotation=rng.uniform(0, np.pi),
-        )
-        nuclei[rr, cc] = 1.0
-    nuclei = ndi.gaussian_filter(nuclei * mask, 1.5) + rng.normal(0.0, 0.02, shape)
-    fish_561, fish_638 = _to_uint8(fish_561), _to_uint8(fish_638)
-    seg = [
-        ((structure > np.percentile(structure[mask], 60)) & mask),
-        (fish_561 > 128) & mask,
-        (fish_638 > 128) & mask,
-    ]
-    return [
-        _to_uint8(bright),
-        fish_561,
-        fish_638,
-        _to_uint8(nuclei),
-        *[s.astype(np.uint8) * 255 for s in seg],
-    ]
+def _pixel_size(image_size: int | None, pixel_size_um: float | None) -> float | None:
+    """The pixel size to render at (default 0.12), or None for scaled cells (``image_size``)."""
+    if image_size is not None and pixel_size_um is not None:
+        raise ValueError("give image_size or pixel_size_um, not both")
+    if image_size is not None:
+        if int(image_size) < 16:
+            raise ValueError(f"image_size must be at least 16, got {image_size}")
+        return None
+    if pixel_size_um is None:
+        return PIXEL_SIZE_UM
+    return check_pixel_size_um(pixel_size_um, "pixel_size_um")
 
 
 def _classifier_fractions(rng: np.random.Generator, rendered: np.ndarray) -> np.ndarray:
@@ -594,46 +430,56 @@ def _make_cell(
     seed: np.random.SeedSequence,
     level: float,
     no_signal: bool,
-    image_size: int,
-    spacing: float,
+    pixel_size_um: float | None,
+    image_size: int | None,
     path: Path,
+    acquisition: dict[str, float] | None = None,
 ) -> dict[str, float]:
-    """Render one cell, write its TIFF to ``path`` and return its measured features."""
-    rng = np.random.default_rng(seed)
-    mask = _cell_mask(rng, level, image_size)
-    if no_signal:
-        noise = rng.poisson(4.0, mask.shape) + rng.normal(0.0, 1.5, mask.shape)
-        structure = np.where(mask, np.clip(noise, 0, 15), 0).round().astype(np.uint8)
-        rendered = np.array([0.9, 0.1, 0.0, 0.0, 0.0, 0.0])
-    else:
-        structure, rendered = _render_structure(rng, mask, level, spacing)
-    bright, fish_561, fish_638, nuclei, seg_488, seg_561, seg_638 = _other_pages(
-        rng, mask, structure
-    )
-    mask_page = mask.astype(np.uint8) * 255
-    pages = [
-        bright,
-        structure,
-        fish_561,
-        fish_638,
-        nuclei,
-        seg_488,
-        seg_561,
-        seg_638,
-        255 - mask_page,
-        mask_page,
-    ]
-    tifffile.imwrite(path, np.stack(pages), compression="zlib", photometric="minisblack")
+    """Draw and render one cell, write its TIFF to ``path`` and return its measured features
+    (in the AICS tables' units: pixels of 0.12 um) and its ground truth.
 
-    props = regionprops(mask.astype(np.uint8))[0]
-    protocol1 = extract_protocol1(structure, mask, pixel_size=1.0)
+    ``acquisition``: its field's imaging (:func:`._acquisition.apply_acquisition`).
+    """
+    rng = np.random.default_rng(seed)
+    if pixel_size_um is None:  # the scaled cell of quick tests: pixels count as 0.12 um
+        field_acquisition = None if no_signal else acquisition
+        mask, structure, rendered, others = render_scaled_cell(
+            rng, level, no_signal, image_size,
+            seen=None if field_acquisition is None else (
+                lambda page, mask: _acquisition.apply_acquisition(
+                    rng, page, mask, field_acquisition, image_size)))
+        truth = {"synthetic_sarcomere_length_um": np.nan, "synthetic_orientation_order": np.nan}
+        pixel_size_um, texture = PIXEL_SIZE_UM, None
+    else:
+        cell = render_cell(draw_cell(rng, level), pixel_size_um, no_signal=no_signal)
+        mask, structure, rendered = cell.mask, cell.structure, cell.rendered
+        if acquisition is not None and not no_signal:
+            side = int(np.sqrt(mask.shape[0] * mask.shape[1]))  # the image's scale, in pixels
+            structure = _acquisition.apply_acquisition(rng, structure, mask, acquisition, side)
+            cell = dataclasses.replace(cell, structure=structure)
+        others = other_pages(rng, cell, pixel_size_um)
+        truth = {"synthetic_sarcomere_length_um": cell.sarcomere_length_um,
+                 "synthetic_orientation_order": cell.orientation_order}
+        texture = PIXEL_SIZE_UM
+    bright, fish_561, fish_638, nuclei, seg_488, seg_561, seg_638 = others
+    mask_page = mask.astype(np.uint8) * 255
+    pages = [bright, structure, fish_561, fish_638, nuclei, seg_488, seg_561, seg_638,
+             255 - mask_page, mask_page]
+    write_tiff_with_pixel_size(path, np.stack(pages), pixel_size_um)
+
+    in_aics_pixels = pixel_size_um / PIXEL_SIZE_UM
+    morphology = cell_morphology(mask)
+    protocol1 = extract_protocol1(structure, mask, pixel_size=pixel_size_um,
+                                  texture_pixel_size=texture)
     fractions = _classifier_fractions(rng, rendered)
     return {
-        "napariCell_AreaShape_Area": float(props.area),
-        "napariCell_AreaShape_MinorAxisLength": float(props.axis_minor_length),
-        "napariCell_AreaShape_MajorAxisLength": float(props.axis_major_length),
+        "napariCell_AreaShape_Area": morphology["area"] * in_aics_pixels**2,
+        "napariCell_AreaShape_MinorAxisLength": morphology["axis_minor_length"] * in_aics_pixels,
+        "napariCell_AreaShape_MajorAxisLength": morphology["axis_major_length"] * in_aics_pixels,
         **{name: float(value) for name, value in zip(CLASSES, fractions, strict=True)},
         "Maximum_Coefficient_Variation": float(protocol1["max_coefficient_variation"]),
         "Peak_Height": float(protocol1["peak_height"]),
-        "Peak_Distance": float(protocol1["peak_distance"]),
+        "Peak_Distance": float(protocol1["peak_distance"]) / PIXEL_SIZE_UM,
+        **truth,
+        "synthetic_pixel_size_um": pixel_size_um,
     }

@@ -9,6 +9,7 @@ or feature gives that row an error message instead of stopping the run.
 
 from .._columns import ERROR_COLUMN, SCORE_RANGE
 from ._checks import ModelInputs, check_cells
+from ._finetune import InitialWeights, finetune_callbacks
 from ._model_file import (
     FORMAT_VERSION,
     ModelVersionWarning,
@@ -24,6 +25,7 @@ from ._predict import (
     SCORE_COLUMN,
     predict_cells,
 )
+from ._suggest import cell_uncertainty, suggest_cells
 from ._train import ExcludedCellsWarning, train_model
 
 __all__ = [
@@ -36,12 +38,16 @@ __all__ = [
     "SCORE_COLUMN",
     "SCORE_RANGE",
     "ExcludedCellsWarning",
+    "InitialWeights",
     "ModelInputs",
     "ModelVersionWarning",
+    "cell_uncertainty",
     "check_cells",
+    "finetune_callbacks",
     "load_model",
     "model_metadata",
     "predict_cells",
     "save_model",
+    "suggest_cells",
     "train_model",
 ]

@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from .._chunks import CHUNK_CELLS, chunk_slices
-from .._columns import CELL_MASK_PAGE, PROTOCOL_1, PROTOCOL_2
+from .._columns import CELL_MASK_PAGE, PIXEL_SIZE_UM, PROTOCOL_1, PROTOCOL_2, SARCOMERE_COLUMNS
 from .._console import progress_bar
 from .._validation import as_frame, object_copy
-from ..features import PROTOCOL1_ERROR_COLUMN, measure_image_file
+from ..features import PROTOCOL1_ERROR_COLUMN, measure_image_file, measure_sarcomeres
 from ..images import ImageReadError, as_image_source, model_plane, open_image, source_name
 from ..pipeline import ModelInputs
 
@@ -47,6 +47,9 @@ def check_cells(
     *,
     mask_page: int | None = None,
     progress: bool = False,
+    sarcomere: bool = False,
+    pixel_sizes: np.ndarray | None = None,
+    texture_pixel_size: float = PIXEL_SIZE_UM,
 ) -> CheckedCells:
     """Check every cell a model would read; measure Protocol 1 features when absent.
 
@@ -66,6 +69,17 @@ def check_cells(
         Page with the cell mask when features are measured (default 9).
     progress : bool, default=False
         Show progress bars.
+    sarcomere : bool, default=False
+        Also measure the sarcomere measures (``sarcomere_length_um``,
+        ``orientation_order``, ``sarcomeric_fraction``) of every readable cell
+        into the table's columns of those names (NaN where a cell has no mask
+        or cannot be measured; the row is not failed for it).
+    pixel_sizes : array of float, optional
+        Each row's pixel size in micrometres (see
+        :func:`~sarcnet_sklearn._pixel_size.cell_pixel_sizes`); default 0.12.
+    texture_pixel_size : float, default=0.12
+        The model's pixel size: Protocol 1's texture is measured on each cell
+        resampled to it, so its distances are the same micrometres at any pixel size.
 
     Returns
     -------
@@ -108,7 +122,10 @@ def check_cells(
             f"the model needs feature column(s) {missing}, which the input lacks; only the "
             f"Protocol 1 features {PROTOCOL_1} can be measured from the images"
         )
-    for name in PROTOCOL_1 if missing else ():
+    measure = any(name in PROTOCOL_1 for name in missing)
+    sarcomere = ((sarcomere or any(name in SARCOMERE_COLUMNS for name in missing))
+                 and not set(SARCOMERE_COLUMNS) <= set(table.columns))
+    for name in (PROTOCOL_1 if measure else []) + (SARCOMERE_COLUMNS if sarcomere else []):
         if name not in table.columns:
             table[name] = np.nan
     if not missing:  # features first: a row with a bad feature is not read at all
@@ -117,7 +134,8 @@ def check_cells(
     if column is not None:
         images = _decode_images(table, errors, inputs,
                                 CELL_MASK_PAGE if mask_page is None else mask_page,
-                                measure=bool(missing), progress=progress)
+                                measure=measure, sarcomere=sarcomere, progress=progress,
+                                pixel_sizes=pixel_sizes, texture_pixel_size=texture_pixel_size)
     if missing:
         _check_features(table, errors, inputs.features)
     return CheckedCells(table, errors, images)
@@ -141,7 +159,9 @@ def with_images(table: pd.DataFrame, errors: pd.Series, images: np.ndarray | Non
 
 
 def _decode_images(table: pd.DataFrame, errors: pd.Series, inputs: ModelInputs,
-                   mask_page: int, *, measure: bool, progress: bool) -> np.ndarray:
+                   mask_page: int, *, measure: bool, sarcomere: bool = False,
+                   progress: bool, pixel_sizes: np.ndarray | None = None,
+                   texture_pixel_size: float = PIXEL_SIZE_UM) -> np.ndarray:
     """Read each usable row's plane once: decode it for the model, measure it if asked."""
     size = inputs.image_size
     images = np.zeros((len(table), size, size), dtype=np.uint8)
@@ -158,11 +178,18 @@ def _decode_images(table: pd.DataFrame, errors: pd.Series, inputs: ModelInputs,
                     return (f"{source_name(source)}: page {inputs.structure_page} is blank "
                             f"(every pixel is {int(images[row].min())}); there is no "
                             "structure to score"), None
-                return None, (_measure(plane, source, read, mask_page) if measure else None)
+                pixel_size = PIXEL_SIZE_UM if pixel_sizes is None else float(pixel_sizes[row])
+                if measure:
+                    return None, _measure(plane, source, read, mask_page, sarcomere, pixel_size,
+                                          texture_pixel_size)
+                if sarcomere:
+                    return None, _sarcomeres(plane, source, read, mask_page, pixel_size)
+                return None, None
         except ImageReadError as exc:
             return str(exc), None
 
     measured_values = np.full((len(table), len(PROTOCOL_1)), np.nan)
+    sarcomere_values = np.full((len(table), len(SARCOMERE_COLUMNS)), np.nan)
     n_jobs = min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=n_jobs) as pool, progress_bar(
         total=len(rows), desc="reading images", unit="cell", show=progress
@@ -172,28 +199,50 @@ def _decode_images(table: pd.DataFrame, errors: pd.Series, inputs: ModelInputs,
                                                 strict=True):
                 bar.update()
                 if message is None and measured is not None:
-                    message = measured.pop("error")
-                    if message is None:
-                        measured_values[row] = [measured[name] for name in PROTOCOL_1]
-                    else:
+                    if sarcomere:
+                        sarcomere_values[row] = [measured.get(name, np.nan)
+                                                 for name in SARCOMERE_COLUMNS]
+                    message = measured.pop("error") if measure else None
+                    if message is not None:
                         message = f"cannot measure Protocol 1 features: {message}"
+                    elif measure:
+                        measured_values[row] = [measured[name] for name in PROTOCOL_1]
                 errors[row] = message
     if measure:
         for column, name in enumerate(PROTOCOL_1):
             table.loc[rows, name] = measured_values[rows, column]
+    if sarcomere:
+        for column, name in enumerate(SARCOMERE_COLUMNS):
+            table.loc[rows, name] = sarcomere_values[rows, column]
     return images
 
 
-def _measure(plane: np.ndarray, source, read, mask_page: int) -> dict:
+def _sarcomeres(plane: np.ndarray, source, read, mask_page: int,
+                pixel_size: float = PIXEL_SIZE_UM) -> dict:
+    """The sarcomere measures of a cell from its structure plane and its mask page, read
+    from the same open file (``read``); NaN without a mask."""
+    try:
+        if isinstance(source, np.ndarray) and source.ndim == 2:
+            raise ImageReadError("no mask page")
+        return measure_sarcomeres(plane, read(mask_page), pixel_size)
+    except (ImageReadError, ValueError):
+        return dict.fromkeys(SARCOMERE_COLUMNS, np.nan)
+
+
+def _measure(plane: np.ndarray, source, read, mask_page: int, sarcomere: bool = False,
+             pixel_size: float = PIXEL_SIZE_UM,
+             texture_pixel_size: float = PIXEL_SIZE_UM) -> dict:
     """The Protocol 1 features of a cell from its structure plane, already read, and its
     mask page, read from the same open file (``read``)."""
-    if isinstance(source, np.ndarray) and source.ndim == 2:
-        return measure_image_file(source)  # no mask page: its own error message
+    sizes = {"pixel_size": pixel_size, "texture_pixel_size": texture_pixel_size}
+    if isinstance(source, np.ndarray) and source.ndim == 2:  # no mask page: its own error
+        return measure_image_file(source, sarcomere=sarcomere, **sizes)
     try:
         mask = read(mask_page)
     except ImageReadError as exc:
         return {name: np.nan for name in PROTOCOL_1} | {"error": str(exc)}
-    result = measure_image_file(plane, mask, structure_page=0, mask_page=0)
+    result = measure_image_file(plane, mask, structure_page=0, mask_page=0,
+                                sarcomere=sarcomere, **sizes)
     if result["error"] is not None:
         result["error"] = result["error"].replace(source_name(plane), source_name(source), 1)
     return result

@@ -19,17 +19,20 @@ archive does, and as joblib only when it is neither a zip archive nor named
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
 import pickle
 import platform
+import re
 import shutil
 import stat
 import struct
 import tempfile
 import warnings
 import zipfile
+from collections import Counter
 from datetime import datetime, timezone
 from os import PathLike
 from pathlib import Path
@@ -38,11 +41,13 @@ import joblib
 import numpy as np
 import sklearn
 import torch
+from safetensors import SafetensorError
 from skorch import NeuralNet
 from skorch.exceptions import DeviceWarning
 
 from .. import __version__
 from .._model_formats import FORMATS
+from .._pixel_size import model_pixel_size
 from ..outputs import write_atomically
 from ..pipeline import SarcNetPipeline
 from ._pipeline_settings import pipeline_from_settings, pipeline_settings
@@ -60,7 +65,8 @@ WEIGHTS_FILE = "weights.safetensors"
 OLD_WEIGHTS_FILE = "weights.pt"
 SETTINGS_FILE = "model.json"
 INPUT_KEYS = ("protocol", "feature_names", "image_column", "structure_page", "image_size")
-MAX_SETTINGS_BYTES = 1 << 20
+MAX_SETTINGS_BYTES = 64 << 20
+"""Of ``model.json``: room for a million calibration errors and cell fingerprints."""
 MAX_HEADER_BYTES = 1 << 20
 """Of the safetensors header (names, shapes and offsets of the tensors)."""
 MAX_MODEL_BYTES = 2 << 30
@@ -171,6 +177,60 @@ def save_model(
     return path
 
 
+def is_model_file(path: str | PathLike) -> bool:
+    """Whether ``path`` is a model file this package wrote (checked without unpickling).
+
+    A safe-format folder or zip holding ``model.json``, or a joblib file whose
+    first bytes carry this package's format name. ``train --out`` and ``tune
+    --out`` replace such a file, and nothing else unless told to.
+    """
+    path = Path(path)
+    try:
+        if path.is_dir():
+            return (path / SETTINGS_FILE).is_file()
+        if not path.is_file():
+            return False
+        with open(path, "rb") as handle:
+            head = handle.read(1 << 16)
+        if head.startswith(ZIP_MAGIC):
+            with zipfile.ZipFile(path) as archive:
+                return SETTINGS_FILE in archive.namelist()
+        return FORMAT.encode() in head
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def check_model_output(path: str | PathLike, *, overwrite: bool = False) -> Path:
+    """Refuse, before any work, to replace a file or folder that is not a model of this package.
+
+    Raises
+    ------
+    ValueError
+        When ``path`` exists and is not a model file (see :func:`is_model_file`)
+        and ``overwrite`` is false; the message names it and says how to go on.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> victim = pathlib.Path(tempfile.mkdtemp()) / "thesis.csv"
+    >>> _ = victim.write_text("a,b")
+    >>> check_model_output(victim)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: refusing to replace .../thesis.csv: it exists and is not a sarcnet-sklearn model ...
+    """
+    path = Path(path)
+    if path.is_dir() and not is_model_file(path):
+        raise ValueError(f"refusing to replace the folder {path}: it is not a saved model "
+                         "folder; choose another --out")
+    if (path.exists() or path.is_symlink()) and not overwrite and not is_model_file(path):
+        raise ValueError(
+            f"refusing to replace {path}: it exists and is not a sarcnet-sklearn model file; "
+            "choose another --out, or pass --overwrite to replace it"
+        )
+    return path
+
+
 def load_model(
     path: str | PathLike,
     *,
@@ -251,6 +311,8 @@ def load_model(
             )
         pipeline, metadata = _load_joblib(path)
         _place_on(pipeline[-1] if hasattr(pipeline, "steps") else pipeline, device)  # any model
+    with contextlib.suppress(AttributeError, TypeError):  # the pixel size it was trained at
+        pipeline.pixel_size_um_ = model_pixel_size(metadata)
     return (pipeline, metadata) if return_metadata else pipeline
 
 
@@ -361,7 +423,7 @@ def _load_safe(path: Path, device: str | None):
             data = reader.read(WEIGHTS_FILE, 8 + MAX_HEADER_BYTES + n_bytes)
             module.load_state_dict(_parse_safetensors(data, expected))
     except (OSError, KeyError, zipfile.BadZipFile, UnicodeDecodeError, ValueError, TypeError,
-            RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+            RuntimeError, EOFError, pickle.UnpicklingError, SafetensorError) as exc:
         if isinstance(exc, ValueError) and str(exc).startswith(str(path)):
             raise
         raise ValueError(
@@ -383,6 +445,12 @@ class _SafeReader:
             if self.path.stat().st_size > 2 * MAX_MODEL_BYTES:
                 raise ValueError(f"{self.path} is larger than any model file")
             self.archive = zipfile.ZipFile(self.path)
+            counts = Counter(self.archive.namelist())
+            repeated = sorted(name for name, count in counts.items() if count > 1)
+            if repeated:
+                self.archive.close()
+                raise ValueError(f"{self.path} holds {repeated} more than once; a model file "
+                                 "made by save_model holds each member once")
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -480,7 +548,8 @@ def _check_header(content: dict, path: Path) -> dict:
             metadata[new] = metadata.pop(old)
     versions = metadata.get("versions")
     saved = versions.get("sarcnet_sklearn") if isinstance(versions, dict) else None
-    saved = saved if isinstance(saved, str) and len(saved) < 40 else "unknown"
+    saved = saved if isinstance(saved, str) and _PLAIN_VERSION.fullmatch(saved) else (
+        "unknown" if not isinstance(saved, str) else ascii(saved[:40]))
     version = content.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ValueError(f"{path}: format_version {version!r} is not a model-file format")
@@ -499,6 +568,10 @@ def _check_header(content: dict, path: Path) -> dict:
             stacklevel=3,
         )
     return metadata
+
+
+_PLAIN_VERSION = re.compile(r"[0-9A-Za-z.+!_-]{1,40}")
+"""What a version string may hold to be printed as it is (no terminal escape codes)."""
 
 
 def _versions() -> dict[str, str]:
@@ -542,7 +615,7 @@ def _write_zip(target: str, files: dict[str, bytes]) -> None:
 
 
 def _write_folder(path: Path, files: dict[str, bytes]) -> None:
-    if path.exists() and not (path.is_dir() and (path / SETTINGS_FILE).is_file()):
+    if path.exists() and not is_model_file(path):
         raise ValueError(
             f"{path} exists and is not a saved model folder; choose another name "
             "(or end it in .zip for a single file)"

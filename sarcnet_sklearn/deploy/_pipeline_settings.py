@@ -99,6 +99,8 @@ def pipeline_settings(pipeline: SarcNetPipeline,
         "regressor_params": params,
         "feature_names": list(net.feature_names_),
         "conformity_scores": None if scores is None else [float(s) for s in scores],
+        "score_map": getattr(net, "score_map_", None),
+        "seen_cells": getattr(net, "seen_cells_", None) or None,
         "input_columns": [str(column) for column in net.feature_names_in_],
         "scaler": {
             "columns": [str(column) for column in scaler.feature_names_in_],
@@ -171,6 +173,8 @@ def pipeline_from_settings(settings: dict, *,
     net.feature_min_ = None if feature_range is None else np.asarray(feature_range["min"])
     net.feature_max_ = None if feature_range is None else np.asarray(feature_range["max"])
     net.initialize()
+    net.score_map_ = settings.get("score_map")
+    net.seen_cells_ = list(settings.get("seen_cells") or [])
     if settings.get("conformity_scores") is not None:
         scores = np.asarray(settings["conformity_scores"], dtype=np.float64)
         if scores.ndim != 1 or not np.isfinite(scores).all() or (scores < 0).any():

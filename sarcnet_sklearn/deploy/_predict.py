@@ -9,12 +9,15 @@ import pandas as pd
 from .._chunks import chunk_slices, prefetched
 from .._columns import (
     OUT_OF_RANGE_COLUMN,
+    PIXEL_SIZE_COLUMN,
+    SARCOMERE_COLUMNS,
     SCORE_HIGH_COLUMN,
     SCORE_LOW_COLUMN,
     SCORE_PRED_COLUMN,
     SCORE_RAW_COLUMN,
 )
 from .._console import progress_bar
+from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN, cell_pixel_sizes, pixel_size_of_model
 from ..intervals import interval_half_width
 from ..pipeline import SarcNetPipeline
 from ..score_table import SCORE_TABLE_COLUMNS, score_table
@@ -39,6 +42,7 @@ def predict_cells(
     client=None,
     chunk_size: int = 1000,
     test_time_augment: bool | None = None,
+    pixel_size: float | None = None,
 ) -> pd.DataFrame:
     """Score every cell of a table; a cell that cannot be scored gets its reason instead.
 
@@ -85,15 +89,25 @@ def predict_cells(
         turns (True) or with one forward pass (False, 8x faster); default:
         as the model says. ``model`` itself is not changed (see
         :meth:`~sarcnet_sklearn.SarcNetPipeline.with_test_time_augment`).
+    pixel_size : float, optional
+        Micrometres per pixel of every cell, overriding a ``pixel_size`` column
+        and the files' metadata; where none gives one, the model's pixel size is
+        assumed with one warning (see :mod:`sarcnet_sklearn._pixel_size`).
+        Features and sarcomere measures are measured at each cell's own pixel
+        size, their texture at the model's.
 
     Returns
     -------
     predictions : DataFrame
         Same index and row order as ``cells``: its non-feature columns (image
-        path, IDs, ...), then ``score_pred`` (clipped to the model's
-        ``score_range``, 1-5 by default), with ``interval`` ``score_low`` and
-        ``score_high``, then ``score_raw``, ``error`` (None where the row was
-        scored) and ``out_of_range`` (None where no feature is).
+        path, IDs, ...), ``pixel_size`` and ``pixel_size_assumed`` (True where
+        the model's was assumed), the sarcomere measures ``sarcomere_length_um``,
+        ``orientation_order`` and ``sarcomeric_fraction`` (measured when the
+        table lacks them; NaN for a cell without a mask), then
+        ``score_pred`` (clipped to the model's ``score_range``, 1-5 by
+        default), with ``interval`` ``score_low`` and ``score_high``, then
+        ``score_raw``, ``error`` (None where the row was scored) and
+        ``out_of_range`` (None where no feature is).
 
     Raises
     ------
@@ -119,29 +133,36 @@ def predict_cells(
         from ._model_file import load_model
 
         work = partial(predict_cells, mask_page=mask_page, batch_size=batch_size,
-                       interval=interval, test_time_augment=test_time_augment)
+                       interval=interval, test_time_augment=test_time_augment,
+                       pixel_size=pixel_size)
         return map_table(work, cells, chunk_size, model=model, load=load_model, client=client)
     pipeline = SarcNetPipeline.of(model).for_prediction(test_time_augment=test_time_augment,
                                                         batch_size=batch_size)
+    model_size = pixel_size_of_model(model)
+    sizes, assumed = cell_pixel_sizes(cells, pipeline.inputs.image_column, pixel_size=pixel_size,
+                                      assumed=model_size)
     parts = chunk_slices(len(cells), chunk_size) or [slice(0, 0)]
     with progress_bar(total=len(cells), desc="scoring", unit="cell", show=progress) as bar:
         scored = []
         check = partial(_check_chunk, cells, pipeline.inputs, mask_page=mask_page,
-                        progress=progress and len(parts) == 1)
+                        progress=progress and len(parts) == 1, sarcomere=True,
+                        pixel_sizes=sizes, texture_pixel_size=model_size)
         # The next chunk is read and checked while the model scores this one.
         for part, checked in zip(parts, prefetched(check, parts), strict=True):
             scored.append(_predict_chunk(pipeline, cells.iloc[part], checked, batch_size,
-                                         interval))
+                                         interval, sizes[part], assumed[part]))
             bar.update(part.stop - part.start)
     return pd.concat(scored) if len(scored) > 1 else scored[0]
 
 
-def _check_chunk(cells: pd.DataFrame, inputs, part: slice, **options) -> CheckedCells:
-    return check_cells(cells.iloc[part], inputs, **options)
+def _check_chunk(cells: pd.DataFrame, inputs, part: slice, *, pixel_sizes, **options
+                 ) -> CheckedCells:
+    return check_cells(cells.iloc[part], inputs, pixel_sizes=pixel_sizes[part], **options)
 
 
 def _predict_chunk(pipeline: SarcNetPipeline, cells: pd.DataFrame, checked: CheckedCells,
-                   batch_size: int, interval: float | None) -> pd.DataFrame:
+                   batch_size: int, interval: float | None, sizes=None, assumed=None
+                   ) -> pd.DataFrame:
     """:func:`predict_cells` on a table small enough to hold its decoded images."""
     inputs = pipeline.inputs
     table, errors, images = checked
@@ -149,6 +170,12 @@ def _predict_chunk(pipeline: SarcNetPipeline, cells: pd.DataFrame, checked: Chec
     X = with_images(table[columns], errors, images, inputs.image_column)
     scores = score_table(pipeline, X, errors=errors, interval=interval, batch_size=batch_size)
     out = table[identifying_columns(table, inputs, exclude=OUTPUT_COLUMNS)].copy()
+    for name in SARCOMERE_COLUMNS:  # measured for every cell, model features or not
+        if name in table.columns and name not in out.columns:
+            out[name] = table[name]
+    if sizes is not None:
+        out[PIXEL_SIZE_COLUMN] = sizes
+        out[PIXEL_SIZE_ASSUMED_COLUMN] = assumed
     for column in scores.columns:
         out[column] = scores[column].set_axis(out.index)  # keeps the object dtype (None)
     out.index = cells.index

@@ -14,7 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._columns import PROTOCOLS
+from .._fingerprint import MAX_SEEN_CELLS
 from .._recipe import BACKBONES
+from .._score_map import check_score_map
+
+HEX = set("0123456789abcdef")
 
 MAX_FEATURES = 256
 MAX_NAME_LENGTH = 200
@@ -100,6 +104,7 @@ REGRESSOR_SETTINGS: dict[str, Setting] = {
     "backbone": Setting("str", choices=BACKBONES),
     "augment": Setting("str|none", choices=("d4", None)),
     "test_time_augment": Setting("bool"),
+    "consistency": Setting("float", 0, 1e6),
     "use_features": Setting("bool"),
     "use_images": Setting("bool"),
     "image_column": Setting("str", length=(1, MAX_NAME_LENGTH)),
@@ -119,6 +124,7 @@ REGRESSOR_SETTINGS: dict[str, Setting] = {
     "use_caching": Setting("str|bool", choices=("auto",)),
     "predict_nonlinearity": Setting("str|none", choices=("auto",)),
     "score_range": Setting("float_list|none", -1e6, 1e6, length=(2, 2)),
+    "calibrate_scores": Setting("bool"),
     "module__feature_widths": Setting("int_list", 1, 4096, length=(1, 8)),
 }
 """The regressor settings the safe format stores, and what each may be."""
@@ -131,6 +137,27 @@ STORED_ONLY_IF_SET = ("module__",)
 cannot be saved in the safe format (others, e.g. ``optimizer__*``, only matter for training)."""
 
 DEVICES = ("cpu", "cuda", "mps")
+
+
+def check_training_settings(*, image_size: int, batch_size: int, use_images: bool = True) -> None:
+    """Refuse, before training, an image size or batch that no model file could store.
+
+    The same table and limits :func:`check_settings` applies when a model is
+    saved, so a run is never refused only after its last epoch.
+
+    Examples
+    --------
+    >>> check_training_settings(image_size=5, batch_size=40)
+    Traceback (most recent call last):
+    ...
+    ValueError: setting 'image_size' must be in [16, 1024], got 5
+    """
+    REGRESSOR_SETTINGS["image_size"].check("image_size", image_size)
+    REGRESSOR_SETTINGS["batch_size"].check("batch_size", batch_size)
+    pixels = batch_size * image_size**2
+    if use_images and pixels > MAX_BATCH_PIXELS:
+        raise ValueError(f"settings 'batch_size' x 'image_size'^2 = {pixels} pixels per batch "
+                         f"exceeds {MAX_BATCH_PIXELS}; use a smaller batch or image size")
 
 
 def check_settings(settings) -> dict:
@@ -153,9 +180,11 @@ def check_settings(settings) -> dict:
         raise ValueError(f"the pipeline settings must be an object, got {_short(settings)}")
     features = _check_protocol(settings.get("protocol"))
     expected = {"protocol", "keeps_image", "regressor_params", "feature_names",
-                "input_columns", "scaler", "feature_range", "conformity_scores"}
+                "input_columns", "scaler", "feature_range", "conformity_scores", "score_map",
+                "seen_cells"}
     unknown = sorted(set(settings) - expected)
-    missing = sorted(expected - set(settings) - {"feature_range", "conformity_scores"})
+    missing = sorted(expected - set(settings) - {"feature_range", "conformity_scores",
+                                                 "score_map", "seen_cells"})
     if unknown or missing:
         raise ValueError(f"pipeline settings: unknown {unknown}, missing {missing}")
     Setting("bool").check("keeps_image", settings["keeps_image"])
@@ -196,6 +225,14 @@ def check_settings(settings) -> dict:
     feature_range = settings.get("feature_range")
     if feature_range is not None:
         _check_feature_range(feature_range, len(names))
+    if settings.get("score_map") is not None:
+        check_score_map(settings["score_map"])
+    seen = settings.get("seen_cells")
+    if seen is not None and not (
+            isinstance(seen, list) and len(seen) <= MAX_SEEN_CELLS
+            and all(isinstance(key, str) and len(key) == 16 and set(key) <= HEX for key in seen)):
+        raise ValueError(f"setting 'seen_cells' must be a list of at most {MAX_SEEN_CELLS} "
+                         "fingerprints of 16 hex digits")
     scores = settings.get("conformity_scores")
     if scores is not None:
         Setting("float_list", 0, None, length=(1, MAX_CALIBRATION_CELLS)).check(

@@ -9,10 +9,19 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from .._columns import CELL_MASK_PAGE, IMAGE_COLUMN, SCORE_RANGE, STRUCTURE_PAGE, TARGET_COLUMN
+from .._columns import (
+    CELL_MASK_PAGE,
+    IMAGE_COLUMN,
+    PIXEL_SIZE_UM,
+    SCORE_RANGE,
+    STRUCTURE_PAGE,
+    TARGET_COLUMN,
+)
+from .._pixel_size import MODEL_PIXEL_SIZE_KEY, cell_pixel_sizes
 from .._recipe import BATCH_SIZE, IMAGE_SIZE_PX, LEARNING_RATE, MAX_EPOCHS
 from ..pipeline import ModelInputs
 from ._checks import check_cells, with_images
+from ._settings import check_training_settings
 
 
 class ExcludedCellsWarning(UserWarning):
@@ -36,6 +45,11 @@ def train_model(
     source: str | PathLike | None = None,
     score_range: tuple[float, float] | None = SCORE_RANGE,
     test_time_augment: bool = True,
+    pixel_size: float | None = None,
+    consistency: float = 0.0,
+    init_from=None,
+    freeze_image_epochs: int = 0,
+    cv: int = 0,
 ):
     """Fit a SarcNet pipeline on a table of cells; return it with its metadata.
 
@@ -75,6 +89,34 @@ def train_model(
         Score each cell as the mean over its image's 8 flips and quarter
         turns (see :class:`~sarcnet_sklearn.SarcNetRegressor`); False: one
         forward pass per cell, 8x faster and orientation-dependent.
+    pixel_size : float, optional
+        Micrometres per pixel of every cell, overriding a ``pixel_size`` column
+        and the files' metadata (0.12, the AICS images', where none gives one,
+        with a warning). Features measured from the images are measured at each
+        cell's pixel size, their texture at 0.12 um/px, the pixel size the model
+        file records (``training["pixel_size_um"]``, and the fitted pipeline's
+        ``pixel_size_um_``).
+    consistency : float, default=0.0
+        Weight of the training loss's consistency term between two random
+        flips or quarter turns of a cell (see
+        :class:`~sarcnet_sklearn.SarcNetRegressor`); 0: off.
+    init_from : path, fitted pipeline, "imagenet" or None, default=None
+        Fine-tune: start from this model's network weights (a model file of
+        either format, or a fitted pipeline), keeping its protocol, backbone,
+        image size, score range and pixel size (``image_size``, ``protocol``
+        and ``score_range`` must then be left at their defaults or agree with
+        the model); the feature scaling is refitted on ``cells``. ``"imagenet"``
+        or a ``.pth`` file: torchvision's weights for the image branch
+        (see :func:`sarcnet_sklearn.nn.build_backbone`).
+    freeze_image_epochs : int, default=0
+        Train only the feature branch and the head for this many epochs first
+        (skorch's ``Freezer``/``Unfreezer``).
+    cv : int, default=0
+        When 2 or more: also train ``cv`` models on folds of the training cells
+        (grouped by ``field`` when the table has one) and report how well
+        their scores of the held-out cells agree with ``target``
+        (``metadata["agreement"]``: Spearman with a 95 % bootstrap interval,
+        see :func:`sarcnet_sklearn.agreement.cross_validated_agreement`).
 
     Returns
     -------
@@ -120,18 +162,25 @@ def train_model(
     >>> save_model(model, "sarcnet.joblib", metadata=info)
     PosixPath('sarcnet.joblib')
     """
+    from .._fingerprint import remember_cells
     from ..datasets import paper_split
     from ..intervals import calibrate, interval_half_width
-    from ..metrics import regression_report
+    from ..metrics import bootstrap_intervals, regression_report
     from ..pipeline import make_sarcnet_pipeline, protocol_features
     from ..regressor import DEFAULT_DEVICE
+    from ..soundness import soundness_problems, warn_if_unsound
+    from ._finetune import finetune_callbacks, initial_settings
 
+    start = initial_settings(init_from, protocol=protocol, image_size=image_size,
+                             score_range=score_range)
+    protocol, image_size, score_range = start.protocol, start.image_size, start.score_range
     if protocol not in (1, 2):
         raise ValueError(f"protocol must be 1 or 2, got {protocol!r}")
     for name, value in (("max_epochs", max_epochs), ("batch_size", batch_size),
                         ("image_size", image_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+    check_training_settings(image_size=int(image_size), batch_size=int(batch_size))
     if not (isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     fraction = isinstance(validation, (int, float)) and not isinstance(validation, bool)
@@ -145,7 +194,12 @@ def train_model(
     mask_page = CELL_MASK_PAGE if mask_page is None else mask_page
     inputs = ModelInputs(protocol_features(protocol), IMAGE_COLUMN, STRUCTURE_PAGE, image_size)
     measured = any(name not in cells.columns for name in inputs.features)
-    table, errors, images = check_cells(cells, inputs, mask_page=mask_page, progress=progress)
+    # features measured from the images: at each cell's pixel size, their texture at the
+    # model's (recorded in the model file), so that cells of any pixel size agree
+    sizes, assumed = cell_pixel_sizes(cells, IMAGE_COLUMN, pixel_size=pixel_size,
+                                      assumed=PIXEL_SIZE_UM, source="pixel_size=")
+    table, errors, images = check_cells(cells, inputs, mask_page=mask_page, progress=progress,
+                                        pixel_sizes=sizes, texture_pixel_size=PIXEL_SIZE_UM)
     scores = pd.to_numeric(table[target], errors="coerce").astype(np.float64)
     no_score = ~np.isfinite(scores.to_numpy()) & errors.isna().to_numpy()
     errors[no_score] = f"no finite {target!r}"
@@ -173,6 +227,15 @@ def train_model(
         )
     # each image was decoded once, by the checks: the model reads those planes, not the files
     table = with_images(table, errors, images, inputs.image_column)[usable]
+    used = table[target].to_numpy()
+    if np.ptp(used) == 0:
+        warnings.warn(
+            f"all {len(used)} training scores are {used[0]:g}: the model cannot learn which "
+            "cells are better organized, and Spearman's correlation is undefined (NaN); train "
+            "on cells of several scores",
+            UserWarning,
+            stacklevel=2,
+        )
 
     test = None
     split = "paper" if validation == "paper" else f"random, validation {validation}"
@@ -192,19 +255,25 @@ def train_model(
         raise ValueError(f"only {len(valid)} validation cell(s); use more cells or "
                          "validation 0")
 
-    pipeline = make_sarcnet_pipeline(
-        protocol,
-        image_size=image_size,
-        max_epochs=max_epochs,
-        lr=lr,
-        batch_size=batch_size,
-        random_state=random_state,
-        device=device or DEFAULT_DEVICE,
-        train_split=None,
-        verbose=int(progress),
-        score_range=score_range,
-        test_time_augment=test_time_augment,
-    )
+    def build(verbose: int = int(progress)):
+        return make_sarcnet_pipeline(
+            protocol,
+            image_size=image_size,
+            max_epochs=max_epochs,
+            lr=lr,
+            batch_size=batch_size,
+            random_state=random_state,
+            device=device or DEFAULT_DEVICE,
+            train_split=None,
+            verbose=verbose,
+            score_range=score_range,
+            test_time_augment=test_time_augment,
+            consistency=consistency,
+            **start.regressor_params,
+            callbacks=finetune_callbacks(start.source, freeze_image_epochs),
+        )
+
+    pipeline = build()
     pipeline.fit(
         train,
         train[target],
@@ -215,10 +284,12 @@ def train_model(
         raise KeyboardInterrupt(
             f"training interrupted after epoch {len(net.history_)} of {max_epochs}"
         )
-    metrics = {}
+    metrics, metrics_ci, predictions = {}, {}, {}
     for name, part in (("validation", valid), ("test", test)):
         if part is not None:
-            metrics[name] = regression_report(part[target], pipeline.predict(part))
+            predictions[name] = pipeline.predict(part)
+            metrics[name] = regression_report(part[target], predictions[name])
+            metrics_ci[name] = bootstrap_intervals(part[target], predictions[name])
     calibration = None
     if valid is not None:
         calibrate(pipeline, valid, valid[target])
@@ -228,6 +299,23 @@ def train_model(
             "half_width_90": (interval_half_width(pipeline, 0.9)
                               if len(valid) >= 9 else None),
         }
+    # the model remembers its cells by their image files (the table holds decoded images)
+    parts = [part for part in (train, valid) if part is not None]
+    if all(part.index.isin(cells.index).all() for part in parts):
+        remember_cells(pipeline, *[cells.loc[part.index] for part in parts], replace=True)
+    problems = []
+    if valid is not None:
+        half_width = (calibration or {}).get("half_width_90")
+        problems = soundness_problems(
+            valid[target], predictions["validation"], score_range=score_range,
+            interval_width=None if half_width is None else 2 * half_width)
+        warn_if_unsound(problems, "the trained model")
+    agreement = None
+    if cv:
+        from ..agreement import cross_validated_agreement
+
+        agreement = cross_validated_agreement(lambda: build(verbose=0), train, target,
+                                              n_splits=cv, random_state=random_state)
     excluded = errors.dropna()
     training = {
         "source": None if source is None else str(source),
@@ -244,6 +332,9 @@ def train_model(
         "score_max": float(train[target].max()),
         "score_mean": float(train[target].mean()),
         "features_measured": measured,
+        MODEL_PIXEL_SIZE_KEY: PIXEL_SIZE_UM,
+        "cells_pixel_size_um": [float(np.min(sizes)), float(np.max(sizes))] if len(sizes) else None,
+        "cells_pixel_size_assumed": int(assumed.sum()),
         "mask_page": mask_page,
         "image_size": image_size,
         "max_epochs": max_epochs,
@@ -252,5 +343,10 @@ def train_model(
         "batch_size": batch_size,
         "random_state": random_state,
         "device": str(net.device),
+        **start.record(freeze_image_epochs),
     }
-    return pipeline, {"training": training, "metrics": metrics, "calibration": calibration}
+    pipeline.pixel_size_um_ = PIXEL_SIZE_UM
+    training["n_fingerprinted"] = len(getattr(pipeline.regressor, "seen_cells_", ()))
+    return pipeline, {"training": training, "metrics": metrics, "metrics_ci95": metrics_ci,
+                      "calibration": calibration, "soundness": problems,
+                      "agreement": agreement}

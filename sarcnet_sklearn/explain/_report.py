@@ -23,6 +23,7 @@ from .._columns import (
     DAY_COLUMN,
     ERROR_COLUMN,
     OUT_OF_RANGE_COLUMN,
+    SARCOMERE_COLUMNS,
     SCORE_HIGH_COLUMN,
     SCORE_LOW_COLUMN,
     SCORE_PRED_COLUMN,
@@ -32,12 +33,14 @@ from .._columns import (
 from .._pages import embedded_figure as _figure
 from .._pages import html_document, provenance_list, sha256_of
 from .._pages import html_table as _html_table
+from .._pixel_size import pixel_size_of_model
 from .._validation import as_frame, object_copy
 from ..images import read_planes
-from ..metrics import metrics_table, regression_report
+from ..metrics import metrics_table, metrics_with_intervals
 from ..outputs import write_atomically, write_csv_atomically
 from ..pipeline import SarcNetPipeline
 from ..score_table import score_table
+from ..soundness import assess_predictions, warn_if_unsound
 from ._cam import grad_cam, grad_cam_layer, map_sides
 from ._figures import (
     cell_mask,
@@ -217,17 +220,26 @@ def write_report(
         table[TARGET_COLUMN] = expert
     if day is not None:
         table[DAY_COLUMN] = day
+    for name in SARCOMERE_COLUMNS:
+        if name in cells.columns:
+            table[name] = pd.to_numeric(cells[name], errors="coerce").to_numpy()
     table["in_figures"] = np.isin(np.arange(len(cells)), chosen)
     for name in (ERROR_COLUMN, OUT_OF_RANGE_COLUMN):
         table[name] = scores[name].to_numpy()
     write_csv_atomically(table, paths["predictions"], inputs=table[net.image_column])
 
-    metrics = None if expert is None else regression_report(expert[scored], predicted[scored])
+    # metrics, days and the soundness checks on the scored cells (refused ones are counted)
+    kept_expert = None if expert is None else expert[scored]
+    assessment = assess_predictions(
+        model, cells.iloc[np.flatnonzero(scored)], predicted[scored], kept_expert,
+        interval_width=None if intervals is None else 2 * intervals["half_width"])
+    warn_if_unsound(assessment["problems"], "the model reported on")
+    metrics = assessment["metrics"]
     header = provenance(model, cells, model_path=model_path, data_source=data_source,
                         command=command)
-    days = None if day is None else _day_table(
-        predicted[scored], None if expert is None else expert[scored], day[scored])
-    page = _html_page(title, header, metrics, days, paths, intervals, cam,
+    days = None if day is None else _day_table(predicted[scored], kept_expert, day[scored])
+    page = _html_page(title, header, metrics, days, paths, intervals, cam, assessment,
+                      _sarcomere_table(table[scored], predicted[scored]),
                       _not_scored_note(scores[ERROR_COLUMN]))
     write_atomically(paths["html"], lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
     return paths
@@ -267,7 +279,8 @@ def provenance(
     n_features = len(getattr(net, "feature_names_", None) or [])
     described = [f"{net.backbone} image branch, {net.image_size} px images"
                  if net.use_images else "no image branch",
-                 f"{n_features} cell features" if net.use_features else "no cell features"]
+                 f"{n_features} cell features" if net.use_features else "no cell features",
+                 f"features measured at {pixel_size_of_model(model):g} um/px"]
     if data_source is None:
         data_source = _image_folder(cells, net.image_column) or "cells given in memory"
     device = str(net.device)
@@ -356,6 +369,19 @@ def _numeric_column(cells: pd.DataFrame, column: str) -> np.ndarray | None:
     return values if np.isfinite(values).all() else None
 
 
+def _sarcomere_table(table: pd.DataFrame, predicted) -> pd.DataFrame | None:
+    """Median sarcomere measures of the cells per rounded predicted score (None without)."""
+    names = [name for name in SARCOMERE_COLUMNS if name in table.columns]
+    if not names or table[names].isna().all().all():
+        return None
+    frame = table[names].assign(**{SCORE_PRED_COLUMN: np.round(np.asarray(predicted, float))})
+    grouped = frame.groupby(SCORE_PRED_COLUMN)
+    out = grouped.size().rename("cells").to_frame()
+    for name in names:
+        out[f"median_{name}"] = grouped[name].median()
+    return out.reset_index()
+
+
 def _day_table(predicted, expert, day) -> pd.DataFrame | None:
     if day is None:
         return None
@@ -381,13 +407,15 @@ def _not_scored_note(errors: pd.Series) -> str | None:
 
 
 def _html_page(title, header, metrics, day_table, paths, intervals, cam,
-               not_scored: str | None = None) -> str:
+               assessment=None, sarcomere_table=None, not_scored: str | None = None) -> str:
     parts = [f"<h1>{html.escape(title)}</h1>", provenance_list(header)]
     if not_scored is not None:
         parts.append(f'<p class="note">{html.escape(not_scored)}</p>')
+    parts += _assessment_html(assessment)
     if metrics is not None:
-        parts += ["<h2>Metrics (expert score vs predicted)</h2>",
-                  _html_table(metrics_table({"": metrics}), "metrics")]
+        table = (metrics_table({"": metrics}) if assessment is None else metrics_with_intervals(
+            {"": metrics}, {"": assessment["metrics_ci95"]}))
+        parts += ["<h2>Metrics (expert score vs predicted)</h2>", _html_table(table, "metrics")]
         parts.append('<div class="pair">'
                      + _figure(paths["agreement"], "Predicted against expert score, with the "
                                "identity line" + (" and each cell's prediction interval"
@@ -417,6 +445,13 @@ def _html_page(title, header, metrics, day_table, paths, intervals, cam,
                      "(see sarcnet_sklearn.intervals.calibrate).</p>")
     if day_table is not None:
         parts += ["<h2>Mean scores per day</h2>", _html_table(day_table, "days")]
+    if sarcomere_table is not None:
+        parts += ["<h2>Sarcomere measures per predicted score</h2>",
+                  "<p>Median sarcomere length (um, the dominant period of the cell's power "
+                  "spectrum), orientation order of the myofibrils (0 isotropic, 1 all parallel) "
+                  "and fraction of the cell with an oriented pattern, per rounded predicted "
+                  "score (columns of the predictions).</p>",
+                  _html_table(sarcomere_table, "sarcomeres")]
     parts += ["<h2>Example cells across the score range (Fig. 2A)</h2>",
               _figure(paths["examples"], "Cells picked across the score range, ordered by score")]
     size = f", a {cam['side']} x {cam['side']} map" if cam["side"] else ""
@@ -440,3 +475,30 @@ def _html_page(title, header, metrics, day_table, paths, intervals, cam,
     parts.append(f'<p>Every cell\'s prediction: <a href="{csv}">{csv}</a> (beside this '
                  "file).</p>")
     return html_document(title, "\n".join(parts))
+
+
+def _assessment_html(assessment) -> list[str]:
+    """The warnings, which cells the metrics are of, and the agreement with each expert."""
+    if assessment is None:
+        return []
+    parts = []
+    if assessment["problems"]:
+        items = "".join(f"<li>{html.escape(problem)}</li>" for problem in assessment["problems"])
+        parts.append(f'<div class="warning"><h2>Warning: this model is not sound</h2>'
+                     f"<ul>{items}</ul></div>")
+    if assessment["n_seen"]:
+        parts.append(f'<p class="note">{assessment["n_seen"]} of the {assessment["n_cells"]} '
+                     "cells were among the model's own training, validation or calibration "
+                     "cells.</p>")
+    if assessment["metrics_cells"]:
+        parts.append(f'<p class="note">Metrics (with bootstrap 95 % intervals) of '
+                     f'{html.escape(assessment["metrics_cells"])}.</p>')
+    experts = assessment.get("experts") or {}
+    if experts:
+        rows = "".join(f"<tr><td>{html.escape('model vs ' + name if ' vs ' not in name else name)}"
+                       f"</td><td>{value:.3f}</td></tr>" for name, value in experts.items())
+        parts.append("<h2>Agreement with each expert (Spearman)</h2>"
+                     f'<table id="experts"><tr><th>pair</th><th>Spearman</th></tr>{rows}</table>'
+                     '<p class="note">The experts\' agreement with each other is the ceiling of '
+                     "a model's agreement with one expert (0.655 on the real AICS labels).</p>")
+    return parts

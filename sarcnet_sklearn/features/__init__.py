@@ -6,7 +6,8 @@ global alignment, with the numbers of ``analyze_orientation`` in
 of AllenCellModeling/fish_morphology_code, which computed the AICS tables) of
 one cell with :func:`extract_protocol1`; of a table of image files with the
 scikit-learn transformer :class:`Protocol1Extractor`; and the individual steps
-for those who need them.
+for those who need them. :func:`measure_sarcomeres` gives the sarcomere length (um) and the
+myofibrils' orientation order that biologists check a score against.
 """
 
 from ._extractor import PROTOCOL1_ERROR_COLUMN, Protocol1Extractor, measure_image_file
@@ -21,6 +22,7 @@ from ._glcm import (
 )
 from ._protocol1 import alignment_from_correlation, cell_morphology, extract_protocol1
 from ._quantize import check_cell, quantize_cell
+from ._sarcomere import measure_sarcomeres
 
 __all__ = [
     "ANGLES",
@@ -38,5 +40,6 @@ __all__ = [
     "glcm_correlation_from_matrices",
     "glcm_offsets",
     "measure_image_file",
+    "measure_sarcomeres",
     "quantize_cell",
 ]

@@ -11,10 +11,19 @@ from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .._columns import CELL_MASK_PAGE, IMAGE_COLUMN, PIXEL_SIZE_UM, PROTOCOL_1, STRUCTURE_PAGE
+from .._columns import (
+    CELL_MASK_PAGE,
+    IMAGE_COLUMN,
+    PIXEL_SIZE_UM,
+    PROTOCOL_1,
+    SARCOMERE_COLUMNS,
+    STRUCTURE_PAGE,
+)
 from .._console import progress_bar
+from .._validation import check_pixel_size_um
 from ..images import ImageReadError, ImageSource, read_plane, source_name
 from ._protocol1 import extract_protocol1
+from ._sarcomere import measure_sarcomeres
 
 PROTOCOL1_ERROR_COLUMN = "protocol1_error"
 """Column :class:`Protocol1Extractor` adds with each row's error message (``errors="coerce"``)."""
@@ -29,6 +38,8 @@ def measure_image_file(
     structure_page: int = STRUCTURE_PAGE,
     mask_page: int | None = None,
     pixel_size: float = PIXEL_SIZE_UM,
+    sarcomere: bool = False,
+    texture_pixel_size: float | None = PIXEL_SIZE_UM,
 ) -> dict[str, float | str | None]:
     """Read one cell's structure and mask planes and measure its Protocol 1 features.
 
@@ -47,11 +58,19 @@ def measure_image_file(
         Page (or channel) with the mask; default 9 in ``image_path``, 0 in ``mask_path``.
     pixel_size : float, default=0.12
         Micrometres per pixel.
+    sarcomere : bool, default=False
+        Also measure the :data:`~sarcnet_sklearn._columns.SARCOMERE_COLUMNS`
+        (:func:`~sarcnet_sklearn.features.measure_sarcomeres`).
+    texture_pixel_size : float or None, default=0.12
+        Measure the texture (Set 2) on the cell resampled to this pixel size, so
+        that it is in the same micrometres at any pixel size (see
+        :func:`extract_protocol1`); None: at the image's own pixels.
 
     Returns
     -------
     result : dict
-        The :data:`PROTOCOL_1` features, ``peak_angle`` and ``error`` (None on success).
+        The :data:`PROTOCOL_1` features, ``peak_angle`` (then the sarcomere measures
+        with ``sarcomere=True``) and ``error`` (None on success).
 
     Examples
     --------
@@ -70,18 +89,22 @@ def measure_image_file(
         image = read_plane(image_path, structure_page)
         mask = read_plane(image_path if mask_path is None else mask_path, mask_page)
         features: dict[str, float | str | None] = dict(
-            extract_protocol1(image, mask, pixel_size=pixel_size)
+            extract_protocol1(image, mask, pixel_size=pixel_size,
+                              texture_pixel_size=texture_pixel_size)
         )
+        if sarcomere:
+            features.update(measure_sarcomeres(image, mask, pixel_size=pixel_size))
         features["error"] = None
     except ImageReadError as exc:
-        features = _failed(str(exc))
+        features = _failed(str(exc), sarcomere)
     except ValueError as exc:
-        features = _failed(f"{source_name(image_path)}: {exc}")
+        features = _failed(f"{source_name(image_path)}: {exc}", sarcomere)
     return features
 
 
-def _failed(message: str) -> dict[str, float | str | None]:
-    result: dict[str, float | str | None] = dict.fromkeys(PROTOCOL_1 + ["peak_angle"], math.nan)
+def _failed(message: str, sarcomere: bool = False) -> dict[str, float | str | None]:
+    names = PROTOCOL_1 + ["peak_angle"] + (SARCOMERE_COLUMNS if sarcomere else [])
+    result: dict[str, float | str | None] = dict.fromkeys(names, math.nan)
     result["error"] = message
     return result
 
@@ -95,6 +118,8 @@ def measure_many(
     pixel_size: float = PIXEL_SIZE_UM,
     n_jobs: int | None = None,
     progress: bool = False,
+    sarcomere: bool = False,
+    texture_pixel_size: float | None = PIXEL_SIZE_UM,
 ) -> Iterator[dict[str, float | str | None]]:
     """Measure many cells in parallel, yielding :func:`measure_image_file` results in order.
 
@@ -114,6 +139,8 @@ def measure_many(
             structure_page=structure_page,
             mask_page=mask_page,
             pixel_size=pixel_size,
+            sarcomere=sarcomere,
+            texture_pixel_size=texture_pixel_size,
         )
         for image_path, mask_path in zip(image_paths, mask_paths, strict=True)
     )
@@ -150,6 +177,14 @@ class Protocol1Extractor(TransformerMixin, BaseEstimator):
         Cells measured in parallel (joblib; -1 for all cores).
     progress : bool, default=False
         Show a progress bar.
+    texture_pixel_size : float or None, default=0.12
+        Texture (Set 2) measured on each cell resampled to this pixel size (the
+        model's), so that the features agree across pixel sizes; None: at the
+        image's own pixels, as the published code.
+    sarcomere : bool, default=False
+        Also add the sarcomere measures ``sarcomere_length_um``,
+        ``orientation_order`` and ``sarcomeric_fraction``
+        (:func:`~sarcnet_sklearn.features.measure_sarcomeres`).
     errors : {"raise", "coerce"}, default="raise"
         ``"raise"``: a cell that cannot be measured raises a ValueError naming
         its row and file. ``"coerce"``: its features are NaN and the message
@@ -179,6 +214,8 @@ class Protocol1Extractor(TransformerMixin, BaseEstimator):
         n_jobs: int | None = None,
         progress: bool = False,
         errors: str = "raise",
+        sarcomere: bool = False,
+        texture_pixel_size: float | None = PIXEL_SIZE_UM,
     ):
         self.image_column = image_column
         self.mask_column = mask_column
@@ -188,6 +225,8 @@ class Protocol1Extractor(TransformerMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.progress = progress
         self.errors = errors
+        self.sarcomere = sarcomere
+        self.texture_pixel_size = texture_pixel_size
 
     def fit(self, X: pd.DataFrame, y=None) -> Protocol1Extractor:
         """Check the parameters and the columns of ``X``; nothing is learned.
@@ -252,7 +291,8 @@ class Protocol1Extractor(TransformerMixin, BaseEstimator):
             )
         image_paths = X[self.image_column].tolist()
         mask_paths = None if self.mask_column is None else X[self.mask_column].tolist()
-        values = np.full((len(X), len(PROTOCOL_1)), np.nan)
+        measured_names = self._measured_names()
+        values = np.full((len(X), len(measured_names)), np.nan)
         messages: list[str | None] = []
         results = measure_many(
             image_paths,
@@ -262,14 +302,16 @@ class Protocol1Extractor(TransformerMixin, BaseEstimator):
             pixel_size=self.pixel_size,
             n_jobs=self.n_jobs,
             progress=self.progress,
+            sarcomere=self.sarcomere,
+            texture_pixel_size=self.texture_pixel_size,
         )
         for row, (label, result) in enumerate(zip(X.index, results, strict=True)):
             if result["error"] is not None and self.errors == "raise":
                 raise ValueError(f"row {label!r}: cannot measure Protocol 1: {result['error']}")
-            values[row] = [result[name] for name in PROTOCOL_1]
+            values[row] = [result[name] for name in measured_names]
             messages.append(result["error"])
         out = X.copy()
-        for column, name in enumerate(PROTOCOL_1):
+        for column, name in enumerate(measured_names):
             out[name] = values[:, column]
         if self.errors == "coerce":
             out[PROTOCOL1_ERROR_COLUMN] = pd.Series(messages, index=X.index, dtype=object)
@@ -300,16 +342,20 @@ class Protocol1Extractor(TransformerMixin, BaseEstimator):
             raise ValueError(
                 f"input_features {list(input_features)} do not match the columns seen in fit"
             )
-        names += [name for name in PROTOCOL_1 if name not in names]
+        names += [name for name in self._measured_names() if name not in names]
         if self.errors == "coerce" and PROTOCOL1_ERROR_COLUMN not in names:
             names.append(PROTOCOL1_ERROR_COLUMN)
         return np.asarray(names, dtype=object)
 
+    def _measured_names(self) -> list[str]:
+        return PROTOCOL_1 + (SARCOMERE_COLUMNS if self.sarcomere else [])
+
     def _check_params(self) -> None:
         if self.errors not in _ERRORS:
             raise ValueError(f"errors must be one of {_ERRORS}, got {self.errors!r}")
-        if not (isinstance(self.pixel_size, (int, float)) and self.pixel_size > 0):
+        if isinstance(self.pixel_size, bool) or not isinstance(self.pixel_size, (int, float)):
             raise ValueError(f"pixel_size must be a positive number, got {self.pixel_size!r}")
+        check_pixel_size_um(self.pixel_size, "pixel_size=")
 
     def _check_columns(self, X) -> None:
         if not isinstance(X, pd.DataFrame):

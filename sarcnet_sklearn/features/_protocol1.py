@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._columns import PIXEL_SIZE_UM
+from .._resample import resample_cell, same_pixel_size
 from ._fit import decay_residuals
 from ._glcm import ANGLES, DISTANCES, glcm_correlation
 from ._quantize import _quantize_checked, bounding_box, check_cell
@@ -128,6 +129,7 @@ def extract_protocol1(
     pixel_size: float = PIXEL_SIZE_UM,
     *,
     label: int | None = None,
+    texture_pixel_size: float | None = None,
 ) -> dict[str, float]:
     """Measure the Protocol 1 features of one cell.
 
@@ -161,6 +163,12 @@ def extract_protocol1(
         Micrometres per pixel. Use 1.0 for values in pixel units.
     label : int, optional
         With a label image: the cell is the pixels equal to ``label``.
+    texture_pixel_size : float, optional
+        Measure Set 2 on the cell resampled to this many micrometres per pixel
+        (anti-aliased when shrinking, see :func:`~sarcnet_sklearn._resample.resample_cell`),
+        so that its 0-32 pixel distances are the same micrometres whatever the
+        image's pixel size (0.12: 0-3.84 um, as in the AICS tables). None: at the
+        image's own pixels, as the published code does.
 
     Returns
     -------
@@ -204,12 +212,18 @@ def extract_protocol1(
     morphology = cell_morphology(inside)
     if morphology["axis_major_length"] == 0:
         raise ValueError("cell mask has no extent; its aspect ratio is undefined")
-    alignment = alignment_from_correlation(glcm_correlation(_quantize_checked(image, inside)))
+    texture, texture_inside, texture_scale = image, inside, 1.0
+    if texture_pixel_size is not None and not same_pixel_size(pixel_size, texture_pixel_size):
+        texture, texture_inside = resample_cell(image, inside, pixel_size, texture_pixel_size)
+        texture_scale = float(texture_pixel_size) / pixel_size
+        texture, texture_inside = check_cell(texture, texture_inside)
+    alignment = alignment_from_correlation(
+        glcm_correlation(_quantize_checked(texture, texture_inside)))
     return {
         "cell_area": morphology["area"] * pixel_size**2,
         "cell_aspect_ratio": morphology["axis_minor_length"] / morphology["axis_major_length"],
         "max_coefficient_variation": alignment["max_coefficient_variation"],
         "peak_height": alignment["peak_height"],
-        "peak_distance": alignment["peak_distance"] * pixel_size,
+        "peak_distance": alignment["peak_distance"] * texture_scale * pixel_size,
         "peak_angle": alignment["peak_angle"],
     }

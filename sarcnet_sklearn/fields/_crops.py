@@ -9,18 +9,22 @@ import numpy as np
 import tifffile
 
 from .._columns import CELL_MASK_PAGE, N_AICS_PAGES, STRUCTURE_PAGE
+from .._pixel_size import write_tiff_with_pixel_size
 from ..outputs import write_atomically
 
 BACKGROUND_MASK_PAGE = 8
 
 
-def write_cell_tiff(path: str | PathLike, image: np.ndarray, mask: np.ndarray) -> Path:
+def write_cell_tiff(path: str | PathLike, image: np.ndarray, mask: np.ndarray,
+                    pixel_size_um: float | None = None) -> Path:
     """Write one cut cell as a 10-page uint8 TIFF laid out as the AICS single-cell files.
 
     Page 1 holds the structure (``image``), page 9 the cell mask (255 inside),
     page 8 its complement (the background mask); the other pages (bright
     field, FISH, nuclei, their segmentations) are blank. The package's readers
-    (``train``, ``predict``, ``features``) read pages 1 and 9 by default.
+    (``train``, ``predict``, ``features``) read pages 1 and 9 by default. With
+    ``pixel_size_um`` the file's resolution tags carry the pixel size (pixels per
+    centimetre), which ``predict`` and ``train`` read back.
 
     Examples
     --------
@@ -38,5 +42,8 @@ def write_cell_tiff(path: str | PathLike, image: np.ndarray, mask: np.ndarray) -
     pages[STRUCTURE_PAGE] = image
     pages[CELL_MASK_PAGE] = mask * np.uint8(255)
     pages[BACKGROUND_MASK_PAGE] = ~mask * np.uint8(255)
-    return write_atomically(path, lambda temporary: tifffile.imwrite(
-        temporary, pages, compression="zlib", photometric="minisblack"))
+    if pixel_size_um is None:
+        return write_atomically(path, lambda temporary: tifffile.imwrite(
+            temporary, pages, compression="zlib", photometric="minisblack"))
+    return write_atomically(path, lambda temporary: write_tiff_with_pixel_size(
+        temporary, pages, pixel_size_um))

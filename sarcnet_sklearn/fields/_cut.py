@@ -148,14 +148,14 @@ def cut_cells(field: FieldImage | np.ndarray, labels: np.ndarray, *,
         raise ValueError(f"{name}: the stretched field has shape {stretched.shape}, the field "
                          f"{data.shape}")
     height, width = data.shape
-    values, compact = _compact_labels(labels)
-    _check_coherent(labels, name)
+    values, compact = compact_labels(labels)
+    _check_coherent(compact, name)
     cells = []
     for index, box in enumerate(ndi.find_objects(compact)):
         if box is None:
             continue
         label = int(values[index])
-        mask = labels[box] == label
+        mask = compact[box] == index + 1
         crop = _to_ubyte(rescale_intensity(stretched[box] * mask.astype(np.float64)))
         rows, cols = np.nonzero(mask)
         min_row, min_col = box[0].start, box[1].start
@@ -203,18 +203,46 @@ def _check_coherent(labels: np.ndarray, name: str) -> None:
         )
 
 
-def _compact_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Label values ``values[k - 1]`` for the labels ``k`` of a label image numbered 1..n.
+def compact_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Map a label image's ids, of any size, once to compact ids 1..n.
 
-    Label images with huge values (64-bit object IDs) would make
-    ``ndi.find_objects`` allocate one slot per value up to the largest.
+    Returns ``values`` (ascending, without the background) and ``compact``,
+    an ``intp`` image where a pixel of label ``values[k - 1]`` holds ``k`` (0
+    stays background). Overlays, score maps and :func:`cut_cells` index
+    lookups with ``compact``, so their memory does not depend on the ids'
+    values (64-bit object ids, ids of 2**63 and more). Small ids are kept as
+    they are (``values`` is then ``1..max``, with ids absent from the image).
+
+    Examples
+    --------
+    >>> values, compact = compact_labels(np.array([[0, 2**40], [7, 7]], dtype=np.int64))
+    >>> values.tolist(), compact.tolist()
+    ([7, 1099511627776], [[0, 2], [1, 1]])
     """
-    top = int(labels.max())
+    labels = np.asarray(labels)
+    top = int(labels.max()) if labels.size else 0
     if top <= max(4 * labels.size, 1 << 16):
-        return np.arange(1, top + 1), labels
+        return np.arange(1, top + 1).astype(labels.dtype), labels.astype(np.intp, copy=False)
     values, inverse = np.unique(labels, return_inverse=True)
-    compact = inverse.reshape(labels.shape) + (0 if values[0] == 0 else 1)
-    return values[values > 0], compact
+    compact = inverse.reshape(labels.shape).astype(np.intp, copy=False)
+    if values[0] != 0:
+        compact += 1
+    return values[values != 0], compact
+
+
+def compact_ids(values: np.ndarray, labels) -> np.ndarray:
+    """The compact ids (see :func:`compact_labels`) of the label ids ``labels``.
+
+    Raises a ValueError for an id that is not in ``values``.
+    """
+    wanted = [int(label) for label in labels]
+    if not wanted:
+        return np.zeros(0, dtype=np.intp)
+    positions = np.searchsorted(values, np.array(wanted, dtype=values.dtype))
+    positions = np.minimum(positions, len(values) - 1)
+    if len(values) == 0 or (values[positions].astype(object) != np.array(wanted, object)).any():
+        raise ValueError("some labels of the table are not in the label image")
+    return positions + 1
 
 
 def check_field(data: np.ndarray, name: str) -> None:
@@ -234,8 +262,28 @@ def check_field(data: np.ndarray, name: str) -> None:
         )
 
 
+LABEL_DTYPES_HINT = (
+    "a label image holds one whole number per pixel: 0 = background, 1, 2, ... = cells "
+    "(any integer or boolean type)"
+)
+
+
 def check_labels(labels, shape: tuple[int, ...], name: str) -> np.ndarray:
-    """The label image as a non-negative integer array of ``shape``, or a ValueError naming it."""
+    """The label image as a non-negative integer array of ``shape``, or a ValueError naming it.
+
+    Any integer type is kept as it is (ids of any size, up to 2**64 - 1); a
+    boolean mask is one cell; a floating-point image holding whole numbers is
+    converted. Negative labels, fractions, NaN and other types are refused.
+
+    Examples
+    --------
+    >>> check_labels(np.array([[0.0, 3.0]], np.float32), (1, 2), "x").tolist()
+    [[0, 3]]
+    >>> check_labels(np.array([[0, -2]]), (1, 2), "x")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: x: the label image has negative labels (min -2; 1 pixel(s)); a label image ...
+    """
     labels = np.asarray(labels)
     if labels.shape != tuple(shape):
         raise ValueError(
@@ -243,19 +291,27 @@ def check_labels(labels, shape: tuple[int, ...], name: str) -> np.ndarray:
             f"{tuple(shape)}; give the label image made from this field"
         )
     if labels.dtype == bool:
-        labels = labels.astype(np.int32)
+        labels = labels.astype(np.uint8)
     elif np.issubdtype(labels.dtype, np.floating):
         finite = np.isfinite(labels)
         if not finite.all() or not np.array_equal(labels, np.round(labels)):
             raise ValueError(
-                f"{name}: the label image must hold integer labels (0 = background, 1, 2, ... "
-                f"= cells), got non-integer values of dtype {labels.dtype}"
+                f"{name}: the label image must hold integer labels, got non-integer "
+                f"values of dtype {labels.dtype}; {LABEL_DTYPES_HINT}"
             )
-        labels = labels.astype(np.int64)
+        top = float(labels.max()) if labels.size else 0.0
+        if labels.size and labels.min() >= 0:
+            if top >= 2.0**64:
+                raise ValueError(f"{name}: the label image has labels of 2**64 or more "
+                                 f"(max {top:g}); {LABEL_DTYPES_HINT}")
+            labels = labels.astype(np.uint64 if top >= 2.0**63 else np.int64)
     elif not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{name}: the label image must hold integers, got dtype {labels.dtype}")
-    if labels.min() < 0:
-        raise ValueError(f"{name}: the label image has negative labels (min {labels.min()})")
+        raise ValueError(f"{name}: the label image must hold integers, got dtype "
+                         f"{labels.dtype}; {LABEL_DTYPES_HINT}")
+    if labels.size and labels.min() < 0:
+        count = int(np.count_nonzero(labels < 0))
+        raise ValueError(f"{name}: the label image has negative labels (min {labels.min():g}; "
+                         f"{count} pixel(s)); {LABEL_DTYPES_HINT}")
     if not labels.any():
         raise ValueError(f"{name}: the label image has no cells (every pixel is 0)")
-    return labels.astype(np.intp, copy=False)
+    return labels

@@ -17,6 +17,7 @@ from skimage.segmentation import find_boundaries
 
 from .._columns import SCORE_RANGE
 from ..outputs import write_atomically
+from ._cut import check_labels, compact_ids, compact_labels
 
 SCORE_CMAP = "viridis"
 """Colour map of the score overlays (perceptually uniform, readable by colour-blind people)."""
@@ -33,8 +34,16 @@ def _figure(shape: tuple[int, int], width_in: float = 10.0) -> tuple[Figure, obj
     return figure, axes
 
 
-def _label_cells(axes, cells: pd.DataFrame, with_scores: bool = False) -> None:
-    """Each cell's label number (and score) at its centroid."""
+MAX_NUMBERED_CELLS = 300
+"""Cells a picture writes the label number of; beyond, numbers would hide the cells (and
+drawing 50,000 of them took minutes), so the title says to look them up in cells.csv."""
+
+
+def _label_cells(axes, cells: pd.DataFrame, with_scores: bool = False) -> str:
+    """Each cell's label number (and score) at its centroid; what the title should say."""
+    if len(cells) > MAX_NUMBERED_CELLS:
+        return (f"{len(cells)} cells: label numbers left out (more than "
+                f"{MAX_NUMBERED_CELLS}); see cells.csv")
     for row in cells.itertuples():
         text = str(row.label)
         if with_scores and np.isfinite(row.score_pred):
@@ -42,6 +51,7 @@ def _label_cells(axes, cells: pd.DataFrame, with_scores: bool = False) -> None:
         axes.text(row.centroid_col, row.centroid_row, text, color="white", fontsize=8,
                   ha="center", va="center", fontweight="bold", linespacing=0.9,
                   bbox={"boxstyle": "round,pad=0.2", "fc": "black", "alpha": 0.6, "lw": 0})
+    return "label number, predicted score" if with_scores else ""
 
 
 def _save(figure: Figure, path: str | PathLike) -> Path:
@@ -83,26 +93,26 @@ def plot_field_scores(
     --------
     >>> plot_field_scores(stretched, labels, scores, "field_scores.png")  # doctest: +SKIP
     """
-    labels = np.asarray(labels)
+    values, compact = compact_labels(check_labels(labels, np.shape(labels), "the label image"))
     norm = Normalize(*score_range)
     mappable = ScalarMappable(norm=norm, cmap=SCORE_CMAP)
-    lookup = np.zeros((int(labels.max()) + 1, 4))
-    for row in cells.itertuples():
-        if np.isfinite(row.score_pred):
-            lookup[row.label] = mappable.to_rgba(row.score_pred)
-            lookup[row.label, 3] = 0.5
-        else:
-            lookup[row.label] = UNSCORED_RGBA
-    fill = lookup[labels]
-    fill[find_boundaries(labels, mode="inner")] = (1.0, 1.0, 1.0, 0.9)
+    lookup = np.zeros((len(values) + 1, 4))
+    ids = compact_ids(values, cells["label"])
+    scores = cells["score_pred"].to_numpy(dtype=float)
+    finite = np.isfinite(scores)
+    lookup[ids[~finite]] = UNSCORED_RGBA
+    if finite.any():
+        lookup[ids[finite]] = mappable.to_rgba(scores[finite])
+        lookup[ids[finite], 3] = 0.5
+    fill = lookup[compact]
+    fill[find_boundaries(compact, mode="inner")] = (1.0, 1.0, 1.0, 0.9)
     figure, axes = _figure(labels.shape)
     axes.imshow(image, cmap="gray", interpolation="nearest")
     axes.imshow(fill, interpolation="nearest")
-    _label_cells(axes, cells, with_scores=True)
+    numbers = _label_cells(axes, cells, with_scores=True)
     scored = int(np.isfinite(cells["score_pred"]).sum())
     axes.set_title(
-        (title + "\n" if title else "")
-        + f"{scored} of {len(cells)} cells scored (label number, predicted score)",
+        (title + "\n" if title else "") + f"{scored} of {len(cells)} cells scored ({numbers})",
         fontsize=10,
     )
     colour_bar = figure.colorbar(mappable, ax=axes, fraction=0.04, pad=0.02)
@@ -131,21 +141,23 @@ def plot_field_heatmap(
     """
     from ..explain import overlay_heatmap
 
-    labels = np.asarray(labels)
+    values, labels = compact_labels(check_labels(labels, np.shape(labels), "the label image"))
+    ids = compact_ids(values, cells["label"])
     canvas = np.zeros(labels.shape, dtype=np.float32)
-    for row, heatmap in zip(cells.itertuples(), heatmaps, strict=True):
+    for row, index, heatmap in zip(cells.itertuples(), ids, heatmaps, strict=True):
         box = np.s_[row.bbox_min_row:row.bbox_max_row, row.bbox_min_col:row.bbox_max_col]
-        inside = labels[box] == row.label
+        inside = labels[box] == index
         canvas[box][inside] = np.asarray(heatmap)[inside]
     blended = overlay_heatmap(image, canvas, image_weight=0.55)
-    outside = ~np.isin(labels, cells["label"].to_numpy())
+    outside = ~np.isin(labels, ids)
     grey = np.repeat(np.asarray(image)[..., None], 3, axis=2)
     blended[outside] = grey[outside]
     figure, axes = _figure(labels.shape)
     axes.imshow(blended, interpolation="nearest")
-    _label_cells(axes, cells)
+    numbers = _label_cells(axes, cells)
     axes.set_title((title + "\n" if title else "") + "Grad-CAM: where the image branch finds "
-                   "evidence for a higher score", fontsize=10)
+                   "evidence for a higher score" + (f" ({numbers})" if numbers else ""),
+                   fontsize=10)
     mappable = ScalarMappable(norm=Normalize(0, 1), cmap="jet")
     colour_bar = figure.colorbar(mappable, ax=axes, fraction=0.04, pad=0.02)
     colour_bar.set_label("Grad-CAM (per cell, scaled to its maximum)")

@@ -9,6 +9,7 @@ comes from the file's metadata unless given.
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from os import PathLike
@@ -16,7 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validation import check_pixel_size_um
 from ..images import PIL_SUFFIXES
+
+MAX_FIELD_PIXELS = 2**28
+"""Pixels a field (all its Z planes read, for a projection) may declare: 268 million, e.g.
+16384 x 16384. Checked from the file's declared shape before anything is decoded, so a small
+compressed file that declares a huge image (a decompression bomb) is refused at once. Set the
+environment variable ``SARCNET_MAX_FIELD_PIXELS`` (or pass ``max_pixels=``) to read larger ones."""
+MAX_PIXELS_VARIABLE = "SARCNET_MAX_FIELD_PIXELS"
 
 FORMATS_HINT = (
     "CZI, ND2 and LIF files need the optional readers: pip install 'sarcnet-sklearn[formats]'"
@@ -54,6 +63,42 @@ class FieldImage:
     def name(self) -> str:
         """The file's path, or ``"<array>"`` for an in-memory field."""
         return str(self.path) if self.path is not None else "<array>"
+
+
+def max_field_pixels(max_pixels: int | None = None) -> int:
+    """The bound on pixels per field: ``max_pixels``, else ``$SARCNET_MAX_FIELD_PIXELS``, else
+    :data:`MAX_FIELD_PIXELS`.
+
+    Examples
+    --------
+    >>> max_field_pixels(1000), max_field_pixels() >= 2**28
+    (1000, True)
+    """
+    value = max_pixels if max_pixels is not None else os.environ.get(MAX_PIXELS_VARIABLE)
+    if value is None:
+        return MAX_FIELD_PIXELS
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1:
+        source = "max_pixels=" if max_pixels is not None else f"${MAX_PIXELS_VARIABLE}"
+        raise ValueError(f"{source}: {value!r} is not a positive whole number of pixels")
+    return number
+
+
+def check_declared_pixels(path, shape: tuple[int, ...], what: str,
+                          max_pixels: int | None = None) -> None:
+    """Refuse, before decoding, a file whose declared size exceeds :func:`max_field_pixels`."""
+    limit = max_field_pixels(max_pixels)
+    count = int(np.prod([int(n) for n in shape], dtype=object))
+    if count > limit:
+        dims = " x ".join(str(int(n)) for n in shape)
+        raise ValueError(
+            f"{path}: the {what} declares {dims} = {count:,} pixels to decode, more than the "
+            f"{limit:,} a field may have; if the file really is that large, crop or tile it, or "
+            f"raise the bound with the environment variable {MAX_PIXELS_VARIABLE}"
+        )
 
 
 def field_name(field) -> str:
@@ -117,7 +162,8 @@ def read_field(
     >>> field.data.shape, field.pixel_size, field.channel
     ((8, 10), 0.12, '488')
     """
-    pixel_size = _check_pixel_size(pixel_size)
+    if pixel_size is not None:
+        pixel_size = check_pixel_size_um(pixel_size, "pixel_size=")
     if isinstance(path, np.ndarray):
         if path.ndim != 2:
             raise ValueError(f"an in-memory field must be one 2-D plane, got shape {path.shape}")
@@ -169,25 +215,18 @@ def read_labels(path: str | PathLike | np.ndarray, *, scene: int | str | None = 
     return _read_bioio(path, None, scene, None, None, what="label image").data
 
 
-def _check_pixel_size(pixel_size) -> float | None:
-    if pixel_size is None:
-        return None
-    try:
-        value = float(pixel_size)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"pixel_size must be a positive number of micrometres, got {pixel_size!r}")
-    return value
-
-
 def _read_pil(path: Path, channel, pixel_size) -> FieldImage:
     from PIL import Image
 
     try:
         with Image.open(path) as image:
             names = list(image.getbands())
+            check_declared_pixels(path, (image.height, image.width), "image")
             array = np.asarray(image)
+    except ValueError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise ValueError(f"cannot read field {path}: {exc}") from exc
     except Exception as exc:  # Pillow raises many types on corrupt files
         raise ValueError(f"cannot read field {path}: {exc}") from exc
     if array.ndim == 2:
@@ -227,8 +266,19 @@ def _read_bioio(path: Path, channel, scene, z, pixel_size, *, what: str) -> Fiel
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             reader, plain_tiff, tiff_pixel_size = _tiff_reader(path)
-            image = BioImage(path, reader=reader)
+            try:
+                image = BioImage(path, reader=reader)
+            except Exception as exc:
+                if not (reader is not None and reader.__module__.startswith("bioio_ome_tiff")
+                        and "validation" in str(exc)):
+                    raise
+                image = _without_ome_metadata(path, exc, what, pixel_size)
+                reader, plain_tiff, tiff_pixel_size = None, True, None
             scenes = list(image.scenes)
+    except ValueError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise ValueError(f"cannot read {what} {path}: {exc} ({FORMATS_HINT})") from exc
     except Exception as exc:  # bioio and its plugins raise many types on unknown/corrupt files
         raise ValueError(f"cannot read {what} {path}: {exc} ({FORMATS_HINT})") from exc
     if len(scenes) > 1 and scene is None:
@@ -266,6 +316,8 @@ def _read_bioio(path: Path, channel, scene, z, pixel_size, *, what: str) -> Fiel
             f"{path}: has {n_planes} Z planes (0..{n_planes - 1}); choose one with z=, "
             "or z='max' for a maximum projection"
         )
+    check_declared_pixels(path, (n_planes, sizes.get("Y", 1), sizes.get("X", 1))
+                          if n_planes > 1 else (sizes.get("Y", 1), sizes.get("X", 1)), what)
     selection = {channel_axis: channel_index}
     if "T" in sizes:
         selection["T"] = 0
@@ -286,8 +338,11 @@ def _read_bioio(path: Path, channel, scene, z, pixel_size, *, what: str) -> Fiel
     else:
         z_choice = _pick(z, [str(index) for index in range(n_planes)], path, "Z plane")
         plane = stack[z_choice]
-    if pixel_size is None:
-        pixel_size = tiff_pixel_size if plain_tiff else _metadata_pixel_size(image, path)
+    if pixel_size is None and what == "field":  # the file's own, unless given
+        if not plain_tiff:
+            pixel_size = _metadata_pixel_size(image, path)
+        elif tiff_pixel_size is not None:
+            pixel_size = check_pixel_size_um(*tiff_pixel_size)
     return FieldImage(
         np.ascontiguousarray(plane),
         pixel_size,
@@ -304,7 +359,8 @@ _UM_PER_RESOLUTION_UNIT = {2: 25_400.0, 3: 10_000.0}  # TIFF ResolutionUnit: inc
 
 
 def _tiff_reader(path: Path):
-    """The bioio reader of a TIFF (OME or plain), whether it is plain, and if so its pixel size.
+    """The bioio reader of a TIFF (OME or plain), whether it is plain, and its pixel size with
+    where it came from ``(um, source)``, or None.
 
     Choosing the reader avoids bioio trying (and logging) the OME reader on
     every plain TIFF. A plain TIFF's pixel size is taken only from a real
@@ -333,23 +389,85 @@ def _tiff_reader(path: Path):
         return Reader, True, None
     per_unit = denominator / numerator
     if imagej_unit is not None and str(imagej_unit).strip().lower() in _MICRONS:
-        return Reader, True, per_unit
+        return Reader, True, (per_unit, f"{path}: the pixel size in its ImageJ metadata (um)")
     factor = _UM_PER_RESOLUTION_UNIT.get(int(unit.value) if unit is not None else 1)
-    return Reader, True, None if factor is None else per_unit * factor
+    if factor is None:
+        return Reader, True, None
+    return Reader, True, (per_unit * factor, f"{path}: the pixel size from its TIFF resolution "
+                          f"tags ({numerator}/{denominator} pixels per "
+                          f"{'inch' if factor > 10_000 else 'cm'})")
+
+
+def _without_ome_metadata(path: Path, error: Exception, what: str, pixel_size):
+    """A TIFF whose OME-XML is invalid (e.g. a pixel size of 0, -1 or NaN), read without it.
+
+    Only when the pixel size is given (or not needed, for a label image): the file's
+    own is unusable.
+    """
+    from bioio import BioImage
+    from bioio_tifffile import Reader
+
+    if pixel_size is None and what == "field":
+        first = next((line.strip() for line in str(error).splitlines()
+                      if "physical_size" in line.lower()), "")
+        raise ValueError(
+            f"{path}: its OME metadata is invalid ({first or 'it fails validation'}"
+            "), so its pixel size is unknown; give the pixel size (--pixel-size / pixel_size=)"
+        )
+    return BioImage(path, reader=Reader)
+
+
+OME_UNITS_UM = {"Ym": 1e30, "Zm": 1e27, "Em": 1e24, "Pm": 1e21, "Tm": 1e18, "Gm": 1e15,
+                "Mm": 1e12, "km": 1e9, "hm": 1e8, "dam": 1e7, "m": 1e6, "dm": 1e5, "cm": 1e4,
+                "mm": 1e3, "\u00b5m": 1.0, "nm": 1e-3, "pm": 1e-6, "fm": 1e-9, "am": 1e-12,
+                "zm": 1e-15, "ym": 1e-18, "\u00c5": 1e-4, "thou": 25.4, "li": 2116.67,
+                "in": 25_400.0, "ft": 304_800.0, "yd": 914_400.0, "mi": 1.609344e9}
+"""Micrometres per OME ``UnitsLength`` (the units a ``PhysicalSizeXUnit`` may name)."""
 
 
 def _metadata_pixel_size(image, path: Path) -> float | None:
+    """The pixel size in micrometres from the file's metadata, in whatever unit it was stored.
+
+    bioio gives the OME ``PhysicalSizeX`` / ``Y`` as stored; their
+    ``PhysicalSizeXUnit`` (mm, nm, ...; micrometres by default) converts them.
+    An implausible value (0.001 um, 10 mm) is an error naming the file and the
+    value, not a silently wrong area.
+    """
     try:
         sizes = image.physical_pixel_sizes
         y, x = sizes.Y, sizes.X
     except Exception:  # metadata a reader cannot parse: treat as unknown
         return None
-    values = [float(v) for v in (y, x) if v is not None and np.isfinite(v) and v > 0]
+    units = _ome_units(image)
+    values, described = [], []
+    for raw, unit in zip((y, x), units, strict=True):
+        if raw is None:
+            continue
+        factor = OME_UNITS_UM.get(unit) if unit is not None else 1.0
+        if factor is None:
+            raise ValueError(f"{path}: its pixel size is given in {unit!r}, which is not a "
+                             "length; give the pixel size (--pixel-size / pixel_size=)")
+        described.append(f"{raw:g} {unit or 'um'}")
+        values.append(float(raw) * factor)
     if not values:
         return None
+    source = f"{path}: the pixel size in its metadata ({' x '.join(described)})"
+    values = [check_pixel_size_um(value, source) for value in values]
     if len(values) == 2 and abs(values[0] - values[1]) > 0.01 * max(values):
         raise ValueError(
             f"{path}: its pixels are not square ({values[0]} x {values[1]} um); Protocol 1 "
             "assumes square pixels: resample the field or give pixel_size="
         )
     return values[-1]
+
+
+def _ome_units(image) -> tuple[str | None, str | None]:
+    """The OME units of the pixel size (Y, X) of an OME file's current scene; None elsewhere."""
+    if not type(image.reader).__module__.startswith("bioio_ome_tiff"):
+        return None, None
+    try:
+        pixels = image.ome_metadata.images[image.current_scene_index].pixels
+        units = (pixels.physical_size_y_unit, pixels.physical_size_x_unit)
+    except Exception:
+        return None, None
+    return tuple(None if unit is None else str(getattr(unit, "value", unit)) for unit in units)

@@ -13,15 +13,19 @@ import pandas as pd
 
 from .._columns import (
     ERROR_COLUMN,
+    MEASURABLE_FEATURES,
     OUT_OF_RANGE_COLUMN,
     PIXEL_SIZE_UM,
     PROTOCOL_1,
+    SARCOMERE_COLUMNS,
     SCORE_PRED_COLUMN,
     SCORE_RAW_COLUMN,
 )
 from .._console import progress_bar
+from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN, pixel_size_of_model
+from .._validation import check_pixel_size_um
 from ..features import PROTOCOL1_ERROR_COLUMN, Protocol1Extractor
-from ._cut import CellCrop, check_field, cut_cells, stretch_field
+from ._cut import CellCrop, check_field, check_labels, cut_cells, stretch_field
 from ._read import FieldImage, read_field, read_labels
 
 POSITION_COLUMNS = [
@@ -36,8 +40,10 @@ POSITION_COLUMNS = [
     "area",
     "touches_border",
     "pixel_size",
+    PIXEL_SIZE_ASSUMED_COLUMN,
 ]
-"""Where each cell is: its field, label, centroid, bounding box (max exclusive), area (px)."""
+"""Where each cell is: its field, label, centroid, bounding box (max exclusive), area (px),
+and its pixel size (um; ``pixel_size_assumed``: True where the field's metadata had none)."""
 
 BORDER_ERROR = (
     "the cell touches the field's border and may be cut off (the AICS training cells never "
@@ -102,8 +108,10 @@ def load_field(
     if isinstance(source, FieldImage):
         field = source
         if pixel_size is not None:
-            field = FieldImage(field.data, float(pixel_size), field.path, field.channel,
-                               field.scene, field.z)
+            field = FieldImage(field.data, check_pixel_size_um(pixel_size, "pixel_size="),
+                               field.path, field.channel, field.scene, field.z)
+        elif field.pixel_size is not None:
+            check_pixel_size_um(field.pixel_size, f"{name}: its FieldImage.pixel_size")
     else:
         field = read_field(source, channel=channel, scene=scene, z=z, pixel_size=pixel_size)
     if field.path is None:
@@ -117,12 +125,13 @@ def load_field(
     return name, field, label_image
 
 
-def cell_rows(name: str, cells: list[CellCrop], pixel_size: float) -> pd.DataFrame:
+def cell_rows(name: str, cells: list[CellCrop], pixel_size: float,
+              assumed: bool = False) -> pd.DataFrame:
     """The position columns (and crop, mask, error) of a field's cells."""
     return pd.DataFrame(
         {
             "field": name,
-            "label": [cell.label for cell in cells],
+            "label": label_column([cell.label for cell in cells]),
             "centroid_row": [cell.centroid[0] for cell in cells],
             "centroid_col": [cell.centroid[1] for cell in cells],
             "bbox_min_row": [cell.bbox[0] for cell in cells],
@@ -132,11 +141,24 @@ def cell_rows(name: str, cells: list[CellCrop], pixel_size: float) -> pd.DataFra
             "area": [cell.area for cell in cells],
             "touches_border": [cell.touches_border for cell in cells],
             "pixel_size": pixel_size,
+            PIXEL_SIZE_ASSUMED_COLUMN: assumed,
             CROP_COLUMN: _objects([cell.image for cell in cells]),
             MASK_COLUMN: _objects([cell.mask for cell in cells]),
             "error": _objects([cell.error for cell in cells]),
         }
     )
+
+
+def label_column(labels: list[int]) -> np.ndarray:
+    """Label ids as an int64 array, or uint64 when some id is 2**63 or more (exact either way).
+
+    Examples
+    --------
+    >>> label_column([1, 2**63]).dtype, label_column([1, 2]).dtype
+    (dtype('uint64'), dtype('int64'))
+    """
+    big = bool(labels) and max(labels) > np.iinfo(np.int64).max
+    return np.array(labels, dtype=np.uint64 if big else np.int64)
 
 
 def _objects(values: list) -> np.ndarray:
@@ -188,6 +210,7 @@ def cut_field(
         check_field(field.data, name)
         stretched = stretch_field(field.data)
         cells = cut_cells(field, label_image, stretched=stretched)
+        label_image = check_labels(label_image, field.data.shape, name)  # as cut_cells saw it
     except ValueError as exc:
         message = str(exc)
         if message.startswith("<array>"):
@@ -195,7 +218,8 @@ def cut_field(
         elif not message.startswith(name):
             message = f"{name}: {message}"
         raise ValueError(message) from None
-    table = cell_rows(name, cells, field.pixel_size or PIXEL_SIZE_UM)
+    table = cell_rows(name, cells, field.pixel_size or PIXEL_SIZE_UM,
+                      assumed=field.pixel_size is None)
     if not score_border_cells:
         border = table["touches_border"].to_numpy() & table["error"].isna().to_numpy()
         table.loc[border, "error"] = BORDER_ERROR
@@ -230,15 +254,17 @@ def cut_fields(
 
 
 def measure_cells(
-    table: pd.DataFrame, *, n_jobs: int | None = None, progress: bool = False
+    table: pd.DataFrame, *, n_jobs: int | None = None, progress: bool = False,
+    texture_pixel_size: float = PIXEL_SIZE_UM,
 ) -> pd.DataFrame:
-    """Protocol 1 features of every cut cell (NaN and an error where they cannot be measured).
+    """Protocol 1 features and sarcomere measures of every cut cell (NaN and an error where
+    they cannot be measured).
 
     Cells with a crop error are not measured; cells only flagged for the
     border are (their features describe what is in the field).
     """
     out = table.copy()
-    for name in PROTOCOL_1:
+    for name in PROTOCOL_1 + SARCOMERE_COLUMNS:
         out[name] = np.nan
     measurable = np.array([_has_crop(error) for error in table["error"]], dtype=bool)
     for pixel_size in pd.unique(table.loc[measurable, "pixel_size"]):
@@ -252,9 +278,11 @@ def measure_cells(
             n_jobs=n_jobs,
             progress=progress,
             errors="coerce",
+            sarcomere=True,
+            texture_pixel_size=texture_pixel_size,
         )
         measured = extractor.fit_transform(table.loc[rows, [CROP_COLUMN, MASK_COLUMN]])
-        for name in PROTOCOL_1:
+        for name in PROTOCOL_1 + SARCOMERE_COLUMNS:
             out.loc[rows, name] = measured[name].to_numpy()
         failed = measured[PROTOCOL1_ERROR_COLUMN].dropna()
         out.loc[failed.index, "error"] = ("cannot measure Protocol 1 features: " + failed).values
@@ -330,7 +358,9 @@ def score_fields(
         (path, or ``<array i>``), ``label``, ``centroid_row``, ``centroid_col``,
         ``bbox_min_row``, ``bbox_min_col``, ``bbox_max_row``, ``bbox_max_col``
         (max exclusive), ``area`` (pixels), ``touches_border``,
-        ``pixel_size``, the Protocol 1 features, ``score_pred`` (1-5),
+        ``pixel_size``, the Protocol 1 features, the sarcomere measures
+        (``sarcomere_length_um``, ``orientation_order``, ``sarcomeric_fraction``),
+        ``score_pred`` (1-5),
         ``score_raw`` and ``error`` (None where the cell was scored; NaN scores
         otherwise).
 
@@ -370,8 +400,8 @@ def check_field_model(model) -> None:
     from ..deploy import ModelInputs
 
     inputs = ModelInputs.of(model)
-    if not set(inputs.features) <= set(PROTOCOL_1):
-        extra = sorted(set(inputs.features) - set(PROTOCOL_1))
+    if not set(inputs.features) <= set(MEASURABLE_FEATURES):
+        extra = sorted(set(inputs.features) - set(MEASURABLE_FEATURES))
         raise ValueError(
             f"this model needs the feature(s) {extra}, which cannot be measured from a field "
             "of view; score fields with a Protocol 1 model (train --protocol 1)"
@@ -402,7 +432,8 @@ def score_cut_cells(
     from ..deploy import ModelInputs, predict_cells
 
     inputs = ModelInputs.of(model)
-    table = measure_cells(table, n_jobs=n_jobs, progress=progress)
+    table = measure_cells(table, n_jobs=n_jobs, progress=progress,
+                          texture_pixel_size=pixel_size_of_model(model))
     table[SCORE_PRED_COLUMN] = np.nan
     table[SCORE_RAW_COLUMN] = np.nan
     table[OUT_OF_RANGE_COLUMN] = None
@@ -414,7 +445,7 @@ def score_cut_cells(
         predicted = predict_cells(model, cells, batch_size=batch_size, progress=progress)
         for column in SCORE_COLUMNS:
             table.loc[ready, column] = predicted[column].to_numpy()
-    columns = POSITION_COLUMNS + PROTOCOL_1 + SCORE_COLUMNS
+    columns = POSITION_COLUMNS + PROTOCOL_1 + SARCOMERE_COLUMNS + SCORE_COLUMNS
     if keep_crops:
         columns += [CROP_COLUMN, MASK_COLUMN]
     out = table[columns].copy()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import warnings
 from dataclasses import dataclass
 from functools import partial
@@ -21,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._columns import IMAGE_COLUMN, PROTOCOL_1, SCORE_RANGE, TARGET_COLUMN
+from .._columns import IMAGE_COLUMN, PROTOCOL_1, SARCOMERE_COLUMNS, SCORE_RANGE, TARGET_COLUMN
+from .._console import show_progress
+from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN
 from ..outputs import refuse_inputs, write_csv_atomically
 from ._crops import write_cell_tiff
 from ._score import (
@@ -40,7 +43,7 @@ CROPS_FOLDER = "crops"
 OVERLAYS_FOLDER = "overlays"
 CROP_PATH_COLUMN = "crop_path"
 OUTPUT_COLUMNS = SCORE_COLUMNS
-INTEGER_COLUMNS = ["label", "bbox_min_row", "bbox_min_col", "bbox_max_row", "bbox_max_col",
+INTEGER_COLUMNS = ["bbox_min_row", "bbox_min_col", "bbox_max_row", "bbox_max_col",
                    "area"]
 FIELD_KEY = "_field_key"
 """A field's identity across runs: its file and its label image's, absolute."""
@@ -78,17 +81,29 @@ class FieldsRun:
 def unique_stems(paths: list[Path]) -> list[str]:
     """File stems (``.ome.tiff`` counted whole) made unique with ``_2``, ``_3``... suffixes.
 
+    A suffixed name never takes another field's own stem (``a/f.tif``,
+    ``b/f.tif`` and ``f_2.tif`` give ``f``, ``f_3``, ``f_2``), and names that
+    differ only in case count as the same (case-insensitive file systems), so
+    no field's overlays or crops overwrite another's.
+
     Examples
     --------
     >>> unique_stems([Path("a/f.ome.tiff"), Path("b/f.tif"), Path("g.png")])
     ['f', 'f_2', 'g']
+    >>> unique_stems([Path("a/f.tif"), Path("b/f.tif"), Path("f_2.tif")])
+    ['f', 'f_3', 'f_2']
     """
-    seen: dict[str, int] = {}
+    own = [path.name.split(".")[0] or path.stem for path in paths]
+    reserved = {stem.lower() for stem in own}
+    used: set[str] = set()
     stems = []
-    for path in paths:
-        stem = path.name.split(".")[0] or path.stem
-        seen[stem] = seen.get(stem, 0) + 1
-        stems.append(stem if seen[stem] == 1 else f"{stem}_{seen[stem]}")
+    for stem in own:
+        name, count = stem, 1
+        while name.lower() in used or (count > 1 and name.lower() in reserved):
+            count += 1
+            name = f"{stem}_{count}"
+        used.add(name.lower())
+        stems.append(name)
     return stems
 
 
@@ -227,7 +242,8 @@ def score_field_files(
         jobs,
         partial(score_field_chunk, out=out, explain=explain, save_crops=save_crops,
                 n_jobs=1 if client else n_jobs, batch_size=batch_size,
-                test_time_augment=test_time_augment, **options),
+                test_time_augment=test_time_augment,
+                log=progress and not show_progress(progress), **options),
         out / CELLS_FILE,
         key_column=FIELD_KEY,
         settings={"command": "fields", "model": str(model_file),
@@ -288,8 +304,9 @@ def check_outputs(out: Path, stems: list[str], inputs: list[Path]) -> None:
 def crop_table(rows: pd.DataFrame) -> pd.DataFrame:
     """The table of single-cell TIFFs (paths relative to it) from rows of ``cells.csv``."""
     table = pd.DataFrame({IMAGE_COLUMN: [Path(path).name for path in rows[CROP_PATH_COLUMN]]})
-    for column in ["field", "label", "touches_border", "pixel_size", *PROTOCOL_1,
-                   "score_pred"]:
+    for column in ["field", "label", "touches_border", "pixel_size", PIXEL_SIZE_ASSUMED_COLUMN,
+                   *PROTOCOL_1,
+                   *SARCOMERE_COLUMNS, "score_pred"]:
         table[column] = rows[column].to_numpy()
     table[TARGET_COLUMN] = np.nan
     return table
@@ -305,12 +322,16 @@ def score_field_chunk(
     n_jobs: int = 1,
     batch_size: int = 200,
     test_time_augment: bool | None = None,
+    log: bool = False,
     **options,
 ) -> pd.DataFrame:
     """The ``cells.csv`` rows of a chunk of fields, each row indexed by its field's row.
 
     Draws each field's overlays (and writes its crops) on the way. A field
-    that cannot be used gets one row with the reason (also printed).
+    that cannot be used gets one row with the reason (also printed). With
+    ``log`` (a run whose progress bars are hidden, e.g. in a cluster job's
+    log), each field's number of cells when cut and its rate when scored are
+    printed, so a field of 50,000 tiny cells is not silent for minutes.
     """
     from ..pipeline import SarcNetPipeline
 
@@ -318,33 +339,62 @@ def score_field_chunk(
     tables = []
     for index, job in zip(chunk.index, chunk.itertuples(index=False), strict=True):
         rows = _score_field_file(model, job, out, explain=explain, save_crops=save_crops,
-                                 n_jobs=n_jobs, batch_size=batch_size, **options)
+                                 n_jobs=n_jobs, batch_size=batch_size, log=log, **options)
+        if "label" in rows.columns:  # exact ids next to a failed field's empty row
+            rows["label"] = rows["label"].astype(object)
         tables.append(rows.set_axis(np.full(len(rows), index), axis=0))
-    columns = POSITION_COLUMNS + PROTOCOL_1 + OUTPUT_COLUMNS
+    columns = POSITION_COLUMNS + PROTOCOL_1 + SARCOMERE_COLUMNS + OUTPUT_COLUMNS
     if save_crops:
         columns = columns + [CROP_PATH_COLUMN]
     table = pd.concat(tables).reindex(columns=columns)
     # the same text whichever fields share a chunk: whole numbers stay whole next to a failed
     # field's empty row
     table[INTEGER_COLUMNS] = table[INTEGER_COLUMNS].astype("Int64")
+    labels = np.empty(len(table), dtype=object)  # ids of any size as exact whole numbers
+    labels[:] = [None if pd.isna(label) else int(label) for label in table["label"]]
+    table["label"] = labels
     table["touches_border"] = table["touches_border"].astype("boolean")
+    table[PIXEL_SIZE_ASSUMED_COLUMN] = table[PIXEL_SIZE_ASSUMED_COLUMN].astype("boolean")
     return table
 
 
 def _score_field_file(model, job, out: Path, *, explain, save_crops, n_jobs, batch_size,
-                      **options) -> pd.DataFrame:
+                      log=False, **options) -> pd.DataFrame:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            started = time.perf_counter()
             _, label_image, cut, image = cut_field(job.path, job.labels, **options)
+            if log:
+                print(f"{job.field}: {len(cut)} labelled cells cut; measuring and scoring them",
+                      file=sys.stderr, flush=True)
             scores = score_cut_cells(model, cut, keep_crops=True, n_jobs=n_jobs,
                                      batch_size=batch_size)
-    except (ValueError, OSError) as exc:  # a field that cannot be used at all: say so, go on
+            if log:
+                seconds = time.perf_counter() - started
+                scored = int(np.isfinite(scores["score_pred"].to_numpy()).sum())
+                print(f"{job.field}: {scored} of {len(scores)} cells scored in {seconds:.1f} s "
+                      f"({len(scores) / max(seconds, 1e-9):.0f} cells/s)", file=sys.stderr,
+                      flush=True)
+        for warning in caught:
+            print(f"warning: {str(warning.message).replace(job.path, job.field)}",
+                  file=sys.stderr)
+        return _draw_field(model, job, out, image, label_image, scores, explain=explain,
+                           save_crops=save_crops)
+    except (ValueError, OSError, MemoryError) as exc:  # a field that cannot be used: go on
         message = str(exc).replace(job.path, job.field)
+        if isinstance(exc, MemoryError):
+            detail = str(exc) or "out of memory"
+            message = (f"{job.field}: not enough memory to score this field ({detail}); crop "
+                       "or tile it, or run it on a machine with more memory")
         print(f"error: {message}", file=sys.stderr)
         return pd.DataFrame({"field": [job.field], "error": [message]})
-    for warning in caught:
-        print(f"warning: {str(warning.message).replace(job.path, job.field)}", file=sys.stderr)
+
+
+def _draw_field(model, job, out: Path, image, label_image, scores, *, explain,
+                save_crops) -> pd.DataFrame:
+    """A scored field's overlays, drawn on its stretched ``image`` (and crops); its rows
+    without the arrays."""
     scores["field"] = job.field
     overlays = out / OVERLAYS_FOLDER
     plot_scores(image, label_image, scores, overlays / f"{job.stem}_scores.png",
@@ -390,11 +440,11 @@ def save_crops_of(scores: pd.DataFrame, out: Path, stem: str) -> list[str | None
     """
     (out / CROPS_FOLDER).mkdir(parents=True, exist_ok=True)
     paths: list[str | None] = []
-    for crop, mask, label in zip(scores[CROP_COLUMN], scores[MASK_COLUMN], scores["label"],
-                                 strict=True):
+    for crop, mask, label, size in zip(scores[CROP_COLUMN], scores[MASK_COLUMN], scores["label"],
+                                       scores["pixel_size"], strict=True):
         if isinstance(crop, np.ndarray) and mask.sum() > 1 and crop.any():
             name = f"{CROPS_FOLDER}/{stem}_cell{label}.tiff"
-            write_cell_tiff(out / name, crop, mask)
+            write_cell_tiff(out / name, crop, mask, pixel_size_um=float(size))
             paths.append(name)
         else:
             paths.append(None)

@@ -13,15 +13,16 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .._columns import PIXEL_SIZE_UM
-
 CACHE_ENV = "SARCNET_SKLEARN_CACHE"
 MODEL_METADATA_KEY = "sarcnet_model"
 """Key of an image layer's metadata naming the model file that goes with it."""
 
 SAMPLE_SHAPE = (384, 384)
 SAMPLE_CELLS = 6
-DEMO_SETTINGS = {"n_cells": 48, "cell_size": 128, "image_size": 32, "max_epochs": 6, "lr": 1e-3}
+SAMPLE_PIXEL_SIZE_UM = 0.48
+"""The sample field's pixel size: 6 cells of real size (about 900 um^2) fill 384 x 384 px."""
+DEMO_SETTINGS = {"n_cells": 48, "pixel_size_um": SAMPLE_PIXEL_SIZE_UM, "image_size": 32,
+                 "max_epochs": 6, "lr": 1e-3}
 
 
 def cache_dir() -> Path:
@@ -57,7 +58,7 @@ def demo_model_path() -> Path:
         root = make_synthetic_aics(
             scratch / "cells",
             n_cells=DEMO_SETTINGS["n_cells"],
-            image_size=DEMO_SETTINGS["cell_size"],
+            pixel_size_um=DEMO_SETTINGS["pixel_size_um"],
             random_state=0,
             progress=False,
         )
@@ -87,14 +88,15 @@ def synthetic_field() -> list[tuple]:
     Returns
     -------
     layers : list of LayerData tuples
-        The field as an Image layer (pixel size 0.12 um as its scale; its
+        The field as an Image layer (its pixel size, 0.48 um, as its scale; its
         metadata names the demo model file, which the scoring widget picks up)
         and the cells as a Labels layer.
     """
     from ..datasets import make_synthetic_field
 
-    field, labels = make_synthetic_field(SAMPLE_SHAPE, n_cells=SAMPLE_CELLS, random_state=0)
-    scale = (PIXEL_SIZE_UM, PIXEL_SIZE_UM)
+    field, labels = make_synthetic_field(SAMPLE_SHAPE, n_cells=SAMPLE_CELLS, random_state=0,
+                                         pixel_size_um=SAMPLE_PIXEL_SIZE_UM)
+    scale = (SAMPLE_PIXEL_SIZE_UM, SAMPLE_PIXEL_SIZE_UM)
     model = demo_model_path()
     return [
         (

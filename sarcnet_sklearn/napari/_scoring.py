@@ -95,7 +95,27 @@ def pixel_size_of(scale) -> float | None:
             f"the image layer's pixels are not square (scale {rows:g} x {cols:g}); the cell "
             "features need one pixel size"
         )
-    return rows
+    from .._validation import check_pixel_size_um
+
+    try:
+        return check_pixel_size_um(rows, "the image layer's scale")
+    except ValueError as exc:
+        raise PluginError(f"{exc} (set the layer's scale to micrometres per pixel)") from None
+
+
+def check_label_layer(labels: np.ndarray) -> np.ndarray:
+    """A labels layer's data as a label image (any integer or boolean type), or a PluginError.
+
+    See :func:`~sarcnet_sklearn.fields.check_labels`: negative labels, fractions
+    and other types get one message naming the labels layer.
+    """
+    from ..fields._cut import check_labels
+
+    labels = np.asarray(labels)
+    try:
+        return check_labels(labels, labels.shape, "the labels layer")
+    except ValueError as exc:
+        raise PluginError(str(exc)) from exc
 
 
 def score_limits(model) -> tuple[float, float]:
@@ -117,7 +137,7 @@ def score_limits(model) -> tuple[float, float]:
 def label_ids(labels: np.ndarray) -> np.ndarray:
     """The cell labels present (ascending, background 0 left out)."""
     ids = np.unique(labels)
-    return ids[ids > 0]
+    return ids[ids != 0]
 
 
 def score_in_chunks(
@@ -153,6 +173,7 @@ def score_in_chunks(
             f"the image ({field.shape}) and the labels ({labels.shape}) differ in shape; choose "
             "the labels drawn on this image"
         )
+    labels = check_label_layer(labels)
     if len(label_ids(labels)) == 0:
         raise PluginError("the labels layer has no cells (every pixel is 0)")
     try:
@@ -180,7 +201,7 @@ def as_features(table: pd.DataFrame, image_name: str) -> pd.DataFrame:
     features = table.copy()
     if "field" in features.columns:
         features["field"] = image_name
-    features.insert(0, "index", features["label"].astype(int))
+    features.insert(0, "index", features["label"].to_numpy())
     return features
 
 
@@ -195,13 +216,17 @@ def score_map(labels: np.ndarray, table: pd.DataFrame,
     >>> score_map(labels, table).tolist()
     [[nan, 1.5], [4.0, 4.0]]
     """
-    labels = np.asarray(labels)
-    lookup = np.full(int(labels.max()) + 1, np.nan, dtype=np.float32)
+    from ..fields._cut import compact_labels
+
+    values, compact = compact_labels(check_label_layer(labels))
+    lookup = np.full(len(values) + 1, np.nan, dtype=np.float32)
     scored = table.dropna(subset=[column])
-    scored = scored[scored["label"] <= labels.max()]
-    lookup[scored["label"].astype(int).to_numpy()] = scored[column].to_numpy(np.float32)
-    lookup[0] = np.nan
-    return lookup[labels]
+    ids = np.array([int(label) for label in scored["label"]], dtype=object)
+    positions = np.searchsorted(values, scored["label"].to_numpy(values.dtype))
+    present = positions < len(values)
+    present[present] = values[positions[present]].astype(object) == ids[present]
+    lookup[positions[present] + 1] = scored[column].to_numpy(np.float32)[present]
+    return lookup[compact]
 
 
 @dataclass
@@ -239,8 +264,8 @@ def cell_heatmap(model, field: np.ndarray, labels: np.ndarray, row: pd.Series) -
     inputs = pipeline.inputs
     if inputs.image_column is None:
         raise PluginError("this model reads no images, so it has no Grad-CAM heatmap")
-    labels = np.asarray(labels)
-    (crop,) = cut_cells(np.asarray(field), np.where(labels == label, label, 0))
+    labels = check_label_layer(labels)
+    (crop,) = cut_cells(np.asarray(field), np.where(labels == label, labels, 0))
     cell = {inputs.image_column: [crop.image]}
     cell |= {name: [row[name]] for name in inputs.features if name in row.index}
     layer = grad_cam_layer(model)

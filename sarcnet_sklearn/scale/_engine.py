@@ -50,10 +50,53 @@ def connect(address: str):
         from distributed import Client
     except ImportError as exc:  # pragma: no cover - the test extra installs it
         raise ImportError(CLUSTER_EXTRA) from exc
+    check_speaks_dask(address)
     try:
         return Client(address, timeout="30s")
     except (OSError, TimeoutError) as exc:
         raise OSError(f"cannot reach a Dask scheduler at {address}: {exc}") from exc
+
+
+def check_speaks_dask(address: str, timeout: float = 5.0) -> None:
+    """Raise OSError unless a TCP ``address`` answers as a Dask scheduler does, within ``timeout``.
+
+    A scheduler greets a new connection at once with a length-prefixed frame;
+    a web server (Dask's dashboard, a proxy) waits in silence and an SSH or
+    mail server greets with text, which Dask's client would read as a frame
+    length of exabytes. Other schemes (``tls://``, ``inproc://``) are left to
+    Dask.
+    """
+    import socket
+    import struct
+
+    scheme, _, rest = address.rpartition("://")
+    if scheme not in ("", "tcp"):
+        return
+    host, _, port = rest.rpartition(":")
+    try:
+        port_number = int(port)
+    except ValueError:
+        raise OSError(f"--scheduler {address}: give host:port, e.g. tcp://head:8786") from None
+    hint = ("it does not speak Dask's protocol; give the scheduler's address (usually port "
+            "8786), not its dashboard's or another service's")
+    try:
+        with socket.create_connection((host.strip("[]"), port_number), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            greeting = b""
+            while len(greeting) < 8:
+                data = sock.recv(8 - len(greeting))
+                if not data:
+                    break
+                greeting += data
+    except TimeoutError:
+        raise OSError(f"the server at {address} said nothing within {timeout:g} s, as a Dask "
+                      f"scheduler would: {hint}") from None
+    except OSError as exc:
+        raise OSError(f"cannot reach a Dask scheduler at {address}: {exc}") from exc
+    length = struct.unpack("<Q", greeting)[0] if len(greeting) == 8 else 0
+    if not 0 < length < 1 << 20:
+        shown = greeting.decode("ascii", "replace").encode("unicode_escape").decode()
+        raise OSError(f"the server at {address} answered {shown!r}: {hint}")
 
 
 def _run_on_worker(work: Callable, plugin_name: str | None, chunk: pd.DataFrame) -> pd.DataFrame:

@@ -15,8 +15,10 @@ the folder is removed.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -32,6 +34,11 @@ from ._engine import map_chunks
 ROW_COLUMN = "_input_row"
 KEY_COLUMN = "_input_key"
 SETTINGS_FILE = "run.json"
+MARKER_FILE = ".sarcnet-sklearn-run"
+"""Written first into every partial folder this package makes: only such a folder is resumed
+or removed, and only the files the package wrote in it are deleted."""
+LOCK_FILE = ".lock"
+"""Held by the run writing into a partial folder; a second run on the same output is refused."""
 
 
 @dataclass(frozen=True)
@@ -149,8 +156,80 @@ def run_in_chunks(
     refuse_inputs([output], inputs)
     if key_column not in cells.columns:
         raise ValueError(f"the input has no {key_column!r} column")
-    keys = cells[key_column].astype(str).to_numpy()
+    keys = input_keys(cells, key_column)
     folder = partial_folder(output)
+    with _locked(folder, output):
+        return _run_locked(cells, work, output, folder, keys, settings=settings, inputs=inputs,
+                           chunk_size=chunk_size, model=model, load=load, client=client,
+                           progress=progress, what=what, several_rows=several_rows,
+                           finish=finish)
+
+
+def input_keys(cells: pd.DataFrame, key_column: str) -> np.ndarray:
+    """Each input row's identity across runs: its file(s), their size and modification time,
+    and a hash of the row's values.
+
+    A row whose file was replaced (re-segmented, edited) or whose other columns
+    changed (an edited feature) gets another key, so a resumed run does it again.
+    ``key_column`` may name several files joined by ``os.pathsep``.
+    """
+    names = cells[key_column].astype(str).to_numpy()
+    content = pd.util.hash_pandas_object(cells.astype(str), index=False).to_numpy()
+    keys = np.empty(len(names), dtype=object)
+    for index, (name, digest) in enumerate(zip(names, content, strict=True)):
+        stats = []
+        for part in name.split(os.pathsep):
+            try:
+                info = os.stat(part)
+                stats.append(f"{info.st_size}:{info.st_mtime_ns}")
+            except (OSError, ValueError):
+                stats.append("-")
+        keys[index] = f"{name}|{digest:016x}|{','.join(stats)}"
+    return keys.astype(str)
+
+
+@contextmanager
+def _locked(folder: Path, output: Path):
+    """Hold the lock of ``folder`` (made, with its marker, if new) for one run."""
+    from filelock import FileLock, Timeout
+
+    _claim(folder)
+    lock = FileLock(folder / LOCK_FILE)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise ValueError(
+            f"another run is writing {output} now ({folder} is locked); wait for it to finish "
+            "or choose another output"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+        if not (folder / SETTINGS_FILE).exists():  # finished, or failed before saving anything
+            _remove_folder(folder)
+
+
+def _claim(folder: Path) -> None:
+    """Make ``folder`` with its marker, or check that an existing one is this package's."""
+    if folder.is_symlink():
+        raise ValueError(f"{folder} is a symbolic link; a run keeps its finished chunks in a "
+                         "folder of that name: move the link away or choose another output")
+    if folder.exists():
+        if not folder.is_dir() or not (folder / MARKER_FILE).is_file():
+            raise ValueError(
+                f"{folder} exists and was not made by sarcnet-sklearn (it has no "
+                f"{MARKER_FILE}); a run keeps its finished chunks in a folder of that name: "
+                "move or rename it, or choose another output"
+            )
+        return
+    folder.mkdir(parents=True)
+    (folder / MARKER_FILE).write_text("a folder of sarcnet-sklearn's finished chunks; "
+                                      "removed when the run completes\n")
+
+
+def _run_locked(cells, work, output, folder, keys, *, settings, inputs, chunk_size, model,
+                load, client, progress, what, several_rows, finish) -> RunResult:
     done = _resume(folder, dict(settings), keys, several_rows)
     pending = np.ones(len(cells), dtype=bool)
     for part in done:
@@ -183,7 +262,7 @@ def run_in_chunks(
         raise
     except Exception:
         if not any(folder.glob("part-*.csv")):  # nothing saved: leave no run to resume
-            _remove_folder(folder)
+            _clear_run(folder)
         raise
     table = pd.concat(done).sort_index(kind="stable")  # a row's several rows stay in order
     found = np.unique(table.index.to_numpy())
@@ -196,15 +275,31 @@ def run_in_chunks(
     if finish is not None:
         table = finish(table)
     write_csv_atomically(table, output, inputs=inputs)
-    _remove_folder(folder)
+    _clear_run(folder)
     return RunResult(output, table, n_resumed)
 
 
-def _remove_folder(folder: Path) -> None:
-    """Delete a partial folder (its files only: a run writes no sub-folders there)."""
+def _clear_run(folder: Path) -> None:
+    """Delete the chunks and settings a run wrote in its partial folder (nothing else)."""
     for path in folder.iterdir():
-        path.unlink()
-    folder.rmdir()
+        if path.name.startswith(("part-", ".part-")) and path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+    (folder / SETTINGS_FILE).unlink(missing_ok=True)
+
+
+def _remove_folder(folder: Path) -> None:
+    """Delete a partial folder with no run left in it, unless someone put other files there."""
+    if not folder.is_dir():
+        return
+    _clear_run(folder)
+    for name in (LOCK_FILE, MARKER_FILE):
+        (folder / name).unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError:
+        others = sorted(path.name for path in folder.iterdir())
+        print(f"warning: kept {folder}: it holds files sarcnet-sklearn did not write "
+              f"({', '.join(others[:5])})", file=sys.stderr)
 
 
 def _resume(
@@ -213,7 +308,6 @@ def _resume(
     """The finished parts in ``folder`` that match the input (creating the folder if new)."""
     record = folder / SETTINGS_FILE
     if not record.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
         write_atomically(record, lambda tmp: Path(tmp).write_text(json.dumps(settings, indent=1)))
         return []
     try:

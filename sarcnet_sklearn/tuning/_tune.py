@@ -15,7 +15,7 @@ from optuna.storages import BaseStorage
 from optuna.study import MaxTrialsCallback, StudyDirection
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 from sklearn.base import clone
-from sklearn.model_selection import KFold, check_cv
+from sklearn.model_selection import GroupKFold, KFold, check_cv
 from sklearn.pipeline import Pipeline
 
 from .._console import progress_bar
@@ -69,6 +69,7 @@ def tune(
     search_space: SearchSpace | None = None,
     validation_data: tuple | None = None,
     cv: int | object | None = None,
+    groups=None,
     n_trials: int | None = None,
     timeout: float | None = None,
     storage: str | PathLike | BaseStorage | None = None,
@@ -139,6 +140,13 @@ def tune(
         Number of folds (shuffled K folds, the same in every worker) or a
         scikit-learn splitter, when there is no ``validation_data``; default 5
         folds. Not both.
+    groups : array-like of shape (n_cells,), optional
+        The group of each cell of ``X`` (its field of view, well or plate, e.g.
+        ``cell_groups(cells, "field")``): no group is split between a fold's
+        training and validation cells. With ``cv=K``, shuffled
+        :class:`~sklearn.model_selection.GroupKFold`; with a splitter, passed to
+        its ``split(X, y, groups)``. Not with ``validation_data`` (split by
+        group yourself, e.g. with :func:`~sarcnet_sklearn.datasets.paper_split`).
     n_trials : int, optional
         Size of the study (trials completed or pruned, by all workers together).
     timeout : float, optional
@@ -206,7 +214,7 @@ def tune(
 
         pipeline = make_sarcnet_pipeline(verbose=0)
     search_space = search_space or default_search_space
-    folds = _folds(X, y, validation_data, cv)
+    folds = _folds(X, y, validation_data, cv, groups)
 
     study = optuna.create_study(
         storage=resolve_storage(storage),
@@ -265,10 +273,17 @@ def tune(
     return TuningResult(study, best_params, best_pipeline)
 
 
-def _folds(X, y: np.ndarray, validation_data, cv) -> list[Fold]:
+def _folds(X, y: np.ndarray, validation_data, cv, groups=None) -> list[Fold]:
+    if groups is not None:
+        groups = np.asarray(groups)
+        if len(groups) != len(X):
+            raise ValueError(f"X has {len(X)} rows but groups has {len(groups)} values")
     if validation_data is not None:
         if cv is not None:
             raise ValueError("give validation_data or cv, not both")
+        if groups is not None:
+            raise ValueError("groups split cv folds; validation_data is already split "
+                             "(split it by group, e.g. paper_split(cells, by='field'))")
         X_valid, y_valid = validation_data
         X_valid, y_valid = as_frame(X_valid, "X_valid"), np.asarray(y_valid)
         if len(X_valid) != len(y_valid):
@@ -281,12 +296,13 @@ def _folds(X, y: np.ndarray, validation_data, cv) -> list[Fold]:
     if isinstance(cv, numbers.Integral):
         if cv < 2:
             raise ValueError(f"cv must be at least 2 folds, got {cv}")
-        splitter = KFold(int(cv), shuffle=True, random_state=CV_SEED)
+        folds = GroupKFold if groups is not None else KFold
+        splitter = folds(int(cv), shuffle=True, random_state=CV_SEED)
     else:
         splitter = check_cv(cv)
     return [
         Fold(X.iloc[train], y[train], X.iloc[valid], y[valid])
-        for train, valid in splitter.split(X, y)
+        for train, valid in splitter.split(X, y, groups)
     ]
 
 

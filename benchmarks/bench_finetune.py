@@ -1,0 +1,164 @@
+"""A lab's own model from a few hundred of its cells (issue #30): fine-tuning and the model asking.
+
+A synthetic "other lab": synthetic AICS cells (``make_synthetic_aics``, another seed) post-processed
+as another microscope and stain would give them: cells smaller in the frame (a coarser pixel size:
+a zero margin of ``--margin`` of the side on each side), stretched along one axis (other cell
+shapes), another contrast (gamma 0.6, dimmer) and more blur and noise. Their Protocol 1 features
+are measured from those images. The lab's scorer is the synthetic experts' mean score.
+
+Measured: Spearman on the lab's held-out test cells of
+- the model trained on synthetic AICS cells, as is;
+- models trained from scratch on N of the lab's cells (and on ``--reference`` cells);
+- the AICS model fine-tuned on the same N cells (first epoch with the image branch frozen);
+- fine-tuned on cells the model chose (``suggest_cells``: D4 spread, 20 % random) against random
+  cells, at equal counts: rounds of 50, 100, 200 cells, each round asking the last round's model.
+
+Sized for a shared 2-core CPU: 32 px images, few epochs, 1 seed by default.
+
+Run: ``PYTHONPATH=. python benchmarks/bench_finetune.py --out /tmp/bench_finetune``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tifffile
+import torch
+from skimage.transform import resize
+
+from sarcnet_sklearn import PROTOCOL_1, make_sarcnet_pipeline, spearman_score
+from sarcnet_sklearn.datasets import load_aics, make_synthetic_aics
+from sarcnet_sklearn.deploy import finetune_callbacks, suggest_cells
+from sarcnet_sklearn.features import extract_protocol1
+from sarcnet_sklearn.fields._crops import write_cell_tiff
+
+
+def other_lab(source: pd.DataFrame, out: Path, margin: float, seed: int) -> pd.DataFrame:
+    """Post-process the synthetic cells into another lab's; measure their Protocol 1 features."""
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, cell in enumerate(source.itertuples()):
+        pages = tifffile.imread(cell.image_path)
+        image, mask = pages[1].astype(float), pages[9] > 0
+        stretch = 1.5
+        shape = (int(image.shape[0] * stretch), image.shape[1])
+        image = resize(image, shape, order=1, preserve_range=True, anti_aliasing=True)
+        mask = resize(mask.astype(float), shape, order=0) > 0.5
+        image = 255 * 0.7 * (image / 255) ** 0.6
+        image = image + rng.normal(0, 18, image.shape)
+        pad = [(int(margin * n), int(margin * n)) for n in image.shape]
+        image, mask = np.pad(image, pad), np.pad(mask, pad)
+        image = np.where(mask, np.clip(image, 1, 255), 0).astype(np.uint8)
+        path = write_cell_tiff(out / f"lab_{i:05d}.tiff", image, mask)
+        features = extract_protocol1(image, mask)
+        rows.append({"image_path": str(path), **{k: features[k] for k in PROTOCOL_1},
+                     "score": cell.score})
+    table = pd.DataFrame(rows)
+    return table[np.isfinite(table[PROTOCOL_1]).all(axis=1)].reset_index(drop=True)
+
+
+def fit(cells: pd.DataFrame, args, seed: int, init=None):
+    epochs = int(np.clip(round(args.steps / len(cells)), args.min_epochs, args.max_epochs))
+    model = make_sarcnet_pipeline(
+        1, image_size=args.image_size, max_epochs=epochs, batch_size=32, lr=args.lr,
+        random_state=seed, device="cpu", train_split=None, verbose=0, test_time_augment=False,
+        callbacks=finetune_callbacks(init, freeze_image_epochs=1 if init is not None else 0),
+    )
+    return model.fit(cells, cells["score"])
+
+
+def rho(model, test: pd.DataFrame) -> float:
+    return spearman_score(test["score"], model.predict(test))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("/tmp/bench_finetune"))
+    parser.add_argument("--aics-cells", type=int, default=800)
+    parser.add_argument("--lab-cells", type=int, default=1500)
+    parser.add_argument("--test-cells", type=int, default=400)
+    parser.add_argument("--counts", type=int, nargs="+", default=[50, 100, 200, 400])
+    parser.add_argument("--reference", type=int, default=1000)
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--crop-size", type=int, default=48)
+    parser.add_argument("--margin", type=float, default=0.35)
+    parser.add_argument("--steps", type=int, default=3000,
+                        help="cells seen per training (epochs = steps / cells, clipped)")
+    parser.add_argument("--min-epochs", type=int, default=4)
+    parser.add_argument("--max-epochs", type=int, default=25)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--only-aics", action="store_true",
+                        help="only the AICS model, on AICS and on the lab's test cells")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    started = time.time()
+    aics = load_aics(make_synthetic_aics(args.out / "aics", args.aics_cells, args.crop_size,
+                                         random_state=100))
+    source = load_aics(make_synthetic_aics(args.out / "lab_source", args.lab_cells,
+                                           args.crop_size, random_state=200))
+    lab = other_lab(source, args.out / "lab", args.margin, seed=1)
+    print(f"data ready: {len(aics)} AICS cells, {len(lab)} lab cells "
+          f"({time.time() - started:.0f} s)", flush=True)
+    results = []
+    for seed in args.seeds:
+        order = np.random.default_rng(seed).permutation(len(lab))
+        test, pool = lab.iloc[order[:args.test_cells]], lab.iloc[order[args.test_cells:]]
+        held_out = np.random.default_rng(seed).random(len(aics)) < 0.2
+        aics_model = fit(aics[~held_out][["image_path", *PROTOCOL_1, "score"]], args, seed)
+        row = {"seed": seed, "aics_on_aics": rho(aics_model, aics[held_out]),
+               "aics_as_is": rho(aics_model, test)}
+        print(f"seed {seed}: AICS model on held-out AICS cells {row['aics_on_aics']:.3f}, "
+              f"on the lab's test cells {row['aics_as_is']:.3f}", flush=True)
+        if args.only_aics:
+            results.append(row)
+            continue
+        for n in [*args.counts, args.reference]:
+            cells = pool.iloc[:n]
+            row[f"scratch_{n}"] = rho(fit(cells, args, seed), test)
+            if n != args.reference:
+                row[f"finetuned_{n}"] = rho(fit(cells, args, seed, init=aics_model), test)
+            tuned = row.get(f"finetuned_{n}", float("nan"))
+            print(f"  {n} cells: scratch {row[f'scratch_{n}']:.3f}, fine-tuned {tuned:.3f} "
+                  f"({time.time() - started:.0f} s)", flush=True)
+        chosen = pool.iloc[:50]  # the first round: random cells, as the random arm's
+        model = fit(chosen, args, seed, init=aics_model)
+        for n in (100, 200):
+            rest = pool.drop(index=chosen.index)
+            asked = suggest_cells(model, rest.assign(score=np.nan), random_share=0.2,
+                                  random_state=seed).head(n - len(chosen))
+            chosen = pd.concat([chosen, pool.loc[asked.index]])
+            model = fit(chosen, args, seed, init=aics_model)
+            row[f"chosen_{n}"] = rho(model, test)
+            print(f"  {n} cells chosen by the model: fine-tuned {row[f'chosen_{n}']:.3f} "
+                  f"(random: {row.get(f'finetuned_{n}', float('nan')):.3f}; "
+                  f"{time.time() - started:.0f} s)", flush=True)
+        results.append(row)
+    table = pd.DataFrame(results)
+    print(table.to_markdown(index=False, floatfmt=".3f"))
+    summary = table.drop(columns=["seed"]).mean().to_dict()
+    if args.only_aics:
+        return
+    if "finetuned_200" in summary:
+        goal = 0.9 * summary[f"scratch_{args.reference}"]
+        print(f"goal 1: fine-tuned on 200 cells {summary['finetuned_200']:.3f} vs 90 % of "
+              f"scratch on {args.reference} ({goal:.3f}): "
+              f"{'met' if summary['finetuned_200'] >= goal else 'missed'} by "
+              f"{summary['finetuned_200'] - goal:+.3f}")
+    for n in (100, 200):
+        if f"chosen_{n}" in summary and f"finetuned_{n}" in summary:
+            chosen, random = summary[f"chosen_{n}"], summary[f"finetuned_{n}"]
+            print(f"goal 2 at {n} cells: chosen {chosen:.3f} vs random {random:.3f} "
+                  f"({chosen - random:+.3f})")
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    print(f"{time.time() - started:.0f} s in all; results in {args.out / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()

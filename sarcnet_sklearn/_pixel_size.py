@@ -1,0 +1,173 @@
+"""Where each cell's pixel size comes from, and the pixel size a model was trained at.
+
+One rule for every door (``predict``, ``fields``, ``explain``, ``report``, ``train``, the
+napari widget, the Python API): a pixel size the user gives (``--pixel-size``,
+``pixel_size=``) wins, then a :data:`~sarcnet_sklearn._columns.PIXEL_SIZE_COLUMN` of the
+cell table, then the image file's own metadata (TIFF resolution tags, read as the field
+reader reads them); a cell with none of these is measured at the model's pixel size, with one
+warning per run, and is marked in :data:`PIXEL_SIZE_ASSUMED_COLUMN`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ._columns import PIXEL_SIZE_COLUMN, PIXEL_SIZE_UM
+from ._validation import check_pixel_size_um
+
+PIXEL_SIZE_ASSUMED_COLUMN = "pixel_size_assumed"
+"""True for a cell whose pixel size was not known (it was measured at the model's)."""
+
+MODEL_PIXEL_SIZE_KEY = "pixel_size_um"
+"""Key of a model file's training metadata holding the pixel size its features are measured
+at (the Protocol 1 texture and the sarcomere measures are taken at it, whatever a cell's own
+pixel size)."""
+
+
+def model_pixel_size(metadata: dict | None = None) -> float:
+    """The pixel size a model was trained at, from its file's metadata (0.12 when absent: the
+    AICS images', which every model before this record was trained at).
+
+    >>> model_pixel_size({"training": {"pixel_size_um": 0.24}}), model_pixel_size(None)
+    (0.24, 0.12)
+    """
+    training = (metadata or {}).get("training") or {}
+    value = training.get(MODEL_PIXEL_SIZE_KEY)
+    if value is None:
+        return PIXEL_SIZE_UM
+    return check_pixel_size_um(value, "the model file's training pixel size")
+
+
+_UM_PER_RESOLUTION_UNIT = {2: 25_400.0, 3: 10_000.0}  # TIFF ResolutionUnit: inch, centimetre
+_MICRONS = {"um", "micron", "microns", "\u00b5m", "\u03bcm"}
+
+
+def tiff_pixel_size(source) -> float | None:
+    """A TIFF file's pixel size (um) from its resolution tags, read by the rule of the field
+    reader (``fields/_read.py``): only a real unit counts, ImageJ's micrometres or the TIFF
+    resolution unit (inch, centimetre); None for other files, no unit or no tags.
+
+    >>> tiff_pixel_size("not_a_file.tiff") is None
+    True
+    """
+    if not isinstance(source, (str, PathLike)):
+        return None
+    path = Path(source)
+    try:  # a name the system refuses is reported where the image is read
+        if path.suffix.lower() not in (".tif", ".tiff") or not path.is_file():
+            return None
+    except OSError:
+        return None
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            resolution = page.tags.get("XResolution")
+            unit = page.tags.get("ResolutionUnit")
+            imagej_unit = (tif.imagej_metadata or {}).get("unit")
+    except Exception:  # an unreadable file is reported where it is read
+        return None
+    if resolution is None or not all(resolution.value):
+        return None
+    numerator, denominator = resolution.value
+    per_unit = denominator / numerator
+    if imagej_unit is not None and str(imagej_unit).strip().lower() in _MICRONS:
+        return per_unit
+    factor = _UM_PER_RESOLUTION_UNIT.get(int(unit.value) if unit is not None else 1)
+    return None if factor is None else per_unit * factor
+
+
+def cell_pixel_sizes(
+    cells: pd.DataFrame,
+    image_column: str | None,
+    *,
+    pixel_size: float | None = None,
+    assumed: float = PIXEL_SIZE_UM,
+    source: str = "pixel_size=",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each cell's pixel size and whether it was assumed, by the rule of this module.
+
+    Parameters
+    ----------
+    cells : DataFrame
+    image_column : str or None
+        Column of image files (their TIFF metadata is read when needed).
+    pixel_size : float, optional
+        Given by the user: used for every cell; a file whose metadata says otherwise is
+        named in a warning.
+    assumed : float, default=0.12
+        For cells with no pixel size at all (the model's pixel size).
+    source : str
+        How ``pixel_size`` was given, for messages.
+
+    Returns
+    -------
+    sizes : ndarray of float
+    assumed : ndarray of bool
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> cells = pd.DataFrame({"image_path": ["a.tif", "b.tif"], "pixel_size": [0.24, None]})
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     sizes, assumed = cell_pixel_sizes(cells, "image_path")
+    >>> sizes.tolist(), assumed.tolist(), len(caught)
+    ([0.24, 0.12], [False, True], 1)
+    """
+    n = len(cells)
+    sizes = np.full(n, np.nan)
+    files = cells[image_column].tolist() if image_column in cells.columns else [None] * n
+    if pixel_size is not None:
+        value = check_pixel_size_um(pixel_size, source)
+        sizes[:] = value
+        disagree = [(f, m) for f in dict.fromkeys(v for v in files if isinstance(v, str))
+                    if (m := tiff_pixel_size(f)) is not None and abs(m - value) > 0.01 * value]
+        if disagree:
+            first, meta = disagree[0]
+            warnings.warn(f"{source} {value:g} um/px used for every cell; {len(disagree)} image "
+                          f"file(s) say otherwise in their metadata, e.g. {first}: {meta:g} um/px",
+                          UserWarning, stacklevel=2)
+        return sizes, np.zeros(n, bool)
+    if PIXEL_SIZE_COLUMN in cells.columns:
+        column = pd.to_numeric(cells[PIXEL_SIZE_COLUMN], errors="coerce").to_numpy(float)
+        for row in np.flatnonzero(np.isfinite(column)):
+            sizes[row] = check_pixel_size_um(
+                column[row], f"column {PIXEL_SIZE_COLUMN!r}, row {cells.index[row]!r}")
+    for row in np.flatnonzero(~np.isfinite(sizes)):
+        meta = tiff_pixel_size(files[row])
+        if meta is not None:
+            sizes[row] = check_pixel_size_um(meta, f"{files[row]}'s metadata")
+    unknown = ~np.isfinite(sizes)
+    if unknown.any():
+        # one text whatever the counts, so that Python shows it once per run
+        warnings.warn(f"cells without a pixel size (no {PIXEL_SIZE_COLUMN!r} column, none in "
+                      f"their files' metadata) are measured as if at {assumed:g} um/px, the "
+                      "model's; give --pixel-size (pixel_size=) if that is wrong (column "
+                      f"{PIXEL_SIZE_ASSUMED_COLUMN!r} marks them)", UserWarning, stacklevel=2)
+        sizes[unknown] = assumed
+    return sizes, unknown
+
+
+def write_tiff_with_pixel_size(path, pages: np.ndarray, pixel_size_um: float) -> None:
+    """Write ``pages`` as a zlib-compressed TIFF whose resolution tags give the pixel size
+    (pixels per centimetre: a unit every TIFF reader, and the field reader, knows)."""
+    import tifffile
+
+    per_cm = 1e4 / check_pixel_size_um(pixel_size_um, "pixel size")
+    tifffile.imwrite(path, pages, compression="zlib", photometric="minisblack",
+                     resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
+
+
+def pixel_size_of_model(model) -> float:
+    """The pixel size a fitted model (as :func:`~sarcnet_sklearn.deploy.load_model` or
+    :func:`~sarcnet_sklearn.deploy.train_model` returns it) was trained at: its
+    ``pixel_size_um_`` attribute, else 0.12."""
+    value = getattr(model, "pixel_size_um_", None)
+    return PIXEL_SIZE_UM if value is None else check_pixel_size_um(value, "the model's pixel size")

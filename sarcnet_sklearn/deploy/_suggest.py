@@ -1,0 +1,168 @@
+"""The model asks: which unscored cells to score by hand next.
+
+Cells the model is least sure about teach it the most; a share of random cells
+keeps the order from chasing only odd cells (outliers, bad segmentations).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .._columns import ERROR_COLUMN, SCORE_PRED_COLUMN, TARGET_COLUMN
+
+RANK_COLUMN = "suggest_rank"
+"""1 = score this cell first."""
+UNCERTAINTY_COLUMN = "uncertainty"
+"""How unsure the model is about the cell (see :func:`cell_uncertainty`)."""
+CHOSEN_BY_COLUMN = "suggested_by"
+"""``"model"`` (among the most uncertain) or ``"random"``."""
+UNCERTAINTY_KINDS = ("d4", "interval")
+
+
+def cell_uncertainty(model, cells: pd.DataFrame, *, by: str = "d4",
+                     confidence: float = 0.9) -> pd.DataFrame:
+    """How unsure a model is about each cell.
+
+    Parameters
+    ----------
+    model : fitted SarcNet pipeline
+    cells : DataFrame
+        Cells as ``predict`` reads them.
+    by : {"d4", "interval"}, default="d4"
+        ``"d4"``: the standard deviation of the model's scores of the cell's
+        image under its 8 flips and quarter turns (a model that has learnt a
+        cell's kind scores it the same however it lies). ``"interval"``: the
+        width of the cell's prediction interval at ``confidence`` (a calibrated
+        model, see :func:`~sarcnet_sklearn.intervals.calibrate`; split-conformal
+        intervals have one half-width, so they differ only where the range's
+        ends clip them: cells predicted mid-scale come first).
+    confidence : float, default=0.9
+        For ``by="interval"``.
+
+    Returns
+    -------
+    DataFrame
+        One row per cell, index as ``cells``: ``score_pred`` (the mean of the
+        8 transforms for ``"d4"``), ``uncertainty`` and ``error`` (why a cell
+        could not be scored; its uncertainty is then NaN).
+
+    Examples
+    --------
+    >>> # model: a fitted SarcNet pipeline; cells: a table of cells
+    >>> cell_uncertainty(model, cells.head(3)).columns.tolist()  # doctest: +SKIP
+    ['score_pred', 'uncertainty', 'error']
+    """
+    import torch
+
+    from .._batches import N_D4, d4_transform
+    from ..intervals import predict_interval
+    from ..pipeline import ModelInputs, SarcNetPipeline
+    from ._checks import check_cells, with_images
+
+    if by not in UNCERTAINTY_KINDS:
+        raise ValueError(f"by must be one of {UNCERTAINTY_KINDS}, got {by!r}")
+    pipeline = SarcNetPipeline.of(model)
+    inputs = ModelInputs.of(pipeline)
+    table, errors, images = check_cells(cells, inputs)
+    usable = errors.isna().to_numpy()
+    out = pd.DataFrame({SCORE_PRED_COLUMN: np.nan, UNCERTAINTY_COLUMN: np.nan,
+                        ERROR_COLUMN: errors.to_numpy()}, index=cells.index)
+    if not usable.any():
+        return out
+    ready = with_images(table, errors, images, inputs.image_column)[usable]
+    if by == "interval":
+        predicted, low, high = predict_interval(pipeline, ready, confidence,
+                                                score_range=pipeline.score_range)
+        spread = high - low
+    else:
+        if images is None:
+            raise ValueError("by='d4' needs a model that reads images; use by='interval'")
+        single = pipeline.with_test_time_augment(False)
+        planes = torch.from_numpy(np.ascontiguousarray(images[usable]))
+        scores = []
+        for t in range(N_D4):
+            turned = ready.copy()
+            turned[inputs.image_column] = list(d4_transform(planes, t).numpy())
+            scores.append(np.asarray(single.predict(turned), dtype=float).reshape(-1))
+        scores = np.stack(scores)
+        predicted, spread = scores.mean(axis=0), scores.std(axis=0)
+        if pipeline.score_range is not None:
+            predicted = np.clip(predicted, *pipeline.score_range)
+    out.loc[out.index[usable], SCORE_PRED_COLUMN] = predicted
+    out.loc[out.index[usable], UNCERTAINTY_COLUMN] = spread
+    return out
+
+
+def suggest_cells(
+    model,
+    cells: pd.DataFrame,
+    *,
+    random_share: float = 0.2,
+    by: str = "d4",
+    target: str = TARGET_COLUMN,
+    random_state: int | None = 0,
+) -> pd.DataFrame:
+    """Order the unscored cells: the model's most uncertain first, mixed with random ones.
+
+    Parameters
+    ----------
+    model : fitted SarcNet pipeline
+    cells : DataFrame
+        Cells as ``predict`` reads them; rows with a ``target`` score are
+        already scored and left out.
+    random_share : float in [0, 1], default=0.2
+        The share of the order drawn at random from the cells not yet placed
+        (every ``1/random_share``-th place), so that the order does not only
+        chase outliers; 1: a random order.
+    by : {"d4", "interval"}, default="d4"
+        See :func:`cell_uncertainty`.
+    target : str, default="score"
+    random_state : int or None, default=0
+
+    Returns
+    -------
+    DataFrame
+        The unscored rows of ``cells`` (index kept) in the order to score them,
+        with ``suggest_rank`` (1 first), ``suggested_by``, ``uncertainty``,
+        ``score_pred`` and ``error``; cells that cannot be scored come last.
+
+    Examples
+    --------
+    >>> # model: a fitted SarcNet pipeline; cells: crops/cells.csv with an empty score column
+    >>> order = suggest_cells(model, cells, random_share=0.25)  # doctest: +SKIP
+    >>> order["suggested_by"].head(4).tolist()  # doctest: +SKIP
+    ['model', 'model', 'model', 'random']
+    """
+    if not 0 <= random_share <= 1:
+        raise ValueError(f"random_share must be in [0, 1], got {random_share!r}")
+    todo = cells
+    if target in cells.columns:
+        todo = cells[pd.to_numeric(cells[target], errors="coerce").isna()]
+    if len(todo) == 0:
+        raise ValueError(f"every cell already has a {target!r}: nothing to suggest")
+    measured = cell_uncertainty(model, todo, by=by)
+    rng = np.random.default_rng(random_state)
+    usable = np.flatnonzero(measured[ERROR_COLUMN].isna().to_numpy())
+    by_uncertainty = list(usable[np.argsort(-measured[UNCERTAINTY_COLUMN].to_numpy()[usable],
+                                            kind="stable")])
+    shuffled = list(rng.permutation(usable))
+    every = np.inf if random_share == 0 else 1 / random_share
+    placed, chosen_by, taken = [], [], set()
+    while len(placed) < len(usable):
+        random_turn = np.floor((len(placed) + 1) / every) > np.floor(len(placed) / every)
+        source = shuffled if random_turn else by_uncertainty
+        while source[0] in taken:
+            source.pop(0)
+        row = source.pop(0)
+        taken.add(row)
+        placed.append(row)
+        chosen_by.append("random" if random_turn else "model")
+    failed = np.flatnonzero(measured[ERROR_COLUMN].notna().to_numpy())
+    order = np.concatenate([np.asarray(placed, dtype=int), failed])
+    out = todo.iloc[order].drop(columns=[RANK_COLUMN, CHOSEN_BY_COLUMN], errors="ignore")
+    for column in (UNCERTAINTY_COLUMN, SCORE_PRED_COLUMN, ERROR_COLUMN):
+        out[column] = measured[column].to_numpy()[order]
+    out.insert(0, CHOSEN_BY_COLUMN, chosen_by + [None] * len(failed))
+    out.insert(0, RANK_COLUMN, np.arange(1, len(out) + 1))
+    return out

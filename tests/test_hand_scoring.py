@@ -1,0 +1,123 @@
+"""Scoring by hand: the sheet (saved after every cell, resumable) and the napari widget on a real
+viewer (Qt under xvfb), closed in the middle of a run and resumed."""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from sarcnet_sklearn.fields._crops import write_cell_tiff
+from sarcnet_sklearn.hand_scores import ScoreSheet, merge_scorers
+
+HAS_NAPARI = find_spec("napari") is not None and find_spec("magicgui") is not None
+needs_napari = pytest.mark.skipif(not HAS_NAPARI, reason="needs the napari extra")
+PLUGIN, WIDGET = "sarcnet-sklearn", "Score cells by hand"
+
+
+@pytest.fixture
+def crops(cells, tmp_path):
+    """A crops table as fields --save-crops writes it: 5 AICS-style TIFFs, an empty score."""
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    names = []
+    for i, path in enumerate(cells["image_path"].head(5)):
+        pages = tifffile.imread(path)
+        names.append(write_cell_tiff(folder / f"f_cell{i + 1}.tiff", pages[1],
+                                     pages[9] > 0).name)
+    table = pd.DataFrame({"image_path": names, "field": "f", "label": range(1, 6),
+                          "score": np.nan})
+    table.to_csv(folder / "cells.csv", index=False)
+    return folder / "cells.csv"
+
+
+def test_sheet_saves_every_score_and_resumes_at_the_first_unscored_cell(crops):
+    sheet = ScoreSheet.from_file(crops, half_steps=True)
+    sheet.set_score(3)
+    sheet.skip()
+    sheet.set_score(4.5)
+    saved = pd.read_csv(crops)["score"]
+    assert saved.isna().tolist() == [False, True, False, True, True] and saved[2] == 4.5
+    with pytest.raises(ValueError, match="score 2.25 is not allowed: 1-5 in steps of 0.5"):
+        sheet.set_score(2.25)
+    assert sheet.back() == 2 and np.isnan(pd.read_csv(crops)["score"].iloc[2])  # undone on disk
+    again = ScoreSheet.from_file(crops)
+    assert again.current == 1 and again.scored == 1  # the skipped cell comes back first
+
+
+def test_merge_refuses_cells_only_one_scorer_saw():
+    a = pd.DataFrame({"image_path": ["a.tif", "b.tif"], "score": [1, 2]})
+    b = pd.DataFrame({"image_path": ["a.tif", "c.tif"], "score": [1, 2]})
+    with pytest.raises(ValueError, match=r"2 cell\(s\) are in only one scorer's table"):
+        merge_scorers(a, b)
+
+
+@needs_napari
+def test_widget_scores_crops_by_key_is_closed_midway_and_resumes(make_napari_viewer, crops,
+                                                                  tmp_path):
+    from app_model.types import KeyBinding
+
+    def press(viewer, key):
+        viewer.keymap[KeyBinding.from_str(key)](viewer)
+
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
+    widget._table_file.value = crops
+    widget._half_steps.value = True
+    widget.start()
+    first = tifffile.imread(crops.parent / "f_cell1.tiff")[1]
+    assert np.array_equal(viewer.layers["cell to score"].data, first)  # the cell, zoomed to it
+    press(viewer, "2")
+    press(viewer, "Shift-3")  # 3.5
+    press(viewer, "s")
+    press(viewer, "4")
+    press(viewer, "b")  # undoes the 4 of cell 4
+    assert pd.read_csv(crops)["score"].tolist()[:2] == [2.0, 3.5]
+    assert pd.read_csv(crops)["score"].iloc[2:].isna().all()
+    shown = tifffile.imread(crops.parent / "f_cell4.tiff")[1]
+    assert np.array_equal(viewer.layers["cell to score"].data, shown)
+    viewer.close()  # closed in the middle: nothing is lost
+
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
+    widget._table_file.value = crops
+    widget.start()
+    assert widget.sheet.current == 2 and "2 of 5 scored" in widget._status.value
+    for key in ("1", "5", "3"):
+        press(viewer, key)
+    assert widget.sheet.done and pd.read_csv(crops)["score"].tolist() == [2, 3.5, 1, 5, 3]
+    # a second scorer's file: merged, with the agreement shown
+    other = pd.read_csv(crops).assign(score=[2, 4, 1, 4, 3])
+    other.to_csv(tmp_path / "other.csv", index=False)
+    widget._other.value = tmp_path / "other.csv"
+    widget._merged_file.value = tmp_path / "merged.csv"
+    widget.merge()
+    merged = pd.read_csv(tmp_path / "merged.csv")
+    assert merged["score"].tolist() == [2, 3.75, 1, 4.5, 3]
+    assert "5 cells: Spearman" in widget._agreement.value and widget.agreement["exact"] == 0.6
+
+
+@needs_napari
+def test_widget_scores_the_labels_of_the_open_field_into_its_features(make_napari_viewer,
+                                                                       tmp_path):
+    labels = np.zeros((64, 64), np.uint8)
+    labels[5:20, 5:25], labels[30:60, 30:50] = 3, 7
+    viewer = make_napari_viewer()
+    layer = viewer.add_labels(labels, name="well_B4 cells")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
+    widget._labels.value = layer
+    widget._scores_file.value = tmp_path / "hand.csv"
+    widget.start()
+    assert layer.selected_label == 3 and layer.show_selected_label
+    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+    assert np.allclose(camera.center[-2:], (12, 14.5))  # centred on label 3
+    widget.score(4)
+    assert layer.selected_label == 7
+    assert layer.features.set_index("index").loc[3, "score"] == 4
+    assert pd.read_csv(tmp_path / "hand.csv")[["label", "score"]].fillna(0).values.tolist() == \
+        [[3, 4], [7, 0]]
+    widget.start()  # resumed from the file
+    assert widget.sheet.current == 1 and layer.selected_label == 7
