@@ -108,7 +108,7 @@ def test_fields_never_replaces_a_finished_run_unasked(lab, tmp_path, capsys):
     finished = (out / "cells.csv").read_bytes()
     files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
     assert main([*command, "--pixel-size", "-1", "--overwrite"]) == 2
-    assert "pixel_size: -1.0 is not a plausible pixel size" in capsys.readouterr().err
+    assert "is not a plausible pixel size" in capsys.readouterr().err
     assert main([*command, "--pixel-size", "0.12"]) == 2
     assert "already holds a finished run (cells.csv); give --overwrite" in capsys.readouterr().err
     assert (out / "cells.csv").read_bytes() == finished
