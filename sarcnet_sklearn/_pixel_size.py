@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ._columns import PIXEL_SIZE_COLUMN, PIXEL_SIZE_UM
+from ._doors import option
 from ._validation import check_pixel_size_um
 
 PIXEL_SIZE_ASSUMED_COLUMN = "pixel_size_assumed"
@@ -89,7 +90,7 @@ def cell_pixel_sizes(
     *,
     pixel_size: float | None = None,
     assumed: float = PIXEL_SIZE_UM,
-    source: str = "pixel_size=",
+    source: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each cell's pixel size and whether it was assumed, by the rule of this module.
 
@@ -103,8 +104,9 @@ def cell_pixel_sizes(
         named in a warning.
     assumed : float, default=0.12
         For cells with no pixel size at all (the model's pixel size).
-    source : str
-        How ``pixel_size`` was given, for messages.
+    source : str, optional
+        How ``pixel_size`` was given, for messages (default: the option's name at the
+        caller's door, e.g. ``--pixel-size`` on the command line).
 
     Returns
     -------
@@ -124,6 +126,7 @@ def cell_pixel_sizes(
     n = len(cells)
     sizes = np.full(n, np.nan)
     files = cells[image_column].tolist() if image_column in cells.columns else [None] * n
+    source = source or option("pixel_size")
     if pixel_size is not None:
         value = check_pixel_size_um(pixel_size, source)
         sizes[:] = value
@@ -149,7 +152,7 @@ def cell_pixel_sizes(
         # one text whatever the counts, so that Python shows it once per run
         warnings.warn(f"cells without a pixel size (no {PIXEL_SIZE_COLUMN!r} column, none in "
                       f"their files' metadata) are measured as if at {assumed:g} um/px, the "
-                      "model's; give --pixel-size (pixel_size=) if that is wrong (column "
+                      f"model's; give {option('pixel_size')} if that is wrong (column "
                       f"{PIXEL_SIZE_ASSUMED_COLUMN!r} marks them)", UserWarning, stacklevel=2)
         sizes[unknown] = assumed
     return sizes, unknown

@@ -15,7 +15,8 @@ PACKAGE = Path(sarcnet_sklearn.__file__).parent
 LAYERS = [
     {"_columns", "_backbones", "_model_formats", "_table1", "_validation", "_chunks", "_batches",
      "_console", "_epoch_table", "_pages", "_score_map", "_fingerprint", "metrics", "soundness",
-     "agreement", "hand_scores", "_resample", "_pixel_size", "outputs", "images", "nn"},
+     "agreement", "hand_scores", "_resample", "_pixel_size", "outputs", "images", "nn",
+     "_doors", "_reasons"},
     {"features", "regressor", "intervals"},
     {"datasets", "pipeline"},
     {"tables"},

@@ -154,7 +154,7 @@ def test_features_command_resumes_after_sigkill_and_ctrl_c(synthetic_root, tmp_p
     _interrupt_when(stopped, parts, done + 2, signal.SIGINT)
     printed, errors = stopped.communicate()
     assert stopped.returncode == 130, errors
-    assert f"resuming: {2 * done} of 120 cells already done" in printed
+    assert f"resuming: {2 * done} of 120 cells already done" in errors  # logged
     assert "run the same command again to go on from there" in errors
     assert not (tmp_path / "out.csv").exists()
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .._columns import ERROR_COLUMN, IMAGE_COLUMN, PROTOCOL_2, TARGET_COLUMN
 from .._model_formats import FORMATS
+from ._exit import EXIT_STATUS_HELP
 from ._finetune import add_finetune_arguments, finetune_options, print_agreement
 from ._options import (
     DATA_HELP,
@@ -21,6 +22,7 @@ from ._options import (
     positive,
 )
 from ._scale import add_scale_arguments, cluster_client
+from ._summary import add_json_option
 
 
 def add_subcommand(subparsers) -> None:
@@ -91,6 +93,7 @@ def add_subcommand(subparsers) -> None:
 
     predict = subparsers.add_parser(
         "predict",
+        epilog=EXIT_STATUS_HELP,
         help="score cells with a saved model into a CSV",
         description=(
             "Score every cell with a saved model. The CSV keeps the input's identifying "
@@ -119,6 +122,7 @@ def add_subcommand(subparsers) -> None:
     predict.add_argument("--recursive", action="store_true",
                          help="read the images in sub-folders of a DATA folder too")
     predict.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_json_option(predict)
     add_scale_arguments(predict)
     predict.set_defaults(func=run_predict)
 
@@ -211,6 +215,8 @@ def run_predict(args: argparse.Namespace) -> int:
     from ..outputs import check_output
     from ..scale import run_in_chunks
     from ..tables import load_cells
+    from ._exit import NONE_SCORED, exit_status
+    from ._summary import cell_summary, human_stream, print_summary
 
     check_output(args.out, inputs=[args.data, args.model])
     model, metadata = load_model(args.model, device=args.device, return_metadata=True)
@@ -219,7 +225,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
     note = seen_note(model, cells)
     if note:
-        print(f"note: {note}")
+        print(f"note: {note}", file=human_stream(args))
     mask_page = (metadata.get("training") or {}).get("mask_page")
     model_file = Path(args.model).resolve()
     if args.interval is not None:
@@ -247,20 +253,19 @@ def run_predict(args: argparse.Namespace) -> int:
             client=client,
             progress=not args.quiet,
         )
-    failed = result.table[ERROR_COLUMN]
-    failed = failed[failed != ""]
+    summary = cell_summary(result.table[ERROR_COLUMN])
+    status = exit_status(summary["n_cells"], summary["n_scored"])
+    human = human_stream(args)
     print(f"wrote {len(result.table)} predictions to {result.output.resolve()} (model trained "
-          f"at {model_pixel_size(metadata):g} um/px)")
+          f"at {model_pixel_size(metadata):g} um/px); {summary['n_scored']} of "
+          f"{summary['n_cells']} cells scored", file=human)
     if PIXEL_SIZE_ASSUMED_COLUMN in result.table:
         assumed = result.table[PIXEL_SIZE_ASSUMED_COLUMN].astype(str).str.lower() == "true"
         if assumed.any():
             print(f"warning: {int(assumed.sum())} of {len(result.table)} cells had no pixel size "
                   f"and were measured at the model's (see '{PIXEL_SIZE_ASSUMED_COLUMN}')",
                   file=sys.stderr)
-    if len(failed):
-        print(
-            f"warning: {len(failed)} of {len(result.table)} cells could not be scored (see the "
-            f"'{ERROR_COLUMN}' column), e.g. {failed.iloc[0]}",
-            file=sys.stderr,
-        )
-    return 0
+    print_summary(summary, args, status=status)
+    if status == NONE_SCORED:
+        print(f"error: not one cell could be scored (exit status {status})", file=sys.stderr)
+    return status

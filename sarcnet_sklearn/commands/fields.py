@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 
 from .._columns import TARGET_COLUMN
+from ._exit import EXIT_STATUS_HELP
 from ._options import add_test_time_augment_option, n_jobs, pixel_size_um
 from ._scale import add_scale_arguments, cluster_client
+from ._summary import add_json_option
 
 
 def add_subcommand(subparsers) -> argparse.ArgumentParser:
@@ -26,6 +28,7 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
     """
     parser = subparsers.add_parser(
         "fields",
+        epilog=EXIT_STATUS_HELP,
         help="score every labelled cell of microscope fields of view",
         description=(
             "Read each field of view (OME-TIFF, TIFF, PNG; CZI, ND2, LIF with "
@@ -34,7 +37,9 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
             "as the AICS training cells were cut, measure its Protocol 1 features at the "
             "field's pixel size and score it with a Protocol 1 model. Writes OUT/cells.csv "
             "(one row per labelled cell; a cell that cannot be scored gets the reason in "
-            "'error') and OUT/overlays/<field>_scores.png (every cell filled by its score). "
+            "'error', its short code in 'reason'), OUT/overlays/<field>_scores.png (every cell "
+            "filled by its score, or by the colour of its reason) and OUT/maps/<field>_scores"
+            ".ome.tif, _reasons.ome.tif, _labels.ome.tif (the field's shape and pixel size). "
             "Finished fields are kept in OUT/cells.csv.partial/ until all are done: the same "
             "command started again after a stop goes on from there."
         ),
@@ -67,6 +72,7 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
                         help="cells measured in parallel (default: %(default)s)")
     add_test_time_augment_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_json_option(parser)
     add_scale_arguments(parser, chunk_size=1, what="fields")
     parser.set_defaults(func=run_fields)
     return parser
@@ -74,7 +80,10 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
 
 def run_fields(args: argparse.Namespace) -> int:
     """Score the fields named by ``args`` and write the outputs; returns the exit code."""
+    from ..fields._maps import MAPS_FOLDER
     from ..fields._screen import OVERLAYS_FOLDER, score_field_files
+    from ._exit import NONE_SCORED, exit_status
+    from ._summary import cell_summary, human_stream, print_summary
 
     with cluster_client(args) as client:
         run = score_field_files(
@@ -87,24 +96,27 @@ def run_fields(args: argparse.Namespace) -> int:
         )
     table, out = run.table, Path(args.out)
     cells = table[table["label"] != ""]
-    failed = cells[cells["error"] != ""]
+    summary = cell_summary(cells["error"], n_failed_inputs=len(run.failed_fields),
+                           failed_inputs=run.failed_fields)
+    status = exit_status(summary["n_cells"], summary["n_scored"], len(run.failed_fields))
     n_fields = len(args.fields)
-    print(f"scored {len(cells) - len(failed)} of {len(cells)} cells in "
-          f"{n_fields - len(run.failed_fields)} field(s); wrote {run.cells.resolve()}")
+    human = human_stream(args)
+    print(f"scored {summary['n_scored']} of {summary['n_cells']} cells in "
+          f"{n_fields - len(run.failed_fields)} field(s); wrote {run.cells.resolve()}", file=human)
     print(f"overlays: {(out / OVERLAYS_FOLDER).resolve()} "
           f"({n_fields - len(run.failed_fields)} field(s)"
-          f"{', with Grad-CAM' if args.explain else ''})")
+          f"{', with Grad-CAM' if args.explain else ''})", file=human)
+    print(f"maps: {(out / MAPS_FOLDER).resolve()} (per field: score map, reason map and labels "
+          "as OME-TIFF of the field's shape and pixel size, for napari and Fiji)", file=human)
     if run.crops is not None:
         print(f"single-cell images: {run.crops.parent.resolve()} ({run.n_crops} cells); "
-              f"fill in the '{TARGET_COLUMN}' column of {run.crops.resolve()} to train on them")
-    if len(failed):
-        first = failed.iloc[0]
-        print(f"warning: {len(failed)} of {len(cells)} cells were not scored (see the 'error' "
-              f"column), e.g. label {first['label']} of {first['field']}: {first['error']}",
-              file=sys.stderr)
+              f"fill in the '{TARGET_COLUMN}' column of {run.crops.resolve()} to train on them",
+              file=human)
+    print_summary(summary, args, status=status)
     if run.failed_fields:
         print(f"error: {len(run.failed_fields)} of {n_fields} field(s) could not be used: "
               f"{', '.join(run.failed_fields)} (see the messages above and the 'error' column)",
               file=sys.stderr)
-        return 1
-    return 0
+    if status == NONE_SCORED:
+        print(f"error: not one cell could be scored (exit status {status})", file=sys.stderr)
+    return status

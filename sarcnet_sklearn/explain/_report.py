@@ -241,6 +241,7 @@ def provenance(
     import torch
 
     from .. import __version__
+    from ..deploy._card import card_facts, model_card
 
     net = SarcNetPipeline.of(model).fitted_regressor
     if model_path is None:
@@ -262,9 +263,18 @@ def provenance(
         device += f" ({platform.machine()}, {torch.get_num_threads()} threads)"
     if command is None:
         command = "Python: " + shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    card = getattr(model, "model_card_", None)
+    facts = card_facts(card if isinstance(card, dict) else model_card(model, {}))
+    trained = [f"trained on {facts['trained_on']}"]
+    if facts["validation"]:
+        trained.append(f"validation {facts['validation']}")
+    if facts["fingerprint"]:
+        trained.append(f"cells' fingerprint {facts['fingerprint']}")
+    trained.append(f"intended use: {facts['intended_use']}")
     return {
         "Model file": model_file,
         "Model": ", ".join(described),
+        "Model card": "; ".join(trained),
         "Data": f"{data_source} ({len(cells)} cells)",
         "Versions": (f"sarcnet-sklearn {__version__}, torch {torch.__version__}, "
                      f"scikit-learn {sklearn.__version__}, Python {platform.python_version()}"),

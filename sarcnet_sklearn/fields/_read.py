@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._doors import option
 from .._validation import check_pixel_size_um
 from ..images import PIL_SUFFIXES
 
@@ -163,7 +164,7 @@ def read_field(
     ((8, 10), 0.12, '488')
     """
     if pixel_size is not None:
-        pixel_size = check_pixel_size_um(pixel_size, "pixel_size=")
+        pixel_size = check_pixel_size_um(pixel_size, option("pixel_size"))
     if isinstance(path, np.ndarray):
         if path.ndim != 2:
             raise ValueError(f"an in-memory field must be one 2-D plane, got shape {path.shape}")
@@ -239,7 +240,8 @@ def _read_pil(path: Path, channel, pixel_size) -> FieldImage:
             return FieldImage(first, pixel_size, path, None, None, None)
         listing = ", ".join(f"{index}: {name!r}" for index, name in enumerate(names))
         raise ValueError(
-            f"{path}: has {len(names)} colour channels ({listing}); choose one with channel="
+            f"{path}: has {len(names)} colour channels ({listing}); choose one with "
+            f"{option('channel')}"
         )
     index = _pick(channel, names, path, "channel")
     return FieldImage(array[..., index], pixel_size, path, names[index], None, None)
@@ -283,7 +285,8 @@ def _read_bioio(path: Path, channel, scene, z, pixel_size, *, what: str) -> Fiel
         raise ValueError(f"cannot read {what} {path}: {exc} ({FORMATS_HINT})") from exc
     if len(scenes) > 1 and scene is None:
         listing = ", ".join(f"{index}: {name!r}" for index, name in enumerate(scenes))
-        raise ValueError(f"{path}: has {len(scenes)} scenes ({listing}); choose one with scene=")
+        raise ValueError(f"{path}: has {len(scenes)} scenes ({listing}); choose one with "
+                         f"{option('scene')}")
     scene_index = 0 if scene is None else _pick(scene, scenes, path, "scene")
     image.set_scene(scene_index)
     dims = image.dims
@@ -307,14 +310,14 @@ def _read_bioio(path: Path, channel, scene, z, pixel_size, *, what: str) -> Fiel
         listing = ", ".join(f"{index}: {name!r}" for index, name in enumerate(names))
         raise ValueError(
             f"{path}: has {n_channels} channels ({listing}); choose the alpha-actinin-2 "
-            "channel with channel= (name or index)"
+            f"channel with {option('channel')} (name or index)"
         )
     channel_index = 0 if channel is None else _pick(channel, names, path, "channel")
     n_planes = sizes.get("Z", 1)
     if n_planes > 1 and z is None:
         raise ValueError(
-            f"{path}: has {n_planes} Z planes (0..{n_planes - 1}); choose one with z=, "
-            "or z='max' for a maximum projection"
+            f"{path}: has {n_planes} Z planes (0..{n_planes - 1}); choose one with "
+            f"{option('z')}, or {option('z_max')} for a maximum projection"
         )
     check_declared_pixels(path, (n_planes, sizes.get("Y", 1), sizes.get("X", 1))
                           if n_planes > 1 else (sizes.get("Y", 1), sizes.get("X", 1)), what)
@@ -412,7 +415,7 @@ def _without_ome_metadata(path: Path, error: Exception, what: str, pixel_size):
                       if "physical_size" in line.lower()), "")
         raise ValueError(
             f"{path}: its OME metadata is invalid ({first or 'it fails validation'}"
-            "), so its pixel size is unknown; give the pixel size (--pixel-size / pixel_size=)"
+            f"), so its pixel size is unknown; give the pixel size ({option('pixel_size')})"
         )
     return BioImage(path, reader=Reader)
 
@@ -446,7 +449,7 @@ def _metadata_pixel_size(image, path: Path) -> float | None:
         factor = OME_UNITS_UM.get(unit) if unit is not None else 1.0
         if factor is None:
             raise ValueError(f"{path}: its pixel size is given in {unit!r}, which is not a "
-                             "length; give the pixel size (--pixel-size / pixel_size=)")
+                             f"length; give the pixel size ({option('pixel_size')})")
         described.append(f"{raw:g} {unit or 'um'}")
         values.append(float(raw) * factor)
     if not values:
@@ -456,7 +459,7 @@ def _metadata_pixel_size(image, path: Path) -> float | None:
     if len(values) == 2 and abs(values[0] - values[1]) > 0.01 * max(values):
         raise ValueError(
             f"{path}: its pixels are not square ({values[0]} x {values[1]} um); Protocol 1 "
-            "assumes square pixels: resample the field or give pixel_size="
+            f"assumes square pixels: resample the field or give {option('pixel_size')}"
         )
     return values[-1]
 

@@ -19,6 +19,7 @@ from .._columns import (
     SARCOMERE_COLUMNS,
 )
 from .._console import progress_bar
+from .._doors import option
 from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN, pixel_size_of_model
 from .._validation import check_pixel_size_um
 from ..features import PROTOCOL1_ERROR_COLUMN, Protocol1Extractor
@@ -42,10 +43,20 @@ POSITION_COLUMNS = [
 """Where each cell is: its field, label, centroid, bounding box (max exclusive), area (px),
 and its pixel size (um; ``pixel_size_assumed``: True where the field's metadata had none)."""
 
-BORDER_ERROR = (
-    "the cell touches the field's border and may be cut off (the AICS training cells never "
-    "did); score it anyway with --score-border-cells (score_border_cells=True)"
-)
+BORDER_ERROR = ("the cell touches the field's border and may be cut off (the AICS training cells "
+                "never did)")
+"""How the ``error`` of a border cell starts; :func:`border_error` adds how to score it anyway."""
+
+
+def border_error() -> str:
+    """A border cell's ``error``, telling how to score it anyway in the words of the caller's door.
+
+    Examples
+    --------
+    >>> border_error().endswith("score it anyway with score_border_cells=True")
+    True
+    """
+    return f"{BORDER_ERROR}; score it anyway with {option('score_border_cells')}"
 
 CROP_COLUMN = "crop"
 MASK_COLUMN = "mask"
@@ -102,7 +113,7 @@ def load_field(
     if isinstance(source, FieldImage):
         field = source
         if pixel_size is not None:
-            field = FieldImage(field.data, check_pixel_size_um(pixel_size, "pixel_size="),
+            field = FieldImage(field.data, check_pixel_size_um(pixel_size, option("pixel_size")),
                                field.path, field.channel, field.scene, field.z)
         elif field.pixel_size is not None:
             check_pixel_size_um(field.pixel_size, f"{name}: its FieldImage.pixel_size")
@@ -183,7 +194,7 @@ def cut_field(
     if field.pixel_size is None:
         warnings.warn(
             f"{name}: no pixel size in its metadata; measuring Protocol 1 at "
-            f"{PIXEL_SIZE_UM} um/px (the AICS images'); give pixel_size= if it differs",
+            f"{PIXEL_SIZE_UM} um/px (the AICS images'); give {option('pixel_size')} if it differs",
             UserWarning,
             stacklevel=3,
         )
@@ -201,7 +212,7 @@ def cut_field(
                       assumed=field.pixel_size is None)
     if not score_border_cells:
         border = table["touches_border"].to_numpy() & table["error"].isna().to_numpy()
-        table.loc[border, "error"] = BORDER_ERROR
+        table.loc[border, "error"] = border_error()
     return field, label_image, table
 
 
@@ -424,6 +435,7 @@ def score_cut_cells(
         cells = table.loc[ready, list(inputs.features)].copy()
         if inputs.image_column is not None:
             cells.insert(0, inputs.image_column, table.loc[ready, CROP_COLUMN])
+        cells["pixel_size"] = table.loc[ready, "pixel_size"]  # known: no "assumed" warning
         predicted = predict_cells(model, cells, batch_size=batch_size, progress=progress)
         table.loc[ready, "score_pred"] = predicted["score_pred"].to_numpy()
         table.loc[ready, "score_raw"] = predicted["score_raw"].to_numpy()

@@ -10,8 +10,8 @@ are not drawn again) and ends with the rows of an uninterrupted run.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -22,12 +22,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._columns import IMAGE_COLUMN, PROTOCOL_1, SARCOMERE_COLUMNS, TARGET_COLUMN
+from .._columns import IMAGE_COLUMN, PROTOCOL_1, REASON_COLUMN, SARCOMERE_COLUMNS, TARGET_COLUMN
 from .._console import show_progress
 from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN
+from .._reasons import reason_codes
 from ..outputs import refuse_inputs, write_csv_atomically
 from ._crops import write_cell_tiff
 from ._cut import stretch_field
+from ._maps import MAPS_FOLDER, map_paths, write_field_maps
 from ._score import (
     CROP_COLUMN,
     MASK_COLUMN,
@@ -42,9 +44,11 @@ CELLS_FILE = "cells.csv"
 CROPS_FOLDER = "crops"
 OVERLAYS_FOLDER = "overlays"
 CROP_PATH_COLUMN = "crop_path"
-OUTPUT_COLUMNS = ["score_pred", "score_raw", "error"]
+OUTPUT_COLUMNS = ["score_pred", "score_raw", "error", REASON_COLUMN]
 INTEGER_COLUMNS = ["bbox_min_row", "bbox_min_col", "bbox_max_row", "bbox_max_col",
                    "area"]
+logger = logging.getLogger(__name__)
+
 FIELD_KEY = "_field_key"
 """A field's identity across runs: its file and its label image's, absolute."""
 
@@ -255,7 +259,8 @@ def check_outputs(out: Path, stems: list[str], inputs: list[Path]) -> None:
     refuse_inputs([out / CELLS_FILE, out / CROPS_FOLDER / CELLS_FILE] + [
         out / OVERLAYS_FOLDER / f"{stem}_{kind}.png" for stem in stems
         for kind in ("scores", "gradcam")
-    ], inputs)
+    ] + [path for stem in stems for path in map_paths(out / MAPS_FOLDER, stem).values()],
+        inputs)
     crops, prefixes = (out / CROPS_FOLDER).resolve(), tuple(f"{stem}_cell" for stem in stems)
     for path in inputs:  # a crop's name holds a label only known once the field is cut
         if path.resolve().parent == crops and path.name.startswith(prefixes):
@@ -315,6 +320,8 @@ def score_field_chunk(
     labels = np.empty(len(table), dtype=object)  # ids of any size as exact whole numbers
     labels[:] = [None if pd.isna(label) else int(label) for label in table["label"]]
     table["label"] = labels
+    table[REASON_COLUMN] = reason_codes(table["error"])
+    table.loc[table["label"].isna(), REASON_COLUMN] = "field"  # a field that could not be used
     table["touches_border"] = table["touches_border"].astype("boolean")
     table[PIXEL_SIZE_ASSUMED_COLUMN] = table[PIXEL_SIZE_ASSUMED_COLUMN].astype("boolean")
     return table
@@ -327,20 +334,18 @@ def _score_field_file(model, job, out: Path, *, explain, save_crops, n_jobs, bat
             warnings.simplefilter("always")
             started = time.perf_counter()
             field, label_image, cut = cut_field(job.path, job.labels, **options)
-            if log:
-                print(f"{job.field}: {len(cut)} labelled cells cut; measuring and scoring them",
-                      file=sys.stderr, flush=True)
+            logger.log(logging.INFO if log else logging.DEBUG,
+                       "%s: %d labelled cells cut; measuring and scoring them", job.field,
+                       len(cut))
             scores = score_cut_cells(model, cut, keep_crops=True, n_jobs=n_jobs,
                                      batch_size=batch_size)
-            if log:
-                seconds = time.perf_counter() - started
-                scored = int(np.isfinite(scores["score_pred"].to_numpy()).sum())
-                print(f"{job.field}: {scored} of {len(scores)} cells scored in {seconds:.1f} s "
-                      f"({len(scores) / max(seconds, 1e-9):.0f} cells/s)", file=sys.stderr,
-                      flush=True)
+            seconds = time.perf_counter() - started
+            scored = int(np.isfinite(scores["score_pred"].to_numpy()).sum())
+            logger.log(logging.INFO if log else logging.DEBUG,
+                       "%s: %d of %d cells scored in %.1f s (%.0f cells/s)", job.field, scored,
+                       len(scores), seconds, len(scores) / max(seconds, 1e-9))
         for warning in caught:
-            print(f"warning: {str(warning.message).replace(job.path, job.field)}",
-                  file=sys.stderr)
+            logger.warning("%s", str(warning.message).replace(job.path, job.field))
         return _draw_field(model, job, out, field, label_image, scores, explain=explain,
                            save_crops=save_crops)
     except (ValueError, OSError, MemoryError) as exc:  # a field that cannot be used: go on
@@ -349,7 +354,7 @@ def _score_field_file(model, job, out: Path, *, explain, save_crops, n_jobs, bat
             detail = str(exc) or "out of memory"
             message = (f"{job.field}: not enough memory to score this field ({detail}); crop "
                        "or tile it, or run it on a machine with more memory")
-        print(f"error: {message}", file=sys.stderr)
+        logger.error("%s", message)
         return pd.DataFrame({"field": [job.field], "error": [message]})
 
 
@@ -361,6 +366,7 @@ def _draw_field(model, job, out: Path, field, label_image, scores, *, explain,
     overlays = out / OVERLAYS_FOLDER
     plot_scores(image, label_image, scores, overlays / f"{job.stem}_scores.png",
                 title=job.field)
+    write_field_maps(out / MAPS_FOLDER, job.stem, label_image, scores, field.pixel_size)
     if explain:
         explain_field(model, image, label_image, scores,
                       overlays / f"{job.stem}_gradcam.png", title=job.field)

@@ -1,0 +1,211 @@
+"""A lab's first afternoon (issue #26): failures that explain themselves, maps other tools
+open, models that describe themselves, inputs as segmentation tools write them.
+
+Every case runs the real command or function on real files the package writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+from bioio import BioImage
+from bioio.writers import OmeTiffWriter
+from bioio_base.types import PhysicalPixelSizes
+
+from sarcnet_sklearn import make_sarcnet_pipeline
+from sarcnet_sklearn._columns import PROTOCOL_1
+from sarcnet_sklearn._reasons import MAP_CODES, MAP_SCORED
+from sarcnet_sklearn.commands import main
+from sarcnet_sklearn.datasets import make_synthetic_field
+from sarcnet_sklearn.deploy import save_model
+from sarcnet_sklearn.fields import score_fields
+from sarcnet_sklearn.fields._score import cut_fields, measure_cells
+
+PIXEL_SIZE = 0.12
+
+
+def _run(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exc:
+            code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def field():
+    """A 96 x 96 field of 4 cells, none touching the border."""
+    return make_synthetic_field((96, 96), n_cells=4, random_state=5)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory, field):
+    """A Protocol 1 model (safe .zip) trained for one epoch on the crops of one field."""
+    image, labels = field
+    table = measure_cells(cut_fields(image, labels, pixel_size=PIXEL_SIZE))
+    X = table[["crop", *PROTOCOL_1]].rename(columns={"crop": "image_path"})
+    model = make_sarcnet_pipeline(protocol=1, image_size=16, max_epochs=1, batch_size=4,
+                                  device="cpu", train_split=None, verbose=0, random_state=0,
+                                  test_time_augment=False)
+    model.fit(X, np.array([1.5, 2.5, 3.5, 4.5]))
+    return save_model(model, tmp_path_factory.mktemp("model") / "p1.zip", format="safe")
+
+
+@pytest.fixture(scope="module")
+def troubled_field(tmp_path_factory, field):
+    """An OME-TIFF field (0.12 um/px) whose label image holds the 4 good cells, two cells on
+    the border, a one-pixel label and a cell without signal."""
+    image, labels = field
+    image, labels = image.copy(), labels.copy()
+    background = labels == 0
+    corner = np.zeros_like(background)
+    corner[0:6, 0:6] = True
+    labels[corner & background] = 11
+    edge = np.zeros_like(background)
+    edge[90:96, 40:46] = True
+    labels[edge & background] = 12
+    row, col = np.argwhere(background)[len(np.argwhere(background)) // 2]
+    labels[row, col] = 13
+    dark = np.zeros_like(background)
+    dark[40:44, 0 + 2:6] = True
+    dark &= background
+    labels[dark] = 14
+    image[dark] = 0
+    folder = tmp_path_factory.mktemp("troubled")
+    path = folder / "well_C3.ome.tiff"
+    OmeTiffWriter.save(image, path, dim_order="YX",
+                       physical_pixel_sizes=PhysicalPixelSizes(None, PIXEL_SIZE, PIXEL_SIZE))
+    tifffile.imwrite(folder / "well_C3_labels.tif", labels)
+    return path, folder / "well_C3_labels.tif", image, labels
+
+
+# -- 1. failures that explain themselves ---------------------------------------------------
+
+
+def test_fields_counts_unscored_cells_per_reason_and_exits_with_a_documented_status(
+    model_file, troubled_field, tmp_path
+):
+    path, labels_path, image, labels = troubled_field
+    out = tmp_path / "scored"
+    code, printed, err = _run(["fields", str(model_file), str(path), "--labels",
+                               str(labels_path), "--out", str(out), "--quiet"])
+    assert code == 3, err  # some cells not scored
+    assert "4 of 8 cells were not scored" in err
+    assert "2 touches the field's border" in err
+    assert "1 a single pixel, not a cell" in err and "1 no signal in the cell" in err
+    table = pd.read_csv(out / "cells.csv")
+    reasons = table.set_index("label")["reason"]
+    assert reasons.loc[[11, 12]].eq("border").all()
+    assert reasons.loc[13] == "tiny" and reasons.loc[14] == "no_signal"
+    assert reasons.loc[[1, 2, 3, 4]].isna().all()
+    # the border message tells a command-line user the flag, not the Python argument
+    border = table.set_index("label").loc[11, "error"]
+    assert "--score-border-cells" in border and "score_border_cells=" not in border
+
+    code, printed, err = _run(["fields", str(model_file), str(path), "--labels",
+                               str(labels_path), "--out", str(tmp_path / "j"), "--quiet",
+                               "--json"])
+    summary = json.loads(printed)  # standard output holds the JSON only
+    assert summary["exit_status"] == code == 3
+    assert summary["n_cells"] == 8 and summary["n_scored"] == 4
+    assert summary["unscored_by_reason"] == {"border": 2, "tiny": 1, "no_signal": 1}
+    assert "scored 4 of 8 cells" in err
+
+    # nothing to score: a label image of one cell reaching the border
+    only_border = np.where(labels == 1, 1, 0)
+    top, left = np.argwhere(only_border)[0]
+    only_border[:top, left] = 1
+    tifffile.imwrite(tmp_path / "border_labels.tif", only_border)
+    code, _, err = _run(["fields", str(model_file), str(path), "--labels",
+                         str(tmp_path / "border_labels.tif"), "--out", str(tmp_path / "n"),
+                         "--quiet"])
+    assert code == 4 and "not one cell could be scored" in err
+    code, _, err = _run(["fields", str(model_file), str(path), "--labels",
+                         str(tmp_path / "border_labels.tif"), "--out", str(tmp_path / "b"),
+                         "--quiet", "--score-border-cells"])
+    assert code == 0, err
+
+
+def test_exit_statuses_are_in_the_help():
+    from sarcnet_sklearn.commands import build_parser
+
+    for command in ("fields", "predict"):
+        text = build_parser(command)._subparsers._group_actions[0].choices[command].format_help()
+        assert "exit status: 0 every cell scored; 3 some cells" in " ".join(text.split())
+
+
+def test_messages_name_the_option_of_the_door_they_come_through(troubled_field):
+    from sarcnet_sklearn._doors import entered_through
+    from sarcnet_sklearn.fields import read_field
+
+    path, *_ = troubled_field
+    stack = path.with_name("stack.ome.tiff")
+    OmeTiffWriter.save(np.ones((2, 8, 8), np.uint16), stack, dim_order="ZYX")
+    with pytest.raises(ValueError, match=r"choose one with z=, or z='max'"):
+        read_field(stack)
+    with entered_through("cli"), pytest.raises(ValueError, match="with --z, or --z max"):
+        read_field(stack)
+    with entered_through("napari"), pytest.raises(ValueError, match="^the image layer's scale"):
+        read_field(stack, pixel_size=0)
+
+
+def test_overlay_fills_unscored_cells_with_their_reasons_colour(model_file, troubled_field,
+                                                                tmp_path):
+    from PIL import Image
+
+    from sarcnet_sklearn._reasons import rgba
+    from sarcnet_sklearn.deploy import load_model
+    from sarcnet_sklearn.fields import stretch_field
+    from sarcnet_sklearn.fields._overlay import UNSCORED_ALPHA, plot_field_scores
+
+    _, _, image, labels = troubled_field
+    scores = score_fields(load_model(model_file), image, labels, pixel_size=PIXEL_SIZE)
+    written = plot_field_scores(stretch_field(image), labels, scores, tmp_path / "o.png")
+    picture = np.asarray(Image.open(written).convert("RGB"), dtype=float).reshape(-1, 3)
+    legend = Image.open(written).info["Description"]
+    assert "touches the field's border (2)" in legend and "no signal in the cell (1)" in legend
+    for code in ("border", "no_signal", "other"):
+        # a pixel of the reason's colour laid at its opacity over some grey (the field, or
+        # the legend's box): the three channels give the same grey
+        colour = 255 * np.array(rgba(code)[:3])
+        grey = (picture - UNSCORED_ALPHA * colour) / (1 - UNSCORED_ALPHA)
+        same = (np.ptp(grey, axis=1) < 4) & (grey.min(axis=1) > -2) & (grey.max(axis=1) < 257)
+        assert (same.sum() > 20) == (code != "other"), code
+
+
+# -- 3. maps that napari and Fiji lay on the field ------------------------------------------
+
+
+def test_fields_writes_score_and_reason_maps_of_the_fields_shape_and_pixel_size(
+    model_file, troubled_field, tmp_path
+):
+    path, labels_path, image, labels = troubled_field
+    out = tmp_path / "scored"
+    assert _run(["fields", str(model_file), str(path), "--labels", str(labels_path),
+                 "--out", str(out), "--quiet"])[0] == 3
+    table = pd.read_csv(out / "cells.csv").set_index("label")
+    maps = {kind: BioImage(out / "maps" / f"well_C3_{kind}.ome.tif")
+            for kind in ("scores", "reasons", "labels")}
+    for image_file in maps.values():
+        assert image_file.physical_pixel_sizes.X == image_file.physical_pixel_sizes.Y == PIXEL_SIZE
+        assert image_file.get_image_data("YX").shape == image.shape
+    scores = maps["scores"].get_image_data("YX")
+    reasons = maps["reasons"].get_image_data("YX")
+    np.testing.assert_array_equal(maps["labels"].get_image_data("YX"), labels)
+    assert np.isnan(scores[labels == 0]).all() and not reasons[labels == 0].any()
+    for label, row in table.iterrows():
+        inside = labels == label
+        if np.isfinite(row.score_pred):
+            np.testing.assert_allclose(scores[inside], row.score_pred, rtol=1e-6)
+            assert (reasons[inside] == MAP_SCORED).all()
+        else:
+            assert np.isnan(scores[inside]).all()
+            assert (reasons[inside] == MAP_CODES[row.reason]).all()
