@@ -106,6 +106,12 @@ def test_fields_counts_unscored_cells_per_reason_and_exits_with_a_documented_sta
     assert reasons.loc[[11, 12]].eq("border").all()
     assert reasons.loc[13] == "tiny" and reasons.loc[14] == "no_signal"
     assert reasons.loc[[1, 2, 3, 4]].isna().all()
+    record = json.loads((out / "run.json").read_text())  # beside the table
+    assert record["command"].startswith("sarcnet-sklearn fields ")
+    assert record["cells"]["unscored_by_reason"] == {"border": 2, "tiny": 1, "no_signal": 1}
+    assert record["exit_status"] == 3 and record["pixel_size"]["values_um"] == [PIXEL_SIZE]
+    assert len(record["model"]["sha256"]) == 64
+    assert record["reason_map"][:2] == ["0: no cell", "1: scored"]
     # the border message tells a command-line user the flag, not the Python argument
     border = table.set_index("label").loc[11, "error"]
     assert "--score-border-cells" in border and "score_border_cells=" not in border
@@ -209,3 +215,88 @@ def test_fields_writes_score_and_reason_maps_of_the_fields_shape_and_pixel_size(
         else:
             assert np.isnan(scores[inside]).all()
             assert (reasons[inside] == MAP_CODES[row.reason]).all()
+
+
+# -- 2. models that describe themselves ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A model trained by the ``train`` command on 60 synthetic cells (1 epoch, 16 px)."""
+    from sarcnet_sklearn.datasets import make_synthetic_aics
+
+    folder = tmp_path_factory.mktemp("trained")
+    root = make_synthetic_aics(folder / "synthetic", n_cells=60, image_size=32, random_state=0)
+    model = folder / "model.zip"
+    code, _, err = _run(["train", str(root), "--protocol", "1", "--image-size", "16",
+                         "--epochs", "1", "--batch-size", "16", "--validation-fraction", "0.3",
+                         "--device", "cpu", "--out", str(model), "--quiet"])
+    assert code == 0, err
+    return root, model
+
+
+def test_info_prints_the_card_stored_in_the_model_file(trained):
+    import hashlib
+
+    root, model = trained
+    code, printed, err = _run(["info", str(model), "--json"])
+    assert code == 0, err
+    card = json.loads(printed)
+    assert card["stored"] and card["format"] == "safe"
+    assert card["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    assert card["backbone"] == "resnet18" and card["protocol"] == 1
+    assert card["image_size_px"] == 16 and card["pixel_size_um"] == 0.12
+    assert card["score_range"] == [1.0, 5.0]
+    data = card["training_data"]
+    used = data["n_cells"] + data["n_validation"]
+    from sarcnet_sklearn.datasets import load_aics
+
+    assert data["kind"] == "synthetic" and used + data["n_excluded"] == len(load_aics(root))
+    assert len(data["fingerprint"]["sha256_16"]) == 16 and data["fingerprint"]["n_cells"] == used
+    assert set(card["validation_metrics"]) >= {"spearman", "mae"}
+    assert card["calibration"]["score_map"]["kind"] == "affine"
+    assert card["calibration"]["intervals"]["n_cells"] == data["n_validation"]
+    assert card["versions"]["sarcnet_sklearn"] and card["versions"]["torch"]
+    assert "synthetic cells" in card["intended_use"]
+    code, printed, _ = _run(["info", str(model)])
+    assert code == 0 and printed.startswith("model card")
+    assert "kind: synthetic" in printed and "backbone: resnet18" in printed
+
+
+def test_predict_writes_run_json_and_warns_about_a_synthetic_model_on_other_cells(
+    trained, tmp_path
+):
+    root, model = trained
+    code, printed, err = _run(["predict", str(model), str(root), "--out",
+                               str(tmp_path / "synthetic.csv"), "--quiet"])
+    assert code in (0, 3), err
+    assert "trained on synthetic cells" not in err  # synthetic cells: no warning
+    # the same images, copied out of the synthetic dataset: a lab's "own" cells
+    images = sorted(root.rglob("*.tiff"))[:6]
+    own = tmp_path / "own"
+    own.mkdir()
+    for image in images:
+        (own / image.name).write_bytes(image.read_bytes())
+    code, printed, err = _run(["predict", str(model), str(own), "--out",
+                               str(tmp_path / "scores.csv"), "--pixel-size", "0.12"])
+    assert "trained on synthetic cells and is scoring 1 inputs that are not synthetic" in err
+    record = json.loads((tmp_path / "scores.run.json").read_text())
+    assert record["command"].startswith("sarcnet-sklearn predict ")
+    assert record["model"]["sha256"] == json.loads(_run(["info", str(model), "--json"])[1])[
+        "sha256"]
+    assert record["model"]["trained_on"].endswith("synthetic cells")
+    assert record["pixel_size"]["given_um"] == 0.12
+    assert record["pixel_size"]["values_um"] == [0.12]
+    assert record["cells"]["n_cells"] == 6 and record["exit_status"] == code
+    assert {"sarcnet_sklearn", "torch", "scikit-learn", "numpy"} <= set(record["versions"])
+
+
+def test_the_report_header_carries_the_cards_key_facts(trained):
+    from sarcnet_sklearn.datasets import load_aics
+    from sarcnet_sklearn.deploy import load_model
+    from sarcnet_sklearn.explain._report import provenance
+
+    root, model = trained
+    header = provenance(load_model(model), load_aics(root).head(3), model_path=model)
+    assert "synthetic cells" in header["Model card"] and "validation spearman" in header[
+        "Model card"] and "intended use" in header["Model card"]

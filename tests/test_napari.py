@@ -315,6 +315,8 @@ def test_a_users_own_labels_show_scores_above_and_reasons_by_colour(
         np.testing.assert_allclose(colour, expected, atol=1e-3)
     assert "touches the field's border: 1" in widget._legend.value
 
+    assert any("trained on synthetic cells" in message  # the demo model on "own" data
+               for message in _notifications("warning"))
     errors_before = len(_notifications("error"))
     widget.show_heatmap(40)  # a click on a cell that was not scored
     qtbot.wait(50)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 
@@ -211,18 +212,25 @@ def run_train(args: argparse.Namespace) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     """Score the cells named by ``args`` and write the CSV; returns the exit code."""
     from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN, model_pixel_size
+    from ..datasets._kind import data_kind
     from ..deploy import load_model, predict_cells
+    from ..deploy._card import warn_if_synthetic_model
     from ..outputs import check_output
     from ..scale import run_in_chunks
     from ..tables import load_cells
     from ._exit import NONE_SCORED, exit_status
+    from ._run_record import run_record_path, write_run_record
     from ._summary import cell_summary, human_stream, print_summary
 
+    started = datetime.now(timezone.utc)
     check_output(args.out, inputs=[args.data, args.model])
+    check_output(run_record_path(args.out), inputs=[args.data, args.model])
     model, metadata = load_model(args.model, device=args.device, return_metadata=True)
     cells = load_cells(args.data, recursive=args.recursive)
     from .._fingerprint import seen_note
 
+    if data_kind(cells, args.data) != "synthetic":
+        warn_if_synthetic_model(getattr(model, "model_card_", None), [args.data], "inputs")
     note = seen_note(model, cells)
     if note:
         print(f"note: {note}", file=human_stream(args))
@@ -265,6 +273,10 @@ def run_predict(args: argparse.Namespace) -> int:
             print(f"warning: {int(assumed.sum())} of {len(result.table)} cells had no pixel size "
                   f"and were measured at the model's (see '{PIXEL_SIZE_ASSUMED_COLUMN}')",
                   file=sys.stderr)
+    record = write_run_record(result.output, args, started=started, model_file=args.model,
+                              model=model, summary=summary, table=result.table,
+                              exit_status=status, inputs=[args.data, args.model, *images])
+    print(f"run record: {record.resolve()}", file=human)
     print_summary(summary, args, status=status)
     if status == NONE_SCORED:
         print(f"error: not one cell could be scored (exit status {status})", file=sys.stderr)

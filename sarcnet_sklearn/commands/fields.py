@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 from .._columns import TARGET_COLUMN
 from ._exit import EXIT_STATUS_HELP
@@ -80,11 +82,16 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
 
 def run_fields(args: argparse.Namespace) -> int:
     """Score the fields named by ``args`` and write the outputs; returns the exit code."""
-    from ..fields._maps import MAPS_FOLDER
+    from ..fields._maps import MAPS_FOLDER, reason_legend
     from ..fields._screen import OVERLAYS_FOLDER, score_field_files
+    from ..outputs import refuse_inputs
     from ._exit import NONE_SCORED, exit_status
+    from ._run_record import RUN_FILE, write_run_record
     from ._summary import cell_summary, human_stream, print_summary
 
+    started = datetime.now(timezone.utc)
+    inputs = [Path(path).resolve() for path in [args.model, *args.fields, *args.labels]]
+    refuse_inputs([Path(args.out) / RUN_FILE], inputs)
     with cluster_client(args) as client:
         run = score_field_files(
             args.model, args.fields, args.labels, args.out, channel=args.channel,
@@ -112,6 +119,13 @@ def run_fields(args: argparse.Namespace) -> int:
         print(f"single-cell images: {run.crops.parent.resolve()} ({run.n_crops} cells); "
               f"fill in the '{TARGET_COLUMN}' column of {run.crops.resolve()} to train on them",
               file=human)
+    record = write_run_record(
+        run.cells, args, started=started, model_file=args.model,
+        model=SimpleNamespace(model_card_=run.model_card), summary=summary, table=cells,
+        exit_status=status, folder_output=True, inputs=inputs,
+        extra={"reason_map": reason_legend().splitlines()},
+    )
+    print(f"run record: {record.resolve()}", file=human)
     print_summary(summary, args, status=status)
     if run.failed_fields:
         print(f"error: {len(run.failed_fields)} of {n_fields} field(s) could not be used: "

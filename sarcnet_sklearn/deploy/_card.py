@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from os import PathLike
 from pathlib import Path
 
@@ -282,3 +283,43 @@ def format_card(card: dict) -> str:
     if card.get("stored") is False:
         lines.append("  (this file stores no card: built from its metadata)")
     return "\n".join(lines)
+
+
+class SyntheticModelWarning(UserWarning):
+    """A model trained on synthetic cells scores cells that are not synthetic."""
+
+
+def synthetic_model_message(card: dict | None, not_synthetic, what: str = "files"
+                            ) -> str | None:
+    """What to warn when ``card`` says synthetic training cells and ``not_synthetic`` (the
+    inputs not known to be synthetic) is not empty; None otherwise."""
+    kind = ((card or {}).get("training_data") or {}).get("kind")
+    items = list(not_synthetic)
+    if kind != "synthetic" or not items:
+        return None
+    return (
+        f"this model was trained on synthetic cells and is scoring {len(items)} {what} that "
+        f"are not synthetic (e.g. {items[0]}): its scores show that the pipeline runs, not how "
+        "organized real sarcomeres are; train on scored real cells (the AICS data or your "
+        "own) before using the scores"
+    )
+
+
+def warn_if_synthetic_model(card: dict | None, not_synthetic, what: str = "files") -> bool:
+    """Warn (:class:`SyntheticModelWarning`) with :func:`synthetic_model_message`; returns
+    whether it warned.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_if_synthetic_model({"training_data": {"kind": "synthetic"}}, ["well_B4.tif"])
+    True
+    >>> "trained on synthetic cells" in str(caught[0].message)
+    True
+    """
+    message = synthetic_model_message(card, not_synthetic, what)
+    if message is not None:
+        warnings.warn(message, SyntheticModelWarning, stacklevel=3)
+    return message is not None

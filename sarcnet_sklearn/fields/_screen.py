@@ -72,6 +72,8 @@ class FieldsRun:
         Cells written as single-cell TIFFs.
     n_resumed : int
         Fields found done by an earlier run.
+    model_card : dict or None
+        The model's card (:func:`~sarcnet_sklearn.deploy._card.model_card`).
     """
 
     cells: Path
@@ -80,6 +82,7 @@ class FieldsRun:
     crops: Path | None
     n_crops: int
     n_resumed: int
+    model_card: dict | None = None
 
 
 def unique_stems(paths: list[Path]) -> list[str]:
@@ -194,7 +197,9 @@ def score_field_files(
     >>> run = score_field_files("model.joblib", ["a.tif"], ["a_lab.tif"], "out")  # doctest: +SKIP
     >>> run.table[["field", "label", "score_pred", "error"]]  # doctest: +SKIP
     """
+    from ..datasets._kind import is_synthetic_source
     from ..deploy import load_model
+    from ..deploy._card import warn_if_synthetic_model
     from ..scale import run_in_chunks
 
     out = Path(os.path.abspath(out))
@@ -212,6 +217,8 @@ def score_field_files(
     check_outputs(out, stems, inputs)
     fitted = load_model(model_file, device=device)
     check_field_model(fitted)
+    warn_if_synthetic_model(getattr(fitted, "model_card_", None),
+                            [path for path in fields if not is_synthetic_source(path)])
     out.mkdir(parents=True, exist_ok=True)
     jobs = pd.DataFrame({
         "field": [str(path) for path in fields],
@@ -251,7 +258,8 @@ def score_field_files(
         crops = write_csv_atomically(crop_table(rows), out / CROPS_FOLDER / CELLS_FILE,
                                      inputs=inputs)
         n_crops = len(rows)
-    return FieldsRun(result.output, table, failed, crops, n_crops, result.n_resumed)
+    return FieldsRun(result.output, table, failed, crops, n_crops, result.n_resumed,
+                     getattr(fitted, "model_card_", None))
 
 
 def check_outputs(out: Path, stems: list[str], inputs: list[Path]) -> None:

@@ -20,6 +20,9 @@ from pathlib import Path
 CACHE_ENV = "SARCNET_SKLEARN_CACHE"
 MODEL_METADATA_KEY = "sarcnet_model"
 """Key of an image layer's metadata naming the model file that goes with it."""
+SYNTHETIC_METADATA_KEY = "sarcnet_synthetic"
+"""Key of an image layer's metadata saying that the image is synthetic (the sample): a model
+trained on synthetic cells then scores it without a warning."""
 
 SAMPLE_SHAPE = (384, 384)
 SAMPLE_CELLS = 6
@@ -186,7 +189,7 @@ def synthetic_field() -> list[tuple]:
                 "name": "alpha-actinin-2",
                 "scale": scale,
                 "colormap": "gray",
-                "metadata": {MODEL_METADATA_KEY: str(model)},
+                "metadata": {MODEL_METADATA_KEY: str(model), SYNTHETIC_METADATA_KEY: True},
             },
             "image",
         ),

@@ -25,7 +25,13 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from .._columns import PIXEL_SIZE_UM, REASON_COLUMN
 from .._doors import entered_through
 from .._reasons import BY_CODE, MAP_CODES, MAP_SCORED, count_reasons, reason_codes
-from ._sample import MODEL_METADATA_KEY, demo_model_pending, wait_for_demo_model
+from ..deploy._card import synthetic_model_message
+from ._sample import (
+    MODEL_METADATA_KEY,
+    SYNTHETIC_METADATA_KEY,
+    demo_model_pending,
+    wait_for_demo_model,
+)
 from ._scoring import (
     INTERVAL_COLUMNS,
     SCORE_RANGE,
@@ -243,6 +249,11 @@ class ScoreCellsWidget(Container):
         labels.features = as_features(table, image.name)
         self._show_score_layer(labels, scored["label_image"], table)
         self._show_reasons(labels, scored["label_image"], table)
+        synthetic = None if image.metadata.get(SYNTHETIC_METADATA_KEY) else (
+            synthetic_model_message(getattr(self._model, "model_card_", None), [image.name],
+                                    "images"))
+        if synthetic:
+            show_warning(synthetic)
         self._table.value = table[[c for c in TABLE_COLUMNS if c in table.columns]]
         self._export.enabled = True
         self._watch(labels)
