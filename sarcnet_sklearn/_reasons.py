@@ -37,6 +37,8 @@ REASONS = (
     Reason("tiny", "a single pixel, not a cell", "#cc79a7", r"has a single pixel"),
     Reason("no_signal", "no signal in the cell", "#8c564b",
            r"holds no signal|is blank|all zero"),
+    Reason("mask", "empty or missing cell mask", "#00e5ff",
+           r"mask is empty|no mask|mask holds no cell|no mask file"),
     Reason("out_of_range", "features far outside the training data", "#d55e00",
            r"far outside the training data"),
     Reason("features", "features cannot be measured", "#e69f00",

@@ -300,3 +300,129 @@ def test_the_report_header_carries_the_cards_key_facts(trained):
     header = provenance(load_model(model), load_aics(root).head(3), model_path=model)
     assert "synthetic cells" in header["Model card"] and "validation spearman" in header[
         "Model card"] and "intended use" in header["Model card"]
+
+
+# -- 4. inputs as segmentation tools and microscopes leave them ----------------------------
+
+
+def _cells_csv_scores(out) -> pd.Series:
+    table = pd.read_csv(out / "cells.csv")
+    return table.set_index("label")["score_raw"]
+
+
+def test_npy_cellpose_seg_npy_and_stardist_label_images_are_read(model_file, troubled_field,
+                                                                  tmp_path):
+    path, labels_path, _, labels = troubled_field
+    np.save(tmp_path / "labels.npy", labels.astype(np.int32))
+    # cellpose's documented _seg.npy: numpy.save of a dict holding the masks, outlines,
+    # flows and settings
+    np.save(tmp_path / "well_C3_seg.npy", {
+        "masks": labels.astype(np.uint16), "outlines": np.zeros_like(labels, np.uint16),
+        "flows": [np.zeros((*labels.shape, 3), np.uint8), np.zeros((2, *labels.shape))],
+        "chan_choose": [0, 0], "ismanual": np.zeros(int(labels.max()), bool),
+        "filename": str(path), "diameter": 30.0, "est_diam": np.float64(29.5),
+        "model_path": "cyto3", "normalize_params": {"lowhigh": None, "percentile": [1.0, 99.0]},
+    }, allow_pickle=True)
+    # StarDist's label TIFF (save_tiff_imagej_compatible: ImageJ hyperstack, axes YX)
+    tifffile.imwrite(tmp_path / "stardist_labels.tif", labels.astype(np.uint16), imagej=True,
+                     metadata={"axes": "YX"})
+    expected = None
+    for name in ("labels.npy", "well_C3_seg.npy", "stardist_labels.tif"):
+        out = tmp_path / name.replace(".", "_")
+        code, _, err = _run(["fields", str(model_file), str(path), "--labels",
+                             str(tmp_path / name), "--out", str(out), "--quiet"])
+        assert code == 3, (name, err)
+        scores = _cells_csv_scores(out)
+        if expected is None:
+            expected = scores
+        pd.testing.assert_series_equal(scores, expected)
+    assert expected.index.tolist() == [1, 2, 3, 4, 11, 12, 13, 14]
+
+
+def test_a_seg_npy_that_would_run_code_is_refused_and_runs_nothing(tmp_path):
+    import pickle
+
+    from sarcnet_sklearn.fields import read_labels
+
+    class Payload:
+        def __reduce__(self):
+            return (exec, ("open(__import__('sys').argv[0] + '.pwned', 'w')",))
+
+    marker = tmp_path / "pwned"
+    header = {"descr": "|O", "fortran_order": False, "shape": ()}
+    with open(tmp_path / "evil_seg.npy", "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, header)
+        pickle.dump({"masks": Payload()}, handle, protocol=4)
+    with pytest.raises(ValueError, match=r"builtins.exec.*refusing to unpickle"):
+        read_labels(tmp_path / "evil_seg.npy")
+    assert not marker.exists()
+    np.save(tmp_path / "objects.npy", np.array([{"masks": 1}], dtype=object))
+    with pytest.raises(ValueError, match="holds Python objects"):
+        read_labels(tmp_path / "objects.npy")  # a plain .npy is never unpickled
+
+
+def test_ome_zarr_fields_are_read_through_bioios_plugin(model_file, troubled_field, tmp_path):
+    pytest.importorskip("bioio_ome_zarr", reason="needs bioio-ome-zarr (the 'formats' extra)")
+    from bioio_ome_zarr.writers import OMEZarrWriter
+
+    path, labels_path, image, labels = troubled_field
+    data = np.stack([image // 2, image])[:, None]  # C, Z, Y, X
+    writer = OMEZarrWriter(
+        tmp_path / "well_C3.ome.zarr", level_shapes=data.shape, dtype=data.dtype,
+        axes_names=["c", "z", "y", "x"], axes_types=["channel", "space", "space", "space"],
+        axes_units=[None, "micrometer", "micrometer", "micrometer"],
+        physical_pixel_size=[1.0, 1.0, PIXEL_SIZE, PIXEL_SIZE])
+    writer.write_full_volume(data)
+    code, _, err = _run(["fields", str(model_file), str(tmp_path / "well_C3.ome.zarr"),
+                         "--labels", str(labels_path), "--channel", "1", "--out",
+                         str(tmp_path / "zarr"), "--quiet"])
+    assert code == 3, err
+    code, _, err = _run(["fields", str(model_file), str(path), "--labels", str(labels_path),
+                         "--out", str(tmp_path / "tiff"), "--quiet"])
+    pd.testing.assert_series_equal(_cells_csv_scores(tmp_path / "zarr"),
+                                   _cells_csv_scores(tmp_path / "tiff"))
+    table = pd.read_csv(tmp_path / "zarr" / "cells.csv")
+    assert table["pixel_size"].eq(PIXEL_SIZE).all()  # from the OME-Zarr metadata
+
+
+def test_an_ome_zarr_field_without_the_plugin_names_the_extra(tmp_path):
+    from importlib.util import find_spec
+
+    if find_spec("bioio_ome_zarr") is not None:
+        pytest.skip("bioio-ome-zarr is installed here")
+    import zarr
+
+    from sarcnet_sklearn.fields import read_field
+
+    zarr.open_group(tmp_path / "f.ome.zarr", mode="w")
+    with pytest.raises(ValueError, match=r"pip install 'sarcnet-sklearn\[formats\]'"):
+        read_field(tmp_path / "f.ome.zarr")
+
+
+def test_predict_scores_plain_single_cell_images_with_their_mask_files(
+    model_file, field, tmp_path
+):
+    from PIL import Image
+
+    from sarcnet_sklearn.deploy import load_model
+
+    image, labels = field
+    images, masks = tmp_path / "cells", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for label in (1, 2, 3, 4):  # each cell's image, as a plain 16-bit TIFF, and its mask
+        tifffile.imwrite(images / f"cell{label}.tif", image, resolution=(1e4 / PIXEL_SIZE,) * 2,
+                         resolutionunit="CENTIMETER")
+        Image.fromarray((labels == label).astype(np.uint8) * 255).save(
+            masks / f"cell{label}_cp_masks.png")
+    tifffile.imwrite(images / "cell5.tif", image)  # no mask for this one
+    code, _, err = _run(["predict", str(model_file), str(images), "--masks", str(masks),
+                         "--out", str(tmp_path / "scores.csv"), "--quiet"])
+    assert code == 3, err
+    scores = pd.read_csv(tmp_path / "scores.csv")
+    assert scores["image_path"].str.endswith(".tif").all()
+    assert scores["error"].iloc[4].endswith("no mask file for this image")
+    np.testing.assert_allclose(scores["pixel_size"].iloc[:4], PIXEL_SIZE)  # the TIFF's tags
+    # each cell scores exactly as the same cell cut from the whole field
+    direct = score_fields(load_model(model_file), image, labels, pixel_size=PIXEL_SIZE)
+    np.testing.assert_allclose(scores["score_raw"].iloc[:4], direct["score_raw"], rtol=1e-5)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -66,28 +65,17 @@ class _Prefixed(logging.Formatter):
 
 @contextmanager
 def logging_to_stderr(args: argparse.Namespace) -> Iterator[logging.Logger]:
-    """Show the package's log on standard error during the block, at :func:`log_level`.
-
-    Python warnings raised during the block (a model trained on synthetic cells, a pixel
-    size assumed...) are shown through the same handler, as ``warning: <message>`` lines
-    without Python's file and line, also where a test harness records warnings.
-    """
+    """Show the package's log on standard error during the block, at :func:`log_level`."""
     logger = logging.getLogger(LOGGER)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Prefixed("%(message)s"))
-    saved = logger.level, logger.propagate, warnings.showwarning
+    saved = logger.level, logger.propagate
     logger.addHandler(handler)
     logger.setLevel(log_level(args))
     logger.propagate = False
-
-    def show(message, category, filename, lineno, file=None, line=None) -> None:
-        logger.warning("%s", message)
-
-    warnings.showwarning = show
     try:
         yield logger
     finally:
-        warnings.showwarning = saved[2]
         logger.removeHandler(handler)
         logger.setLevel(saved[0])
         logger.propagate = saved[1]

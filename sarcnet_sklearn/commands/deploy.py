@@ -122,6 +122,13 @@ def add_subcommand(subparsers) -> None:
     add_pixel_size_option(predict)
     predict.add_argument("--recursive", action="store_true",
                          help="read the images in sub-folders of a DATA folder too")
+    predict.add_argument(
+        "--masks", metavar="FOLDER",
+        help="DATA holds plain single-cell images (any TIFF/PNG, not the AICS 10-page layout) "
+             "and FOLDER their masks, each named after its image (cell7.tif: cell7.tif, "
+             "cell7_mask.tif, cell7_cp_masks.png, cell7_seg.npy...); each cell is cut by the "
+             "AICS recipe and scored as a cell of a field. A CSV may instead name each mask "
+             "in a 'mask_path' column")
     predict.add_argument("--quiet", action="store_true", help="no progress bars")
     add_json_option(predict)
     add_scale_arguments(predict)
@@ -242,10 +249,25 @@ def run_predict(args: argparse.Namespace) -> int:
         interval_half_width(model, args.interval)  # not calibrated: say so before any work
     images = cells[IMAGE_COLUMN].dropna().tolist() if IMAGE_COLUMN in cells else []
     check_output(args.out, inputs=images)
+    score = partial(predict_cells, mask_page=mask_page)
+    if args.masks is not None:  # plain single-cell images, each with its mask file
+        from ..fields._plain_cells import MASK_PATH_COLUMN, pair_masks, predict_masked_cells
+
+        cells[MASK_PATH_COLUMN] = pair_masks(cells[IMAGE_COLUMN], args.masks)
+        score = predict_masked_cells
+    elif "mask_path" in cells.columns:
+        from ..fields._plain_cells import MASK_PATH_COLUMN, predict_masked_cells
+
+        if Path(args.data).suffix.lower() == ".csv":  # relative to the CSV, as images are
+            folder = Path(args.data).resolve().parent
+            cells[MASK_PATH_COLUMN] = [
+                path if not isinstance(path, str) or not path.strip() or Path(path).is_absolute()
+                else str(folder / path) for path in cells[MASK_PATH_COLUMN]]
+        score = predict_masked_cells
     with cluster_client(args) as client:
         result = run_in_chunks(
             cells,
-            partial(predict_cells, mask_page=mask_page, batch_size=args.batch_size,
+            partial(score, batch_size=args.batch_size,
                     interval=args.interval, test_time_augment=args.test_time_augment,
                     pixel_size=args.pixel_size),
             args.out,
@@ -253,6 +275,7 @@ def run_predict(args: argparse.Namespace) -> int:
             settings={"command": "predict", "model": str(model_file),
                       "model_modified_ns": model_file.stat().st_mtime_ns, "mask_page": mask_page,
                       "interval": args.interval, "test_time_augment": args.test_time_augment,
+                      "masks": None if args.masks is None else str(Path(args.masks).resolve()),
                       "pixel_size": args.pixel_size},
             inputs=[args.data, args.model, *images],
             chunk_size=args.chunk_size,

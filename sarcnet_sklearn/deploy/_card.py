@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import warnings
 from os import PathLike
 from pathlib import Path
 
 from .._pages import sha256_of
+
+logger = logging.getLogger(__name__)
 
 CARD_VERSION = 1
 CARD_KEY = "card"
@@ -285,10 +287,6 @@ def format_card(card: dict) -> str:
     return "\n".join(lines)
 
 
-class SyntheticModelWarning(UserWarning):
-    """A model trained on synthetic cells scores cells that are not synthetic."""
-
-
 def synthetic_model_message(card: dict | None, not_synthetic, what: str = "files"
                             ) -> str | None:
     """What to warn when ``card`` says synthetic training cells and ``not_synthetic`` (the
@@ -306,20 +304,17 @@ def synthetic_model_message(card: dict | None, not_synthetic, what: str = "files
 
 
 def warn_if_synthetic_model(card: dict | None, not_synthetic, what: str = "files") -> bool:
-    """Warn (:class:`SyntheticModelWarning`) with :func:`synthetic_model_message`; returns
-    whether it warned.
+    """Log :func:`synthetic_model_message` as a warning (logger ``sarcnet_sklearn.deploy._card``);
+    returns whether it did.
 
     Examples
     --------
-    >>> import warnings
-    >>> with warnings.catch_warnings(record=True) as caught:
-    ...     warnings.simplefilter("always")
-    ...     warn_if_synthetic_model({"training_data": {"kind": "synthetic"}}, ["well_B4.tif"])
+    >>> warn_if_synthetic_model({"training_data": {"kind": "synthetic"}}, ["well_B4.tif"])
     True
-    >>> "trained on synthetic cells" in str(caught[0].message)
-    True
+    >>> warn_if_synthetic_model({"training_data": {"kind": "aics"}}, ["well_B4.tif"])
+    False
     """
     message = synthetic_model_message(card, not_synthetic, what)
     if message is not None:
-        warnings.warn(message, SyntheticModelWarning, stacklevel=3)
+        logger.warning("%s", message)
     return message is not None

@@ -170,7 +170,7 @@ def read_field(
             raise ValueError(f"an in-memory field must be one 2-D plane, got shape {path.shape}")
         return FieldImage(path, pixel_size)
     path = Path(path)
-    if not path.is_file():
+    if not path.is_file() and not is_zarr(path):
         raise FileNotFoundError(f"no such field file: {path}")
     if path.suffix.lower() in PIL_SUFFIXES:
         return _read_pil(path, channel, pixel_size)
@@ -209,8 +209,12 @@ def read_labels(path: str | PathLike | np.ndarray, *, scene: int | str | None = 
             raise ValueError(f"an in-memory label image must be 2-D, got shape {path.shape}")
         return path
     path = Path(path)
-    if not path.is_file():
+    if not path.is_file() and not is_zarr(path):
         raise FileNotFoundError(f"no such label image: {path}")
+    if path.suffix.lower() == ".npy":  # numpy arrays, cellpose's _seg.npy
+        from ._label_files import read_npy_labels
+
+        return read_npy_labels(path)
     if path.suffix.lower() in PIL_SUFFIXES:
         return _read_pil(path, None, None).data
     return _read_bioio(path, None, scene, None, None, what="label image").data
@@ -261,6 +265,25 @@ def _pick(choice, names: list[str], path: Path, what: str) -> int:
     raise ValueError(f"{path}: has no {what} {choice!r}; it holds {what}s {listing}")
 
 
+ZARR_HINT = ("OME-Zarr needs bioio's OME-Zarr reader: pip install 'sarcnet-sklearn[formats]' "
+             "(or pip install bioio-ome-zarr)")
+
+
+def is_zarr(path: Path) -> bool:
+    """Whether ``path`` is a Zarr store (an OME-Zarr field is a folder named ``*.zarr``)."""
+    return path.is_dir() and (path.suffix.lower() == ".zarr" or (path / "zarr.json").is_file()
+                              or (path / ".zattrs").is_file())
+
+
+def _zarr_reader(path: Path):
+    """bioio's OME-Zarr reader class, or a ValueError naming the extra to install."""
+    try:
+        from bioio_ome_zarr import Reader
+    except ImportError:
+        raise ValueError(f"cannot read {path}: {ZARR_HINT}") from None
+    return Reader
+
+
 def _read_bioio(path: Path, channel, scene, z, pixel_size, *, what: str) -> FieldImage:
     from bioio import BioImage
 
@@ -268,6 +291,8 @@ def _read_bioio(path: Path, channel, scene, z, pixel_size, *, what: str) -> Fiel
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             reader, plain_tiff, tiff_pixel_size = _tiff_reader(path)
+            if is_zarr(path):
+                reader = _zarr_reader(path)
             try:
                 image = BioImage(path, reader=reader)
             except Exception as exc:
