@@ -426,3 +426,38 @@ def test_predict_scores_plain_single_cell_images_with_their_mask_files(
     # each cell scores exactly as the same cell cut from the whole field
     direct = score_fields(load_model(model_file), image, labels, pixel_size=PIXEL_SIZE)
     np.testing.assert_allclose(scores["score_raw"].iloc[:4], direct["score_raw"], rtol=1e-5)
+
+
+# -- 5. library habits -----------------------------------------------------------------------
+
+
+def test_the_log_shows_info_by_default_and_q_or_v_change_it(model_file, troubled_field,
+                                                           tmp_path, caplog):
+    import logging
+
+    from sarcnet_sklearn.fields import score_field_files
+
+    path, labels_path, *_ = troubled_field
+    argv = ["fields", str(model_file), str(path), "--labels", str(labels_path), "--out"]
+    _, _, err = _run([*argv, str(tmp_path / "a")])
+    assert "8 labelled cells cut" in err  # INFO, shown by default off a terminal
+    _, _, err = _run([*argv, str(tmp_path / "b"), "-q"])
+    assert "labelled cells cut" not in err and "4 of 8 cells were not scored" in err
+    # the library logs through `logging` and leaves its configuration to the user
+    with caplog.at_level(logging.DEBUG, logger="sarcnet_sklearn"):
+        score_field_files(model_file, [path], [labels_path], tmp_path / "c")
+    assert [record.levelno for record in caplog.records
+            if "8 labelled cells cut" in record.getMessage()] == [logging.DEBUG]
+
+
+def test_an_output_table_named_json_is_refused_before_any_work(model_file, tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "cells"
+    folder.mkdir()
+    Image.fromarray(np.full((8, 8), 9, np.uint8)).save(folder / "c.png")
+    for argv in (["predict", str(model_file), str(folder), "--out", str(tmp_path / "s.json")],
+                 ["features", str(folder), "-o", str(tmp_path / "f.json")]):
+        code, _, err = _run(argv)
+        assert code == 2 and "the table is written as CSV; name it" in err, err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["cells"]

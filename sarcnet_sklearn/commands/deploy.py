@@ -18,6 +18,7 @@ from ._options import (
     add_overwrite_option,
     add_pixel_size_option,
     add_test_time_augment_option,
+    check_csv_output,
     model_format,
     non_negative,
     positive,
@@ -231,6 +232,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
     started = datetime.now(timezone.utc)
     check_output(args.out, inputs=[args.data, args.model])
+    check_csv_output(args.out)
     check_output(run_record_path(args.out), inputs=[args.data, args.model])
     model, metadata = load_model(args.model, device=args.device, return_metadata=True)
     cells = load_cells(args.data, recursive=args.recursive)
