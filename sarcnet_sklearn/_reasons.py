@@ -39,13 +39,14 @@ REASONS = (
            r"holds no signal|is blank|all zero"),
     Reason("mask", "empty or missing cell mask", "#00e5ff",
            r"mask is empty|no mask|mask holds no cell|no mask file"),
+    Reason("image", "image missing or unreadable", "#b2182b",
+           r"no image path|no such|not found|cannot read|not a regular file|single plane|"
+           r"page \d+ was requested|ambiguous|several (scenes|channels)|not an image|"
+           r"cannot decode"),
     Reason("out_of_range", "features far outside the training data", "#d55e00",
            r"far outside the training data"),
     Reason("features", "features cannot be measured", "#e69f00",
            r"cannot measure Protocol 1 features|not a finite number"),
-    Reason("image", "image missing or unreadable", "#b2182b",
-           r"no image path|no such|cannot read|not a regular file|single plane|page \d+ was "
-           r"requested|ambiguous|several (scenes|channels)|not an image|cannot decode"),
     Reason("model", "the model gave no score", "#ff00ff",
            r"non-finite score|cannot score"),
     Reason("other", "other (see 'error')", "#d62728", r"$^"),

@@ -461,3 +461,46 @@ def test_an_output_table_named_json_is_refused_before_any_work(model_file, tmp_p
         code, _, err = _run(argv)
         assert code == 2 and "the table is written as CSV; name it" in err, err
     assert sorted(path.name for path in tmp_path.iterdir()) == ["cells"]
+
+
+# -- 7. segmentation for those without a label image --------------------------------------
+
+
+def test_fields_segment_saves_the_labels_it_scored_and_reuses_corrected_ones(model_file,
+                                                                              tmp_path):
+    image, truth = make_synthetic_field((192, 224), n_cells=4, random_state=3)
+    path = tmp_path / "well_D5.ome.tiff"
+    OmeTiffWriter.save(image, path, dim_order="YX",
+                       physical_pixel_sizes=PhysicalPixelSizes(None, 0.66, 0.66))
+    out = tmp_path / "out"
+    code, _, err = _run(["fields", str(model_file), str(path), "--segment", "classical",
+                         "--out", str(out)])
+    assert code in (0, 3, 4), err  # (the tiny test model finds these cells out of its range)
+    saved = out / "segmentation" / "well_D5_labels.ome.tif"
+    labels = BioImage(saved)
+    assert labels.physical_pixel_sizes.X == pytest.approx(0.66)
+    found = labels.get_image_data("YX")
+    assert found.shape == image.shape and 3 <= found.max() <= 6  # 4 cells in the field
+    assert "classical segmentation found" in err
+    table = pd.read_csv(out / "cells.csv")
+    assert sorted(table["label"]) == sorted(np.unique(found[found > 0]).tolist())
+    # corrected by hand (here: replaced by the truth), the labels are used as they are
+    tifffile.imwrite(saved, truth.astype(np.uint16))
+    code, _, err = _run(["fields", str(model_file), str(path), "--segment", "classical",
+                         "--out", str(out)])
+    assert "using the labels in" in err
+    assert sorted(pd.read_csv(out / "cells.csv")["label"]) == [1, 2, 3, 4]
+    code, _, err = _run(["fields", str(model_file), str(path), "--out", str(tmp_path / "x")])
+    assert code == 2 and "give either --labels" in err
+
+
+def test_segment_cellpose_without_cellpose_names_the_extra(model_file, troubled_field,
+                                                           tmp_path):
+    from importlib.util import find_spec
+
+    if find_spec("cellpose") is not None:
+        pytest.skip("cellpose is installed here")
+    path, *_ = troubled_field
+    code, _, err = _run(["fields", str(model_file), str(path), "--segment", "cellpose",
+                         "--out", str(tmp_path / "c")])
+    assert code == 2 and "pip install 'sarcnet-sklearn[cellpose]'" in err

@@ -232,14 +232,11 @@ def run_predict(args: argparse.Namespace) -> int:
 
     started = datetime.now(timezone.utc)
     check_output(args.out, inputs=[args.data, args.model])
-    check_csv_output(args.out)
     check_output(run_record_path(args.out), inputs=[args.data, args.model])
     model, metadata = load_model(args.model, device=args.device, return_metadata=True)
     cells = load_cells(args.data, recursive=args.recursive)
     from .._fingerprint import seen_note
 
-    if data_kind(cells, args.data) != "synthetic":
-        warn_if_synthetic_model(getattr(model, "model_card_", None), [args.data], "inputs")
     note = seen_note(model, cells)
     if note:
         print(f"note: {note}", file=human_stream(args))
@@ -251,6 +248,9 @@ def run_predict(args: argparse.Namespace) -> int:
         interval_half_width(model, args.interval)  # not calibrated: say so before any work
     images = cells[IMAGE_COLUMN].dropna().tolist() if IMAGE_COLUMN in cells else []
     check_output(args.out, inputs=images)
+    check_csv_output(args.out)  # after: an input named as the output is named as such
+    if data_kind(cells, args.data) != "synthetic":
+        warn_if_synthetic_model(getattr(model, "model_card_", None), [args.data], "inputs")
     score = partial(predict_cells, mask_page=mask_page)
     if args.masks is not None:  # plain single-cell images, each with its mask file
         from ..fields._plain_cells import MASK_PATH_COLUMN, pair_masks, predict_masked_cells

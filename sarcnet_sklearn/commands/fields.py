@@ -48,8 +48,16 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("model", metavar="MODEL", help="Protocol 1 model file or safe folder/.zip")
     parser.add_argument("fields", metavar="FIELD", nargs="+", help="field-of-view image files")
-    parser.add_argument("--labels", metavar="LABELS", nargs="+", required=True,
-                        help="one label image per FIELD, in the same order")
+    parser.add_argument("--labels", metavar="LABELS", nargs="+",
+                        help="one label image per FIELD, in the same order (TIFF, PNG, .npy, "
+                             "cellpose's _seg.npy or _cp_masks.png, StarDist's label TIFF)")
+    parser.add_argument(
+        "--segment", choices=["classical", "cellpose"],
+        help="no label images: segment each field ('classical': a scikit-image recipe for "
+             "alpha-actinin-2 fields, see the README for its limits; 'cellpose': needs "
+             "pip install 'sarcnet-sklearn[cellpose]' and fetches its weights online once). "
+             "The labels are saved in OUT/segmentation/ (correct them and run again: they "
+             "are reused)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--channel", help="alpha-actinin-2 channel: name or index "
                                           "(required when a file has several channels)")
@@ -90,6 +98,18 @@ def run_fields(args: argparse.Namespace) -> int:
     from ._summary import cell_summary, human_stream, print_summary
 
     started = datetime.now(timezone.utc)
+    if (args.labels is None) == (args.segment is None):
+        raise ValueError("give either --labels (one label image per field) or --segment "
+                         "classical|cellpose")
+    if args.segment is not None:
+        from ..fields._segment import segment_field_files
+
+        for path in [args.model, *args.fields]:
+            if not Path(path).exists():
+                raise FileNotFoundError(f"no such file: {path}")
+        args.labels = [str(path) for path in segment_field_files(
+            args.fields, args.out, args.segment, channel=args.channel, scene=args.scene,
+            z=args.z, pixel_size=args.pixel_size)]
     inputs = [Path(path).resolve() for path in [args.model, *args.fields, *args.labels]]
     refuse_inputs([Path(args.out) / RUN_FILE], inputs)
     with cluster_client(args) as client:

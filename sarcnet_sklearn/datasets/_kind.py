@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from .._columns import IMAGE_COLUMN
 from ._synthetic import MARKER_FILE, TRUTH_COLUMNS
 
 SYNTHETIC, AICS, OTHER = "synthetic", "aics", "other"
 DATA_KINDS = (SYNTHETIC, AICS, OTHER)
+SAMPLED_IMAGES = 5
+"""Images of a table looked at: all of them in a synthetic dataset make the table synthetic."""
 
 
 def is_synthetic_source(source: str | PathLike | None) -> bool:
@@ -30,8 +33,9 @@ def is_synthetic_source(source: str | PathLike | None) -> bool:
 def data_kind(cells: pd.DataFrame | None = None, source: str | PathLike | None = None) -> str:
     """``"synthetic"``, ``"aics"`` (the real AICS dataset) or ``"other"`` (a lab's own cells).
 
-    Synthetic: the table has the synthetic ground-truth columns, or ``source`` lies in a
-    synthetic dataset. AICS: ``source`` is an AICS root that is not synthetic.
+    Synthetic: the table has the synthetic ground-truth columns, ``source`` lies in a
+    synthetic dataset, or its first images do. AICS: ``source`` is an AICS root that is not
+    synthetic.
 
     Examples
     --------
@@ -43,6 +47,11 @@ def data_kind(cells: pd.DataFrame | None = None, source: str | PathLike | None =
         return SYNTHETIC
     if is_synthetic_source(source):
         return SYNTHETIC
+    if cells is not None and IMAGE_COLUMN in cells.columns:  # a table listing synthetic images
+        files = [value for value in cells[IMAGE_COLUMN].head(SAMPLED_IMAGES)
+                 if isinstance(value, (str, PathLike))]
+        if files and all(is_synthetic_source(Path(file).parent) for file in files):
+            return SYNTHETIC
     if source is not None and Path(source).is_dir() and any(
             Path(source).glob("2d_autocontrasted_single_cell_features_fish_*")):
         return AICS

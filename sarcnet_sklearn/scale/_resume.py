@@ -240,7 +240,8 @@ def _run_locked(cells, work, output, folder, keys, *, settings, inputs, chunk_si
     todo = np.flatnonzero(pending)
     n_resumed = len(cells) - len(todo)
     if n_resumed:
-        logger.info("resuming: %d of %d %s already done in %s", n_resumed, len(cells), what, folder)
+        logger.warning("resuming: %d of %d %s already done in %s (delete it to start afresh)",
+                       n_resumed, len(cells), what, folder)
     chunks = []
     for part in chunk_slices(len(todo), chunk_size):
         chunk = cells.iloc[todo[part]]
