@@ -135,7 +135,8 @@ def model_card(pipeline, metadata: dict | None = None) -> dict:
         "protocol": first(metadata.get("protocol"), stored.get("protocol")),
         "features": first(metadata.get("feature_names"), stored.get("features")),
         "image_size_px": first(metadata.get("image_size"), stored.get("image_size_px")),
-        "pixel_size_um": first(pixel_size, stored.get("pixel_size_um")),
+        "pixel_size_um": first(pixel_size, stored.get("pixel_size_um"),
+                               getattr(pipeline, "pixel_size_um_", None)),
         "score_range": first(None if score_range is None else list(score_range),
                              stored.get("score_range")),
         "test_time_augment": first(params.get("test_time_augment"),
@@ -260,8 +261,13 @@ def format_card(card: dict) -> str:
     """
     lines = ["model card"]
 
+    def empty(value) -> bool:
+        if isinstance(value, dict):
+            return all(empty(item) for item in value.values())
+        return value is None or value == []
+
     def add(label, value, indent=2):
-        if value is None or value == {} or value == []:
+        if empty(value):
             return
         if isinstance(value, dict):
             lines.append(" " * indent + f"{label}:")

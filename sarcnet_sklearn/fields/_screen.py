@@ -24,6 +24,7 @@ import pandas as pd
 
 from .._columns import IMAGE_COLUMN, PROTOCOL_1, REASON_COLUMN, SARCOMERE_COLUMNS, TARGET_COLUMN
 from .._console import show_progress
+from .._doors import current_door, entered_through
 from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN
 from .._reasons import reason_codes
 from ..outputs import refuse_inputs, write_csv_atomically
@@ -233,7 +234,7 @@ def score_field_files(
         jobs,
         partial(score_field_chunk, out=out, explain=explain, save_crops=save_crops,
                 n_jobs=1 if client else n_jobs, batch_size=batch_size,
-                test_time_augment=test_time_augment,
+                test_time_augment=test_time_augment, door=current_door(),
                 log=progress and not show_progress(progress), **options),
         out / CELLS_FILE,
         key_column=FIELD_KEY,
@@ -298,6 +299,7 @@ def score_field_chunk(
     batch_size: int = 200,
     test_time_augment: bool | None = None,
     log: bool = False,
+    door: str = "python",
     **options,
 ) -> pd.DataFrame:
     """The ``cells.csv`` rows of a chunk of fields, each row indexed by its field's row.
@@ -313,8 +315,9 @@ def score_field_chunk(
     model = SarcNetPipeline.of(model).with_test_time_augment(test_time_augment)
     tables = []
     for index, job in zip(chunk.index, chunk.itertuples(index=False), strict=True):
-        rows = _score_field_file(model, job, out, explain=explain, save_crops=save_crops,
-                                 n_jobs=n_jobs, batch_size=batch_size, log=log, **options)
+        with entered_through(door):  # the caller's words, also on a cluster's worker
+            rows = _score_field_file(model, job, out, explain=explain, save_crops=save_crops,
+                                     n_jobs=n_jobs, batch_size=batch_size, log=log, **options)
         if "label" in rows.columns:  # exact ids next to a failed field's empty row
             rows["label"] = rows["label"].astype(object)
         tables.append(rows.set_axis(np.full(len(rows), index), axis=0))
