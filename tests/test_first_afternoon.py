@@ -279,7 +279,7 @@ def test_predict_writes_run_json_and_warns_about_a_synthetic_model_on_other_cell
         (own / image.name).write_bytes(image.read_bytes())
     code, printed, err = _run(["predict", str(model), str(own), "--out",
                                str(tmp_path / "scores.csv"), "--pixel-size", "0.12"])
-    assert "trained on synthetic cells and is scoring 1 inputs that are not synthetic" in err
+    assert "trained on synthetic cells and is scoring 1 input that is not synthetic" in err
     record = json.loads((tmp_path / "scores.run.json").read_text())
     assert record["command"].startswith("sarcnet-sklearn predict ")
     assert record["model"]["sha256"] == json.loads(_run(["info", str(model), "--json"])[1])[

@@ -301,9 +301,10 @@ def synthetic_model_message(card: dict | None, not_synthetic, what: str = "files
     items = list(not_synthetic)
     if kind != "synthetic" or not items:
         return None
+    noun, verb = (what[:-1], "is") if len(items) == 1 and what.endswith("s") else (what, "are")
     return (
-        f"this model was trained on synthetic cells and is scoring {len(items)} {what} that "
-        f"are not synthetic (e.g. {items[0]}): its scores show that the pipeline runs, not how "
+        f"this model was trained on synthetic cells and is scoring {len(items)} {noun} that "
+        f"{verb} not synthetic (e.g. {items[0]}): its scores show that the pipeline runs, not how "
         "organized real sarcomeres are; train on scored real cells (the AICS data or your "
         "own) before using the scores"
     )
