@@ -35,6 +35,15 @@ OPTIONS = {
     "z": {"python": "z=", "cli": "--z", "napari": "the Z slider"},
     "z_max": {"python": "z='max'", "cli": "--z max", "napari": "a maximum projection layer"},
     "labels": {"python": "labels=", "cli": "--labels", "napari": "the 'cells' labels layer"},
+    "score_range": {"python": "score_range=(low, high)", "cli": "--score-range LOW HIGH",
+                    "napari": "score_range=(low, high) when training"},
+    "protocol_1": {"python": "train_model(..., protocol=1)", "cli": "train --protocol 1",
+                   "napari": "a model trained with Protocol 1 (train --protocol 1)"},
+    "control": {"python": "control=", "cli": "--control NAME", "napari": "control="},
+    "direction_lower": {"python": "direction='lower'", "cli": "--direction lower",
+                        "napari": "direction='lower'"},
+    "segment_classical": {"python": "method='classical'", "cli": "--segment classical",
+                          "napari": "method='classical'"},
 }
 """How each option the library's messages mention is set, door by door."""
 

@@ -16,6 +16,7 @@ from .._columns import (
     STRUCTURE_PAGE,
     TARGET_COLUMN,
 )
+from .._doors import option
 from .._pixel_size import MODEL_PIXEL_SIZE_KEY, cell_pixel_sizes
 from ..pipeline import ModelInputs
 from ._checks import check_cells, with_images
@@ -210,7 +211,7 @@ def train_model(
             raise ValueError(
                 f"{len(outside)} {target!r} value(s) outside the score range [{low:g}, {high:g}], "
                 f"e.g. {scores.iloc[outside[0]]:g} in row {outside[0]}; declare the scale of "
-                "your scores (score_range / --score-range LOW HIGH)"
+                f"your scores ({option('score_range')})"
             )
     usable = errors.isna().to_numpy()
     if not usable.any():

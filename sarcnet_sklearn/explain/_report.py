@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .._columns import DAY_COLUMN, SARCOMERE_COLUMNS, TARGET_COLUMN
+from .._doors import option
 from .._pages import embedded_figure as _figure
 from .._pages import html_document, provenance_list, sha256_of
 from .._pages import html_table as _html_table
@@ -419,7 +420,8 @@ def _html_page(title, header, metrics, day_table, paths, intervals, cam,
         text += (f" {cam['n_blank']} of the {cam['n_shown']} maps show no signal (all zero or "
                  "constant over the cell): nothing in those cells "
                  f"{evidence} the score through this layer"
-                 + (" (try --direction lower)." if cam["direction"] == "raise" else "."))
+                 + (f" (try {option('direction_lower')})." if cam["direction"] == "raise"
+                    else "."))
     parts += ["<h2>Grad-CAM heatmaps of the same cells (Fig. 2B)</h2>", f"<p>{text}</p>",
               _figure(paths["gradcam"], "Grad-CAM overlays, ordered by score")]
     if "days" in paths:

@@ -398,7 +398,7 @@ def check_field_model(model) -> None:
         extra = sorted(set(inputs.features) - set(MEASURABLE_FEATURES))
         raise ValueError(
             f"this model needs the feature(s) {extra}, which cannot be measured from a field "
-            "of view; score fields with a Protocol 1 model (train --protocol 1)"
+            f"of view; score fields with a Protocol 1 model ({option('protocol_1')})"
         )
 
 

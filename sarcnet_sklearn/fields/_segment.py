@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._doors import option
+
 SMOOTH_UM = 1.5
 MIN_CELL_AREA_UM2 = 100.0
 SEED_DISTANCE_UM = 12.0
@@ -95,15 +97,16 @@ def segment_cellpose(field: np.ndarray, pixel_size_um: float) -> np.ndarray:
     try:
         from cellpose import models
     except ImportError:
-        raise ValueError(f"--segment cellpose needs cellpose: {CELLPOSE_HINT}; or use "
-                         "--segment classical") from None
+        raise ValueError(f"cellpose segmentation needs cellpose: {CELLPOSE_HINT}; or use "
+                         f"{option('segment_classical')}") from None
     try:
         model = models.CellposeModel(model_type="cyto3", gpu=False)
     except Exception as exc:  # cellpose downloads its weights: offline, a network error
         raise ValueError(
             f"cellpose could not load its 'cyto3' weights ({type(exc).__name__}: {exc}); "
             "cellpose fetches them from the internet the first time: run it once online "
-            "(or put the weights in cellpose's model folder), or use --segment classical"
+            f"(or put the weights in cellpose's model folder), or use "
+            f"{option('segment_classical')}"
         ) from None
     masks = model.eval(np.asarray(field), diameter=40.0 / pixel_size_um, channels=[0, 0])[0]
     return np.asarray(masks, dtype=np.int32)
