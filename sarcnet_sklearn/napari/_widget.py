@@ -249,6 +249,7 @@ class ScoreCellsWidget(Container):
         labels.features = as_features(table, image.name)
         self._show_score_layer(labels, scored["label_image"], table)
         self._show_reasons(labels, scored["label_image"], table)
+        self._viewer.layers.selection.active = labels  # clicks on a cell reach the labels
         synthetic = None if image.metadata.get(SYNTHETIC_METADATA_KEY) else (
             synthetic_model_message(getattr(self._model, "model_card_", None), [image.name],
                                     "images"))
