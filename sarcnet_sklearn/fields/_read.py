@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .._doors import option
+from .._pixel_size import resolution_pixel_size
 from .._validation import check_pixel_size_um
 from ..images import PIL_SUFFIXES
 
@@ -382,8 +383,6 @@ def _read_bioio(path: Path, channel, scene, z, pixel_size, *, what: str) -> Fiel
 
 
 TIFF_SUFFIXES = (".tif", ".tiff")
-_MICRONS = {"um", "micron", "microns", "\u00b5m", "\u03bcm", "\\u00b5m"}
-_UM_PER_RESOLUTION_UNIT = {2: 25_400.0, 3: 10_000.0}  # TIFF ResolutionUnit: inch, centimetre
 
 
 def _tiff_reader(path: Path):
@@ -391,9 +390,8 @@ def _tiff_reader(path: Path):
     where it came from ``(um, source)``, or None.
 
     Choosing the reader avoids bioio trying (and logging) the OME reader on
-    every plain TIFF. A plain TIFF's pixel size is taken only from a real
-    unit: ImageJ's micrometres or the TIFF resolution unit (inch, centimetre);
-    tifffile's default resolution of 1 without unit means "unknown".
+    every plain TIFF. A plain TIFF's pixel size follows
+    :func:`sarcnet_sklearn._pixel_size.resolution_pixel_size`.
     """
     if path.suffix.lower() not in TIFF_SUFFIXES:
         return None, False, None
@@ -406,24 +404,11 @@ def _tiff_reader(path: Path):
             return Reader, False, None
         from bioio_tifffile import Reader
 
-        page = tif.pages[0]
-        resolution = page.tags.get("XResolution")
-        unit = page.tags.get("ResolutionUnit")
-        imagej_unit = (tif.imagej_metadata or {}).get("unit")
-    if resolution is None:
+        found = resolution_pixel_size(tif)
+    if found is None:
         return Reader, True, None
-    numerator, denominator = resolution.value
-    if not numerator or not denominator:
-        return Reader, True, None
-    per_unit = denominator / numerator
-    if imagej_unit is not None and str(imagej_unit).strip().lower() in _MICRONS:
-        return Reader, True, (per_unit, f"{path}: the pixel size in its ImageJ metadata (um)")
-    factor = _UM_PER_RESOLUTION_UNIT.get(int(unit.value) if unit is not None else 1)
-    if factor is None:
-        return Reader, True, None
-    return Reader, True, (per_unit * factor, f"{path}: the pixel size from its TIFF resolution "
-                          f"tags ({numerator}/{denominator} pixels per "
-                          f"{'inch' if factor > 10_000 else 'cm'})")
+    pixel_size, where = found
+    return Reader, True, (pixel_size, f"{path}: {where}")
 
 
 def _without_ome_metadata(path: Path, error: Exception, what: str, pixel_size):
