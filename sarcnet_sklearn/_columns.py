@@ -34,6 +34,9 @@ DAY_COLUMN = "day"
 COHORT_COLUMN = "cohort"
 ERROR_COLUMN = "error"
 """Why a row of an output table could not be measured or scored (empty where it was)."""
+REASON_COLUMN = "reason"
+"""The short code of :data:`ERROR_COLUMN`'s reason (``border``, ``tiny``...; see
+``sarcnet_sklearn._reasons``), in ``fields``' ``cells.csv`` and the napari features table."""
 
 PIXEL_SIZE_UM = 0.12
 """Pixel size of the AICS single-cell images, in micrometres."""

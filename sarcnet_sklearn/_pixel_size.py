@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ._columns import PIXEL_SIZE_COLUMN, PIXEL_SIZE_UM
+from ._doors import option
 from ._validation import check_pixel_size_um
 
 PIXEL_SIZE_ASSUMED_COLUMN = "pixel_size_assumed"
@@ -44,13 +45,40 @@ def model_pixel_size(metadata: dict | None = None) -> float:
 
 
 _UM_PER_RESOLUTION_UNIT = {2: 25_400.0, 3: 10_000.0}  # TIFF ResolutionUnit: inch, centimetre
-_MICRONS = {"um", "micron", "microns", "\u00b5m", "\u03bcm"}
+_MICRONS = {"um", "micron", "microns", "\u00b5m", "\u03bcm", "\\u00b5m"}
+
+
+def resolution_pixel_size(tif) -> tuple[float, str] | None:
+    """An open ``tifffile.TiffFile``'s pixel size (um) from its resolution tags and a phrase
+    saying so, or None.
+
+    Only a real unit counts: ImageJ's micrometres or the TIFF resolution unit (inch,
+    centimetre); tifffile's default resolution of 1 without a unit means "unknown". The one
+    rule for plain TIFFs, used by the field reader and for single-cell files.
+    """
+    page = tif.pages[0]
+    resolution = page.tags.get("XResolution")
+    if resolution is None:
+        return None
+    numerator, denominator = resolution.value
+    if not numerator or not denominator:
+        return None
+    per_unit = denominator / numerator
+    imagej_unit = (tif.imagej_metadata or {}).get("unit")
+    if imagej_unit is not None and str(imagej_unit).strip().lower() in _MICRONS:
+        return per_unit, "the pixel size in its ImageJ metadata (um)"
+    unit = page.tags.get("ResolutionUnit")
+    factor = _UM_PER_RESOLUTION_UNIT.get(int(unit.value) if unit is not None else 1)
+    if factor is None:
+        return None
+    return per_unit * factor, (f"the pixel size from its TIFF resolution tags "
+                               f"({numerator}/{denominator} pixels per "
+                               f"{'inch' if factor > 10_000 else 'cm'})")
 
 
 def tiff_pixel_size(source) -> float | None:
-    """A TIFF file's pixel size (um) from its resolution tags, read by the rule of the field
-    reader (``fields/_read.py``): only a real unit counts, ImageJ's micrometres or the TIFF
-    resolution unit (inch, centimetre); None for other files, no unit or no tags.
+    """A TIFF file's pixel size (um) from its resolution tags (:func:`resolution_pixel_size`);
+    None for other files, no unit or no tags.
 
     >>> tiff_pixel_size("not_a_file.tiff") is None
     True
@@ -67,20 +95,10 @@ def tiff_pixel_size(source) -> float | None:
 
     try:
         with tifffile.TiffFile(path) as tif:
-            page = tif.pages[0]
-            resolution = page.tags.get("XResolution")
-            unit = page.tags.get("ResolutionUnit")
-            imagej_unit = (tif.imagej_metadata or {}).get("unit")
+            found = resolution_pixel_size(tif)
     except Exception:  # an unreadable file is reported where it is read
         return None
-    if resolution is None or not all(resolution.value):
-        return None
-    numerator, denominator = resolution.value
-    per_unit = denominator / numerator
-    if imagej_unit is not None and str(imagej_unit).strip().lower() in _MICRONS:
-        return per_unit
-    factor = _UM_PER_RESOLUTION_UNIT.get(int(unit.value) if unit is not None else 1)
-    return None if factor is None else per_unit * factor
+    return None if found is None else found[0]
 
 
 def cell_pixel_sizes(
@@ -89,7 +107,7 @@ def cell_pixel_sizes(
     *,
     pixel_size: float | None = None,
     assumed: float = PIXEL_SIZE_UM,
-    source: str = "pixel_size=",
+    source: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each cell's pixel size and whether it was assumed, by the rule of this module.
 
@@ -103,8 +121,9 @@ def cell_pixel_sizes(
         named in a warning.
     assumed : float, default=0.12
         For cells with no pixel size at all (the model's pixel size).
-    source : str
-        How ``pixel_size`` was given, for messages.
+    source : str, optional
+        How ``pixel_size`` was given, for messages (default: the option's name at the
+        caller's door, e.g. ``--pixel-size`` on the command line).
 
     Returns
     -------
@@ -124,6 +143,7 @@ def cell_pixel_sizes(
     n = len(cells)
     sizes = np.full(n, np.nan)
     files = cells[image_column].tolist() if image_column in cells.columns else [None] * n
+    source = source or option("pixel_size")
     if pixel_size is not None:
         value = check_pixel_size_um(pixel_size, source)
         sizes[:] = value
@@ -149,7 +169,7 @@ def cell_pixel_sizes(
         # one text whatever the counts, so that Python shows it once per run
         warnings.warn(f"cells without a pixel size (no {PIXEL_SIZE_COLUMN!r} column, none in "
                       f"their files' metadata) are measured as if at {assumed:g} um/px, the "
-                      "model's; give --pixel-size (pixel_size=) if that is wrong (column "
+                      f"model's; give {option('pixel_size')} if that is wrong (column "
                       f"{PIXEL_SIZE_ASSUMED_COLUMN!r} marks them)", UserWarning, stacklevel=2)
         sizes[unknown] = assumed
     return sizes, unknown

@@ -408,7 +408,7 @@ def test_fields_command_reports_bad_fields_and_goes_on(
     assert table["label"].notna().sum() == 3 and table["score_pred"].notna().sum() == 3
     assert table.loc[table["label"].isna(), "error"].str.contains("shape").all()
     assert main(["fields", str(fields_model_path), str(a), "--labels", str(a_labels),
-                 "--out", str(tmp_path / "z"), "--quiet"]) == 1
+                 "--out", str(tmp_path / "z"), "--quiet"]) == 4  # not one cell scored
     assert "2 channels (0: 'DAPI', 1: 'ACTN2')" in capsys.readouterr().err
 
 

@@ -16,7 +16,7 @@ LAYERS = [
     {"_columns", "_backbones", "_recipe", "_model_formats", "_table1", "_validation", "_chunks",
      "_batches", "_console", "_epoch_table", "_pages", "_score_map", "_fingerprint", "metrics",
      "soundness", "agreement", "hand_scores", "_resample", "_pixel_size", "outputs", "images",
-     "nn"},
+     "nn", "_doors", "_reasons"},
     {"features", "regressor", "intervals"},
     {"datasets", "pipeline", "score_table"},
     {"tables"},

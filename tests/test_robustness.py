@@ -166,9 +166,11 @@ def test_measured_features_from_a_folder_of_images_through_the_shell(
     _write(images / "e sixteen.tif", template.astype(np.uint16) * 100)
     model_file = save_model(model, folder / "p1 model.joblib")
     out = folder / "measured predictions.csv"
-    assert main(["predict", str(model_file), str(images), "--out", str(out), "--quiet"]) == 0
-    captured = capsys.readouterr()
-    assert "warning: 3 of 5 cells could not be scored" in captured.err
+    assert main(["predict", str(model_file), str(images), "--out", str(out), "--quiet"]) == 3
+    captured = capsys.readouterr()  # exit status 3: some cells not scored (#26)
+    assert "3 of 5 cells were not scored" in captured.err
+    assert "1 image missing or unreadable" in captured.err
+    assert "1 empty or missing cell mask" in captured.err
     result = pd.read_csv(out)
     assert [name.rsplit("/", 1)[-1] for name in result["image_path"]] == [
         "a good.tiff", "b five pages.tiff", "c zero mask.tiff", "d one pixel.tiff",

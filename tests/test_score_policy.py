@@ -10,6 +10,7 @@ import tifffile
 from sarcnet_sklearn import PROTOCOL_1, make_sarcnet_pipeline
 from sarcnet_sklearn._columns import ERROR_COLUMN, SCORE_PRED_COLUMN
 from sarcnet_sklearn.commands import main
+from sarcnet_sklearn.commands._exit import SOME_UNSCORED
 from sarcnet_sklearn.datasets import make_synthetic_field
 from sarcnet_sklearn.deploy import predict_cells, save_model
 from sarcnet_sklearn.fields._score import cut_fields, measure_cells
@@ -52,7 +53,7 @@ def test_every_door_gives_the_same_score_and_error(lab, tmp_path, capsys):
     folder, model_path = lab["folder"], str(lab["model_path"])
     assert main(["fields", model_path, str(folder / "field.tif"), "--labels",
                  str(folder / "field_labels.tif"), "--pixel-size", "0.12", "--save-crops",
-                 "--out", str(tmp_path / "fields"), "--quiet", "--device", "cpu"]) == 0
+                 "--out", str(tmp_path / "fields"), "--quiet", "--device", "cpu"]) == SOME_UNSCORED
     fields = pd.read_csv(tmp_path / "fields" / "cells.csv")
     expected = _by_label(fields, fields["label"])
     assert expected[SCORE_PRED_COLUMN].notna().tolist() == [True, True, False]
@@ -62,7 +63,7 @@ def test_every_door_gives_the_same_score_and_error(lab, tmp_path, capsys):
 
     crops = tmp_path / "fields" / "crops" / "cells.csv"
     assert main(["predict", model_path, str(crops), "--out", str(tmp_path / "p.csv"),
-                 "--quiet"]) == 0
+                 "--quiet"]) == SOME_UNSCORED
     assert main(["explain", model_path, str(crops), "--out", str(tmp_path / "x"),
                  "--max-cells", "3"]) == 0
     assert main(["report", model_path, str(crops), "--out", str(tmp_path / "r"),
@@ -104,16 +105,19 @@ def test_fields_never_replaces_a_finished_run_unasked(lab, tmp_path, capsys):
     folder, out = lab["folder"], tmp_path / "run"
     command = ["fields", str(lab["model_path"]), str(folder / "field.tif"), "--labels",
                str(folder / "field_labels.tif"), "--out", str(out), "--quiet", "--device", "cpu"]
-    assert main([*command, "--pixel-size", "0.12", "--save-crops"]) == 0
+    assert main([*command, "--pixel-size", "0.12", "--save-crops"]) == SOME_UNSCORED
     finished = (out / "cells.csv").read_bytes()
     files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
-    assert main([*command, "--pixel-size", "-1", "--overwrite"]) == 2
+    with pytest.raises(SystemExit) as refused:
+        main([*command, "--pixel-size", "-1", "--overwrite"])
+    assert refused.value.code == 2
     assert "is not a plausible pixel size" in capsys.readouterr().err
     assert main([*command, "--pixel-size", "0.12"]) == 2
     assert "already holds a finished run (cells.csv); give --overwrite" in capsys.readouterr().err
     assert (out / "cells.csv").read_bytes() == finished
     assert sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file()) == files
-    assert main([*command, "--pixel-size", "0.24", "--overwrite"]) == 0
+    assert main([*command, "--pixel-size", "0.24", "--overwrite"]) == SOME_UNSCORED
     assert pd.read_csv(out / "cells.csv")["pixel_size"].eq(0.24).all()
     assert sorted(p.name for p in out.rglob("*") if p.is_file()) == [
-        "cells.csv", "field_scores.png"]  # the replaced run's crops are gone
+        "cells.csv", "field_labels.ome.tif", "field_reasons.ome.tif", "field_scores.ome.tif",
+        "field_scores.png", "run.json"]  # the replaced run's crops are gone

@@ -21,7 +21,7 @@ from .. import __version__
 COMMAND_MODULES = {
     "demo": "demo", "features": "features", "train": "deploy", "predict": "deploy",
     "tune": "tuning", "reproduce": "reproduce", "explain": "explain", "report": "explain",
-    "fields": "fields", "compare": "screens", "suggest": "suggest",
+    "fields": "fields", "compare": "screens", "suggest": "suggest", "info": "info",
 }
 """Each subcommand and the module of this subpackage that registers it, in the order of the help."""
 
@@ -50,6 +50,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in modules:
         import_module(f".{name}", __package__).add_subcommand(subparsers)
+    from ._logs import add_verbosity_options
+
+    for subparser in dict.fromkeys(subparsers.choices.values()):
+        add_verbosity_options(subparser)
     return parser
 
 
@@ -59,14 +63,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(next((word for word in argv if not word.startswith("-")), None))
     args = parser.parse_args(argv)
     args.argv = argv  # for the provenance of what a command writes
-    try:
-        return int(args.func(args) or 0)
-    except (OSError, ValueError) as exc:  # a bad file or setting: one line, no traceback
-        print(f"sarcnet-sklearn {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as exc:
-        what = f": {exc}" if str(exc) else ""
-        print(f"sarcnet-sklearn {args.command}: interrupted (Ctrl-C){what}; outputs are "
-              "written atomically, so none was left half-written", file=sys.stderr)
-        return 130
+    from .._doors import entered_through
+    from ._logs import logging_to_stderr
+
+    with entered_through("cli"), logging_to_stderr(args):  # messages name --options
+        try:
+            return int(args.func(args) or 0)
+        except (OSError, ValueError) as exc:  # a bad file or setting: one line, no traceback
+            print(f"sarcnet-sklearn {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt as exc:
+            what = f": {exc}" if str(exc) else ""
+            print(f"sarcnet-sklearn {args.command}: interrupted (Ctrl-C){what}; outputs are "
+                  "written atomically, so none was left half-written", file=sys.stderr)
+            return 130
 

@@ -175,3 +175,28 @@ def command_line(args: argparse.Namespace) -> str | None:
     """
     argv = getattr(args, "argv", None)
     return None if argv is None else shlex.join(["sarcnet-sklearn", *argv])
+
+
+TABLE_SUFFIX = ".csv"
+
+
+def check_csv_output(path, option: str = "--out") -> None:
+    """Refuse an output table not named ``.csv``: the table is comma-separated text, and a
+    file named ``scores.json`` (or ``.xlsx``, ``.csv.gz``, ``.parquet``) that holds CSV
+    would mislead whatever opens it.
+
+    Examples
+    --------
+    >>> check_csv_output("scores.csv")
+    >>> check_csv_output("scores.json")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: --out scores.json: the table is written as CSV; name it scores.csv ...
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    if path.suffix.lower() != TABLE_SUFFIX:
+        name = path.name.split(".")[0] or path.stem
+        raise ValueError(f"{option} {path}: the table is written as CSV; name it "
+                         f"{name}{TABLE_SUFFIX} (a closing summary in JSON: --json)")

@@ -5,23 +5,27 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 
 from .._columns import ERROR_COLUMN, IMAGE_COLUMN, PROTOCOL_2, SCORE_RANGE, TARGET_COLUMN
 from .._model_formats import FORMATS
 from .._recipe import BATCH_SIZE, IMAGE_SIZE_PX, LEARNING_RATE, MAX_EPOCHS
+from ._exit import EXIT_STATUS_HELP
 from ._finetune import add_finetune_arguments, finetune_options, print_agreement
 from ._options import (
     DATA_HELP,
     add_overwrite_option,
     add_pixel_size_option,
     add_test_time_augment_option,
+    check_csv_output,
     model_format,
     non_negative,
     positive,
 )
 from ._scale import add_scale_arguments, cluster_client
+from ._summary import add_json_option
 
 
 def add_subcommand(subparsers) -> None:
@@ -94,6 +98,7 @@ def add_subcommand(subparsers) -> None:
 
     predict = subparsers.add_parser(
         "predict",
+        epilog=EXIT_STATUS_HELP,
         help="score cells with a saved model into a CSV",
         description=(
             "Score every cell with a saved model. The CSV keeps the input's identifying "
@@ -121,7 +126,15 @@ def add_subcommand(subparsers) -> None:
     add_pixel_size_option(predict)
     predict.add_argument("--recursive", action="store_true",
                          help="read the images in sub-folders of a DATA folder too")
+    predict.add_argument(
+        "--masks", metavar="FOLDER",
+        help="DATA holds plain single-cell images (any TIFF/PNG, not the AICS 10-page layout) "
+             "and FOLDER their masks, each named after its image (cell7.tif: cell7.tif, "
+             "cell7_mask.tif, cell7_cp_masks.png, cell7_seg.npy...); each cell is cut by the "
+             "AICS recipe and scored as a cell of a field. A CSV may instead name each mask "
+             "in a 'mask_path' column")
     predict.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_json_option(predict)
     add_scale_arguments(predict)
     predict.set_defaults(func=run_predict)
 
@@ -210,19 +223,26 @@ def run_train(args: argparse.Namespace) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     """Score the cells named by ``args`` and write the CSV; returns the exit code."""
     from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN, model_pixel_size
+    from ..datasets._kind import data_kind
     from ..deploy import load_model, predict_cells
+    from ..deploy._card import warn_if_synthetic_model
     from ..outputs import check_output
     from ..scale import run_in_chunks
     from ..tables import load_cells
+    from ._exit import NONE_SCORED, exit_status
+    from ._run_record import run_record_path, write_run_record
+    from ._summary import cell_summary, human_stream, print_summary
 
+    started = datetime.now(timezone.utc)
     check_output(args.out, inputs=[args.data, args.model])
+    check_output(run_record_path(args.out), inputs=[args.data, args.model])
     model, metadata = load_model(args.model, device=args.device, return_metadata=True)
     cells = load_cells(args.data, recursive=args.recursive)
     from .._fingerprint import seen_note
 
     note = seen_note(model, cells)
     if note:
-        print(f"note: {note}")
+        print(f"note: {note}", file=human_stream(args))
     mask_page = (metadata.get("training") or {}).get("mask_page")
     model_file = Path(args.model).resolve()
     if args.interval is not None:
@@ -231,10 +251,28 @@ def run_predict(args: argparse.Namespace) -> int:
         interval_half_width(model, args.interval)  # not calibrated: say so before any work
     images = cells[IMAGE_COLUMN].dropna().tolist() if IMAGE_COLUMN in cells else []
     check_output(args.out, inputs=images)
+    check_csv_output(args.out)  # after: an input named as the output is named as such
+    if data_kind(cells, args.data) != "synthetic":
+        warn_if_synthetic_model(getattr(model, "model_card_", None), [args.data], "inputs")
+    score = partial(predict_cells, mask_page=mask_page)
+    if args.masks is not None:  # plain single-cell images, each with its mask file
+        from ..fields._plain_cells import MASK_PATH_COLUMN, pair_masks, predict_masked_cells
+
+        cells[MASK_PATH_COLUMN] = pair_masks(cells[IMAGE_COLUMN], args.masks)
+        score = predict_masked_cells
+    elif "mask_path" in cells.columns:
+        from ..fields._plain_cells import MASK_PATH_COLUMN, predict_masked_cells
+
+        if Path(args.data).suffix.lower() == ".csv":  # relative to the CSV, as images are
+            folder = Path(args.data).resolve().parent
+            cells[MASK_PATH_COLUMN] = [
+                path if not isinstance(path, str) or not path.strip() or Path(path).is_absolute()
+                else str(folder / path) for path in cells[MASK_PATH_COLUMN]]
+        score = predict_masked_cells
     with cluster_client(args) as client:
         result = run_in_chunks(
             cells,
-            partial(predict_cells, mask_page=mask_page, batch_size=args.batch_size,
+            partial(score, batch_size=args.batch_size,
                     interval=args.interval, test_time_augment=args.test_time_augment,
                     pixel_size=args.pixel_size),
             args.out,
@@ -242,6 +280,7 @@ def run_predict(args: argparse.Namespace) -> int:
             settings={"command": "predict", "model": str(model_file),
                       "model_modified_ns": model_file.stat().st_mtime_ns, "mask_page": mask_page,
                       "interval": args.interval, "test_time_augment": args.test_time_augment,
+                      "masks": None if args.masks is None else str(Path(args.masks).resolve()),
                       "pixel_size": args.pixel_size},
             inputs=[args.data, args.model, *images],
             chunk_size=args.chunk_size,
@@ -250,20 +289,23 @@ def run_predict(args: argparse.Namespace) -> int:
             client=client,
             progress=not args.quiet,
         )
-    failed = result.table[ERROR_COLUMN]
-    failed = failed[failed != ""]
+    summary = cell_summary(result.table[ERROR_COLUMN])
+    status = exit_status(summary["n_cells"], summary["n_scored"])
+    human = human_stream(args)
     print(f"wrote {len(result.table)} predictions to {result.output.resolve()} (model trained "
-          f"at {model_pixel_size(metadata):g} um/px)")
+          f"at {model_pixel_size(metadata):g} um/px); {summary['n_scored']} of "
+          f"{summary['n_cells']} cells scored", file=human)
     if PIXEL_SIZE_ASSUMED_COLUMN in result.table:
         assumed = result.table[PIXEL_SIZE_ASSUMED_COLUMN].astype(str).str.lower() == "true"
         if assumed.any():
             print(f"warning: {int(assumed.sum())} of {len(result.table)} cells had no pixel size "
                   f"and were measured at the model's (see '{PIXEL_SIZE_ASSUMED_COLUMN}')",
                   file=sys.stderr)
-    if len(failed):
-        print(
-            f"warning: {len(failed)} of {len(result.table)} cells could not be scored (see the "
-            f"'{ERROR_COLUMN}' column), e.g. {failed.iloc[0]}",
-            file=sys.stderr,
-        )
-    return 0
+    record = write_run_record(result.output, args, started=started, model_file=args.model,
+                              model=model, summary=summary, table=result.table,
+                              exit_status=status, inputs=[args.data, args.model, *images])
+    print(f"run record: {record.resolve()}", file=human)
+    print_summary(summary, args, status=status)
+    if status == NONE_SCORED:
+        print(f"error: not one cell could be scored (exit status {status})", file=sys.stderr)
+    return status

@@ -9,7 +9,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from .._columns import IMAGE_COLUMN, PATH_RULE, PIXEL_SIZE_UM, PROTOCOL_1, STRUCTURE_PAGE
-from ._options import n_jobs, pixel_size_um
+from ._options import check_csv_output, n_jobs, pixel_size_um
 from ._scale import add_scale_arguments, cluster_client
 
 if TYPE_CHECKING:
@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
     images = collect_images(args.inputs, recursive=args.recursive)
     output = check_output(args.output, inputs=images)
+    check_csv_output(output, "-o")
     # Absolute while measuring (a resumed run may start elsewhere), relative to the CSV at the end.
     cells = pd.DataFrame({IMAGE_COLUMN: [os.path.abspath(path) for path in images]})
     options = {

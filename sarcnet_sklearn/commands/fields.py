@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 from .._columns import TARGET_COLUMN
+from ._exit import EXIT_STATUS_HELP
 from ._options import add_test_time_augment_option, n_jobs, pixel_size_um
 from ._scale import add_scale_arguments, cluster_client
+from ._summary import add_json_option
 
 
 def add_subcommand(subparsers) -> argparse.ArgumentParser:
@@ -26,6 +30,7 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
     """
     parser = subparsers.add_parser(
         "fields",
+        epilog=EXIT_STATUS_HELP,
         help="score every labelled cell of microscope fields of view",
         description=(
             "Read each field of view (OME-TIFF, TIFF, PNG; CZI, ND2, LIF with "
@@ -34,15 +39,25 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
             "as the AICS training cells were cut, measure its Protocol 1 features at the "
             "field's pixel size and score it with a Protocol 1 model. Writes OUT/cells.csv "
             "(one row per labelled cell; a cell that cannot be scored gets the reason in "
-            "'error') and OUT/overlays/<field>_scores.png (every cell filled by its score). "
+            "'error', its short code in 'reason'), OUT/overlays/<field>_scores.png (every cell "
+            "filled by its score, or by the colour of its reason) and OUT/maps/<field>_scores"
+            ".ome.tif, _reasons.ome.tif, _labels.ome.tif (the field's shape and pixel size). "
             "Finished fields are kept in OUT/cells.csv.partial/ until all are done: the same "
             "command started again after a stop goes on from there."
         ),
     )
     parser.add_argument("model", metavar="MODEL", help="Protocol 1 model file or safe folder/.zip")
     parser.add_argument("fields", metavar="FIELD", nargs="+", help="field-of-view image files")
-    parser.add_argument("--labels", metavar="LABELS", nargs="+", required=True,
-                        help="one label image per FIELD, in the same order")
+    parser.add_argument("--labels", metavar="LABELS", nargs="+",
+                        help="one label image per FIELD, in the same order (TIFF, PNG, .npy, "
+                             "cellpose's _seg.npy or _cp_masks.png, StarDist's label TIFF)")
+    parser.add_argument(
+        "--segment", choices=["classical", "cellpose"],
+        help="no label images: segment each field ('classical': a scikit-image recipe for "
+             "alpha-actinin-2 fields, see the README for its limits; 'cellpose': needs "
+             "pip install 'sarcnet-sklearn[cellpose]' and fetches its weights online once). "
+             "The labels are saved in OUT/segmentation/ (correct them and run again: they "
+             "are reused)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--channel", help="alpha-actinin-2 channel: name or index "
                                           "(required when a file has several channels)")
@@ -71,6 +86,7 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
                              "crops of fields not in this run are removed); without it such "
                              "an OUT is refused")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_json_option(parser)
     add_scale_arguments(parser, chunk_size=1, what="fields")
     parser.set_defaults(func=run_fields)
     return parser
@@ -78,8 +94,28 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
 
 def run_fields(args: argparse.Namespace) -> int:
     """Score the fields named by ``args`` and write the outputs; returns the exit code."""
+    from ..fields._maps import MAPS_FOLDER, reason_legend
     from ..fields._screen import OVERLAYS_FOLDER, score_field_files
+    from ..outputs import refuse_inputs
+    from ._exit import NONE_SCORED, exit_status
+    from ._run_record import RUN_FILE, write_run_record
+    from ._summary import cell_summary, human_stream, print_summary
 
+    started = datetime.now(timezone.utc)
+    if (args.labels is None) == (args.segment is None):
+        raise ValueError("give either --labels (one label image per field) or --segment "
+                         "classical|cellpose")
+    if args.segment is not None:
+        from ..fields._segment import segment_field_files
+
+        for path in [args.model, *args.fields]:
+            if not Path(path).exists():
+                raise FileNotFoundError(f"no such file: {path}")
+        args.labels = [str(path) for path in segment_field_files(
+            args.fields, args.out, args.segment, channel=args.channel, scene=args.scene,
+            z=args.z, pixel_size=args.pixel_size)]
+    inputs = [Path(path).resolve() for path in [args.model, *args.fields, *args.labels]]
+    refuse_inputs([Path(args.out) / RUN_FILE], inputs)
     with cluster_client(args) as client:
         run = score_field_files(
             args.model, args.fields, args.labels, args.out, channel=args.channel,
@@ -91,24 +127,34 @@ def run_fields(args: argparse.Namespace) -> int:
         )
     table, out = run.table, Path(args.out)
     cells = table[table["label"] != ""]
-    failed = cells[cells["error"] != ""]
+    summary = cell_summary(cells["error"], n_failed_inputs=len(run.failed_fields),
+                           failed_inputs=run.failed_fields)
+    status = exit_status(summary["n_cells"], summary["n_scored"], len(run.failed_fields))
     n_fields = len(args.fields)
-    print(f"scored {len(cells) - len(failed)} of {len(cells)} cells in "
-          f"{n_fields - len(run.failed_fields)} field(s); wrote {run.cells.resolve()}")
+    human = human_stream(args)
+    print(f"scored {summary['n_scored']} of {summary['n_cells']} cells in "
+          f"{n_fields - len(run.failed_fields)} field(s); wrote {run.cells.resolve()}", file=human)
     print(f"overlays: {(out / OVERLAYS_FOLDER).resolve()} "
           f"({n_fields - len(run.failed_fields)} field(s)"
-          f"{', with Grad-CAM' if args.explain else ''})")
+          f"{', with Grad-CAM' if args.explain else ''})", file=human)
+    print(f"maps: {(out / MAPS_FOLDER).resolve()} (per field: score map, reason map and labels "
+          "as OME-TIFF of the field's shape and pixel size, for napari and Fiji)", file=human)
     if run.crops is not None:
         print(f"single-cell images: {run.crops.parent.resolve()} ({run.n_crops} cells); "
-              f"fill in the '{TARGET_COLUMN}' column of {run.crops.resolve()} to train on them")
-    if len(failed):
-        first = failed.iloc[0]
-        print(f"warning: {len(failed)} of {len(cells)} cells were not scored (see the 'error' "
-              f"column), e.g. label {first['label']} of {first['field']}: {first['error']}",
-              file=sys.stderr)
+              f"fill in the '{TARGET_COLUMN}' column of {run.crops.resolve()} to train on them",
+              file=human)
+    record = write_run_record(
+        run.cells, args, started=started, model_file=args.model,
+        model=SimpleNamespace(model_card_=run.model_card), summary=summary, table=cells,
+        exit_status=status, folder_output=True, inputs=inputs,
+        extra={"reason_map": reason_legend().splitlines()},
+    )
+    print(f"run record: {record.resolve()}", file=human)
+    print_summary(summary, args, status=status)
     if run.failed_fields:
         print(f"error: {len(run.failed_fields)} of {n_fields} field(s) could not be used: "
               f"{', '.join(run.failed_fields)} (see the messages above and the 'error' column)",
               file=sys.stderr)
-        return 1
-    return 0
+    if status == NONE_SCORED:
+        print(f"error: not one cell could be scored (exit status {status})", file=sys.stderr)
+    return status

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from .._columns import TARGET_COLUMN
-from ._options import DATA_HELP
+from ._options import DATA_HELP, check_csv_output
 
 
 def add_subcommand(subparsers) -> None:
@@ -54,6 +54,7 @@ def run_suggest(args: argparse.Namespace) -> int:
     from ..tables import load_cells
 
     check_output(args.out, inputs=[args.data, args.model])
+    check_csv_output(args.out)
     model = load_model(args.model, device=args.device)
     cells = load_cells(args.data)
     order = suggest_cells(model, cells, random_share=args.random_share, by=args.by,

@@ -385,7 +385,7 @@ def autocontrast(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(mask, np.round(scaled), 0).astype(np.uint8)
 
 
-def _spots(rng: np.random.Generator, mask: np.ndarray, mean_count: float, sigma: float):
+def fish_spots(rng: np.random.Generator, mask: np.ndarray, mean_count: float, sigma: float):
     inside = np.argwhere(mask)
     count = min(len(inside), int(rng.poisson(mean_count)))
     points = np.zeros(mask.shape)
@@ -413,8 +413,8 @@ def other_pages(rng: np.random.Generator, cell: RenderedCell,
         - 0.1 * ndi.gaussian_filter(mask.astype(float), 2.0)
         + 0.04 * rng.standard_normal(shape)
     )
-    fish_561 = _spots(rng, mask, 20.0, spot)
-    fish_638 = _spots(rng, mask, 10.0, spot)
+    fish_561 = fish_spots(rng, mask, 20.0, spot)
+    fish_638 = fish_spots(rng, mask, 10.0, spot)
     nuclei = np.zeros(shape)
     nucleus_px = 5.0 / pixel_size_um  # a nucleus is about 10 um across
     inside = np.argwhere(ndi.distance_transform_edt(mask) > nucleus_px)
@@ -427,6 +427,14 @@ def other_pages(rng: np.random.Generator, cell: RenderedCell,
                          rotation=rng.uniform(0, np.pi))
         nuclei[rr, cc] = 1.0
     nuclei = ndi.gaussian_filter(nuclei * mask, 1.5) + rng.normal(0.0, 0.02, shape)
+    return stack_other_pages(mask, structure, bright, fish_561, fish_638, nuclei)
+
+
+def stack_other_pages(mask: np.ndarray, structure: np.ndarray, bright: np.ndarray,
+                      fish_561: np.ndarray, fish_638: np.ndarray,
+                      nuclei: np.ndarray) -> list[np.ndarray]:
+    """The AICS file's pages besides the structure and the cell mask, as uint8: bright field,
+    FISH 561/638, nuclear dye and the 488/561/638 segmentations."""
     fish_561, fish_638 = _to_uint8(fish_561), _to_uint8(fish_638)
     seg = [
         ((structure > np.percentile(structure[mask], 60)) & mask),

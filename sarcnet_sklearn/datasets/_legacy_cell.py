@@ -18,6 +18,8 @@ from scipy import ndimage as ndi
 from skimage.draw import ellipse, polygon
 from skimage.measure import regionprops
 
+from ._cell_render import autocontrast, fish_spots, stack_other_pages
+
 # Composition (fraction of cell area per class of CLASSES) at integer levels 1..5,
 # interpolated linearly in between.
 _COMPOSITION = np.array(
@@ -162,30 +164,8 @@ def _render_structure(
     image = ndi.gaussian_filter(image, max(0.6, 0.07 * spacing))
     photons = rng.uniform(80.0, 300.0)
     image = rng.poisson(image * photons) / photons + rng.normal(0.0, 0.015, shape)
-    return _autocontrast(image, mask), rendered
+    return autocontrast(image, mask), rendered
 
-
-def _autocontrast(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Stretch the in-cell 0.5-99.8 percentiles to 0-255; 0 outside the cell."""
-    lo, hi = np.percentile(image[mask], [0.5, 99.8])
-    scaled = np.clip((image - lo) / max(hi - lo, 1e-12), 0.0, 1.0) * 255.0
-    return np.where(mask, np.round(scaled), 0).astype(np.uint8)
-
-
-def _spots(rng: np.random.Generator, mask: np.ndarray, mean_count: float, sigma: float):
-    inside = np.argwhere(mask)
-    count = min(len(inside), int(rng.poisson(mean_count)))
-    points = np.zeros(mask.shape)
-    chosen = inside[rng.choice(len(inside), count, replace=False)]
-    points[chosen[:, 0], chosen[:, 1]] = rng.uniform(0.5, 1.0, count)
-    image = ndi.gaussian_filter(points, sigma) * (2 * np.pi * sigma**2)
-    image += 0.08 * mask + rng.normal(0.0, 0.02, mask.shape)
-    return image
-
-
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    lo, hi = np.percentile(image, [0.5, 99.9])
-    return (np.clip((image - lo) / max(hi - lo, 1e-12), 0.0, 1.0) * 255).round().astype(np.uint8)
 
 
 def _other_pages(
@@ -200,8 +180,8 @@ def _other_pages(
         - 0.1 * ndi.gaussian_filter(mask.astype(float), 2.0)
         + 0.04 * rng.standard_normal(shape)
     )
-    fish_561 = _spots(rng, mask, 20.0, 1.0)
-    fish_638 = _spots(rng, mask, 10.0, 1.0)
+    fish_561 = fish_spots(rng, mask, 20.0, 1.0)
+    fish_638 = fish_spots(rng, mask, 10.0, 1.0)
     nuclei = np.zeros(shape)
     inside = np.argwhere(ndi.binary_erosion(mask, iterations=max(1, int(size / 8))))
     if len(inside) == 0:
@@ -218,19 +198,7 @@ def _other_pages(
         )
         nuclei[rr, cc] = 1.0
     nuclei = ndi.gaussian_filter(nuclei * mask, 1.5) + rng.normal(0.0, 0.02, shape)
-    fish_561, fish_638 = _to_uint8(fish_561), _to_uint8(fish_638)
-    seg = [
-        ((structure > np.percentile(structure[mask], 60)) & mask),
-        (fish_561 > 128) & mask,
-        (fish_638 > 128) & mask,
-    ]
-    return [
-        _to_uint8(bright),
-        fish_561,
-        fish_638,
-        _to_uint8(nuclei),
-        *[s.astype(np.uint8) * 255 for s in seg],
-    ]
+    return stack_other_pages(mask, structure, bright, fish_561, fish_638, nuclei)
 
 
 

@@ -4,10 +4,12 @@
 and :func:`load_model` write and read model files with their metadata (a
 joblib file, or a pickle-free ``"safe"`` folder/.zip for models from others);
 :func:`predict_cells` scores a table of cells row by row, so that a bad image
-or feature gives that row an error message instead of stopping the run.
+or feature gives that row an error message instead of stopping the run;
+:func:`model_card` / :func:`read_model_card`: what a model file is and was trained on.
 """
 
 from .._columns import ERROR_COLUMN, SCORE_RANGE
+from ._card import model_card, read_model_card
 from ._checks import ModelInputs, check_cells
 from ._finetune import InitialWeights, finetune_callbacks
 from ._model_file import (
@@ -45,8 +47,10 @@ __all__ = [
     "check_cells",
     "finetune_callbacks",
     "load_model",
+    "model_card",
     "model_metadata",
     "predict_cells",
+    "read_model_card",
     "save_model",
     "suggest_cells",
     "train_model",

@@ -79,7 +79,8 @@ class ModelVersionWarning(UserWarning):
 
 
 def model_metadata(pipeline, **extra) -> dict:
-    """What is known about a fitted pipeline: versions, protocol, inputs, creation time.
+    """What is known about a fitted pipeline: versions, protocol, inputs, creation time, and
+    its model card (``metadata["card"]``, see :func:`~sarcnet_sklearn.deploy._card.model_card`).
 
     Parameters
     ----------
@@ -117,6 +118,9 @@ def model_metadata(pipeline, **extra) -> dict:
         "structure_page": inputs.structure_page,
         "image_size": inputs.image_size,
     }
+    from ._card import CARD_KEY, model_card
+
+    metadata[CARD_KEY] = model_card(pipeline, _json_ready(metadata, "metadata"))
     return _json_ready(metadata, "metadata")
 
 
@@ -313,6 +317,12 @@ def load_model(
         _place_on(pipeline[-1] if hasattr(pipeline, "steps") else pipeline, device)  # any model
     with contextlib.suppress(AttributeError, TypeError):  # the pixel size it was trained at
         pipeline.pixel_size_um_ = model_pixel_size(metadata)
+    with contextlib.suppress(AttributeError, TypeError):  # what it is, for reports and runs
+        from ._card import CARD_KEY, model_card
+
+        stored = metadata.get(CARD_KEY)
+        pipeline.model_card_ = stored if isinstance(stored, dict) else model_card(pipeline,
+                                                                                  metadata)
     return (pipeline, metadata) if return_metadata else pipeline
 
 

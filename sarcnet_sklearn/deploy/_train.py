@@ -17,6 +17,7 @@ from .._columns import (
     STRUCTURE_PAGE,
     TARGET_COLUMN,
 )
+from .._doors import option
 from .._pixel_size import MODEL_PIXEL_SIZE_KEY, cell_pixel_sizes
 from .._recipe import BATCH_SIZE, IMAGE_SIZE_PX, LEARNING_RATE, MAX_EPOCHS
 from ..pipeline import ModelInputs
@@ -164,6 +165,7 @@ def train_model(
     """
     from .._fingerprint import remember_cells
     from ..datasets import paper_split
+    from ..datasets._kind import data_kind
     from ..intervals import calibrate, interval_half_width
     from ..metrics import bootstrap_intervals, regression_report
     from ..pipeline import make_sarcnet_pipeline, protocol_features
@@ -197,7 +199,7 @@ def train_model(
     # features measured from the images: at each cell's pixel size, their texture at the
     # model's (recorded in the model file), so that cells of any pixel size agree
     sizes, assumed = cell_pixel_sizes(cells, IMAGE_COLUMN, pixel_size=pixel_size,
-                                      assumed=PIXEL_SIZE_UM, source="pixel_size=")
+                                      assumed=PIXEL_SIZE_UM)
     table, errors, images = check_cells(cells, inputs, mask_page=mask_page, progress=progress,
                                         pixel_sizes=sizes, texture_pixel_size=PIXEL_SIZE_UM)
     scores = pd.to_numeric(table[target], errors="coerce").astype(np.float64)
@@ -211,7 +213,7 @@ def train_model(
             raise ValueError(
                 f"{len(outside)} {target!r} value(s) outside the score range [{low:g}, {high:g}], "
                 f"e.g. {scores.iloc[outside[0]]:g} in row {outside[0]}; declare the scale of "
-                "your scores (score_range / --score-range LOW HIGH)"
+                f"your scores ({option('score_range')})"
             )
     usable = errors.isna().to_numpy()
     if not usable.any():
@@ -319,6 +321,7 @@ def train_model(
     excluded = errors.dropna()
     training = {
         "source": None if source is None else str(source),
+        "data_kind": data_kind(cells, source),
         "target": target,
         "n_cells": len(train),
         "n_validation": 0 if valid is None else len(valid),

@@ -30,6 +30,7 @@ from .._columns import (
     SCORE_RANGE,
     TARGET_COLUMN,
 )
+from .._doors import option
 from .._pages import embedded_figure as _figure
 from .._pages import html_document, provenance_list, sha256_of
 from .._pages import html_table as _html_table
@@ -269,6 +270,7 @@ def provenance(
     import torch
 
     from .. import __version__
+    from ..deploy._card import card_facts, model_card
 
     net = SarcNetPipeline.of(model).fitted_regressor
     if model_path is None:
@@ -290,9 +292,18 @@ def provenance(
         device += f" ({platform.machine()}, {torch.get_num_threads()} threads)"
     if command is None:
         command = "Python: " + shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    card = getattr(model, "model_card_", None)
+    facts = card_facts(card if isinstance(card, dict) else model_card(model, {}))
+    trained = [f"trained on {facts['trained_on']}"]
+    if facts["validation"]:
+        trained.append(f"validation {facts['validation']}")
+    if facts["fingerprint"]:
+        trained.append(f"cells' fingerprint {facts['fingerprint']}")
+    trained.append(f"intended use: {facts['intended_use']}")
     return {
         "Model file": model_file,
         "Model": ", ".join(described),
+        "Model card": "; ".join(trained),
         "Data": f"{data_source} ({len(cells)} cells)",
         "Versions": (f"sarcnet-sklearn {__version__}, torch {torch.__version__}, "
                      f"scikit-learn {sklearn.__version__}, Python {platform.python_version()}"),
@@ -463,7 +474,8 @@ def _html_page(title, header, metrics, day_table, paths, intervals, cam,
         text += (f" {cam['n_blank']} of the {cam['n_shown']} maps show no signal (all zero or "
                  "constant over the cell): nothing in those cells "
                  f"{evidence} the score through this layer"
-                 + (" (try --direction lower)." if cam["direction"] == "raise" else "."))
+                 + (f" (try {option('direction_lower')})." if cam["direction"] == "raise"
+                    else "."))
     parts += ["<h2>Grad-CAM heatmaps of the same cells (Fig. 2B)</h2>", f"<p>{text}</p>",
               _figure(paths["gradcam"], "Grad-CAM overlays, ordered by score")]
     if "days" in paths:

@@ -20,6 +20,7 @@ from .._columns import (
     STRUCTURE_PAGE,
 )
 from .._console import progress_bar
+from .._doors import option
 from .._validation import check_pixel_size_um
 from ..images import ImageReadError, ImageSource, read_plane, source_name
 from ._protocol1 import extract_protocol1
@@ -355,7 +356,7 @@ class Protocol1Extractor(TransformerMixin, BaseEstimator):
             raise ValueError(f"errors must be one of {_ERRORS}, got {self.errors!r}")
         if isinstance(self.pixel_size, bool) or not isinstance(self.pixel_size, (int, float)):
             raise ValueError(f"pixel_size must be a positive number, got {self.pixel_size!r}")
-        check_pixel_size_um(self.pixel_size, "pixel_size=")
+        check_pixel_size_um(self.pixel_size, option("pixel_size"))
 
     def _check_columns(self, X) -> None:
         if not isinstance(X, pd.DataFrame):

@@ -16,13 +16,14 @@ from matplotlib.patches import Patch
 from skimage.segmentation import find_boundaries
 
 from .._columns import SCORE_RANGE
+from .._reasons import BY_CODE, count_reasons, reason_codes, rgba
 from ..outputs import write_atomically
 from ._cut import check_labels, compact_ids, compact_labels
 
 SCORE_CMAP = "viridis"
 """Colour map of the score overlays (perceptually uniform, readable by colour-blind people)."""
-UNSCORED_RGBA = (0.85, 0.2, 0.2, 0.55)
-"""Fill of a cell that could not be scored."""
+UNSCORED_ALPHA = 0.7
+"""Opacity of the fill of a cell that could not be scored (its colour: its reason's)."""
 
 
 def _figure(shape: tuple[int, int], width_in: float = 10.0) -> tuple[Figure, object]:
@@ -54,9 +55,10 @@ def _label_cells(axes, cells: pd.DataFrame, with_scores: bool = False) -> str:
     return "label number, predicted score" if with_scores else ""
 
 
-def _save(figure: Figure, path: str | PathLike) -> Path:
-    return write_atomically(path, lambda temporary: figure.savefig(temporary, format="png",
-                                                                   dpi=150))
+def _save(figure: Figure, path: str | PathLike, description: str | None = None) -> Path:
+    metadata = {"Description": description} if description else None
+    return write_atomically(path, lambda temporary: figure.savefig(
+        temporary, format="png", dpi=150, metadata=metadata))
 
 
 def plot_field_scores(
@@ -100,7 +102,9 @@ def plot_field_scores(
     ids = compact_ids(values, cells["label"])
     scores = cells["score_pred"].to_numpy(dtype=float)
     finite = np.isfinite(scores)
-    lookup[ids[~finite]] = UNSCORED_RGBA
+    reasons = reason_codes(cells["error"] if "error" in cells else [None] * len(cells))
+    for index, code in zip(ids[~finite], reasons[~finite], strict=True):
+        lookup[index] = rgba(code or "other", UNSCORED_ALPHA)
     if finite.any():
         lookup[ids[finite]] = mappable.to_rgba(scores[finite])
         lookup[ids[finite], 3] = 0.5
@@ -118,10 +122,19 @@ def plot_field_scores(
     colour_bar = figure.colorbar(mappable, ax=axes, fraction=0.04, pad=0.02)
     colour_bar.set_label(f"predicted sarcomere organization score "
                          f"({score_range[0]:g}-{score_range[1]:g})")
+    description = f"{scored} of {len(cells)} cells scored"
     if scored < len(cells):
-        axes.legend(handles=[Patch(color=UNSCORED_RGBA, label="not scored (see 'error')")],
-                    loc="lower left", fontsize=8, framealpha=0.8)
-    return _save(figure, path)
+        counts = count_reasons(cells["error"][~finite]) if "error" in cells else {}
+        if len(cells) - scored > sum(counts.values()):
+            counts["other"] = counts.get("other", 0) + len(cells) - scored - sum(counts.values())
+        axes.legend(handles=[Patch(color=rgba(code, UNSCORED_ALPHA),
+                                   label=f"not scored: {BY_CODE[code].title} ({n})")
+                             for code, n in counts.items()],
+                    loc="lower left", fontsize=8, framealpha=0.8,
+                    title="cells not scored (reason in 'error')", title_fontsize=8)
+        description += "; not scored: " + ", ".join(
+            f"{BY_CODE[code].title} ({n})" for code, n in counts.items())
+    return _save(figure, path, description)
 
 
 def plot_field_heatmap(

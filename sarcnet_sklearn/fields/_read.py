@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._doors import option
+from .._pixel_size import resolution_pixel_size
 from .._validation import check_pixel_size_um
 from ..images import PIL_SUFFIXES
 
@@ -163,13 +165,13 @@ def read_field(
     ((8, 10), 0.12, '488')
     """
     if pixel_size is not None:
-        pixel_size = check_pixel_size_um(pixel_size, "pixel_size=")
+        pixel_size = check_pixel_size_um(pixel_size, option("pixel_size"))
     if isinstance(path, np.ndarray):
         if path.ndim != 2:
             raise ValueError(f"an in-memory field must be one 2-D plane, got shape {path.shape}")
         return FieldImage(path, pixel_size)
     path = Path(path)
-    if not path.is_file():
+    if not path.is_file() and not is_zarr(path):
         raise FileNotFoundError(f"no such field file: {path}")
     if path.suffix.lower() in PIL_SUFFIXES:
         return _read_pil(path, channel, pixel_size)
@@ -208,8 +210,12 @@ def read_labels(path: str | PathLike | np.ndarray, *, scene: int | str | None = 
             raise ValueError(f"an in-memory label image must be 2-D, got shape {path.shape}")
         return path
     path = Path(path)
-    if not path.is_file():
+    if not path.is_file() and not is_zarr(path):
         raise FileNotFoundError(f"no such label image: {path}")
+    if path.suffix.lower() == ".npy":  # numpy arrays, cellpose's _seg.npy
+        from ._label_files import read_npy_labels
+
+        return read_npy_labels(path)
     if path.suffix.lower() in PIL_SUFFIXES:
         return _read_pil(path, None, None).data
     return _read_bioio(path, None, scene, None, None, what="label image").data
@@ -239,7 +245,8 @@ def _read_pil(path: Path, channel, pixel_size) -> FieldImage:
             return FieldImage(first, pixel_size, path, None, None, None)
         listing = ", ".join(f"{index}: {name!r}" for index, name in enumerate(names))
         raise ValueError(
-            f"{path}: has {len(names)} colour channels ({listing}); choose one with channel="
+            f"{path}: has {len(names)} colour channels ({listing}); choose one with "
+            f"{option('channel')}"
         )
     index = _pick(channel, names, path, "channel")
     return FieldImage(array[..., index], pixel_size, path, names[index], None, None)
@@ -259,6 +266,25 @@ def _pick(choice, names: list[str], path: Path, what: str) -> int:
     raise ValueError(f"{path}: has no {what} {choice!r}; it holds {what}s {listing}")
 
 
+ZARR_HINT = ("OME-Zarr needs bioio's OME-Zarr reader: pip install 'sarcnet-sklearn[formats]' "
+             "(or pip install bioio-ome-zarr)")
+
+
+def is_zarr(path: Path) -> bool:
+    """Whether ``path`` is a Zarr store (an OME-Zarr field is a folder named ``*.zarr``)."""
+    return path.is_dir() and (path.suffix.lower() == ".zarr" or (path / "zarr.json").is_file()
+                              or (path / ".zattrs").is_file())
+
+
+def _zarr_reader(path: Path):
+    """bioio's OME-Zarr reader class, or a ValueError naming the extra to install."""
+    try:
+        from bioio_ome_zarr import Reader
+    except ImportError:
+        raise ValueError(f"cannot read {path}: {ZARR_HINT}") from None
+    return Reader
+
+
 def _read_bioio(path: Path, channel, scene, z, pixel_size, *, what: str) -> FieldImage:
     from bioio import BioImage
 
@@ -266,6 +292,8 @@ def _read_bioio(path: Path, channel, scene, z, pixel_size, *, what: str) -> Fiel
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             reader, plain_tiff, tiff_pixel_size = _tiff_reader(path)
+            if is_zarr(path):
+                reader = _zarr_reader(path)
             try:
                 image = BioImage(path, reader=reader)
             except Exception as exc:
@@ -283,7 +311,8 @@ def _read_bioio(path: Path, channel, scene, z, pixel_size, *, what: str) -> Fiel
         raise ValueError(f"cannot read {what} {path}: {exc} ({FORMATS_HINT})") from exc
     if len(scenes) > 1 and scene is None:
         listing = ", ".join(f"{index}: {name!r}" for index, name in enumerate(scenes))
-        raise ValueError(f"{path}: has {len(scenes)} scenes ({listing}); choose one with scene=")
+        raise ValueError(f"{path}: has {len(scenes)} scenes ({listing}); choose one with "
+                         f"{option('scene')}")
     scene_index = 0 if scene is None else _pick(scene, scenes, path, "scene")
     image.set_scene(scene_index)
     dims = image.dims
@@ -307,14 +336,14 @@ def _read_bioio(path: Path, channel, scene, z, pixel_size, *, what: str) -> Fiel
         listing = ", ".join(f"{index}: {name!r}" for index, name in enumerate(names))
         raise ValueError(
             f"{path}: has {n_channels} channels ({listing}); choose the alpha-actinin-2 "
-            "channel with channel= (name or index)"
+            f"channel with {option('channel')} (name or index)"
         )
     channel_index = 0 if channel is None else _pick(channel, names, path, "channel")
     n_planes = sizes.get("Z", 1)
     if n_planes > 1 and z is None:
         raise ValueError(
-            f"{path}: has {n_planes} Z planes (0..{n_planes - 1}); choose one with z=, "
-            "or z='max' for a maximum projection"
+            f"{path}: has {n_planes} Z planes (0..{n_planes - 1}); choose one with "
+            f"{option('z')}, or {option('z_max')} for a maximum projection"
         )
     check_declared_pixels(path, (n_planes, sizes.get("Y", 1), sizes.get("X", 1))
                           if n_planes > 1 else (sizes.get("Y", 1), sizes.get("X", 1)), what)
@@ -354,8 +383,6 @@ def _read_bioio(path: Path, channel, scene, z, pixel_size, *, what: str) -> Fiel
 
 
 TIFF_SUFFIXES = (".tif", ".tiff")
-_MICRONS = {"um", "micron", "microns", "\u00b5m", "\u03bcm", "\\u00b5m"}
-_UM_PER_RESOLUTION_UNIT = {2: 25_400.0, 3: 10_000.0}  # TIFF ResolutionUnit: inch, centimetre
 
 
 def _tiff_reader(path: Path):
@@ -363,9 +390,8 @@ def _tiff_reader(path: Path):
     where it came from ``(um, source)``, or None.
 
     Choosing the reader avoids bioio trying (and logging) the OME reader on
-    every plain TIFF. A plain TIFF's pixel size is taken only from a real
-    unit: ImageJ's micrometres or the TIFF resolution unit (inch, centimetre);
-    tifffile's default resolution of 1 without unit means "unknown".
+    every plain TIFF. A plain TIFF's pixel size follows
+    :func:`sarcnet_sklearn._pixel_size.resolution_pixel_size`.
     """
     if path.suffix.lower() not in TIFF_SUFFIXES:
         return None, False, None
@@ -378,24 +404,11 @@ def _tiff_reader(path: Path):
             return Reader, False, None
         from bioio_tifffile import Reader
 
-        page = tif.pages[0]
-        resolution = page.tags.get("XResolution")
-        unit = page.tags.get("ResolutionUnit")
-        imagej_unit = (tif.imagej_metadata or {}).get("unit")
-    if resolution is None:
+        found = resolution_pixel_size(tif)
+    if found is None:
         return Reader, True, None
-    numerator, denominator = resolution.value
-    if not numerator or not denominator:
-        return Reader, True, None
-    per_unit = denominator / numerator
-    if imagej_unit is not None and str(imagej_unit).strip().lower() in _MICRONS:
-        return Reader, True, (per_unit, f"{path}: the pixel size in its ImageJ metadata (um)")
-    factor = _UM_PER_RESOLUTION_UNIT.get(int(unit.value) if unit is not None else 1)
-    if factor is None:
-        return Reader, True, None
-    return Reader, True, (per_unit * factor, f"{path}: the pixel size from its TIFF resolution "
-                          f"tags ({numerator}/{denominator} pixels per "
-                          f"{'inch' if factor > 10_000 else 'cm'})")
+    pixel_size, where = found
+    return Reader, True, (pixel_size, f"{path}: {where}")
 
 
 def _without_ome_metadata(path: Path, error: Exception, what: str, pixel_size):
@@ -412,7 +425,7 @@ def _without_ome_metadata(path: Path, error: Exception, what: str, pixel_size):
                       if "physical_size" in line.lower()), "")
         raise ValueError(
             f"{path}: its OME metadata is invalid ({first or 'it fails validation'}"
-            "), so its pixel size is unknown; give the pixel size (--pixel-size / pixel_size=)"
+            f"), so its pixel size is unknown; give the pixel size ({option('pixel_size')})"
         )
     return BioImage(path, reader=Reader)
 
@@ -446,7 +459,7 @@ def _metadata_pixel_size(image, path: Path) -> float | None:
         factor = OME_UNITS_UM.get(unit) if unit is not None else 1.0
         if factor is None:
             raise ValueError(f"{path}: its pixel size is given in {unit!r}, which is not a "
-                             "length; give the pixel size (--pixel-size / pixel_size=)")
+                             f"length; give the pixel size ({option('pixel_size')})")
         described.append(f"{raw:g} {unit or 'um'}")
         values.append(float(raw) * factor)
     if not values:
@@ -456,7 +469,7 @@ def _metadata_pixel_size(image, path: Path) -> float | None:
     if len(values) == 2 and abs(values[0] - values[1]) > 0.01 * max(values):
         raise ValueError(
             f"{path}: its pixels are not square ({values[0]} x {values[1]} um); Protocol 1 "
-            "assumes square pixels: resample the field or give pixel_size="
+            f"assumes square pixels: resample the field or give {option('pixel_size')}"
         )
     return values[-1]
 

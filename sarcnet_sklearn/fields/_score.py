@@ -22,6 +22,7 @@ from .._columns import (
     SCORE_RAW_COLUMN,
 )
 from .._console import progress_bar
+from .._doors import option
 from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN, pixel_size_of_model
 from .._validation import check_pixel_size_um
 from ..features import PROTOCOL1_ERROR_COLUMN, Protocol1Extractor
@@ -45,10 +46,20 @@ POSITION_COLUMNS = [
 """Where each cell is: its field, label, centroid, bounding box (max exclusive), area (px),
 and its pixel size (um; ``pixel_size_assumed``: True where the field's metadata had none)."""
 
-BORDER_ERROR = (
-    "the cell touches the field's border and may be cut off (the AICS training cells never "
-    "did); score it anyway with --score-border-cells (score_border_cells=True)"
-)
+BORDER_ERROR = ("the cell touches the field's border and may be cut off (the AICS training cells "
+                "never did)")
+"""How the ``error`` of a border cell starts; :func:`border_error` adds how to score it anyway."""
+
+
+def border_error() -> str:
+    """A border cell's ``error``, telling how to score it anyway in the words of the caller's door.
+
+    Examples
+    --------
+    >>> border_error().endswith("score it anyway with score_border_cells=True")
+    True
+    """
+    return f"{BORDER_ERROR}; score it anyway with {option('score_border_cells')}"
 
 SCORE_COLUMNS = [SCORE_PRED_COLUMN, SCORE_RAW_COLUMN, ERROR_COLUMN, OUT_OF_RANGE_COLUMN]
 """The score table's columns in a fields table (see :mod:`sarcnet_sklearn.score_table`)."""
@@ -108,7 +119,7 @@ def load_field(
     if isinstance(source, FieldImage):
         field = source
         if pixel_size is not None:
-            field = FieldImage(field.data, check_pixel_size_um(pixel_size, "pixel_size="),
+            field = FieldImage(field.data, check_pixel_size_um(pixel_size, option("pixel_size")),
                                field.path, field.channel, field.scene, field.z)
         elif field.pixel_size is not None:
             check_pixel_size_um(field.pixel_size, f"{name}: its FieldImage.pixel_size")
@@ -202,7 +213,7 @@ def cut_field(
     if field.pixel_size is None:
         warnings.warn(
             f"{name}: no pixel size in its metadata; measuring Protocol 1 at "
-            f"{PIXEL_SIZE_UM} um/px (the AICS images'); give pixel_size= if it differs",
+            f"{PIXEL_SIZE_UM} um/px (the AICS images'); give {option('pixel_size')} if it differs",
             UserWarning,
             stacklevel=3,
         )
@@ -222,7 +233,7 @@ def cut_field(
                       assumed=field.pixel_size is None)
     if not score_border_cells:
         border = table["touches_border"].to_numpy() & table["error"].isna().to_numpy()
-        table.loc[border, "error"] = BORDER_ERROR
+        table.loc[border, "error"] = border_error()
     return CutField(field, label_image, table, stretched)
 
 
@@ -404,7 +415,7 @@ def check_field_model(model) -> None:
         extra = sorted(set(inputs.features) - set(MEASURABLE_FEATURES))
         raise ValueError(
             f"this model needs the feature(s) {extra}, which cannot be measured from a field "
-            "of view; score fields with a Protocol 1 model (train --protocol 1)"
+            f"of view; score fields with a Protocol 1 model ({option('protocol_1')})"
         )
 
 
@@ -442,6 +453,7 @@ def score_cut_cells(
         cells = table.loc[ready, list(inputs.features)].copy()
         if inputs.image_column is not None:
             cells.insert(0, inputs.image_column, table.loc[ready, CROP_COLUMN])
+        cells["pixel_size"] = table.loc[ready, "pixel_size"]  # known: no "assumed" warning
         predicted = predict_cells(model, cells, batch_size=batch_size, progress=progress)
         for column in SCORE_COLUMNS:
             table.loc[ready, column] = predicted[column].to_numpy()

@@ -10,8 +10,8 @@ are not drawn again) and ends with the rows of an uninterrupted run.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -22,11 +22,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._columns import IMAGE_COLUMN, PROTOCOL_1, SARCOMERE_COLUMNS, SCORE_RANGE, TARGET_COLUMN
+from .._columns import (
+    IMAGE_COLUMN,
+    PROTOCOL_1,
+    REASON_COLUMN,
+    SARCOMERE_COLUMNS,
+    SCORE_RANGE,
+    TARGET_COLUMN,
+)
 from .._console import show_progress
+from .._doors import current_door, entered_through
 from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN
+from .._reasons import reason_codes
 from ..outputs import refuse_inputs, write_csv_atomically
 from ._crops import write_cell_tiff
+from ._maps import MAPS_FOLDER, map_paths, write_field_maps
 from ._score import (
     CROP_COLUMN,
     MASK_COLUMN,
@@ -42,9 +52,11 @@ CELLS_FILE = "cells.csv"
 CROPS_FOLDER = "crops"
 OVERLAYS_FOLDER = "overlays"
 CROP_PATH_COLUMN = "crop_path"
-OUTPUT_COLUMNS = SCORE_COLUMNS
+OUTPUT_COLUMNS = [*SCORE_COLUMNS, REASON_COLUMN]
 INTEGER_COLUMNS = ["bbox_min_row", "bbox_min_col", "bbox_max_row", "bbox_max_col",
                    "area"]
+logger = logging.getLogger(__name__)
+
 FIELD_KEY = "_field_key"
 """A field's identity across runs: its file and its label image's, absolute."""
 
@@ -68,6 +80,8 @@ class FieldsRun:
         Cells written as single-cell TIFFs.
     n_resumed : int
         Fields found done by an earlier run.
+    model_card : dict or None
+        The model's card (:func:`~sarcnet_sklearn.deploy._card.model_card`).
     """
 
     cells: Path
@@ -76,6 +90,7 @@ class FieldsRun:
     crops: Path | None
     n_crops: int
     n_resumed: int
+    model_card: dict | None = None
 
 
 def unique_stems(paths: list[Path]) -> list[str]:
@@ -200,7 +215,9 @@ def score_field_files(
     >>> run.table[["field", "label", "score_pred", "error"]]  # doctest: +SKIP
     """
     from .._validation import check_pixel_size_um
+    from ..datasets._kind import is_synthetic_source
     from ..deploy import load_model
+    from ..deploy._card import warn_if_synthetic_model
     from ..scale import partial_folder, run_in_chunks
 
     out = Path(os.path.abspath(out))
@@ -228,6 +245,8 @@ def score_field_files(
     if finished and not overwrite:
         raise ValueError(f"{out} already holds a finished run ({CELLS_FILE}); give --overwrite "
                          "(overwrite=True) to replace it, or choose another --out")
+    warn_if_synthetic_model(getattr(fitted, "model_card_", None),
+                            [path for path in fields if not is_synthetic_source(path)])
     out.mkdir(parents=True, exist_ok=True)
     jobs = pd.DataFrame({
         "field": [str(path) for path in fields],
@@ -242,7 +261,7 @@ def score_field_files(
         jobs,
         partial(score_field_chunk, out=out, explain=explain, save_crops=save_crops,
                 n_jobs=1 if client else n_jobs, batch_size=batch_size,
-                test_time_augment=test_time_augment,
+                test_time_augment=test_time_augment, door=current_door(),
                 log=progress and not show_progress(progress), **options),
         out / CELLS_FILE,
         key_column=FIELD_KEY,
@@ -269,7 +288,8 @@ def score_field_files(
         n_crops = len(rows)
     if finished:
         _remove_stale(out, stems, table, explain)
-    return FieldsRun(result.output, table, failed, crops, n_crops, result.n_resumed)
+    return FieldsRun(result.output, table, failed, crops, n_crops, result.n_resumed,
+                     getattr(fitted, "model_card_", None))
 
 
 def _remove_stale(out: Path, stems: list[str], table: pd.DataFrame, explain: bool) -> None:
@@ -286,6 +306,10 @@ def _remove_stale(out: Path, stems: list[str], table: pd.DataFrame, explain: boo
             path.unlink()
     if not crops:
         (out / CROPS_FOLDER / CELLS_FILE).unlink(missing_ok=True)
+    maps = {path.name for stem in stems for path in map_paths(out / MAPS_FOLDER, stem).values()}
+    for path in (out / MAPS_FOLDER).glob("*.ome.tif"):
+        if path.name not in maps:
+            path.unlink()
 
 
 def check_outputs(out: Path, stems: list[str], inputs: list[Path]) -> None:
@@ -293,7 +317,8 @@ def check_outputs(out: Path, stems: list[str], inputs: list[Path]) -> None:
     refuse_inputs([out / CELLS_FILE, out / CROPS_FOLDER / CELLS_FILE] + [
         out / OVERLAYS_FOLDER / f"{stem}_{kind}.png" for stem in stems
         for kind in ("scores", "gradcam")
-    ], inputs)
+    ] + [path for stem in stems for path in map_paths(out / MAPS_FOLDER, stem).values()],
+        inputs)
     crops, prefixes = (out / CROPS_FOLDER).resolve(), tuple(f"{stem}_cell" for stem in stems)
     for path in inputs:  # a crop's name holds a label only known once the field is cut
         if path.resolve().parent == crops and path.name.startswith(prefixes):
@@ -323,6 +348,7 @@ def score_field_chunk(
     batch_size: int = 200,
     test_time_augment: bool | None = None,
     log: bool = False,
+    door: str = "python",
     **options,
 ) -> pd.DataFrame:
     """The ``cells.csv`` rows of a chunk of fields, each row indexed by its field's row.
@@ -338,8 +364,9 @@ def score_field_chunk(
     model = SarcNetPipeline.of(model).with_test_time_augment(test_time_augment)
     tables = []
     for index, job in zip(chunk.index, chunk.itertuples(index=False), strict=True):
-        rows = _score_field_file(model, job, out, explain=explain, save_crops=save_crops,
-                                 n_jobs=n_jobs, batch_size=batch_size, log=log, **options)
+        with entered_through(door):  # the caller's words, also on a cluster's worker
+            rows = _score_field_file(model, job, out, explain=explain, save_crops=save_crops,
+                                     n_jobs=n_jobs, batch_size=batch_size, log=log, **options)
         if "label" in rows.columns:  # exact ids next to a failed field's empty row
             rows["label"] = rows["label"].astype(object)
         tables.append(rows.set_axis(np.full(len(rows), index), axis=0))
@@ -353,6 +380,8 @@ def score_field_chunk(
     labels = np.empty(len(table), dtype=object)  # ids of any size as exact whole numbers
     labels[:] = [None if pd.isna(label) else int(label) for label in table["label"]]
     table["label"] = labels
+    table[REASON_COLUMN] = reason_codes(table["error"])
+    table.loc[table["label"].isna(), REASON_COLUMN] = "field"  # a field that could not be used
     table["touches_border"] = table["touches_border"].astype("boolean")
     table[PIXEL_SIZE_ASSUMED_COLUMN] = table[PIXEL_SIZE_ASSUMED_COLUMN].astype("boolean")
     return table
@@ -364,22 +393,20 @@ def _score_field_file(model, job, out: Path, *, explain, save_crops, n_jobs, bat
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             started = time.perf_counter()
-            _, label_image, cut, image = cut_field(job.path, job.labels, **options)
-            if log:
-                print(f"{job.field}: {len(cut)} labelled cells cut; measuring and scoring them",
-                      file=sys.stderr, flush=True)
+            field, label_image, cut, image = cut_field(job.path, job.labels, **options)
+            logger.log(logging.INFO if log else logging.DEBUG,
+                       "%s: %d labelled cells cut; measuring and scoring them", job.field,
+                       len(cut))
             scores = score_cut_cells(model, cut, keep_crops=True, n_jobs=n_jobs,
                                      batch_size=batch_size)
-            if log:
-                seconds = time.perf_counter() - started
-                scored = int(np.isfinite(scores["score_pred"].to_numpy()).sum())
-                print(f"{job.field}: {scored} of {len(scores)} cells scored in {seconds:.1f} s "
-                      f"({len(scores) / max(seconds, 1e-9):.0f} cells/s)", file=sys.stderr,
-                      flush=True)
+            seconds = time.perf_counter() - started
+            scored = int(np.isfinite(scores["score_pred"].to_numpy()).sum())
+            logger.log(logging.INFO if log else logging.DEBUG,
+                       "%s: %d of %d cells scored in %.1f s (%.0f cells/s)", job.field, scored,
+                       len(scores), seconds, len(scores) / max(seconds, 1e-9))
         for warning in caught:
-            print(f"warning: {str(warning.message).replace(job.path, job.field)}",
-                  file=sys.stderr)
-        return _draw_field(model, job, out, image, label_image, scores, explain=explain,
+            logger.warning("%s", str(warning.message).replace(job.path, job.field))
+        return _draw_field(model, job, out, field, image, label_image, scores, explain=explain,
                            save_crops=save_crops)
     except (ValueError, OSError, MemoryError) as exc:  # a field that cannot be used: go on
         message = str(exc).replace(job.path, job.field)
@@ -387,11 +414,11 @@ def _score_field_file(model, job, out: Path, *, explain, save_crops, n_jobs, bat
             detail = str(exc) or "out of memory"
             message = (f"{job.field}: not enough memory to score this field ({detail}); crop "
                        "or tile it, or run it on a machine with more memory")
-        print(f"error: {message}", file=sys.stderr)
+        logger.error("%s", message)
         return pd.DataFrame({"field": [job.field], "error": [message]})
 
 
-def _draw_field(model, job, out: Path, image, label_image, scores, *, explain,
+def _draw_field(model, job, out: Path, field, image, label_image, scores, *, explain,
                 save_crops) -> pd.DataFrame:
     """A scored field's overlays, drawn on its stretched ``image`` (and crops); its rows
     without the arrays."""
@@ -399,6 +426,7 @@ def _draw_field(model, job, out: Path, image, label_image, scores, *, explain,
     overlays = out / OVERLAYS_FOLDER
     plot_scores(image, label_image, scores, overlays / f"{job.stem}_scores.png",
                 title=job.field, score_range=model.score_range)
+    write_field_maps(out / MAPS_FOLDER, job.stem, label_image, scores, field.pixel_size)
     if explain:
         explain_field(model, image, label_image, scores,
                       overlays / f"{job.stem}_gradcam.png", title=job.field)

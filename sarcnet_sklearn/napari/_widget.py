@@ -22,8 +22,16 @@ from magicgui.widgets import (
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 
-from .._columns import ERROR_COLUMN, PIXEL_SIZE_UM, SCORE_PRED_COLUMN
-from ._sample import MODEL_METADATA_KEY
+from .._columns import ERROR_COLUMN, PIXEL_SIZE_UM, REASON_COLUMN, SCORE_PRED_COLUMN
+from .._doors import entered_through
+from .._reasons import BY_CODE, MAP_CODES, MAP_SCORED, count_reasons, reason_codes
+from ..deploy._card import synthetic_model_message
+from ._sample import (
+    MODEL_METADATA_KEY,
+    SYNTHETIC_METADATA_KEY,
+    demo_model_pending,
+    wait_for_demo_model,
+)
 from ._scoring import (
     INTERVAL_COLUMNS,
     PluginError,
@@ -40,8 +48,11 @@ from ._scoring import (
 logger = logging.getLogger(__name__)
 
 TABLE_COLUMNS = ["label", SCORE_PRED_COLUMN, *INTERVAL_COLUMNS, "area", "touches_border",
-                 ERROR_COLUMN]
+                 REASON_COLUMN, ERROR_COLUMN]
 SCORE_COLORMAP = "viridis"
+OUTLINE_PX = 1
+"""Contour width the user's labels layer gets when scores are shown (filled labels at napari's
+default opacity would hide the score colours)."""
 HEATMAP_COLORMAP = "inferno"
 
 
@@ -82,6 +93,8 @@ class ScoreCellsWidget(Container):
         self._cancel = PushButton(text="Cancel", enabled=False)
         self._progress = ProgressBar(label="progress", min=0, max=1, value=0)
         self._status = Label(label="status", value="")
+        self._legend = Label(label="not scored", value="")
+        self._legend.visible = False
         self._cam_on_select = CheckBox(text="Grad-CAM of the selected cell", value=True)
         self._table = Table(label="cells")
         self._csv = FileEdit(label="CSV", mode="w", filter="*.csv", value="sarcnet_scores.csv")
@@ -89,7 +102,8 @@ class ScoreCellsWidget(Container):
         self.extend([
             self._image, self._labels, self._model_file, self._trust_pickle, self._border_cells,
             self._score,
-            self._cancel, self._progress, self._status, self._cam_on_select, self._table,
+            self._cancel, self._progress, self._status, self._legend, self._cam_on_select,
+            self._table,
             self._csv, self._export,
         ])
 
@@ -214,7 +228,9 @@ class ScoreCellsWidget(Container):
             self._progress.value = 0
 
     def _on_progress(self, item) -> None:
-        if isinstance(item, Progress):
+        if isinstance(item, str):
+            self._status.value = item
+        elif isinstance(item, Progress):
             self._progress.max = item.total
             self._progress.value = item.done
             self._status.value = f"scored {item.done} of {item.total} cells"
@@ -227,9 +243,18 @@ class ScoreCellsWidget(Container):
             return
         scored = self._scored
         labels, image = scored["labels"], scored["image"]
+        table = table.copy()
+        table[REASON_COLUMN] = reason_codes(table["error"])
         scored["table"] = table
         labels.features = as_features(table, image.name)
         self._show_score_layer(labels, scored["label_image"], table)
+        self._show_reasons(labels, scored["label_image"], table)
+        self._viewer.layers.selection.active = labels  # clicks on a cell reach the labels
+        synthetic = None if image.metadata.get(SYNTHETIC_METADATA_KEY) else (
+            synthetic_model_message(getattr(self._model, "model_card_", None), [image.name],
+                                    "images"))
+        if synthetic:
+            show_warning(synthetic)
         self._table.value = table[[c for c in TABLE_COLUMNS if c in table.columns]]
         self._export.enabled = True
         self._watch(labels)
@@ -240,9 +265,13 @@ class ScoreCellsWidget(Container):
             + (f"; {int(failed.sum())} with an error (see the table)" if failed.any() else "")
         )
         if failed.any():
-            lines = [f"cell {int(row.label)}: {row.error}" for row in table[failed].itertuples()]
-            show_warning(f"{int(failed.sum())} of {len(table)} cells could not be scored:\n"
-                         + "\n".join(lines[:5]) + ("\n..." if len(lines) > 5 else ""))
+            counts = count_reasons(table["error"])
+            lines = [f"{n} {BY_CODE[code].title}" for code, n in counts.items()]
+            examples = [f"cell {int(row.label)}: {row.error}"
+                        for row in table[failed].itertuples()]
+            show_warning(f"{int(failed.sum())} of {len(table)} cells could not be scored: "
+                         + "; ".join(lines) + "\n" + "\n".join(examples[:3])
+                         + ("\n..." if len(examples) > 3 else ""))
         else:
             show_info(f"SarcNet scored {len(table)} cells of {image.name!r}")
 
@@ -262,6 +291,51 @@ class ScoreCellsWidget(Container):
             )
         layer.contrast_limits = limits
         layer.colorbar.visible = True
+        self._place_above(layer, labels)
+        if not labels.contour:  # the user's filled labels (opacity 0.7) would hide the scores
+            labels.contour = OUTLINE_PX
+
+    def _place_above(self, layer, below) -> None:
+        """Move ``layer`` just above ``below`` in the layer list (drawn over it)."""
+        layers = self._viewer.layers
+        target = layers.index(below) + 1
+        if layers.index(layer) < target - 1 or layers.index(layer) > target:
+            layers.move(layers.index(layer), target)
+
+    def _show_reasons(self, labels, label_image: np.ndarray, table: pd.DataFrame) -> None:
+        """A labels layer of the cells not scored, each in its reason's colour, and a legend."""
+        from napari.utils.colormaps import DirectLabelColormap
+
+        from ..fields._maps import reason_image
+
+        name = f"{labels.name} not scored"
+        codes = reason_image(label_image, table)
+        codes[codes == MAP_SCORED] = 0
+        counts = count_reasons(table["error"])
+        if not counts:
+            if name in self._viewer.layers:
+                self._viewer.layers.remove(name)
+            self._legend.value, self._legend.visible = "", False
+            return
+        colours = {None: "transparent", 0: "transparent"}
+        colours |= {MAP_CODES[code]: reason.colour for code, reason in BY_CODE.items()}
+        features = pd.DataFrame({"index": [MAP_CODES[code] for code in BY_CODE],
+                                 "not scored": [reason.title for reason in BY_CODE.values()]})
+        scale, translate = tuple(labels.scale[-2:]), tuple(labels.translate[-2:])
+        if name in self._viewer.layers:
+            layer = self._viewer.layers[name]
+            layer.data = codes
+            layer.scale, layer.translate = scale, translate
+        else:
+            layer = self._viewer.add_labels(
+                codes, name=name, scale=scale, translate=translate, opacity=0.7,
+                colormap=DirectLabelColormap(color_dict=colours), features=features,
+            )
+        self._place_above(layer, self._viewer.layers[f"{labels.name} scores"])
+        self._legend.value = "<br>".join(
+            f'<span style="color:{BY_CODE[code].colour}">&#9632;</span> '
+            f"{BY_CODE[code].title}: {n}" for code, n in counts.items())
+        self._legend.visible = True
 
     def _report_error(self, message: str) -> None:
         self._status.value = f"error: {message}"
@@ -313,6 +387,11 @@ class ScoreCellsWidget(Container):
         if rows.empty:
             if label != 0:
                 show_info(f"cell {label} was not scored; press Score first")
+            return
+        error = rows.iloc[0]["error"]
+        if isinstance(error, str) and error:  # nothing to explain: say why, no error toast
+            self._status.value = f"cell {label} was not scored: {error}"
+            show_info(f"cell {label} was not scored: {error}")
             return
         worker = _heatmap_worker(self._model, scored["field"], scored["label_image"],
                                  rows.iloc[0])
@@ -390,15 +469,20 @@ class _Failure:
 @thread_worker
 def _score_worker(model_path, allow_pickle, field, labels, pixel_size, score_border_cells):
     try:
-        model = load_sarcnet_model(model_path, allow_pickle=allow_pickle)
+        with entered_through("napari"):  # messages name the widget's fields, not flags
+            if demo_model_pending(model_path):
+                yield "waiting for the demo model (Open Sample trains it once)..."
+                wait_for_demo_model(model_path)
+            model = load_sarcnet_model(model_path, allow_pickle=allow_pickle)
         yield model
         table = None
-        for item in score_in_chunks(model, field, labels, pixel_size=pixel_size,
-                                    score_border_cells=score_border_cells):
-            if isinstance(item, Progress):
-                yield item
-            else:
-                table = item
+        with entered_through("napari"):
+            for item in score_in_chunks(model, field, labels, pixel_size=pixel_size,
+                                        score_border_cells=score_border_cells):
+                if isinstance(item, Progress):
+                    yield item
+                else:
+                    table = item
         return table
     except Exception as exc:  # reported in the widget and as a notification
         return _Failure(exc)
@@ -407,6 +491,7 @@ def _score_worker(model_path, allow_pickle, field, labels, pixel_size, score_bor
 @thread_worker
 def _heatmap_worker(model, field, labels, row):
     try:
-        return cell_heatmap(model, field, labels, row)
+        with entered_through("napari"):
+            return cell_heatmap(model, field, labels, row)
     except Exception as exc:  # reported in the widget and as a notification
         return _Failure(exc)

@@ -15,6 +15,7 @@ the folder is removed.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -34,6 +35,8 @@ from ._engine import map_chunks
 ROW_COLUMN = "_input_row"
 KEY_COLUMN = "_input_key"
 SETTINGS_FILE = "run.json"
+logger = logging.getLogger(__name__)
+
 MARKER_FILE = ".sarcnet-sklearn-run"
 """Written first into every partial folder this package makes: only such a folder is resumed
 or removed, and only the files the package wrote in it are deleted."""
@@ -237,7 +240,8 @@ def _run_locked(cells, work, output, folder, keys, *, settings, inputs, chunk_si
     todo = np.flatnonzero(pending)
     n_resumed = len(cells) - len(todo)
     if n_resumed:
-        print(f"resuming: {n_resumed} of {len(cells)} {what} already done in {folder}")
+        logger.warning("resuming: %d of %d %s already done in %s (delete it to start afresh)",
+                       n_resumed, len(cells), what, folder)
     chunks = []
     for part in chunk_slices(len(todo), chunk_size):
         chunk = cells.iloc[todo[part]]
@@ -298,8 +302,8 @@ def _remove_folder(folder: Path) -> None:
         folder.rmdir()
     except OSError:
         others = sorted(path.name for path in folder.iterdir())
-        print(f"warning: kept {folder}: it holds files sarcnet-sklearn did not write "
-              f"({', '.join(others[:5])})", file=sys.stderr)
+        logger.warning("kept %s: it holds files sarcnet-sklearn did not write (%s)", folder,
+                       ", ".join(others[:5]))
 
 
 def _resume(

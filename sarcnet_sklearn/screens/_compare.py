@@ -19,6 +19,7 @@ from .._columns import (
     SCORE_PRED_COLUMN,
     WELL_COLUMN,
 )
+from .._doors import option
 from ._dose import fit_dose_response
 from ._plate_map import (
     CONDITION_COLUMN,
@@ -236,7 +237,7 @@ def compare_conditions(
     units = _unit_table(joined, measures)
     if control_name is None:
         problems.append("no control: mark the control rows of the plate map (a 'control' "
-                        "column, true/false) or name it (--control NAME); the conditions are "
+                        f"column, true/false) or name it ({option('control')}); the conditions are "
                         "described but not compared")
 
     rows, notes = [], {group: [] for group in groups}
