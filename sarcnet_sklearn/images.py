@@ -23,6 +23,7 @@ import tifffile
 from PIL import Image
 
 from ._console import progress_bar
+from ._pixel_size import resolution_pixel_size
 
 TIFF_SUFFIXES = {".tif", ".tiff"}
 PIL_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
@@ -107,7 +108,8 @@ def open_image(path: ImageSource) -> Iterator[Callable[[int], np.ndarray]]:
 
     Inside the ``with`` block, ``plane(page)`` gives plane ``page`` as
     :func:`read_plane` does (same checks, same errors), so a cell's structure
-    and mask pages come from one open of its file.
+    and mask pages come from one open of its file; ``plane.pixel_size_um()``
+    gives its pixel size from the same open (TIFF resolution tags), or None.
 
     Raises
     ------
@@ -125,7 +127,7 @@ def open_image(path: ImageSource) -> Iterator[Callable[[int], np.ndarray]]:
     """
     if isinstance(path, np.ndarray):
         array = path
-        yield lambda page: _array_plane(array, page)
+        yield _with_pixel_size(lambda page: _array_plane(array, page))
         return
     path = Path(path)
     try:
@@ -145,7 +147,7 @@ def open_image(path: ImageSource) -> Iterator[Callable[[int], np.ndarray]]:
         with _decoding(path):
             with Image.open(path) as image:
                 array = np.asarray(image)
-        yield lambda page: _as_plane(array, page, path)
+        yield _with_pixel_size(lambda page: _as_plane(array, page, path))
         return
     with _decoding(path):
         tif = tifffile.TiffFile(path)
@@ -173,9 +175,25 @@ def open_image(path: ImageSource) -> Iterator[Callable[[int], np.ndarray]]:
                 array, channel_axis = cache["single"]
                 return _as_plane(array, page, path, channel_axis)
 
-        yield plane
+        def pixel_size_um() -> float | None:
+            try:
+                found = resolution_pixel_size(tif)
+            except Exception:  # unreadable tags: no pixel size, as for a file without them
+                return None
+            return None if found is None else found[0]
+
+        yield _with_pixel_size(plane, pixel_size_um)
     finally:
         tif.close()
+
+
+def _with_pixel_size(plane: Callable[[int], np.ndarray],
+                     pixel_size_um: Callable[[], float | None] = lambda: None
+                     ) -> Callable[[int], np.ndarray]:
+    """``plane`` with a ``pixel_size_um()`` attribute: the open file's pixel size from its
+    metadata (TIFF resolution tags), or None."""
+    plane.pixel_size_um = pixel_size_um
+    return plane
 
 
 @contextmanager

@@ -61,9 +61,6 @@ def measured_model(few):
     return model
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "after merging #24: cell_pixel_sizes opens each image file for its TIFF resolution tags "
-    "before the decode opens it again (2 opens); read the tags in the decode's one open"))
 def test_train_model_reads_each_image_once(few, reads):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -73,9 +70,6 @@ def test_train_model_reads_each_image_once(few, reads):
     _read_once(reads, paths)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "after merging #24: cell_pixel_sizes opens each image file for its TIFF resolution tags "
-    "before the decode opens it again (2 opens); read the tags in the decode's one open"))
 def test_predict_cells_reads_each_image_once_per_chunk(measured_model, few, reads):
     """The model measures the features: the structure and the mask page of each
     single-cell TIFF come from one open of the file."""

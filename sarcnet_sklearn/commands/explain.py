@@ -99,7 +99,7 @@ def _with_features(model, cells: pd.DataFrame, mask_page: int | None,
     """``cells`` with the model's features, measured from the images where the table lacks
     them (a Protocol 1 model), as ``predict`` and ``train`` do; with ``sarcomere`` the
     sarcomere measures too."""
-    from .._pixel_size import cell_pixel_sizes, pixel_size_of_model
+    from .._pixel_size import pixel_size_of_model
     from ..deploy import check_cells
     from ..pipeline import SarcNetPipeline
 
@@ -108,10 +108,8 @@ def _with_features(model, cells: pd.DataFrame, mask_page: int | None,
     if (not given and not inputs.measurable) or (given and not sarcomere):
         return cells
     model_size = pixel_size_of_model(model)
-    sizes, _ = cell_pixel_sizes(cells, inputs.image_column, pixel_size=pixel_size,
-                                assumed=model_size, source="--pixel-size")
-    table, errors, _ = check_cells(cells, inputs, mask_page=mask_page, sarcomere=sarcomere,
-                                   pixel_sizes=sizes, texture_pixel_size=model_size)
+    table, errors, *_ = check_cells(cells, inputs, mask_page=mask_page, sarcomere=sarcomere,
+                                    pixel_size=pixel_size, model_pixel_size=model_size)
     failed = errors.dropna()
     if len(failed):
         raise ValueError(f"{len(failed)} cell(s) cannot be explained, e.g. {failed.iloc[0]}")

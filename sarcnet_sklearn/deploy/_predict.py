@@ -17,7 +17,7 @@ from .._columns import (
     SCORE_RAW_COLUMN,
 )
 from .._console import progress_bar
-from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN, cell_pixel_sizes, pixel_size_of_model
+from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN, PixelSizeRule, pixel_size_of_model
 from ..intervals import interval_half_width
 from ..pipeline import SarcNetPipeline
 from ..score_table import SCORE_TABLE_COLUMNS, score_table
@@ -139,33 +139,30 @@ def predict_cells(
     pipeline = SarcNetPipeline.of(model).for_prediction(test_time_augment=test_time_augment,
                                                         batch_size=batch_size)
     model_size = pixel_size_of_model(model)
-    sizes, assumed = cell_pixel_sizes(cells, pipeline.inputs.image_column, pixel_size=pixel_size,
-                                      assumed=model_size)
+    PixelSizeRule(cells, pixel_size=pixel_size)  # a bad pixel size fails before any work
     parts = chunk_slices(len(cells), chunk_size) or [slice(0, 0)]
     with progress_bar(total=len(cells), desc="scoring", unit="cell", show=progress) as bar:
         scored = []
         check = partial(_check_chunk, cells, pipeline.inputs, mask_page=mask_page,
                         progress=progress and len(parts) == 1, sarcomere=True,
-                        pixel_sizes=sizes, texture_pixel_size=model_size)
+                        pixel_size=pixel_size, model_pixel_size=model_size)
         # The next chunk is read and checked while the model scores this one.
         for part, checked in zip(parts, prefetched(check, parts), strict=True):
             scored.append(_predict_chunk(pipeline, cells.iloc[part], checked, batch_size,
-                                         interval, sizes[part], assumed[part]))
+                                         interval))
             bar.update(part.stop - part.start)
     return pd.concat(scored) if len(scored) > 1 else scored[0]
 
 
-def _check_chunk(cells: pd.DataFrame, inputs, part: slice, *, pixel_sizes, **options
-                 ) -> CheckedCells:
-    return check_cells(cells.iloc[part], inputs, pixel_sizes=pixel_sizes[part], **options)
+def _check_chunk(cells: pd.DataFrame, inputs, part: slice, **options) -> CheckedCells:
+    return check_cells(cells.iloc[part], inputs, **options)
 
 
 def _predict_chunk(pipeline: SarcNetPipeline, cells: pd.DataFrame, checked: CheckedCells,
-                   batch_size: int, interval: float | None, sizes=None, assumed=None
-                   ) -> pd.DataFrame:
+                   batch_size: int, interval: float | None) -> pd.DataFrame:
     """:func:`predict_cells` on a table small enough to hold its decoded images."""
     inputs = pipeline.inputs
-    table, errors, images = checked
+    table, errors, images = checked.table, checked.errors, checked.images
     columns = ([inputs.image_column] if inputs.image_column else []) + inputs.features
     X = with_images(table[columns], errors, images, inputs.image_column)
     scores = score_table(pipeline, X, errors=errors, interval=interval, batch_size=batch_size)
@@ -173,9 +170,8 @@ def _predict_chunk(pipeline: SarcNetPipeline, cells: pd.DataFrame, checked: Chec
     for name in SARCOMERE_COLUMNS:  # measured for every cell, model features or not
         if name in table.columns and name not in out.columns:
             out[name] = table[name]
-    if sizes is not None:
-        out[PIXEL_SIZE_COLUMN] = sizes
-        out[PIXEL_SIZE_ASSUMED_COLUMN] = assumed
+    out[PIXEL_SIZE_COLUMN] = checked.pixel_sizes
+    out[PIXEL_SIZE_ASSUMED_COLUMN] = checked.pixel_size_assumed
     for column in scores.columns:
         out[column] = scores[column].set_axis(out.index)  # keeps the object dtype (None)
     out.index = cells.index

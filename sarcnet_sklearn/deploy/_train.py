@@ -18,7 +18,7 @@ from .._columns import (
     TARGET_COLUMN,
 )
 from .._doors import option
-from .._pixel_size import MODEL_PIXEL_SIZE_KEY, cell_pixel_sizes
+from .._pixel_size import MODEL_PIXEL_SIZE_KEY
 from .._recipe import BATCH_SIZE, IMAGE_SIZE_PX, LEARNING_RATE, MAX_EPOCHS
 from ..pipeline import ModelInputs
 from ._checks import check_cells, with_images
@@ -198,10 +198,9 @@ def train_model(
     measured = any(name not in cells.columns for name in inputs.features)
     # features measured from the images: at each cell's pixel size, their texture at the
     # model's (recorded in the model file), so that cells of any pixel size agree
-    sizes, assumed = cell_pixel_sizes(cells, IMAGE_COLUMN, pixel_size=pixel_size,
-                                      assumed=PIXEL_SIZE_UM)
-    table, errors, images = check_cells(cells, inputs, mask_page=mask_page, progress=progress,
-                                        pixel_sizes=sizes, texture_pixel_size=PIXEL_SIZE_UM)
+    table, errors, images, sizes, assumed = check_cells(
+        cells, inputs, mask_page=mask_page, progress=progress, pixel_size=pixel_size,
+        model_pixel_size=PIXEL_SIZE_UM)
     scores = pd.to_numeric(table[target], errors="coerce").astype(np.float64)
     no_score = ~np.isfinite(scores.to_numpy()) & errors.isna().to_numpy()
     errors[no_score] = f"no finite {target!r}"
@@ -336,7 +335,8 @@ def train_model(
         "score_mean": float(train[target].mean()),
         "features_measured": measured,
         MODEL_PIXEL_SIZE_KEY: PIXEL_SIZE_UM,
-        "cells_pixel_size_um": [float(np.min(sizes)), float(np.max(sizes))] if len(sizes) else None,
+        "cells_pixel_size_um": ([float(np.nanmin(sizes)), float(np.nanmax(sizes))]
+                                if np.isfinite(sizes).any() else None),
         "cells_pixel_size_assumed": int(assumed.sum()),
         "mask_page": mask_page,
         "image_size": image_size,
