@@ -119,7 +119,7 @@ def test_pipeline_explains_the_features_it_transforms(model, some, heatmaps):
 
 def test_image_input_module_matches_the_module_forward(model, some):
     net, transformed = model.regressor, model.regressor_input(some)
-    inputs = net._net_input(transformed)
+    inputs = net.module_inputs(transformed)
     module = net.module_.eval()
     images = torch.as_tensor(inputs["images"])
     features = torch.as_tensor(inputs["features"])
