@@ -107,20 +107,6 @@ def test_check_cells_measures_each_cell_at_its_own_pixel_size(one_cell_two_sizes
     assert PIXEL_SIZE_ASSUMED_COLUMN not in table  # the flag is predict's output column
 
 
-def test_the_model_sees_each_cell_at_its_own_pixel_size(one_cell_two_sizes):
-    """The same cell drawn at 0.06 and 0.12 um/px reaches the network as nearly the same
-    image: the fine one is resampled (anti-aliased) to the model's 0.12 um/px first."""
-    cells = pd.DataFrame({"image_path": [str(path) for path in one_cell_two_sizes.values()]})
-    inputs = ModelInputs(PROTOCOL_1, image_size=64)
-    _, errors, images, *_ = check_cells(cells, inputs, model_pixel_size=0.12)
-    fine, coarse = images.astype(float)
-    assert errors.isna().all()
-    assert np.abs(fine - coarse).mean() < 0.15 * coarse.std()  # shot noise differs
-    assert np.corrcoef(fine.ravel(), coarse.ravel())[0, 1] > 0.95
-    _, _, native, *_ = check_cells(cells, inputs, model_pixel_size=0.06)  # fine one untouched
-    assert np.abs(native[0] - images[0]).max() > 0
-
-
 def test_implausible_metadata_fails_its_row_only(one_cell_two_sizes, tmp_path):
     structure = tifffile.imread(one_cell_two_sizes[0.12])
     bad = tmp_path / "bad_metadata.tiff"
