@@ -182,6 +182,27 @@ def test_model_files_that_call_the_structure_page_image_channel_still_load(loade
     np.testing.assert_array_equal(unpickled.predict(sample), expected)
 
 
+def test_model_files_from_before_canonical_poses_load_as_they_scored(loaded, cells, tmp_path):
+    """Files from before ``canonical_orientation`` lack it: both formats load it as False."""
+    pipeline, info = loaded
+    sample = cells.iloc[:4]
+    expected = pipeline.predict(sample)
+    folder = save_model(pipeline, tmp_path / "old_safe", metadata=info, format="safe")
+    content = json.loads((folder / "model.json").read_text())
+    del content["pipeline"]["regressor_params"]["canonical_orientation"]
+    (folder / "model.json").write_text(json.dumps(content))
+    rebuilt = load_model(folder)
+    assert rebuilt[-1].canonical_orientation is False
+    np.testing.assert_array_equal(rebuilt.predict(sample), expected)
+
+    old = copy.deepcopy(pipeline)
+    del old[-1].__dict__["canonical_orientation"]
+    joblib.dump(old, tmp_path / "old.joblib")
+    unpickled = load_model(tmp_path / "old.joblib")
+    assert unpickled[-1].get_params()["canonical_orientation"] is False
+    np.testing.assert_array_equal(unpickled.predict(sample), expected)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks loading on a CPU-only machine")
 def test_model_saved_for_cuda_loads_and_predicts_on_a_cpu_only_machine(shell_run, cells,
                                                                       tmp_path):
