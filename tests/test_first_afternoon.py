@@ -19,7 +19,7 @@ from bioio.writers import OmeTiffWriter
 from bioio_base.types import PhysicalPixelSizes
 
 from sarcnet_sklearn import make_sarcnet_pipeline
-from sarcnet_sklearn._columns import PROTOCOL_1
+from sarcnet_sklearn._columns import PROTOCOL_1, TARGET_COLUMN
 from sarcnet_sklearn._reasons import MAP_CODES, MAP_SCORED
 from sarcnet_sklearn.commands import main
 from sarcnet_sklearn.datasets import make_synthetic_field
@@ -518,3 +518,37 @@ def test_segment_cellpose_offline_says_which_weights_and_where(model_file, troub
                          "--out", str(tmp_path / "c")])
     assert code == 2 and "could not load its" in err and "weights" in err
     assert "--segment classical" in err and not (tmp_path / "c").exists()
+
+
+def test_validation_metrics_of_a_few_hand_scored_cells_are_not_in_sample(tmp_path):
+    """The score map is fitted on the validation cells: their metrics must not reuse it.
+
+    On 2 validation cells an affine map meets both scores exactly, so in-sample metrics
+    read MAE 0, R² 1 (and the soundness checks stay silent) for a model that learnt nothing.
+    """
+    from sarcnet_sklearn.datasets import make_synthetic_aics
+    from sarcnet_sklearn.deploy._train import train_model
+    from sarcnet_sklearn.tables import load_cells
+
+    root = make_synthetic_aics(tmp_path / "cells", n_cells=8, image_size=16, random_state=1)
+    cells = load_cells(root)
+    pipeline, metadata = train_model(cells, protocol=1, validation=0.25, image_size=16,
+                                     max_epochs=1, batch_size=4, device="cpu", progress=False)
+    assert metadata["training"]["n_validation"] == 2
+    assert pipeline.regressor.score_map_ is not None  # fitted on the 2 validation cells
+    metrics = metadata["metrics"]["validation"]
+    assert metrics["mae"] > 0.01 and metrics["r2"] < 0.99
+    # train_model's split; each validation cell's cross-fitted map would be fitted on the
+    # other cell alone: none, so the metrics are those of the raw predictions
+    from sklearn.model_selection import train_test_split
+
+    valid = train_test_split(cells, test_size=0.25, random_state=0)[1]
+    truth = valid[TARGET_COLUMN].to_numpy()
+    net = pipeline.regressor
+    in_sample = np.abs(pipeline.predict(valid) - truth).mean()
+    net.score_map_, fitted = None, net.score_map_
+    raw = pipeline.predict(valid)
+    net.score_map_ = fitted
+    assert metrics["mae"] == pytest.approx(np.abs(raw - truth).mean(), rel=1e-5)
+    assert abs(metrics["mae"] - in_sample) > 0.01  # what the metrics said before
+    assert metadata["soundness"]  # the untrained model is flagged

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -65,7 +66,20 @@ class _Prefixed(logging.Formatter):
 
 @contextmanager
 def logging_to_stderr(args: argparse.Namespace) -> Iterator[logging.Logger]:
-    """Show the package's log on standard error during the block, at :func:`log_level`."""
+    """Show the package's log on standard error during the block, at :func:`log_level`.
+
+    Python warnings printed during the block read ``warning: MESSAGE``, like the log's,
+    instead of Python's ``FILE:LINE: Category: MESSAGE`` and the source line (``-v`` keeps
+    Python's format). Recorded warnings (``warnings.catch_warnings(record=True)``) are
+    untouched.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with logging_to_stderr(argparse.Namespace(quiet=False, verbose=0)):
+    ...     warnings.formatwarning(UserWarning("the model is not sound"), UserWarning, "x.py", 1)
+    'warning: the model is not sound\\n'
+    """
     logger = logging.getLogger(LOGGER)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Prefixed("%(message)s"))
@@ -73,9 +87,17 @@ def logging_to_stderr(args: argparse.Namespace) -> Iterator[logging.Logger]:
     logger.addHandler(handler)
     logger.setLevel(log_level(args))
     logger.propagate = False
+    saved_format = warnings.formatwarning
+    if not getattr(args, "verbose", 0):
+        warnings.formatwarning = _warning_line
     try:
         yield logger
     finally:
+        warnings.formatwarning = saved_format
         logger.removeHandler(handler)
         logger.setLevel(saved[0])
         logger.propagate = saved[1]
+
+
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
