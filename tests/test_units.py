@@ -132,3 +132,24 @@ def test_implausible_metadata_fails_its_row_only(one_cell_two_sizes, tmp_path):
     _, errors, _, sizes, _ = check_cells(cells, ModelInputs(PROTOCOL_1, image_size=16))
     assert errors.iloc[0] is None and sizes[0] == pytest.approx(0.12)
     assert "bad_metadata.tiff's metadata" in errors.iloc[1]
+
+
+def test_a_pixel_size_assumed_before_stays_unknown(tmp_path):
+    from sarcnet_sklearn.fields._screen import save_crops_of
+
+    # crops of a field without a pixel size carry none, so predict assumes (and says so) again
+    mask = np.zeros((12, 12), bool)
+    mask[2:10, 3:9] = True
+    crop = np.where(mask, np.uint8(120), np.uint8(0))
+    scores = pd.DataFrame({"crop": [crop, crop], "mask": [mask, mask], "label": [1, 2],
+                           "pixel_size": [0.12, 0.3], PIXEL_SIZE_ASSUMED_COLUMN: [True, False]})
+    paths = save_crops_of(scores, tmp_path, "field")
+    assert tiff_pixel_size(tmp_path / paths[0]) is None
+    assert tiff_pixel_size(tmp_path / paths[1]) == pytest.approx(0.3)
+    # and the crops' table, read back, does not make the assumed value a known one
+    table = pd.DataFrame({"image_path": [str(tmp_path / path) for path in paths],
+                          "pixel_size": [0.12, 0.3],
+                          PIXEL_SIZE_ASSUMED_COLUMN: ["True", "False"]})
+    with pytest.warns(UserWarning, match="as if at 0.12 um/px"):
+        sizes, assumed = cell_pixel_sizes(table, "image_path")
+    assert sizes.tolist() == pytest.approx([0.12, 0.3]) and assumed.tolist() == [True, False]
