@@ -5,8 +5,8 @@ napari widget, the Python API): a pixel size the user gives (``--pixel-size``,
 ``pixel_size=``) wins, then a :data:`~sarcnet_sklearn._columns.PIXEL_SIZE_COLUMN` of the
 cell table (except in rows a :data:`PIXEL_SIZE_ASSUMED_COLUMN` marks: a value assumed by an
 earlier run is not known), then the image file's own metadata (TIFF resolution tags, read as
-the field reader reads them); a cell with none of these is measured at the model's pixel size, with one
-warning per run, and is marked in :data:`PIXEL_SIZE_ASSUMED_COLUMN`.
+the field reader reads them); a cell with none of these is measured at the model's pixel
+size, with one warning per run, and is marked in :data:`PIXEL_SIZE_ASSUMED_COLUMN`.
 """
 
 from __future__ import annotations
