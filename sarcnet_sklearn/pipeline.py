@@ -317,7 +317,8 @@ class SarcNetPipeline(Pipeline):
         return self.for_prediction(test_time_augment=enabled)
 
     def for_prediction(self, *, test_time_augment: bool | None = None,
-                       batch_size: int | None = None) -> SarcNetPipeline:
+                       batch_size: int | None = None,
+                       canonical_orientation: bool | None = None) -> SarcNetPipeline:
         """This fitted pipeline with other prediction settings; ``self`` is not changed.
 
         Parameters
@@ -327,6 +328,10 @@ class SarcNetPipeline(Pipeline):
         batch_size : int, optional
             Cells per forward pass when predicting (the regressor's
             ``iterator_valid__batch_size``). None: as it is.
+        canonical_orientation : bool, optional
+            The regressor's ``canonical_orientation`` (False scores a model
+            trained in canonical poses on the images as they lie, e.g. to see
+            how much its score depends on a cell's pose). None: as it is.
 
         Returns
         -------
@@ -349,6 +354,9 @@ class SarcNetPipeline(Pipeline):
         if test_time_augment is not None and bool(test_time_augment) != bool(
                 net.test_time_augment):
             changes["test_time_augment"] = bool(test_time_augment)
+        if canonical_orientation is not None and bool(canonical_orientation) != bool(
+                getattr(net, "canonical_orientation", False)):
+            changes["canonical_orientation"] = bool(canonical_orientation)
         if batch_size is not None and batch_size != net.get_params_for("iterator_valid").get(
                 "batch_size", net.batch_size):
             changes["iterator_valid__batch_size"] = int(batch_size)

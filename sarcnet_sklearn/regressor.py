@@ -18,6 +18,7 @@ from ._batches import (
     N_D4,
     BatchIterator,
     CellDataset,
+    canonical_d4,
     d4_transform,
     pinned,
     random_d4,
@@ -115,6 +116,14 @@ class SarcNetRegressor(NeuralNetRegressor):
         prediction (not during training's validation). False: one pass (the
         paper's recipe), 8x faster on a CPU; it can be switched on a fitted
         model with ``set_params``, as it only changes prediction.
+    canonical_orientation : bool, default=False
+        True: every image is put in its canonical pose among its 8 flips and
+        quarter turns before the network, in training and in prediction (the
+        pose is chosen from the image itself:
+        :func:`~sarcnet_sklearn._batches.canonical_d4`), so that one forward
+        pass gives exactly the same score to a cell and to any flip or quarter
+        turn of it. ``test_time_augment`` is then not needed and is ignored,
+        and ``augment="d4"`` has no effect.
     patience : int or None, default=None
         Stop when the validation Spearman has not improved for this many epochs;
         None trains all ``max_epochs`` (the best epoch is kept either way).
@@ -214,6 +223,7 @@ class SarcNetRegressor(NeuralNetRegressor):
         head_activation: bool = False,
         augment: str | None = "d4",
         test_time_augment: bool = True,
+        canonical_orientation: bool = False,
         consistency: float = 0.0,
         patience: int | None = None,
         random_state: int | None = None,
@@ -239,6 +249,7 @@ class SarcNetRegressor(NeuralNetRegressor):
         self.head_activation = head_activation
         self.augment = augment
         self.test_time_augment = test_time_augment
+        self.canonical_orientation = canonical_orientation
         self.consistency = consistency
         self.patience = patience
         self.random_state = random_state
@@ -264,6 +275,7 @@ class SarcNetRegressor(NeuralNetRegressor):
         if "image_channel" in state and "structure_page" not in state:
             state["structure_page"] = state.pop("image_channel")
         state.setdefault("consistency", 0.0)
+        state.setdefault("canonical_orientation", False)
         # Earlier versions had no calibration map: their models keep predicting as they did.
         state.setdefault("calibrate_scores", True)
         super().__setstate__(state)
@@ -493,6 +505,8 @@ class SarcNetRegressor(NeuralNetRegressor):
         images = x.get("images") if isinstance(x, Mapping) else None
         if images is None:
             return self._infer_once(x, **fit_params)
+        if self.canonical_orientation:  # one pass, exactly invariant
+            return self._infer_once({**x, "images": canonical_d4(images)[0]}, **fit_params)
         if self.module_.training:
             if self.augment != "d4":
                 return self._infer_once(x, **fit_params)
@@ -633,6 +647,9 @@ class SarcNetRegressor(NeuralNetRegressor):
             raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {self.augment!r}")
         if not (isinstance(self.consistency, (int, float)) and 0 <= self.consistency < np.inf):
             raise ValueError(f"consistency must be a finite number >= 0, got {self.consistency!r}")
+        if self.consistency and self.canonical_orientation:
+            raise ValueError("consistency and canonical_orientation exclude each other: in its "
+                             "canonical pose every transform of a cell is the same image")
         if self.consistency and self.augment != "d4":
             raise ValueError("consistency needs augment='d4': it compares two random D4 "
                              "transforms of a cell")

@@ -87,6 +87,10 @@ def add_subcommand(subparsers) -> None:
                        help="weight of a training-loss term that pulls the scores of two random "
                             "flips or quarter turns of a cell together, so that one forward pass "
                             "depends less on orientation (default: 0, off)")
+    train.add_argument("--canonical-orientation", action="store_true",
+                       help="train and score every cell in its canonical pose among its 8 flips "
+                            "and quarter turns (chosen from the image): one forward pass per "
+                            "cell, exactly the same score however the cell lies")
     train.add_argument("--random-state", type=int, default=0, help="default: %(default)s")
     train.add_argument("--device", choices=["cpu", "cuda"], help="default: the GPU if present")
     train.add_argument("--mask-page", type=int,
@@ -187,6 +191,7 @@ def run_train(args: argparse.Namespace) -> int:
                 score_range=(low, high),
                 test_time_augment=args.test_time_augment,
                 consistency=args.consistency,
+                canonical_orientation=args.canonical_orientation,
                 pixel_size=args.pixel_size,
                 **finetune_options(args),
             )

@@ -102,7 +102,8 @@ def initial_settings(init_from, *, protocol: int, image_size: int,
                              f"{theirs[name]!r}; leave it out to keep the model's")
     kept = {key: value for part in (metadata, metadata.get("training") or {})
             for key, value in part.items() if "pixel_size" in key}
-    params = {"backbone": net.backbone, "head_activation": net.head_activation}
+    params = {"backbone": net.backbone, "head_activation": net.head_activation,
+              "canonical_orientation": bool(getattr(net, "canonical_orientation", False))}
     description = (str(Path(init_from).resolve()) if isinstance(init_from, (str, PathLike))
                    else type(init_from).__name__)
     return InitialSettings(theirs["protocol"], theirs["image_size"], theirs["score_range"],

@@ -104,6 +104,7 @@ REGRESSOR_SETTINGS: dict[str, Setting] = {
     "backbone": Setting("str", choices=BACKBONES),
     "augment": Setting("str|none", choices=("d4", None)),
     "test_time_augment": Setting("bool"),
+    "canonical_orientation": Setting("bool"),
     "consistency": Setting("float", 0, 1e6),
     "use_features": Setting("bool"),
     "use_images": Setting("bool"),

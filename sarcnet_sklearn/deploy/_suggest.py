@@ -80,7 +80,9 @@ def cell_uncertainty(model, cells: pd.DataFrame, *, by: str = "d4",
     else:
         if images is None:
             raise ValueError("by='d4' needs a model that reads images; use by='interval'")
-        single = pipeline.with_test_time_augment(False)
+        # a model scoring canonical poses gives all 8 one score: its spread over the poses
+        # as they lie says how much its score depends on the pose
+        single = pipeline.for_prediction(test_time_augment=False, canonical_orientation=False)
         planes = torch.from_numpy(np.ascontiguousarray(images[usable]))
         scores = []
         for t in range(N_D4):

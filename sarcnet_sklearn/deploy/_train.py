@@ -48,6 +48,7 @@ def train_model(
     test_time_augment: bool = True,
     pixel_size: float | None = None,
     consistency: float = 0.0,
+    canonical_orientation: bool = False,
     init_from=None,
     freeze_image_epochs: int = 0,
     cv: int = 0,
@@ -101,6 +102,10 @@ def train_model(
         Weight of the training loss's consistency term between two random
         flips or quarter turns of a cell (see
         :class:`~sarcnet_sklearn.SarcNetRegressor`); 0: off.
+    canonical_orientation : bool, default=False
+        Train and score every cell in its canonical pose among its 8 flips and
+        quarter turns: one forward pass, exactly invariant to them (see
+        :class:`~sarcnet_sklearn.SarcNetRegressor`).
     init_from : path, fitted pipeline, "imagenet" or None, default=None
         Fine-tune: start from this model's network weights (a model file of
         either format, or a fitted pipeline), keeping its protocol, backbone,
@@ -270,7 +275,7 @@ def train_model(
             score_range=score_range,
             test_time_augment=test_time_augment,
             consistency=consistency,
-            **start.regressor_params,
+            **{"canonical_orientation": canonical_orientation, **start.regressor_params},
             callbacks=finetune_callbacks(start.source, freeze_image_epochs),
         )
 
