@@ -3,9 +3,10 @@
 One rule for every door (``predict``, ``fields``, ``explain``, ``report``, ``train``, the
 napari widget, the Python API): a pixel size the user gives (``--pixel-size``,
 ``pixel_size=``) wins, then a :data:`~sarcnet_sklearn._columns.PIXEL_SIZE_COLUMN` of the
-cell table, then the image file's own metadata (TIFF resolution tags, read as the field
-reader reads them); a cell with none of these is measured at the model's pixel size, with one
-warning per run, and is marked in :data:`PIXEL_SIZE_ASSUMED_COLUMN`.
+cell table (except in rows a :data:`PIXEL_SIZE_ASSUMED_COLUMN` marks: a value assumed by an
+earlier run is not known), then the image file's own metadata (TIFF resolution tags, read as
+the field reader reads them); a cell with none of these is measured at the model's pixel
+size, with one warning per run, and is marked in :data:`PIXEL_SIZE_ASSUMED_COLUMN`.
 """
 
 from __future__ import annotations
@@ -148,7 +149,12 @@ class PixelSizeRule:
         if self.given is not None:
             self.sizes[:] = self.given
         elif PIXEL_SIZE_COLUMN in cells.columns:
-            column = pd.to_numeric(cells[PIXEL_SIZE_COLUMN], errors="coerce").to_numpy(float)
+            column = np.array(pd.to_numeric(cells[PIXEL_SIZE_COLUMN], errors="coerce"),
+                              dtype=float)
+            if PIXEL_SIZE_ASSUMED_COLUMN in cells.columns:  # a value assumed before is unknown
+                guessed = cells[PIXEL_SIZE_ASSUMED_COLUMN].astype(str).str.lower().isin(
+                    ["true", "1", "1.0"]).to_numpy()
+                column[guessed] = np.nan
             for row in np.flatnonzero(np.isfinite(column)):
                 self.sizes[row] = check_pixel_size_um(
                     column[row], f"column {PIXEL_SIZE_COLUMN!r}, row {cells.index[row]!r}")

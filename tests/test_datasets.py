@@ -132,6 +132,21 @@ def test_load_aics_equals_what_was_written(synthetic_root, cells):
         assert Path(path).stem == field and field.startswith(plate) and well.startswith(plate)
 
 
+def test_load_aics_pixel_size_column_only_where_the_table_gives_one(synthetic_root, cells,
+                                                                   tmp_path):
+    # make_synthetic_aics records the pixel size rendered at (scaled cells count as 0.12 um)
+    assert cells["pixel_size"].eq(0.12).all() and cells.columns[-1] == "pixel_size"
+    root = _copy(synthetic_root, tmp_path)
+    for cohort in ("fish_1", "fish_2"):  # the AICS tables have no pixel size column
+        path = aics_paths(root, cohort)["features"]
+        pd.read_csv(path).drop(columns="synthetic_pixel_size_um").to_csv(path, index=False)
+    real_like = load_aics(root)
+    assert "pixel_size" not in real_like.columns
+    pd.testing.assert_frame_equal(real_like.drop(columns="image_path"),
+                                  cells.drop(columns=["image_path", "pixel_size"]),
+                                  check_exact=False)
+
+
 def _copy(root: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "aics"
     shutil.copytree(root, copy)

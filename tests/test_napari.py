@@ -325,3 +325,35 @@ def test_a_users_own_labels_show_scores_above_and_reasons_by_colour(
     assert "cell 40 was not scored" in widget._status.value
     assert "touches the field's border" in str(notification_manager.records[-1].message)
 
+
+
+@needs_napari
+def test_a_layer_of_scale_one_is_measured_at_the_models_pixel_size_with_one_notice(
+    make_napari_viewer, demo_cache, qtbot
+):
+    """An image opened without its pixel size (napari's scale 1): the cells are measured as
+    if at the model's pixel size, marked as assumed, and one notice says so and how to set
+    the layer's scale (#24)."""
+    from napari.utils.notifications import notification_manager
+
+    from sarcnet_sklearn.datasets import make_synthetic_field
+    from sarcnet_sklearn.napari._sample import start_demo_model
+
+    viewer = make_napari_viewer()
+    field, labels = make_synthetic_field((256, 256), n_cells=3, random_state=1,
+                                         pixel_size_um=0.6)
+    viewer.add_image(field, name="no scale")
+    layer = viewer.add_labels(labels, name="its cells")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
+    widget._model_file.value = start_demo_model()
+    before = len(notification_manager.records)
+    _score(qtbot, widget)
+
+    features = layer.features
+    assert len(features) == 3
+    assert features["pixel_size_assumed"].all() and features["pixel_size"].eq(0.12).all()
+    notices = [str(record.message) for record in notification_manager.records[before:]
+               if "no pixel size" in str(record.message)]
+    assert len(notices) == 1, notices
+    assert "as if at 0.12 um per pixel" in notices[0] and "3 cells" in notices[0]
+    assert "viewer.layers['no scale'].scale" in notices[0]

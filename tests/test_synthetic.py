@@ -191,6 +191,16 @@ def test_tiff_pages(cells):
     assert (sides_um[:, 0] != sides_um[:, 1]).any()
 
 
+def test_load_aics_gives_the_rendering_pixel_size_and_the_rule_takes_it(dataset, tmp_path):
+    from sarcnet_sklearn._pixel_size import PixelSizeRule
+    from sarcnet_sklearn.datasets import load_aics
+
+    loaded = load_aics(dataset)
+    assert loaded["pixel_size"].tolist() == [PIXEL_SIZE_UM] * len(loaded)
+    rule = PixelSizeRule(loaded)
+    assert rule.known.all() and not any(rule.needs_metadata(row) for row in range(len(loaded)))
+
+
 def test_mask_shape_measures(cells):
     aspect = (
         cells["napariCell_AreaShape_MajorAxisLength"]

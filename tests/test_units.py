@@ -82,6 +82,22 @@ def test_resample_keeps_dtype_and_shrinks_with_anti_aliasing():
     assert small.std() < 0.1 * stripes.std()  # averaged away, not aliased into stripes
 
 
+def test_resample_enlarges_by_a_cubic_spline_within_the_image_range():
+    # sarcomeres of 1.8 um at 0.24 um/px (7.5 px), ending in a dark border, brought to 0.12
+    x = np.arange(60.0)
+    bands = np.tile(0.5 + 0.4 * np.cos(2 * np.pi * x / 7.5), (8, 1)).astype(np.float32)
+    bands[:, :6] = 0.0
+    big, _ = resample_cell(bands, None, 0.24, 0.12)
+    assert big.shape == (16, 120) and big.dtype == np.float32
+    assert big.min() >= 0.0 and big.max() <= bands.max()  # no spline overshoot
+    centres = (np.arange(120) + 0.5) / 2 - 0.5
+    truth = 0.5 + 0.4 * np.cos(2 * np.pi * centres / 7.5)
+    inner = slice(20, 110)
+    # linear interpolation keeps 94 % of the bands' contrast, cubic all of it
+    assert big[4, inner].std() == pytest.approx(truth[inner].std(), rel=0.01)
+    assert np.abs(big[4, inner] - truth[inner]).max() < 0.015  # linear: 0.026
+
+
 def test_protocol1_features_agree_across_pixel_sizes(one_cell_two_sizes):
     fine, coarse = (tifffile.imread(one_cell_two_sizes[size]) for size in (0.06, 0.12))
     at = {0.06: extract_protocol1(fine[1], fine[9], pixel_size=0.06, texture_pixel_size=0.12),
@@ -116,3 +132,24 @@ def test_implausible_metadata_fails_its_row_only(one_cell_two_sizes, tmp_path):
     _, errors, _, sizes, _ = check_cells(cells, ModelInputs(PROTOCOL_1, image_size=16))
     assert errors.iloc[0] is None and sizes[0] == pytest.approx(0.12)
     assert "bad_metadata.tiff's metadata" in errors.iloc[1]
+
+
+def test_a_pixel_size_assumed_before_stays_unknown(tmp_path):
+    from sarcnet_sklearn.fields._screen import save_crops_of
+
+    # crops of a field without a pixel size carry none, so predict assumes (and says so) again
+    mask = np.zeros((12, 12), bool)
+    mask[2:10, 3:9] = True
+    crop = np.where(mask, np.uint8(120), np.uint8(0))
+    scores = pd.DataFrame({"crop": [crop, crop], "mask": [mask, mask], "label": [1, 2],
+                           "pixel_size": [0.12, 0.3], PIXEL_SIZE_ASSUMED_COLUMN: [True, False]})
+    paths = save_crops_of(scores, tmp_path, "field")
+    assert tiff_pixel_size(tmp_path / paths[0]) is None
+    assert tiff_pixel_size(tmp_path / paths[1]) == pytest.approx(0.3)
+    # and the crops' table, read back, does not make the assumed value a known one
+    table = pd.DataFrame({"image_path": [str(tmp_path / path) for path in paths],
+                          "pixel_size": [0.12, 0.3],
+                          PIXEL_SIZE_ASSUMED_COLUMN: ["True", "False"]})
+    with pytest.warns(UserWarning, match="as if at 0.12 um/px"):
+        sizes, assumed = cell_pixel_sizes(table, "image_path")
+    assert sizes.tolist() == pytest.approx([0.12, 0.3]) and assumed.tolist() == [True, False]

@@ -18,6 +18,7 @@ from .._columns import (
     FIELD_COLUMN,
     GROUP_COLUMNS,
     IMAGE_COLUMN,
+    PIXEL_SIZE_COLUMN,
     PIXEL_SIZE_UM,
     PLATE_COLUMN,
     PROTOCOL_2,
@@ -55,6 +56,10 @@ FEATURE_TABLE_COLUMNS = [
     EXPERT_1,
     EXPERT_2,
 ]
+TABLE_PIXEL_SIZE_COLUMN = "synthetic_pixel_size_um"
+"""A features-table column holding each cell's pixel size (um), written by
+:func:`~sarcnet_sklearn.datasets.make_synthetic_aics`; the AICS tables have none (their images
+are all at 0.12 um/px). :func:`load_aics` gives it as the ``pixel_size`` column."""
 METADATA_COLUMNS = [
     "napariCell_ObjectNumber",
     "original_fov_location",
@@ -190,7 +195,9 @@ def _read_table(path: Path, columns: list[str]) -> pd.DataFrame:
 
 def _read_cohort(root: Path, cohort: str) -> pd.DataFrame:
     paths = aics_paths(root, cohort)
-    features = _read_table(paths["features"], FEATURE_TABLE_COLUMNS)[FEATURE_TABLE_COLUMNS]
+    features = _read_table(paths["features"], FEATURE_TABLE_COLUMNS)
+    optional = [TABLE_PIXEL_SIZE_COLUMN] if TABLE_PIXEL_SIZE_COLUMN in features.columns else []
+    features = features[FEATURE_TABLE_COLUMNS + optional]
     metadata = _read_table(paths["metadata"], METADATA_COLUMNS)[METADATA_COLUMNS]
     metadata = metadata.rename(columns={"original_fov_location": "fov_path"})
     for table, path in ((features, paths["features"]), (metadata, paths["metadata"])):
@@ -241,7 +248,11 @@ def load_aics(root: str | PathLike, *, check_images: bool = True) -> pd.DataFram
         :data:`~sarcnet_sklearn.PROTOCOL_2` features, ``score``, ``expert_1``
         (mh), ``expert_2`` (kg), ``day``, ``cohort``, ``napariCell_ObjectNumber``,
         ``fov_path`` and where the cell was imaged, ``field``, ``well`` and
-        ``plate`` (see :func:`cell_locations`); a fresh 0..n-1 index.
+        ``plate`` (see :func:`cell_locations`); a fresh 0..n-1 index. A dataset made by
+        :func:`make_synthetic_aics` adds ``pixel_size`` (um, the pixel size its images were
+        rendered at), last: the pixel-size rule of every door takes it from
+        there without opening the files. The AICS tables have no such column; their images
+        are at 0.12 um/px.
 
     Raises
     ------
@@ -257,6 +268,8 @@ def load_aics(root: str | PathLike, *, check_images: bool = True) -> pd.DataFram
     ...                                       random_state=0))
     >>> cells[["image_path", "score"]].shape  # two of the 40 cells have no score
     (38, 2)
+    >>> cells["pixel_size"].unique().tolist()  # cells of image_size pixels count as 0.12 um
+    [0.12]
     """
     root = Path(root)
     cells = pd.concat([_read_cohort(root, cohort) for cohort in COHORTS], ignore_index=True)
@@ -273,6 +286,11 @@ def load_aics(root: str | PathLike, *, check_images: bool = True) -> pd.DataFram
     )
     cells[TARGET_COLUMN] = cells[EXPERT_COLUMNS].mean(axis=1)
     cells[GROUP_COLUMNS] = cell_locations(cells["fov_path"]).to_numpy()
+    columns = list(OUTPUT_COLUMNS)
+    if TABLE_PIXEL_SIZE_COLUMN in cells.columns:  # a synthetic dataset's rendering pixel size
+        cells[PIXEL_SIZE_COLUMN] = pd.to_numeric(cells.pop(TABLE_PIXEL_SIZE_COLUMN),
+                                                 errors="coerce")
+        columns.append(PIXEL_SIZE_COLUMN)
     if check_images:
         exists = np.array([Path(path).is_file() for path in cells[IMAGE_COLUMN]], dtype=bool)
         if not exists.all():
@@ -281,7 +299,7 @@ def load_aics(root: str | PathLike, *, check_images: bool = True) -> pd.DataFram
                 f"{len(missing)} image file(s) listed in the metadata are missing, "
                 f"e.g. {missing[:3]}"
             )
-    return cells[OUTPUT_COLUMNS]
+    return cells[columns]
 
 
 def paper_split(

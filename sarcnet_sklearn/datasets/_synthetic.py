@@ -19,7 +19,14 @@ from .._pixel_size import write_tiff_with_pixel_size
 from .._validation import check_pixel_size_um
 from ..features import cell_morphology, extract_protocol1
 from . import _acquisition
-from ._aics import COHORTS, FEATURES_DIR, FIELDS_DIR, IMAGE_DIR, SET3_TABLE_COLUMNS
+from ._aics import (
+    COHORTS,
+    FEATURES_DIR,
+    FIELDS_DIR,
+    IMAGE_DIR,
+    SET3_TABLE_COLUMNS,
+    TABLE_PIXEL_SIZE_COLUMN,
+)
 from ._cell_render import draw_cell, other_pages, render_cell
 from ._legacy_cell import render_scaled_cell
 
@@ -55,7 +62,7 @@ _EXPERT_NOISE_SD = 0.38
 _NO_SIGNAL_RATE = 0.02
 
 TRUTH_COLUMNS = ["synthetic_level", "synthetic_sarcomere_length_um",
-                 "synthetic_orientation_order", "synthetic_pixel_size_um"]
+                 "synthetic_orientation_order", TABLE_PIXEL_SIZE_COLUMN]
 """Extra columns of the features table (ignored by the loader): the latent level, the
 sarcomere length and orientation order drawn, and the pixel size rendered at."""
 
@@ -224,8 +231,9 @@ def make_synthetic_aics(
       ``synthetic_sarcomere_length_um`` and ``synthetic_orientation_order``: the
       period and the order parameter of the directions drawn (the ground truth of
       :func:`~sarcnet_sklearn.features.measure_sarcomeres`; NaN for no-signal
-      cells), ``synthetic_pixel_size_um``: the pixel size rendered at; extra,
-      ignored by the loader.
+      cells): extra, ignored by the loader; ``synthetic_pixel_size_um``: the pixel
+      size rendered at (0.12 for cells of ``image_size`` pixels), which
+      :func:`load_aics` gives as the ``pixel_size`` column.
 
     **Metadata table columns** (rows in a different, shuffled order):
     ``napariCell_ObjectNumber``, ``original_fov_location`` (= ``fov_path``),
@@ -481,5 +489,5 @@ def _make_cell(
         "Peak_Height": float(protocol1["peak_height"]),
         "Peak_Distance": float(protocol1["peak_distance"]) / PIXEL_SIZE_UM,
         **truth,
-        "synthetic_pixel_size_um": pixel_size_um,
+        TABLE_PIXEL_SIZE_COLUMN: pixel_size_um,
     }

@@ -461,15 +461,21 @@ def save_crops_of(scores: pd.DataFrame, out: Path, stem: str) -> list[str | None
     """Write each cell with a crop as an AICS-style TIFF in ``out/crops``.
 
     Returns each cell's file relative to ``out`` (where ``cells.csv`` is), or
-    None for a cell without a crop.
+    None for a cell without a crop. A crop carries its pixel size in its resolution tags,
+    unless the pixel size was assumed (``pixel_size_assumed``): then it has none, so that
+    whatever reads it later assumes (and says so) again.
     """
     (out / CROPS_FOLDER).mkdir(parents=True, exist_ok=True)
     paths: list[str | None] = []
-    for crop, mask, label, size in zip(scores[CROP_COLUMN], scores[MASK_COLUMN], scores["label"],
-                                       scores["pixel_size"], strict=True):
+    assumed = (scores[PIXEL_SIZE_ASSUMED_COLUMN].fillna(False).astype(bool)
+               if PIXEL_SIZE_ASSUMED_COLUMN in scores else pd.Series(False, scores.index))
+    for crop, mask, label, size, guessed in zip(
+            scores[CROP_COLUMN], scores[MASK_COLUMN], scores["label"], scores["pixel_size"],
+            assumed, strict=True):
         if isinstance(crop, np.ndarray) and mask.sum() > 1 and crop.any():
             name = f"{CROPS_FOLDER}/{stem}_cell{label}.tiff"
-            write_cell_tiff(out / name, crop, mask, pixel_size_um=float(size))
+            write_cell_tiff(out / name, crop, mask,
+                            pixel_size_um=None if guessed else float(size))
             paths.append(name)
         else:
             paths.append(None)

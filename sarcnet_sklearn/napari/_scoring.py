@@ -156,7 +156,10 @@ def score_in_chunks(
     the table of all cells: one row per label, as
     :func:`~sarcnet_sklearn.fields.score_fields` returns it, sorted by label.
     The field is read, stretched and cut once (every cell exactly as in a
-    single call); the chunks are measured and scored in turn.
+    single call); the chunks are measured and scored in turn. With no
+    ``pixel_size`` (a layer of scale 1), the cells are measured as if at the
+    model's pixel size and marked in ``pixel_size_assumed``, without a warning:
+    the widget tells the user once, with the scores.
 
     Raises
     ------
@@ -164,6 +167,7 @@ def score_in_chunks(
         When the field or label image cannot be scored at all (shapes differ,
         no cells, not one 2-D plane...).
     """
+    from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN, pixel_size_of_model
     from ..fields._score import check_field_model, cut_field, score_cut_cells
 
     field = np.asarray(field)
@@ -176,12 +180,16 @@ def score_in_chunks(
     labels = check_label_layer(labels)
     if len(label_ids(labels)) == 0:
         raise PluginError("the labels layer has no cells (every pixel is 0)")
+    assumed = pixel_size is None
+    if assumed:
+        pixel_size = pixel_size_of_model(model)
     try:
         check_field_model(model)
         cells = cut_field(field, labels, pixel_size=pixel_size,
                           score_border_cells=score_border_cells).cells
     except ValueError as exc:
         raise PluginError(str(exc)) from exc
+    cells[PIXEL_SIZE_ASSUMED_COLUMN] = assumed
     tables = []
     for start in range(0, len(cells), chunk_size):
         try:

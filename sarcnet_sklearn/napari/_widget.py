@@ -22,8 +22,9 @@ from magicgui.widgets import (
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 
-from .._columns import ERROR_COLUMN, PIXEL_SIZE_UM, REASON_COLUMN, SCORE_PRED_COLUMN
+from .._columns import ERROR_COLUMN, PIXEL_SIZE_COLUMN, REASON_COLUMN, SCORE_PRED_COLUMN
 from .._doors import entered_through
+from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN
 from .._reasons import BY_CODE, MAP_CODES, MAP_SCORED, count_reasons, reason_codes
 from ..deploy._card import synthetic_model_message
 from ._sample import (
@@ -180,12 +181,6 @@ class ScoreCellsWidget(Container):
         except PluginError as exc:
             self._report_error(str(exc))
             return
-        if pixel_size is None:
-            pixel_size = PIXEL_SIZE_UM
-            show_warning(
-                f"layer {image.name!r} has no scale: measuring the cells at {PIXEL_SIZE_UM} um "
-                "per pixel (the AICS images'); set the layer's scale to the field's pixel size"
-            )
         self._scored = {"image": image, "labels": labels, "field": field.copy(),
                         "label_image": label_image.copy(), "table": None}
         self._started = time.perf_counter()
@@ -255,6 +250,8 @@ class ScoreCellsWidget(Container):
                                     "images"))
         if synthetic:
             show_warning(synthetic)
+        if table[PIXEL_SIZE_ASSUMED_COLUMN].any():
+            show_warning(assumed_pixel_size_message(image.name, table))
         self._table.value = table[[c for c in TABLE_COLUMNS if c in table.columns]]
         self._export.enabled = True
         self._watch(labels)
@@ -464,6 +461,19 @@ class _Failure:
         else:
             logger.error("SarcNet plugin: unexpected error", exc_info=exc)
             self.message = f"{type(exc).__name__}: {exc}"
+
+
+def assumed_pixel_size_message(layer_name: str, table: pd.DataFrame) -> str:
+    """The one notice of a scoring run on a layer without a pixel size (scale 1): what was
+    assumed, for which cells, and how to give the real one."""
+    assumed = table[PIXEL_SIZE_ASSUMED_COLUMN].astype(bool)
+    size = float(table.loc[assumed, PIXEL_SIZE_COLUMN].iloc[0])
+    return (f"layer {layer_name!r} has no pixel size (its scale is 1): its {int(assumed.sum())} "
+            f"cells were measured as if at {size:g} um per pixel, the model's, and are marked "
+            f"in the column {PIXEL_SIZE_ASSUMED_COLUMN!r}. If its pixels are another size, set "
+            f"the layer's scale to micrometres per pixel (in the console: "
+            f"viewer.layers[{layer_name!r}].scale = ({size:g}, {size:g}), with your value) "
+            "and score again")
 
 
 @thread_worker
