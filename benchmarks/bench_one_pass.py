@@ -1,14 +1,18 @@
-"""One forward pass as good as eight: D4 training with a consistency term vs test-time averaging.
+"""One forward pass as good as eight: canonical pose (or a consistency term) vs test-time averaging.
 
 At the CPU demo's settings (1,200 synthetic cells of 112 px, the paper's split, 64 px model
-input, 15 epochs, Protocol 2), for each seed it trains SarcNet twice with D4 augmentation:
-today's default (``consistency=0``) and with the consistency term (``--consistency``), and
-scores each on the test split with one pass and with the eight-pass average:
+input, 15 epochs, Protocol 2), for each seed it trains SarcNet once per ``--variants``:
+``d4``, today's default (D4 augmentation), scored on the test split with one pass and with
+the eight-pass average; ``canonical`` (``canonical_orientation=True``: every image in its
+canonical pose among its 8 flips and quarter turns, in training and prediction), scored
+with its one pass; ``consistency``, D4 plus the consistency term (``--consistency``), one
+and eight passes:
 
 - ``spearman``, ``mae``: on the test cells;
 - ``rotation_change``: mean absolute change of a test cell's score when its image file is
   turned by 90, 180 or 270 degrees or flipped (the first ``--n-rotation`` test cells);
-- ``s_per_epoch``: training seconds per epoch (skorch's epoch durations, validation included).
+- ``s_per_epoch``: training seconds per epoch (skorch's epoch durations, validation included);
+- ``predict_cells_per_s``: test cells scored per second.
 
     nice python benchmarks/bench_one_pass.py --seeds 0 1 2 --out one_pass.csv
 
@@ -36,6 +40,10 @@ from sarcnet_sklearn.reproduce import ReproduceSettings
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--variants", nargs="+", default=["d4", "canonical"],
+                        choices=["d4", "consistency", "canonical"],
+                        help="d4: today's training (D4 augmentation, scored with 1 and 8 passes); "
+                             "consistency: plus the consistency term; canonical: canonical pose")
     parser.add_argument("--consistency", type=float, default=1.0)
     parser.add_argument("--n-rotation", type=int, default=60)
     parser.add_argument("--data", default="bench_one_pass_data")
@@ -66,29 +74,34 @@ def run_all(args, out: Path) -> None:
     print(f"train {len(train)}, valid {len(valid)}, test {len(test)} cells; {demo.image_size} px, "
           f"{demo.max_epochs} epochs; {torch.get_num_threads()} threads, {platform.machine()}",
           flush=True)
-    done = pd.read_csv(out) if out.is_file() else pd.DataFrame(columns=["seed", "consistency"])
+    done = pd.read_csv(out) if out.is_file() else pd.DataFrame(columns=["seed", "training"])
     for seed in args.seeds:
-        for consistency in (0.0, args.consistency):
-            if ((done["seed"] == seed) & (done["consistency"] == consistency)).any():
+        for training in args.variants:
+            if ((done["seed"] == seed) & (done["training"] == training)).any():
                 continue
+            options = {"consistency": args.consistency} if training == "consistency" else {}
+            if training == "canonical":
+                options = {"canonical_orientation": True}
             model = make_sarcnet_pipeline(protocol=2, image_size=demo.image_size,
                                           max_epochs=demo.max_epochs, random_state=seed,
-                                          consistency=consistency, verbose=0)
+                                          verbose=0, **options)
             start = time.perf_counter()
             model.fit(train, train["score"], validation_data=(valid, valid["score"]))
             wall = time.perf_counter() - start
             s_per_epoch = float(np.median(model[-1].history_[:, "dur"]))
             rows = []
-            for passes in (1, 8):
+            for passes in (1,) if training == "canonical" else (1, 8):
                 model[-1].set_params(test_time_augment=passes == 8)
+                start = time.perf_counter()
                 prediction = model.predict(test)
+                predict_s = time.perf_counter() - start
                 report = regression_report(test["score"].to_numpy(), prediction)
                 first = prediction[:len(rotation)]
                 change = np.mean([np.abs(model.predict(cells) - first).mean() for cells in turned])
-                rows.append({"seed": seed, "consistency": consistency, "passes": passes,
+                rows.append({"seed": seed, "training": training, "passes": passes,
                              "spearman": report["spearman"], "mae": report["mae"],
                              "rotation_change": float(change), "s_per_epoch": s_per_epoch,
-                             "fit_s": wall})
+                             "fit_s": wall, "predict_cells_per_s": len(test) / predict_s})
                 print(rows[-1], flush=True)
             pd.DataFrame(rows).to_csv(out, mode="a", header=not out.is_file(), index=False)
             done = pd.read_csv(out)
@@ -96,21 +109,21 @@ def run_all(args, out: Path) -> None:
 
 def summarize(table: pd.DataFrame) -> None:
     pd.set_option("display.width", 200)
-    summary = table.groupby(["consistency", "passes"])[
-        ["spearman", "mae", "rotation_change", "s_per_epoch"]].agg(["mean", "std"])
-    summary.insert(0, ("seeds", "n"), table.groupby(["consistency", "passes"]).size())
+    columns = ["spearman", "mae", "rotation_change", "s_per_epoch", "predict_cells_per_s"]
+    groups = table.groupby(["training", "passes"])
+    summary = groups[columns].agg(["mean", "std"])
+    summary.insert(0, ("seeds", "n"), groups.size())
     print(summary.round(3).to_string())
-    base = table[(table["consistency"] == 0) & (table["passes"] == 8)].set_index("seed")
-    for consistency in sorted(set(table["consistency"]) - {0.0}):
-        one = table[(table["consistency"] == consistency)
-                    & (table["passes"] == 1)].set_index("seed")
-        plain = table[(table["consistency"] == 0) & (table["passes"] == 1)].set_index("seed")
+    base = table[(table["training"] == "d4") & (table["passes"] == 8)].set_index("seed")
+    plain = table[(table["training"] == "d4") & (table["passes"] == 1)].set_index("seed")
+    for training in sorted(set(table["training"]) - {"d4"}):
+        one = table[(table["training"] == training) & (table["passes"] == 1)].set_index("seed")
         seeds = one.index.intersection(base.index)
         diff = (one.loc[seeds, "spearman"] - base.loc[seeds, "spearman"])
         ratio = one.loc[seeds, "s_per_epoch"] / plain.loc[seeds, "s_per_epoch"]
-        print(f"consistency {consistency:g}, one pass minus today's eight-pass average, Spearman: "
+        print(f"{training}: one pass minus today's eight-pass average, Spearman: "
               f"mean {diff.mean():+.3f} [min {diff.min():+.3f}, max {diff.max():+.3f}] over "
-              f"{len(seeds)} seeds; rotation change {one.loc[seeds, 'rotation_change'].mean():.3f}"
+              f"{len(seeds)} seeds; rotation change {one.loc[seeds, 'rotation_change'].mean():.4f}"
               f"; epoch cost {ratio.mean():.2f}x")
 
 

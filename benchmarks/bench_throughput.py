@@ -247,7 +247,7 @@ def main() -> None:
     reference_end_to_end = n / (preload + n / reference)
     forward_ceiling = bare_model(args, n, training=False)
     net = fit["net"]
-    inputs = net._net_input(X)
+    inputs = net.module_inputs(X)
     with torch.inference_mode():
         net.predict_proba(inputs)
         synchronize(args.device)

@@ -30,6 +30,7 @@ _LAZY = {
     "assess_predictions": "soundness",
     "calibrate": "intervals",
     "predict_interval": "intervals",
+    "predict_scores": "score_table",
     "load_model": "deploy",
     "predict_cells": "deploy",
     "save_model": "deploy",

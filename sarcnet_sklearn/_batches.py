@@ -230,3 +230,84 @@ def _d4_pixel_orders(size: int, device: torch.device) -> torch.Tensor:
         orders = torch.stack([d4_transform(index, t).reshape(-1) for t in range(N_D4)])
         _PIXEL_ORDERS[key] = orders.to(device)
     return _PIXEL_ORDERS[key]
+
+
+def canonical_d4(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each image of a ``(n, ..., s, s)`` batch in its canonical pose among its 8 D4 transforms.
+
+    The pose is chosen from the image itself, so that an image and any flip or quarter
+    turn of it get exactly the same canonical image: one forward pass is then exactly
+    invariant to the 8 transforms. Of the 8 transformed images, the one kept lies with
+    its long axis along the rows (the intensity-weighted second moment along the
+    columns is the larger: similar cells come in similar poses), then has the larger
+    intensity-weighted first moment along the columns, then along the rows. The moments
+    are computed exactly (integer sums in float64), so no rounding can tell two poses
+    of one image apart; the rare images whose moments tie are decided by their pixels,
+    compared in order.
+
+    Returns
+    -------
+    canonical : Tensor
+        The images in their canonical poses (same shape, dtype and device).
+    transforms : Tensor of int64
+        Per image, the :func:`d4_transform` index that made its canonical pose
+        (:func:`d4_inverse` maps a heatmap of it back onto the image).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sarcnet_sklearn._batches import canonical_d4, d4_transform
+    >>> image = torch.randint(0, 256, (1, 6, 6), dtype=torch.uint8)
+    >>> poses = torch.cat([d4_transform(image, t) for t in range(8)])
+    >>> canonical, _ = canonical_d4(poses)
+    >>> bool((canonical == canonical[0]).all())
+    True
+    """
+    size = images.shape[-1]
+    if images.shape[-2] != size:
+        raise ValueError(f"a canonical pose needs square images, got {tuple(images.shape[-2:])}")
+    n = images.shape[0]
+    if n == 0:
+        return images, torch.zeros(0, dtype=torch.int64, device=images.device)
+    intensity = images.reshape(n, -1, size * size).to(torch.float64).sum(dim=1)
+    moments = intensity @ _d4_moment_weights(size, images.device)  # (n, 3 x 8), exact
+    best = torch.ones((n, N_D4), dtype=torch.bool, device=images.device)
+    lowest = torch.tensor(-torch.inf, dtype=torch.float64, device=images.device)
+    for key in moments.split(N_D4, dim=1):  # the keys in order, each among the best so far
+        key = torch.where(best, key, lowest)
+        best &= key == key.max(dim=1, keepdim=True).values
+    choice = best.to(torch.int8).argmax(dim=1)
+    for i in torch.nonzero(best.sum(dim=1) > 1).flatten().tolist():
+        choice[i] = _by_pixels(images[i], torch.nonzero(best[i]).flatten().tolist())
+    flat = images.reshape(n, -1, size * size)
+    order = _d4_pixel_orders(size, images.device)[choice].unsqueeze(1).expand_as(flat)
+    return flat.gather(2, order).reshape(images.shape), choice.to(torch.int64)
+
+
+def _by_pixels(image: torch.Tensor, candidates: list[int]) -> int:
+    """Of the transforms ``candidates`` of ``image``, the one whose pixels come first in
+    order (the largest at the first pixel where two differ)."""
+    best, best_pixels = candidates[0], d4_transform(image, candidates[0]).reshape(-1)
+    for t in candidates[1:]:
+        pixels = d4_transform(image, t).reshape(-1)
+        differ = torch.nonzero(pixels != best_pixels)
+        if len(differ) and pixels[differ[0, 0]] > best_pixels[differ[0, 0]]:
+            best, best_pixels = t, pixels
+    return best
+
+
+_MOMENT_WEIGHTS: dict[tuple[int, str], torch.Tensor] = {}
+
+
+def _d4_moment_weights(size: int, device: torch.device) -> torch.Tensor:
+    """``(s * s, 24)`` float64: a pixel's weight in three moments of each transform of the
+    image (integer, centred coordinates x and y = 2 x index - (s - 1)): x^2 - y^2, x, y."""
+    key = (size, str(device))
+    if key not in _MOMENT_WEIGHTS:
+        centred = (2 * torch.arange(size, dtype=torch.float64) - (size - 1))
+        columns = centred.expand(size, size)
+        rows = columns.T.contiguous()
+        weights = [d4_inverse(coordinate, t).reshape(-1)
+                   for coordinate in (columns**2 - rows**2, columns, rows) for t in range(N_D4)]
+        _MOMENT_WEIGHTS[key] = torch.stack(weights, dim=1).to(device)
+    return _MOMENT_WEIGHTS[key]

@@ -58,6 +58,13 @@ SCORE_PRED_COLUMN = "score_pred"
 SCORE_RANGE = (1.0, 5.0)
 """The experts' score range, the default of a model's own ``score_range``."""
 
+SCORE_LOW_COLUMN, SCORE_HIGH_COLUMN = "score_low", "score_high"
+"""Bounds of a cell's conformal prediction interval, clipped to the model's score range."""
+SCORE_RAW_COLUMN = "score_raw"
+"""The model's output before the score policy (not clipped; kept where a cell is refused)."""
+OUT_OF_RANGE_COLUMN = "out_of_range"
+"""The features of a cell far outside the training data (empty where none are)."""
+
 FIELD_COLUMN = "field"
 WELL_COLUMN = "well"
 PLATE_COLUMN = "plate"

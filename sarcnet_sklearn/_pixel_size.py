@@ -101,6 +101,103 @@ def tiff_pixel_size(source) -> float | None:
     return None if found is None else found[0]
 
 
+class PixelSizeRule:
+    """The rule of this module for the cells of one table, applied row by row.
+
+    The user's pixel size and the table's column are checked when the rule is made (before
+    any image is read); the metadata of each image comes from the open that decodes it
+    (:meth:`resolve`), so no file is opened for its pixel size alone. :meth:`finish` gives
+    the warnings of the run: metadata that disagrees with the user's value, and cells whose
+    pixel size was assumed.
+
+    Parameters
+    ----------
+    cells : DataFrame
+    pixel_size : float, optional
+        Given by the user: used for every cell; files whose metadata says otherwise are
+        named in a warning.
+    assumed : float, default=0.12
+        For cells with no pixel size at all (the model's pixel size).
+    source : str, optional
+        How ``pixel_size`` was given, for messages (default: the option's name at the
+        caller's door, e.g. ``--pixel-size`` on the command line).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> rule = PixelSizeRule(pd.DataFrame({"pixel_size": [0.24, None, None]}))
+    >>> rule.resolve(0, 0.5), rule.resolve(1, 0.5), rule.resolve(2, None)
+    (0.24, 0.5, 0.12)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     rule.finish()
+    >>> rule.sizes.tolist(), rule.assumed.tolist(), len(caught)
+    ([0.24, 0.5, 0.12], [False, False, True], 1)
+    """
+
+    def __init__(self, cells: pd.DataFrame, *, pixel_size: float | None = None,
+                 assumed: float = PIXEL_SIZE_UM, source: str | None = None) -> None:
+        n = len(cells)
+        self.source = source or option("pixel_size")
+        self.default = check_pixel_size_um(assumed, "the model's pixel size")
+        self.given = None if pixel_size is None else check_pixel_size_um(pixel_size,
+                                                                         self.source)
+        self.sizes = np.full(n, np.nan)
+        self.assumed = np.zeros(n, bool)
+        self.disagree: dict[str, float] = {}
+        if self.given is not None:
+            self.sizes[:] = self.given
+        elif PIXEL_SIZE_COLUMN in cells.columns:
+            column = pd.to_numeric(cells[PIXEL_SIZE_COLUMN], errors="coerce").to_numpy(float)
+            for row in np.flatnonzero(np.isfinite(column)):
+                self.sizes[row] = check_pixel_size_um(
+                    column[row], f"column {PIXEL_SIZE_COLUMN!r}, row {cells.index[row]!r}")
+        self.known = np.isfinite(self.sizes)
+
+    def needs_metadata(self, row: int) -> bool:
+        """Whether ``row``'s file metadata matters (for its size, or to check the user's)."""
+        return self.given is not None or not self.known[row]
+
+    def resolve(self, row: int, metadata: float | None, name: str = "the image") -> float:
+        """Row ``row``'s pixel size, given its file's metadata (um, or None); records it.
+
+        Raises
+        ------
+        ValueError
+            When the metadata is implausible, naming ``name`` (the row's file).
+        """
+        if metadata is not None and self.needs_metadata(row):
+            metadata = check_pixel_size_um(metadata, f"{name}'s metadata")
+            if self.given is not None:
+                if abs(metadata - self.given) > 0.01 * self.given:
+                    self.disagree.setdefault(name, metadata)
+            else:
+                self.sizes[row] = metadata
+        if not np.isfinite(self.sizes[row]):
+            self.sizes[row], self.assumed[row] = self.default, True
+        return float(self.sizes[row])
+
+    def finish(self, failed: np.ndarray | None = None) -> None:
+        """Assume the pixel size of rows never resolved, except ``failed`` ones (their file
+        was never read: NaN), and warn once for the run."""
+        unknown = ~np.isfinite(self.sizes)
+        if failed is not None:
+            unknown &= ~np.asarray(failed, bool)
+        self.sizes[unknown], self.assumed[unknown] = self.default, True
+        if self.disagree:
+            first, meta = next(iter(self.disagree.items()))
+            warnings.warn(f"{self.source} {self.given:g} um/px used for every cell; "
+                          f"{len(self.disagree)} image file(s) say otherwise in their "
+                          f"metadata, e.g. {first}: {meta:g} um/px", UserWarning, stacklevel=3)
+        if self.assumed.any():
+            # one text whatever the counts, so that Python shows it once per run
+            warnings.warn(f"cells without a pixel size (no {PIXEL_SIZE_COLUMN!r} column, none "
+                          f"in their files' metadata) are measured as if at {self.default:g} "
+                          f"um/px, the model's; give {option('pixel_size')} if that is wrong "
+                          f"(column {PIXEL_SIZE_ASSUMED_COLUMN!r} marks them)", UserWarning,
+                          stacklevel=3)
+
+
 def cell_pixel_sizes(
     cells: pd.DataFrame,
     image_column: str | None,
@@ -109,21 +206,9 @@ def cell_pixel_sizes(
     assumed: float = PIXEL_SIZE_UM,
     source: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each cell's pixel size and whether it was assumed, by the rule of this module.
-
-    Parameters
-    ----------
-    cells : DataFrame
-    image_column : str or None
-        Column of image files (their TIFF metadata is read when needed).
-    pixel_size : float, optional
-        Given by the user: used for every cell; a file whose metadata says otherwise is
-        named in a warning.
-    assumed : float, default=0.12
-        For cells with no pixel size at all (the model's pixel size).
-    source : str, optional
-        How ``pixel_size`` was given, for messages (default: the option's name at the
-        caller's door, e.g. ``--pixel-size`` on the command line).
+    """Each cell's pixel size and whether it was assumed, by :class:`PixelSizeRule`, opening
+    each image file for its metadata (where the images are decoded anyway, the decode's open
+    reads it instead: :func:`~sarcnet_sklearn.deploy.check_cells`).
 
     Returns
     -------
@@ -140,39 +225,13 @@ def cell_pixel_sizes(
     >>> sizes.tolist(), assumed.tolist(), len(caught)
     ([0.24, 0.12], [False, True], 1)
     """
-    n = len(cells)
-    sizes = np.full(n, np.nan)
-    files = cells[image_column].tolist() if image_column in cells.columns else [None] * n
-    source = source or option("pixel_size")
-    if pixel_size is not None:
-        value = check_pixel_size_um(pixel_size, source)
-        sizes[:] = value
-        disagree = [(f, m) for f in dict.fromkeys(v for v in files if isinstance(v, str))
-                    if (m := tiff_pixel_size(f)) is not None and abs(m - value) > 0.01 * value]
-        if disagree:
-            first, meta = disagree[0]
-            warnings.warn(f"{source} {value:g} um/px used for every cell; {len(disagree)} image "
-                          f"file(s) say otherwise in their metadata, e.g. {first}: {meta:g} um/px",
-                          UserWarning, stacklevel=2)
-        return sizes, np.zeros(n, bool)
-    if PIXEL_SIZE_COLUMN in cells.columns:
-        column = pd.to_numeric(cells[PIXEL_SIZE_COLUMN], errors="coerce").to_numpy(float)
-        for row in np.flatnonzero(np.isfinite(column)):
-            sizes[row] = check_pixel_size_um(
-                column[row], f"column {PIXEL_SIZE_COLUMN!r}, row {cells.index[row]!r}")
-    for row in np.flatnonzero(~np.isfinite(sizes)):
-        meta = tiff_pixel_size(files[row])
-        if meta is not None:
-            sizes[row] = check_pixel_size_um(meta, f"{files[row]}'s metadata")
-    unknown = ~np.isfinite(sizes)
-    if unknown.any():
-        # one text whatever the counts, so that Python shows it once per run
-        warnings.warn(f"cells without a pixel size (no {PIXEL_SIZE_COLUMN!r} column, none in "
-                      f"their files' metadata) are measured as if at {assumed:g} um/px, the "
-                      f"model's; give {option('pixel_size')} if that is wrong (column "
-                      f"{PIXEL_SIZE_ASSUMED_COLUMN!r} marks them)", UserWarning, stacklevel=2)
-        sizes[unknown] = assumed
-    return sizes, unknown
+    rule = PixelSizeRule(cells, pixel_size=pixel_size, assumed=assumed, source=source)
+    files = cells[image_column].tolist() if image_column in cells.columns else [None] * len(cells)
+    for row, file in enumerate(files):
+        if rule.needs_metadata(row):
+            rule.resolve(row, tiff_pixel_size(file), str(file))
+    rule.finish()
+    return rule.sizes, rule.assumed
 
 
 def write_tiff_with_pixel_size(path, pages: np.ndarray, pixel_size_um: float) -> None:

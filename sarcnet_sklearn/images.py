@@ -12,8 +12,9 @@ progress bar, into one ``(n_cells, size, size)`` uint8 array.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import tifffile
 from PIL import Image
 
 from ._console import progress_bar
+from ._pixel_size import resolution_pixel_size
 
 TIFF_SUFFIXES = {".tif", ".tiff"}
 PIL_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
@@ -96,8 +98,37 @@ def read_plane(path: ImageSource, page: int = 0) -> np.ndarray:
     >>> read_plane(np.zeros((2, 5, 6)), 1).shape
     (5, 6)
     """
+    with open_image(path) as plane:
+        return plane(page)
+
+
+@contextmanager
+def open_image(path: ImageSource) -> Iterator[Callable[[int], np.ndarray]]:
+    """Open an image file once and read any of its planes from that one open.
+
+    Inside the ``with`` block, ``plane(page)`` gives plane ``page`` as
+    :func:`read_plane` does (same checks, same errors), so a cell's structure
+    and mask pages come from one open of its file; ``plane.pixel_size_um()``
+    gives its pixel size from the same open (TIFF resolution tags), or None.
+
+    Raises
+    ------
+    ImageReadError
+        On entering, when the file is missing or cannot be opened; from
+        ``plane(page)``, when that plane cannot be read.
+
+    Examples
+    --------
+    >>> from sarcnet_sklearn.images import open_image
+    >>> with open_image(cells["image_path"].iloc[0]) as plane:  # one open, two pages
+    ...     structure, mask = plane(1), plane(9)
+    >>> structure.shape == mask.shape
+    True
+    """
     if isinstance(path, np.ndarray):
-        return _array_plane(path, page)
+        array = path
+        yield _with_pixel_size(lambda page: _array_plane(array, page))
+        return
     path = Path(path)
     try:
         if not path.exists():
@@ -107,35 +138,74 @@ def read_plane(path: ImageSource, page: int = 0) -> np.ndarray:
     except OSError as exc:  # a name too long, a folder without permission...
         raise ImageReadError(f"cannot open image {path}: {exc.strerror or exc}") from exc
     suffix = path.suffix.lower()
-    channel_axis = None
+    if suffix not in TIFF_SUFFIXES | PIL_SUFFIXES:
+        raise ImageReadError(
+            f"{path}: unsupported image type {suffix!r} "
+            f"(expected one of {sorted(TIFF_SUFFIXES | PIL_SUFFIXES)})"
+        )
+    if suffix in PIL_SUFFIXES:
+        with _decoding(path):
+            with Image.open(path) as image:
+                array = np.asarray(image)
+        yield _with_pixel_size(lambda page: _as_plane(array, page, path))
+        return
+    with _decoding(path):
+        tif = tifffile.TiffFile(path)
     try:
-        if suffix in TIFF_SUFFIXES:
-            with tifffile.TiffFile(path) as tif:
-                _check_unambiguous(tif, path)
-                n_pages = len(tif.pages)
+        with _decoding(path):
+            _check_unambiguous(tif, path)
+            n_pages = len(tif.pages)
+        cache = {}
+
+        def plane(page: int) -> np.ndarray:
+            with _decoding(path):
                 if n_pages > 1:
                     if not 0 <= page < n_pages:
                         raise ImageReadError(
                             f"{path}: has {n_pages} pages, page {page} was requested"
                         )
                     return _as_plane(tif.pages[page].asarray(), 0, path)
-                single = tif.pages[0]
-                array = single.asarray()
-                if "S" in single.axes and array.ndim == len(single.axes):
-                    channel_axis = single.axes.index("S")
-        elif suffix in PIL_SUFFIXES:
-            with Image.open(path) as image:
-                array = np.asarray(image)
-        else:
-            raise ImageReadError(
-                f"{path}: unsupported image type {suffix!r} "
-                f"(expected one of {sorted(TIFF_SUFFIXES | PIL_SUFFIXES)})"
-            )
+                if "single" not in cache:  # one page (of channels, maybe): decoded once
+                    single = tif.pages[0]
+                    array = single.asarray()
+                    channel_axis = None
+                    if "S" in single.axes and array.ndim == len(single.axes):
+                        channel_axis = single.axes.index("S")
+                    cache["single"] = (array, channel_axis)
+                array, channel_axis = cache["single"]
+                return _as_plane(array, page, path, channel_axis)
+
+        def pixel_size_um() -> float | None:
+            try:
+                found = resolution_pixel_size(tif)
+            except Exception:  # unreadable tags: no pixel size, as for a file without them
+                return None
+            return None if found is None else found[0]
+
+        yield _with_pixel_size(plane, pixel_size_um)
+    finally:
+        tif.close()
+
+
+def _with_pixel_size(plane: Callable[[int], np.ndarray],
+                     pixel_size_um: Callable[[], float | None] = lambda: None
+                     ) -> Callable[[int], np.ndarray]:
+    """``plane`` with a ``pixel_size_um()`` attribute: the open file's pixel size from its
+    metadata (TIFF resolution tags), or None."""
+    plane.pixel_size_um = pixel_size_um
+    return plane
+
+
+@contextmanager
+def _decoding(path: Path) -> Iterator[None]:
+    """Errors of the decoders (tifffile and PIL raise many types on corrupt files) as
+    ImageReadError naming the file."""
+    try:
+        yield
     except ImageReadError:
         raise
-    except Exception as exc:  # tifffile and PIL raise many types on corrupt files
+    except Exception as exc:
         raise ImageReadError(f"cannot read image {path}: {exc}") from exc
-    return _as_plane(array, page, path, channel_axis)
 
 
 def _array_plane(array: np.ndarray, page: int) -> np.ndarray:

@@ -22,6 +22,7 @@ import math
 import numpy as np
 from sklearn.pipeline import Pipeline
 
+from ._columns import SCORE_RANGE
 from ._validation import check_target
 
 CONFORMITY_ATTRIBUTE = "conformity_scores_"
@@ -118,7 +119,7 @@ def interval_bounds(
     model,
     prediction: np.ndarray,
     confidence: float = 0.9,
-    score_range: tuple[float, float] | None = (1.0, 5.0),
+    score_range: tuple[float, float] | None = SCORE_RANGE,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Intervals around predictions already made by ``model``, on the score range.
 
@@ -169,7 +170,7 @@ def predict_interval(
     model,
     X,
     confidence: float = 0.9,
-    score_range: tuple[float, float] | None = (1.0, 5.0),
+    score_range: tuple[float, float] | None = SCORE_RANGE,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Predict scores with conformal prediction intervals.
 

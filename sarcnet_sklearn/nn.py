@@ -244,9 +244,17 @@ class SarcNetModule(nn.Module):
     def forward(
         self, images: torch.Tensor | None = None, features: torch.Tensor | None = None
     ) -> torch.Tensor:
+        normalized = self.normalize_images(images) if self.use_images else None
+        return self.forward_normalized(normalized, features)
+
+    def forward_normalized(
+        self, images: torch.Tensor | None = None, features: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """:meth:`forward` from images already through :meth:`normalize_images` (float
+        ``(n, 3, h, w)``, which can carry a gradient: what Grad-CAM differentiates)."""
         parts = []
         if self.use_images:
-            parts.append(self.image_branch(self.normalize_images(images)))
+            parts.append(self.image_branch(images))
         if self.use_features:
             parts.append(self.feature_branch(features.float()))
         return self.head(torch.cat(parts, dim=1))

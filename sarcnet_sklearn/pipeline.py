@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 from ._columns import IMAGE_COLUMN, MEASURABLE_FEATURES, PROTOCOLS, STRUCTURE_PAGE
+from ._recipe import IMAGE_SIZE_PX
 from ._validation import as_frame, check_finite_features
 from .images import as_image_source
 from .regressor import SarcNetRegressor
@@ -159,7 +159,7 @@ class ModelInputs:
     features: list[str]
     image_column: str | None = IMAGE_COLUMN
     structure_page: int = STRUCTURE_PAGE
-    image_size: int = 224
+    image_size: int = IMAGE_SIZE_PX
 
     @classmethod
     def of(cls, model) -> ModelInputs:
@@ -187,18 +187,14 @@ class NotSarcNetError(TypeError, ValueError):
     """
 
 
-SETTINGS_STEPS = ["select", "scale", "model"]
-"""The steps of a pipeline that :meth:`SarcNetPipeline.to_settings` can describe."""
-
-
 class SarcNetPipeline(Pipeline):
     """A :class:`~sklearn.pipeline.Pipeline` ending in a :class:`SarcNetRegressor`.
 
     It knows its model: the fitted regressor (:attr:`regressor`), what it
     reads from a cell table (:attr:`inputs`), how a table reaches the
-    regressor (:meth:`regressor_input`) and its settings as plain data
-    (:meth:`to_settings`, :meth:`from_settings`: what a safe-format model
-    file stores). :meth:`of` gives this view of any fitted SarcNet model.
+    regressor (:meth:`regressor_input`); :mod:`sarcnet_sklearn.deploy` turns it
+    into plain data and back (what a safe-format model file stores).
+    :meth:`of` gives this view of any fitted SarcNet model.
 
     ``fit(X, y, validation_data=(X_valid, y_valid))`` fits the transformers on
     ``X`` only, passes ``X_valid`` through them, and hands the result to the
@@ -292,20 +288,6 @@ class SarcNetPipeline(Pipeline):
         score_range = self.regressor.score_range
         return None if score_range is None else (float(score_range[0]), float(score_range[1]))
 
-    def predict_scores(self, X) -> np.ndarray:
-        """Scores as the ``predict`` command writes them (``score_pred``): clipped to
-        :attr:`score_range`.
-
-        Examples
-        --------
-        >>> scores = model.predict_scores(cells.head(3))
-        >>> bool(((scores >= 1) & (scores <= 5)).all())
-        True
-        """
-        predicted = np.asarray(self.predict(X), dtype=np.float64).reshape(-1)
-        score_range = self.score_range
-        return predicted if score_range is None else np.clip(predicted, *score_range)
-
     def with_test_time_augment(self, enabled: bool | None) -> SarcNetPipeline:
         """This fitted pipeline, predicting with or without test-time averaging.
 
@@ -335,7 +317,8 @@ class SarcNetPipeline(Pipeline):
         return self.for_prediction(test_time_augment=enabled)
 
     def for_prediction(self, *, test_time_augment: bool | None = None,
-                       batch_size: int | None = None) -> SarcNetPipeline:
+                       batch_size: int | None = None,
+                       canonical_orientation: bool | None = None) -> SarcNetPipeline:
         """This fitted pipeline with other prediction settings; ``self`` is not changed.
 
         Parameters
@@ -345,6 +328,10 @@ class SarcNetPipeline(Pipeline):
         batch_size : int, optional
             Cells per forward pass when predicting (the regressor's
             ``iterator_valid__batch_size``). None: as it is.
+        canonical_orientation : bool, optional
+            The regressor's ``canonical_orientation`` (False scores a model
+            trained in canonical poses on the images as they lie, e.g. to see
+            how much its score depends on a cell's pose). None: as it is.
 
         Returns
         -------
@@ -367,6 +354,9 @@ class SarcNetPipeline(Pipeline):
         if test_time_augment is not None and bool(test_time_augment) != bool(
                 net.test_time_augment):
             changes["test_time_augment"] = bool(test_time_augment)
+        if canonical_orientation is not None and bool(canonical_orientation) != bool(
+                getattr(net, "canonical_orientation", False)):
+            changes["canonical_orientation"] = bool(canonical_orientation)
         if batch_size is not None and batch_size != net.get_params_for("iterator_valid").get(
                 "batch_size", net.batch_size):
             changes["iterator_valid__batch_size"] = int(batch_size)
@@ -427,176 +417,6 @@ class SarcNetPipeline(Pipeline):
             if hasattr(step, "set_output"):
                 step.set_output(transform="pandas")
         return self
-
-    # -- settings as plain data ----------------------------------------------------------
-
-    def to_settings(self, regressor_params: Collection[str] | None = None) -> dict:
-        """The fitted pipeline as plain data (all but the network's weights).
-
-        The settings are what :meth:`from_settings` needs to rebuild the
-        pipeline: the protocol, the regressor's parameters, the feature and
-        input columns, the scaler's statistics, the features' training range
-        and the calibration errors (see :mod:`sarcnet_sklearn.intervals`).
-        The weights are ``self.regressor.module_.state_dict()``.
-
-        Parameters
-        ----------
-        regressor_params : collection of str, optional
-            The regressor parameters to include (those set are); default: every
-            parameter whose value is plain data (classes, callables and other
-            objects are left out).
-
-        Returns
-        -------
-        settings : dict
-            Of plain values (numbers, strings, lists, dicts, None).
-
-        Raises
-        ------
-        ValueError
-            When the pipeline was not made by :func:`make_sarcnet_pipeline`
-            (with the default :class:`~sarcnet_sklearn.nn.SarcNetModule`) or
-            is not fitted.
-
-        Examples
-        --------
-        >>> settings = pipeline.to_settings()  # doctest: +SKIP
-        >>> settings["protocol"], settings["scaler"]["columns"][:1]  # doctest: +SKIP
-        (2, ['cell_area'])
-        """
-        from .intervals import conformity_scores
-        from .nn import SarcNetModule
-
-        names = [name for name, _ in self.steps]
-        net = self.steps[-1][1]
-        if names != SETTINGS_STEPS or not (
-            isinstance(self[0], ProtocolSelector)
-            and isinstance(net, SarcNetRegressor)
-            and net.module is SarcNetModule
-        ):
-            raise ValueError(
-                "only pipelines made by make_sarcnet_pipeline (with the default SarcNetModule) "
-                "can be described as settings"
-            )
-        select, scale, net = self
-        if not hasattr(net, "module_") or not hasattr(scale, "named_transformers_"):
-            raise ValueError("the pipeline is not fitted; fit it before saving")
-        scaler = scale.named_transformers_["features"]
-        all_params = net.get_params(deep=False)
-        if regressor_params is None:
-            params = {key: _plain(value) for key, value in all_params.items()}
-            params = {key: value for key, value in params.items() if value is not _NOT_PLAIN}
-        else:
-            params = {key: _plain(all_params[key]) for key in regressor_params
-                      if key in all_params}
-        feature_range = None
-        if getattr(net, "feature_min_", None) is not None:
-            feature_range = {"min": np.asarray(net.feature_min_, dtype=float).tolist(),
-                             "max": np.asarray(net.feature_max_, dtype=float).tolist()}
-        scores = conformity_scores(self)
-        return {
-            "protocol": (int(select.protocol) if isinstance(select.protocol, (int, np.integer))
-                         else list(select.protocol)),
-            "keeps_image": bool(select.keeps_image_),
-            "regressor_params": params,
-            "feature_names": list(net.feature_names_),
-            "conformity_scores": None if scores is None else [float(s) for s in scores],
-            "score_map": getattr(net, "score_map_", None),
-            "seen_cells": getattr(net, "seen_cells_", None) or None,
-            "input_columns": [str(column) for column in net.feature_names_in_],
-            "scaler": {
-                "columns": [str(column) for column in scaler.feature_names_in_],
-                "mean": scaler.mean_.tolist(),
-                "scale": scaler.scale_.tolist(),
-                "var": scaler.var_.tolist(),
-                "n_samples_seen": int(scaler.n_samples_seen_),
-            },
-            "feature_range": feature_range,
-        }
-
-    @classmethod
-    def from_settings(cls, settings: dict, *, device: str | None = None) -> SarcNetPipeline:
-        """Rebuild a fitted pipeline from :meth:`to_settings`, with freshly initialised weights.
-
-        Load the weights into ``pipeline.regressor.module_`` afterwards. The
-        settings are trusted here: check settings from a file first
-        (:func:`sarcnet_sklearn.deploy.load_model` does).
-
-        Parameters
-        ----------
-        settings : dict
-        device : str, optional
-            Where to run the network; default: the saved device when available
-            here, else the CPU.
-
-        Examples
-        --------
-        >>> copy = SarcNetPipeline.from_settings(pipeline.to_settings())  # doctest: +SKIP
-        >>> weights = pipeline.regressor.module_.state_dict()  # doctest: +SKIP
-        >>> copy.regressor.module_.load_state_dict(weights)  # doctest: +SKIP
-        """
-        import torch
-
-        from .intervals import CONFORMITY_ATTRIBUTE
-
-        params = dict(settings["regressor_params"])
-        saved = str(params.get("device") or "cpu")
-        if device is None:
-            device = saved if not saved.startswith("cuda") or torch.cuda.is_available() else "cpu"
-        params.update(weights=None, device=device)
-        if params.get("score_range") is not None:
-            params["score_range"] = tuple(params["score_range"])
-        pipeline = make_sarcnet_pipeline(settings["protocol"], **params)
-        select, scale, net = pipeline
-        # Fit the transformers on a two-row stand-in with the right columns, then
-        # give the scaler the statistics of the real training data.
-        stand_in = pd.DataFrame({name: [0.0, 1.0] for name in protocol_features(
-            settings["protocol"])})
-        if settings["keeps_image"]:
-            stand_in.insert(0, select.image_column, ["a", "b"])
-        pipeline[:-1].fit(stand_in)
-        columns = [str(name) for name in scale.get_feature_names_out()]
-        if columns != settings["input_columns"]:
-            raise ValueError(f"setting 'input_columns' {settings['input_columns']} does not "
-                             f"match the pipeline's {columns}")
-        scaler = scale.named_transformers_["features"]
-        statistics = settings["scaler"]
-        scaler.mean_ = np.asarray(statistics["mean"], dtype=np.float64)
-        scaler.scale_ = np.asarray(statistics["scale"], dtype=np.float64)
-        scaler.var_ = np.asarray(statistics["var"], dtype=np.float64)
-        scaler.n_samples_seen_ = np.int64(statistics["n_samples_seen"])
-        net.feature_names_ = list(settings["feature_names"])
-        net.feature_names_in_ = np.asarray(settings["input_columns"], dtype=object)
-        net.n_features_in_ = len(net.feature_names_in_)
-        feature_range = settings.get("feature_range")
-        net.feature_min_ = None if feature_range is None else np.asarray(feature_range["min"])
-        net.feature_max_ = None if feature_range is None else np.asarray(feature_range["max"])
-        net.initialize()
-        net.score_map_ = settings.get("score_map")
-        net.seen_cells_ = list(settings.get("seen_cells") or [])
-        if settings.get("conformity_scores") is not None:
-            scores = np.asarray(settings["conformity_scores"], dtype=np.float64)
-            if scores.ndim != 1 or not np.isfinite(scores).all() or (scores < 0).any():
-                raise ValueError("conformity_scores must be a list of non-negative numbers")
-            setattr(net, CONFORMITY_ATTRIBUTE, scores)
-        return pipeline
-
-
-_NOT_PLAIN = object()
-
-
-def _plain(value):
-    """``value`` as plain data (numpy scalars and tuples converted), or ``_NOT_PLAIN``."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple, np.ndarray)):
-        items = [_plain(item) for item in value]
-        return _NOT_PLAIN if any(item is _NOT_PLAIN for item in items) else items
-    return _NOT_PLAIN
 
 
 def make_sarcnet_pipeline(protocol: int | Sequence[str] = 2, **regressor_params) -> SarcNetPipeline:

@@ -18,14 +18,22 @@ from ._batches import (
     N_D4,
     BatchIterator,
     CellDataset,
+    canonical_d4,
     d4_transform,
     pinned,
     random_d4,
     unwrap_subset,
 )
 from ._chunks import aligned_chunk_size, chunk_slices, prefetched
-from ._columns import IMAGE_COLUMN, STRUCTURE_PAGE
+from ._columns import IMAGE_COLUMN, SCORE_RANGE, STRUCTURE_PAGE
 from ._epoch_table import EpochTable
+from ._recipe import (
+    BATCH_SIZE,
+    DEFAULT_BACKBONE,
+    IMAGE_SIZE_PX,
+    LEARNING_RATE,
+    MAX_EPOCHS,
+)
 from ._score_map import apply_score_map, fit_score_map
 from ._validation import as_frame, check_finite_features, check_target
 from .images import as_image_source, load_image_stack
@@ -108,6 +116,14 @@ class SarcNetRegressor(NeuralNetRegressor):
         prediction (not during training's validation). False: one pass (the
         paper's recipe), 8x faster on a CPU; it can be switched on a fitted
         model with ``set_params``, as it only changes prediction.
+    canonical_orientation : bool, default=False
+        True: every image is put in its canonical pose among its 8 flips and
+        quarter turns before the network, in training and in prediction (the
+        pose is chosen from the image itself:
+        :func:`~sarcnet_sklearn._batches.canonical_d4`), so that one forward
+        pass gives exactly the same score to a cell and to any flip or quarter
+        turn of it. ``test_time_augment`` is then not needed and is ignored,
+        and ``augment="d4"`` has no effect.
     patience : int or None, default=None
         Stop when the validation Spearman has not improved for this many epochs;
         None trains all ``max_epochs`` (the best epoch is kept either way).
@@ -197,27 +213,28 @@ class SarcNetRegressor(NeuralNetRegressor):
         self,
         module=SarcNetModule,
         *,
-        backbone: str = "resnet18",
+        backbone: str = DEFAULT_BACKBONE,
         use_features: bool = True,
         use_images: bool = True,
         image_column: str = IMAGE_COLUMN,
         structure_page: int = STRUCTURE_PAGE,
-        image_size: int = 224,
+        image_size: int = IMAGE_SIZE_PX,
         weights: str | PathLike | None = None,
         head_activation: bool = False,
         augment: str | None = "d4",
         test_time_augment: bool = True,
+        canonical_orientation: bool = False,
         consistency: float = 0.0,
         patience: int | None = None,
         random_state: int | None = None,
         calibrate_scores: bool = True,
-        score_range: tuple[float, float] | None = (1.0, 5.0),
+        score_range: tuple[float, float] | None = SCORE_RANGE,
         precision: str = "auto",
         criterion=torch.nn.MSELoss,
         optimizer=torch.optim.Adam,
-        lr: float = 5e-4,
-        max_epochs: int = 100,
-        batch_size: int = 40,
+        lr: float = LEARNING_RATE,
+        max_epochs: int = MAX_EPOCHS,
+        batch_size: int = BATCH_SIZE,
         train_split=DEFAULT_TRAIN_SPLIT,
         device: str | None = DEFAULT_DEVICE,
         **kwargs,
@@ -232,6 +249,7 @@ class SarcNetRegressor(NeuralNetRegressor):
         self.head_activation = head_activation
         self.augment = augment
         self.test_time_augment = test_time_augment
+        self.canonical_orientation = canonical_orientation
         self.consistency = consistency
         self.patience = patience
         self.random_state = random_state
@@ -257,6 +275,7 @@ class SarcNetRegressor(NeuralNetRegressor):
         if "image_channel" in state and "structure_page" not in state:
             state["structure_page"] = state.pop("image_channel")
         state.setdefault("consistency", 0.0)
+        state.setdefault("canonical_orientation", False)
         # Earlier versions had no calibration map: their models keep predicting as they did.
         state.setdefault("calibrate_scores", True)
         super().__setstate__(state)
@@ -310,6 +329,30 @@ class SarcNetRegressor(NeuralNetRegressor):
             self.feature_min_ = features.min(axis=0).astype(np.float64)
             self.feature_max_ = features.max(axis=0).astype(np.float64)
         return inputs
+
+    def module_inputs(self, X) -> dict[str, np.ndarray]:
+        """The network's inputs for the cells of ``X``, as ``predict`` hands them to it.
+
+        Parameters
+        ----------
+        X : DataFrame
+            As ``predict`` takes it (after the pipeline's other steps).
+
+        Returns
+        -------
+        inputs : dict
+            ``"images"``: uint8 ``(n, image_size, image_size)`` (with an image
+            branch); ``"features"``: float32 ``(n, n_features)`` (with a feature
+            branch).
+
+        Examples
+        --------
+        >>> net = model.regressor  # model: a fitted SarcNet pipeline
+        >>> inputs = net.module_inputs(model.regressor_input(cells.head(2)))
+        >>> sorted(inputs), inputs["images"].dtype.name
+        (['features', 'images'], 'uint8')
+        """
+        return self._net_input(X)
 
     def _check_scores(self, y: np.ndarray, what: str = "y") -> np.ndarray:
         if self.score_range is None:
@@ -462,6 +505,8 @@ class SarcNetRegressor(NeuralNetRegressor):
         images = x.get("images") if isinstance(x, Mapping) else None
         if images is None:
             return self._infer_once(x, **fit_params)
+        if self.canonical_orientation:  # one pass, exactly invariant
+            return self._infer_once({**x, "images": canonical_d4(images)[0]}, **fit_params)
         if self.module_.training:
             if self.augment != "d4":
                 return self._infer_once(x, **fit_params)
@@ -602,6 +647,9 @@ class SarcNetRegressor(NeuralNetRegressor):
             raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {self.augment!r}")
         if not (isinstance(self.consistency, (int, float)) and 0 <= self.consistency < np.inf):
             raise ValueError(f"consistency must be a finite number >= 0, got {self.consistency!r}")
+        if self.consistency and self.canonical_orientation:
+            raise ValueError("consistency and canonical_orientation exclude each other: in its "
+                             "canonical pose every transform of a cell is the same image")
         if self.consistency and self.augment != "d4":
             raise ValueError("consistency needs augment='d4': it compares two random D4 "
                              "transforms of a cell")

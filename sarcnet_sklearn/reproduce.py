@@ -25,8 +25,16 @@ import numpy as np
 import pandas as pd
 from skorch.callbacks import Checkpoint, LoadInitState, ProgressBar
 
-from ._columns import DAY_COLUMN, EXPERT_COLUMNS, GROUP_COLUMNS, IMAGE_COLUMN, TARGET_COLUMN
+from ._columns import (
+    DAY_COLUMN,
+    EXPERT_COLUMNS,
+    GROUP_COLUMNS,
+    IMAGE_COLUMN,
+    SCORE_PRED_COLUMN,
+    TARGET_COLUMN,
+)
 from ._console import show_progress
+from ._recipe import BATCH_SIZE, IMAGE_SIZE_PX, LEARNING_RATE, MAX_EPOCHS
 from ._table1 import ROW_KEYS, ROWS, SPLITS, Row
 from .datasets import load_aics, make_synthetic_aics, paper_split
 from .datasets._aics import SPLIT_GROUPS
@@ -34,6 +42,7 @@ from .metrics import METRIC_NAMES, expert_agreement, metrics_table, regression_r
 from .outputs import write_atomically, write_csv_atomically
 from .pipeline import make_linear_baseline, make_sarcnet_pipeline
 from .regressor import DEFAULT_DEVICE
+from .score_table import score_table
 
 METRICS = tuple(METRIC_NAMES)
 
@@ -74,10 +83,10 @@ class ReproduceSettings:
     ``n_cells`` and ``synthetic_size`` only apply to the synthetic dataset.
     """
 
-    image_size: int = 224
-    max_epochs: int = 100
-    batch_size: int = 40
-    lr: float = 5e-4
+    image_size: int = IMAGE_SIZE_PX
+    max_epochs: int = MAX_EPOCHS
+    batch_size: int = BATCH_SIZE
+    lr: float = LEARNING_RATE
     n_cells: int = 3000
     synthetic_size: int = 256
 
@@ -261,15 +270,17 @@ def _run_row(row, by, train, valid, test, out, run, settings, weights, device, p
             row, key, label, train, valid, out, run, settings, weights, device, precision,
             random_state, callbacks, verbose, say,
         )
-    prediction = np.asarray(model.predict(test), dtype=np.float64).reshape(-1)
     calibrated = None
     net = None if row.linear else model.regressor
     if net is not None and getattr(net, "score_map_", None) is not None:
+        # the paper's raw output, and the scores users see (calibrated, by the score policy)
         if net.calibrate_scores:
-            calibrated = prediction
-        else:  # the paper's raw output above; the calibrated one, on by default in model files
-            net.set_params(calibrate_scores=True)
-            calibrated = np.asarray(model.predict(test), dtype=np.float64).reshape(-1)
+            net.set_params(calibrate_scores=False)
+        prediction = np.asarray(model.predict(test), dtype=np.float64).reshape(-1)
+        net.set_params(calibrate_scores=True)
+        calibrated = score_table(model, test)[SCORE_PRED_COLUMN].to_numpy(dtype=np.float64)
+    else:
+        prediction = np.asarray(model.predict(test), dtype=np.float64).reshape(-1)
     record = {
         "row": key,
         "label": label,
@@ -277,11 +288,8 @@ def _run_row(row, by, train, valid, test, out, run, settings, weights, device, p
         "params": {} if row.linear else _network_params(row),
         "metrics": regression_report(test[TARGET_COLUMN], prediction),
         "experts": expert_agreement(test, prediction),
-        "calibrated": None if calibrated is None else {
-            "map": net.score_map_["kind"],
-            "metrics": regression_report(test[TARGET_COLUMN], calibrated),
-            "experts": expert_agreement(test, calibrated),
-        },
+        "calibrated": None if calibrated is None else _calibrated_record(
+            net.score_map_["kind"], test, calibrated),
         "seconds": round(time.perf_counter() - start, 1),
         "device": device,
         **extra,
@@ -447,13 +455,23 @@ def _load_row(out: Path, key: str, run: dict) -> dict | None:
     return record if record.get("settings") == run else None
 
 
+def _calibrated_record(kind: str, test: pd.DataFrame, scores: np.ndarray) -> dict:
+    """Metrics of the score policy's scores on the test cells (those it refused, as far
+    outside the training data, are left out and counted)."""
+    scored = np.isfinite(scores)
+    return {"map": kind,
+            "metrics": regression_report(test[TARGET_COLUMN][scored], scores[scored]),
+            "experts": expert_agreement(test[scored], scores[scored]),
+            "n_refused": int((~scored).sum())}
+
+
 def _save_row(out: Path, key: str, record: dict, test: pd.DataFrame, prediction,
               calibrated=None) -> None:
     kept = [IMAGE_COLUMN, DAY_COLUMN, TARGET_COLUMN,
             *[name for name in [*EXPERT_COLUMNS, *GROUP_COLUMNS] if name in test.columns]]
     table = test[kept].reset_index(drop=True).assign(prediction=prediction)
     if calibrated is not None:
-        table["prediction_calibrated"] = calibrated
+        table[SCORE_PRED_COLUMN] = calibrated  # as predict would score the cell
     write_csv_atomically(table, out / "predictions" / f"{key}.csv")
     _write_text(out / "rows" / f"{key}.json", json.dumps(record, indent=2))
 

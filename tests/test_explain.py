@@ -38,6 +38,7 @@ from sarcnet_sklearn.explain import (
 from sarcnet_sklearn.explain._cam import ImageInputModule
 from sarcnet_sklearn.images import read_plane
 from sarcnet_sklearn.nn import BACKBONES
+from sarcnet_sklearn.score_table import predict_scores
 from sarcnet_sklearn.soundness import UnsoundModelWarning
 
 
@@ -118,7 +119,7 @@ def test_pipeline_explains_the_features_it_transforms(model, some, heatmaps):
 
 def test_image_input_module_matches_the_module_forward(model, some):
     net, transformed = model.regressor, model.regressor_input(some)
-    inputs = net._net_input(transformed)
+    inputs = net.module_inputs(transformed)
     module = net.module_.eval()
     images = torch.as_tensor(inputs["images"])
     features = torch.as_tensor(inputs["features"])
@@ -339,7 +340,7 @@ def test_cli_explain_and_report_end_to_end(model, cells, tmp_path, capsys):
     table = pd.read_csv(tmp_path / "x" / "predictions.csv")
     assert table["heatmap"].tolist() == [p.name for p in pngs]
     expected = np.clip(model.predict(cells.iloc[190:193]), 1, 5)  # as predict's score_pred
-    np.testing.assert_allclose(table["predicted_score"], expected, rtol=1e-5)
+    np.testing.assert_allclose(table["score_pred"], expected, rtol=1e-5)
 
     assert main(["report", str(model_path), str(csv), "--out", str(tmp_path / "r"),
                  "--max-cells", "4"]) == 0
@@ -389,7 +390,7 @@ def test_report_counts_the_cells_the_model_has_seen_and_leaves_them_out(model, c
     assert "20 of the 40 cells were among the model's own training" in page
     assert "of the 20 cells the model had not seen (20 of the 40 were used" in page
     new = cells.iloc[64:84]
-    spearman = regression_report(new["score"], model.predict_scores(new))["spearman"]
+    spearman = regression_report(new["score"], predict_scores(model, new))["spearman"]
     assert f"<td>{spearman:.3f} [" in page
 
 
@@ -412,7 +413,7 @@ def test_report_shows_the_intervals_of_a_calibrated_model(model, cells, tmp_path
     written = pd.read_csv(paths["predictions"])
     half = interval_half_width(calibrated, 0.9)
     np.testing.assert_allclose(written["score_high"],
-                               np.clip(written["predicted_score"] + half, 1, 5), rtol=1e-6)
+                               np.clip(written["score_pred"] + half, 1, 5), rtol=1e-6)
     inside = (written["score_low"] <= data["score"].to_numpy()) & (
         data["score"].to_numpy() <= written["score_high"])
     assert f"{inside.mean():.1%} of the expert scores" in page

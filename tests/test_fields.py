@@ -241,7 +241,7 @@ def test_score_fields_gives_one_row_per_cell_with_features_and_scores(
     n_labels = len(np.unique(labels)) - 1
     assert len(scores) == 2 * n_labels
     assert list(scores.columns) == POSITION_COLUMNS + PROTOCOL_1 + SARCOMERE_COLUMNS + [
-        "score_pred", "score_raw", "error"]
+        "score_pred", "score_raw", "error", "out_of_range"]
     assert scores["field"].tolist() == ["<array 0>"] * n_labels + ["<array 1>"] * n_labels
     good = scores[scores["error"].isna()]
     assert set(good["label"]) == {1, 2, 3, 4}

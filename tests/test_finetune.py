@@ -15,6 +15,7 @@ from sarcnet_sklearn import PROTOCOL_2
 from sarcnet_sklearn.agreement import scorer_agreement
 from sarcnet_sklearn.commands import main
 from sarcnet_sklearn.deploy import load_model, save_model, train_model
+from sarcnet_sklearn.score_table import predict_scores
 
 SMALL = {"max_epochs": 1, "batch_size": 16, "device": "cpu", "test_time_augment": False}
 
@@ -122,7 +123,7 @@ def test_suggest_orders_unscored_cells_by_d4_spread_with_a_random_share(base_fil
     model = load_model(base_file)
     rows = order.index[:2]
     averaged = model.with_test_time_augment(True)  # the base model was saved without
-    assert np.allclose(order.loc[rows, "score_pred"], averaged.predict_scores(table.loc[rows]),
+    assert np.allclose(order.loc[rows, "score_pred"], predict_scores(averaged, table.loc[rows]),
                        atol=1e-4)
     alone = cell_uncertainty(model, table.loc[rows[:1]])  # a cell's spread is its own
     assert alone["uncertainty"].iloc[0] == pytest.approx(order["uncertainty"].iloc[0], rel=1e-3)

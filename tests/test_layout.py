@@ -13,12 +13,12 @@ import sarcnet_sklearn
 PACKAGE = Path(sarcnet_sklearn.__file__).parent
 
 LAYERS = [
-    {"_columns", "_backbones", "_model_formats", "_table1", "_validation", "_chunks", "_batches",
-     "_console", "_epoch_table", "_pages", "_score_map", "_fingerprint", "metrics", "soundness",
-     "agreement", "hand_scores", "_resample", "_pixel_size", "outputs", "images", "nn",
-     "_doors", "_reasons"},
+    {"_columns", "_backbones", "_recipe", "_model_formats", "_table1", "_validation", "_chunks",
+     "_batches", "_console", "_epoch_table", "_pages", "_score_map", "_fingerprint", "metrics",
+     "soundness", "agreement", "hand_scores", "_resample", "_pixel_size", "outputs", "images",
+     "nn", "_doors", "_reasons"},
     {"features", "regressor", "intervals"},
-    {"datasets", "pipeline"},
+    {"datasets", "pipeline", "score_table"},
     {"tables"},
     {"deploy", "scale", "explain", "screens"},
     {"fields", "tuning"},
@@ -29,7 +29,8 @@ LAYERS = [
 
 LAYER = {unit: level for level, units in enumerate(LAYERS) for unit in units}
 
-PARSER_UNITS = {"__init__", "_columns", "_backbones", "_model_formats", "_table1", "commands"}
+PARSER_UNITS = {"__init__", "_columns", "_backbones", "_recipe", "_model_formats", "_table1",
+                "commands"}
 """What building the ``sarcnet-sklearn`` parser imports: at their top these import only the
 standard library and each other; a command imports the rest of the package (and torch,
 pandas...) inside its run function. ``tests/test_cli.py`` checks the outcome in a fresh Python."""
@@ -110,6 +111,38 @@ def upward_imports(package: Path = PACKAGE) -> list[str]:
     return offenders
 
 
+def unit_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
+    """Which other units (top-level modules and subpackages) each unit imports, anywhere."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted(package.rglob("*.py")):
+        source = unit_of(module_name(path, package))
+        if source in {"", "__init__"}:
+            continue
+        targets = {unit_of(target) for target in imported_modules(path, package)}
+        graph.setdefault(source, set()).update(targets - {source, "", "__init__"})
+    return graph
+
+
+def import_cycles(package: Path = PACKAGE) -> list[list[str]]:
+    """The import cycles between units: each a list ``[a, b, ..., a]`` (one per cycle's
+    smallest unit, found by a depth-first search)."""
+    graph = unit_graph(package)
+    cycles = []
+    for start in sorted(graph):
+        stack = [(start, [start])]
+        seen = set()
+        while stack:
+            unit, path = stack.pop()
+            for target in sorted(graph.get(unit, ())):
+                if target == start:
+                    if min(path) == start:
+                        cycles.append([*path, start])
+                elif target not in seen and target > start:
+                    seen.add(target)
+                    stack.append((target, [*path, target]))
+    return cycles
+
+
 def test_every_module_has_a_layer():
     units = {unit_of(module_name(path)) for path in PACKAGE.rglob("*.py")} - {"__init__"}
     assert units - set(LAYER) == set(), "place new modules in LAYERS and in the README"
@@ -127,6 +160,24 @@ def test_library_modules_never_import_the_command_line_code():
 
 def test_no_module_imports_a_layer_above_its_own():
     assert upward_imports() == []
+
+
+def test_no_import_cycle_between_units():
+    assert import_cycles() == []
+
+
+def test_the_cycle_check_finds_a_cycle_within_one_layer(tmp_path):
+    """The check itself, on a copy of the package given the cycle ``deploy`` and ``scale``
+    once had (one layer, so the layer rule let it pass)."""
+    fake = tmp_path / "sarcnet_sklearn"
+    for unit in ("deploy", "scale"):
+        (fake / unit).mkdir(parents=True)
+        (fake / unit / "__init__.py").write_text("")
+    (fake / "deploy" / "_predict.py").write_text("from ..scale import map_chunks\n")
+    (fake / "scale" / "_engine.py").write_text(
+        "def map_chunks():\n    from ..deploy import load_model\n")
+    assert upward_imports(fake) == []
+    assert import_cycles(fake) == [["deploy", "scale", "deploy"]]
 
 
 def test_the_command_line_parser_imports_only_light_modules():

@@ -69,3 +69,16 @@ def test_channels_last_and_contiguous_layouts_give_the_same_scores(cells, tmp_pa
     assert loaded.regressor.consistency == 1.0
     torch.testing.assert_close(torch.as_tensor(loaded.predict(cells.iloc[24:40])),
                                torch.as_tensor(fast), atol=1e-5, rtol=1e-5)
+
+
+def test_train_model_with_canonical_orientation_says_so_in_the_card(cells):
+    from sarcnet_sklearn.deploy import model_card, train_model
+
+    pipeline, metadata = train_model(cells.iloc[:20], protocol=2, image_size=32, max_epochs=1,
+                                     batch_size=10, validation=0.25, device="cpu",
+                                     canonical_orientation=True)
+    assert pipeline.regressor.canonical_orientation is True
+    assert model_card(pipeline, metadata)["canonical_orientation"] is True
+    with pytest.raises(ValueError, match="exclude each other"):
+        train_model(cells.iloc[:20], protocol=2, image_size=32, max_epochs=1, device="cpu",
+                    canonical_orientation=True, consistency=1.0)

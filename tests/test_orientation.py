@@ -8,8 +8,9 @@ import pytest
 import tifffile
 import torch
 
-from sarcnet_sklearn import SarcNetRegressor, make_sarcnet_pipeline
-from sarcnet_sklearn._batches import N_D4, d4_inverse, d4_transform, random_d4
+from sarcnet_sklearn import SarcNetPipeline, SarcNetRegressor, make_sarcnet_pipeline
+from sarcnet_sklearn._batches import N_D4, canonical_d4, d4_inverse, d4_transform, random_d4
+from sarcnet_sklearn.deploy import load_model, save_model
 from sarcnet_sklearn.explain import default_target_layer, grad_cam
 from sarcnet_sklearn.images import read_plane
 from sarcnet_sklearn.nn import BACKBONES
@@ -108,6 +109,64 @@ def test_grad_cam_with_test_time_averaging_turns_with_the_image(cells, invariant
             np.testing.assert_allclose(turned, expected, atol=1e-4)
     plain = grad_cam(invariant_model, some, layer="layer2", test_time_augment=False)
     assert max(np.abs(a - b).max() for a, b in zip(plain, maps, strict=True)) > 1e-3
+
+
+def test_canonical_pose_is_the_same_for_the_eight_transforms_ties_included():
+    torch.manual_seed(1)
+    images = torch.randint(0, 256, (6, 7, 7), dtype=torch.uint8)
+    images[0] = 0  # every pose ties: decided by the pixels (all equal)
+    images[1] = images[1] + images[1].flip(-1)  # mirror-symmetric: a tie on the moments
+    images[2] = images[2] + images[2].rot90(1, (-2, -1))  # a centroid on a diagonal, maybe
+    canonical, chosen = canonical_d4(images)
+    for t in range(N_D4):
+        turned, _ = canonical_d4(d4_transform(images, t))
+        assert torch.equal(turned, canonical)
+    for image, t, pose in zip(images, chosen, canonical, strict=True):
+        assert torch.equal(d4_transform(image, int(t)), pose)
+    with pytest.raises(ValueError, match="square"):
+        canonical_d4(torch.zeros((2, 4, 6), dtype=torch.uint8))
+
+
+@pytest.fixture(scope="module")
+def canonical_model(cells):
+    train = cells.iloc[:32]
+    pipe = make_sarcnet_pipeline(protocol=2, image_size=32, max_epochs=1, batch_size=16,
+                                 verbose=0, random_state=0, device="cpu",
+                                 canonical_orientation=True)
+    return pipe.fit(train, train["score"])
+
+
+def test_canonical_orientation_makes_one_pass_exactly_invariant(cells, canonical_model,
+                                                                tmp_path):
+    some = _turned_copies(cells.iloc[100:104], tmp_path, 0)
+    reference = canonical_model.predict(some)
+    for t in TURNS:
+        turned = canonical_model.predict(_turned_copies(some, tmp_path, t))
+        np.testing.assert_allclose(turned, reference, atol=1e-5)
+    as_they_lie = SarcNetPipeline.of(canonical_model).for_prediction(
+        test_time_augment=False, canonical_orientation=False)
+    plain = as_they_lie.predict(some)
+    plain_turned = as_they_lie.predict(_turned_copies(some, tmp_path, 1))
+    assert np.abs(plain - plain_turned).max() > 1e-3  # the network alone is not invariant
+    maps = grad_cam(canonical_model, some, layer="layer2")
+    turned_maps = grad_cam(canonical_model, _turned_copies(some, tmp_path, 4), layer="layer2")
+    for heatmap, turned in zip(maps, turned_maps, strict=True):
+        expected = d4_transform(torch.from_numpy(heatmap), 4).numpy()
+        np.testing.assert_allclose(turned, expected, atol=1e-4)
+
+
+def test_canonical_orientation_survives_both_model_formats(cells, canonical_model, tmp_path):
+    some = cells.iloc[100:104]
+    for name, format in (("model.joblib", "joblib"), ("model.zip", "safe")):
+        save_model(canonical_model, tmp_path / name, format=format)
+        loaded = load_model(tmp_path / name)
+        assert loaded.regressor.canonical_orientation is True
+        np.testing.assert_allclose(loaded.predict(some), canonical_model.predict(some),
+                                   atol=1e-5)
+    with pytest.raises(ValueError, match="exclude each other"):
+        SarcNetRegressor(canonical_orientation=True, consistency=1.0, image_size=32,
+                         max_epochs=1, verbose=0).fit(cells.iloc[:8][["image_path"]],
+                                                      cells["score"].iloc[:8])
 
 
 NEW_BACKBONES = ["convnext_tiny", "efficientnet_b0", "resnet50"]

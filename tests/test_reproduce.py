@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from skorch.callbacks import Callback
 
 from sarcnet_sklearn.commands import main
 from sarcnet_sklearn.datasets import load_aics, make_synthetic_aics, paper_split
+from sarcnet_sklearn.deploy import load_model, predict_cells
 from sarcnet_sklearn.reproduce import PAPER_TABLE1, ReproduceSettings, reproduce_table1
 
 TINY = ReproduceSettings(image_size=32, max_epochs=3, batch_size=16, n_cells=200,
@@ -39,7 +41,7 @@ class StopAfter(Callback):
 def test_reproduce_writes_the_table_resumes_a_row_and_skips_finished_rows(tiny_root, tmp_path):
     out = tmp_path / "table1"
     params = {"settings": TINY, "device": "cpu", "rows": ["linear", "sarcnet_p2"],
-              "split": "cell", "verbose": False}
+              "split": "cell", "verbose": False, "save_models": True}
     with pytest.raises(KeyboardInterrupt, match="after epoch 2 of 3"):
         reproduce_table1(tiny_root, out, callbacks=[StopAfter(2)], **params)
     # The linear row finished before the interruption; SarcNet left a checkpoint.
@@ -70,6 +72,10 @@ def test_reproduce_writes_the_table_resumes_a_row_and_skips_finished_rows(tiny_r
     assert len(predictions) == sum(json.loads((out / "rows" / "linear.json").read_text())
                                    ["settings"]["split"][2:])
     assert set(predictions["day"]) == {18, 32}
+    # the score users see is the one predict gives the same cell (one score policy)
+    cells = load_aics(tiny_root).set_index("image_path").loc[predictions["image_path"]]
+    scored = predict_cells(load_model(result["models"]["sarcnet_p2"]), cells.reset_index())
+    np.testing.assert_allclose(scored["score_pred"], predictions["score_pred"], rtol=1e-5)
     assert "Paper (Le et al., Table 1)" in (out / "table1.md").read_text()
     assert (out / "fig3_day_histogram.png").stat().st_size > 0
 

@@ -23,7 +23,9 @@ from sarcnet_sklearn.commands import main
 from sarcnet_sklearn.datasets import make_synthetic_field
 from sarcnet_sklearn.deploy import predict_cells, save_model
 from sarcnet_sklearn.explain import grad_cam
-from sarcnet_sklearn.scale import _engine, partial_folder, run_in_chunks
+from sarcnet_sklearn.scale import partial_folder, run_in_chunks
+
+from . import file_opens
 
 REPO = Path(sarcnet_sklearn.__file__).resolve().parents[1]
 
@@ -181,6 +183,7 @@ def cluster():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as local, \
             distributed.Client(local) as client:
+        client.register_plugin(file_opens.CountOpens())  # counts model loads (tests only)
         yield client
 
 
@@ -215,7 +218,8 @@ def test_commands_on_a_cluster_match_the_local_run_even_when_a_worker_dies(
     assert main([*predict, "--out", str(local)]) == 3  # one cell not scored (#26: status 3)
     workers = cluster.run(os.getpid)
     path = str(Path(model_file).resolve())
-    loads = cluster.run(getattr, _engine, "MODEL_LOADS")  # other tests may have loaded it too
+    per_load = file_opens.opens_per_load(path)
+    loads = cluster.run(file_opens.opens)  # other tests may have loaded it too
     before = {workers[address]: counts.get(path, 0) for address, counts in loads.items()}
 
     def kill_a_worker() -> None:  # once the first chunk is saved, however slow the machine
@@ -234,10 +238,10 @@ def test_commands_on_a_cluster_match_the_local_run_even_when_a_worker_dies(
     assert remote.read_bytes() == local.read_bytes()
     result = pd.read_csv(remote)
     assert len(result) == 40 and result["error"].notna().sum() == 1
-    loads, pids = cluster.run(getattr, _engine, "MODEL_LOADS"), cluster.run(os.getpid)
+    loads, pids = cluster.run(file_opens.opens), cluster.run(os.getpid)
     during = [counts.get(path, 0) - before.get(pids[address], 0)
               for address, counts in loads.items()]
-    assert max(during) == 1  # once per worker process in this run
+    assert max(during) == per_load  # loaded once per worker process in this run
 
     features = ["features", *pd.read_csv(cell_table)["image_path"][6:18], "--quiet",
                 "--chunk-size", "3"]
@@ -351,9 +355,9 @@ def test_fields_on_a_cluster_match_the_local_run(
         assert (remote / table).read_bytes() == (fields_run / table).read_bytes()
     assert sorted(p.name for p in (remote / "overlays").iterdir()) == [
         f"well_{i}_scores.png" for i in (0, 1, 3)]
-    loads = cluster.run(getattr, _engine, "MODEL_LOADS")
+    loads = cluster.run(file_opens.opens)
     path = str(Path(field_model_file).resolve())
-    assert max(counts[path] for counts in loads.values()) == 1
+    assert max(counts[path] for counts in loads.values()) == file_opens.opens_per_load(path)
 
     model = load_model(field_model_file)
     arrays = [tifffile.imread(path) for path in fields[:2]]

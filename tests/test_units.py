@@ -97,11 +97,22 @@ def test_check_cells_measures_each_cell_at_its_own_pixel_size(one_cell_two_sizes
     cells = pd.DataFrame({"image_path": [str(path) for path in one_cell_two_sizes.values()]})
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # both sizes come from the files: no warning
-        sizes, assumed = cell_pixel_sizes(cells, "image_path")
-    table, errors, _ = check_cells(cells, ModelInputs(PROTOCOL_1, image_size=16),
-                                   sarcomere=True, pixel_sizes=sizes)
+        table, errors, _, sizes, assumed = check_cells(
+            cells, ModelInputs(PROTOCOL_1, image_size=16), sarcomere=True)
     assert errors.isna().all() and not assumed.any()
+    assert sizes.tolist() == pytest.approx([0.06, 0.12])
     fine, coarse = table.iloc[0], table.iloc[1]
     assert fine["cell_area"] == pytest.approx(coarse["cell_area"], rel=0.02)
     assert fine["sarcomere_length_um"] == pytest.approx(coarse["sarcomere_length_um"], rel=0.02)
     assert PIXEL_SIZE_ASSUMED_COLUMN not in table  # the flag is predict's output column
+
+
+def test_implausible_metadata_fails_its_row_only(one_cell_two_sizes, tmp_path):
+    structure = tifffile.imread(one_cell_two_sizes[0.12])
+    bad = tmp_path / "bad_metadata.tiff"
+    per_cm = 1e4 / 40.0  # 40 um per pixel: no microscope of cells
+    tifffile.imwrite(bad, structure, resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
+    cells = pd.DataFrame({"image_path": [str(one_cell_two_sizes[0.12]), str(bad)]})
+    _, errors, _, sizes, _ = check_cells(cells, ModelInputs(PROTOCOL_1, image_size=16))
+    assert errors.iloc[0] is None and sizes[0] == pytest.approx(0.12)
+    assert "bad_metadata.tiff's metadata" in errors.iloc[1]

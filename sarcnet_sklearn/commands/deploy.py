@@ -9,8 +9,9 @@ from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 
-from .._columns import ERROR_COLUMN, IMAGE_COLUMN, PROTOCOL_2, TARGET_COLUMN
+from .._columns import ERROR_COLUMN, IMAGE_COLUMN, PROTOCOL_2, SCORE_RANGE, TARGET_COLUMN
 from .._model_formats import FORMATS
+from .._recipe import BATCH_SIZE, IMAGE_SIZE_PX, LEARNING_RATE, MAX_EPOCHS
 from ._exit import EXIT_STATUS_HELP
 from ._finetune import add_finetune_arguments, finetune_options, print_agreement
 from ._options import (
@@ -60,15 +61,17 @@ def add_subcommand(subparsers) -> None:
     )
     train.add_argument("--target", default=TARGET_COLUMN,
                        help="column with the scores (default: %(default)s)")
-    train.add_argument("--image-size", type=positive, default=224,
+    train.add_argument("--image-size", type=positive, default=IMAGE_SIZE_PX,
                        help="model input size in pixels (default: %(default)s)")
-    train.add_argument("--epochs", type=positive, default=100, help="default: %(default)s")
-    train.add_argument("--lr", type=float, default=5e-4, help="default: %(default)s")
-    train.add_argument("--batch-size", type=positive, default=40, help="default: %(default)s")
-    train.add_argument("--score-range", type=float, nargs=2, default=(1.0, 5.0),
+    train.add_argument("--epochs", type=positive, default=MAX_EPOCHS,
+                       help="default: %(default)s")
+    train.add_argument("--lr", type=float, default=LEARNING_RATE, help="default: %(default)s")
+    train.add_argument("--batch-size", type=positive, default=BATCH_SIZE,
+                       help="default: %(default)s")
+    train.add_argument("--score-range", type=float, nargs=2, default=SCORE_RANGE,
                        metavar=("LOW", "HIGH"),
                        help="scale of the scores; scores outside it are an error and "
-                            "predictions are clipped to it (default: 1 5)")
+                            "predictions are clipped to it (default: %(default)s)")
     train.add_argument("--recursive", action="store_true",
                        help="read the images in sub-folders of a DATA folder too")
     train.add_argument(
@@ -84,6 +87,10 @@ def add_subcommand(subparsers) -> None:
                        help="weight of a training-loss term that pulls the scores of two random "
                             "flips or quarter turns of a cell together, so that one forward pass "
                             "depends less on orientation (default: 0, off)")
+    train.add_argument("--canonical-orientation", action="store_true",
+                       help="train and score every cell in its canonical pose among its 8 flips "
+                            "and quarter turns (chosen from the image): one forward pass per "
+                            "cell, exactly the same score however the cell lies")
     train.add_argument("--random-state", type=int, default=0, help="default: %(default)s")
     train.add_argument("--device", choices=["cpu", "cuda"], help="default: the GPU if present")
     train.add_argument("--mask-page", type=int,
@@ -184,6 +191,7 @@ def run_train(args: argparse.Namespace) -> int:
                 score_range=(low, high),
                 test_time_augment=args.test_time_augment,
                 consistency=args.consistency,
+                canonical_orientation=args.canonical_orientation,
                 pixel_size=args.pixel_size,
                 **finetune_options(args),
             )
@@ -285,7 +293,7 @@ def run_predict(args: argparse.Namespace) -> int:
             inputs=[args.data, args.model, *images],
             chunk_size=args.chunk_size,
             model=model_file if client else model,
-            device=args.device,
+            load=partial(load_model, device=args.device),
             client=client,
             progress=not args.quiet,
         )

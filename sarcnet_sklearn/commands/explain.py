@@ -6,7 +6,13 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._columns import DAY_COLUMN, TARGET_COLUMN
+from .._columns import (
+    DAY_COLUMN,
+    ERROR_COLUMN,
+    OUT_OF_RANGE_COLUMN,
+    SCORE_PRED_COLUMN,
+    TARGET_COLUMN,
+)
 from ._options import add_pixel_size_option, add_test_time_augment_option, command_line
 
 if TYPE_CHECKING:
@@ -93,7 +99,7 @@ def _with_features(model, cells: pd.DataFrame, mask_page: int | None,
     """``cells`` with the model's features, measured from the images where the table lacks
     them (a Protocol 1 model), as ``predict`` and ``train`` do; with ``sarcomere`` the
     sarcomere measures too."""
-    from .._pixel_size import cell_pixel_sizes, pixel_size_of_model
+    from .._pixel_size import pixel_size_of_model
     from ..deploy import check_cells
     from ..pipeline import SarcNetPipeline
 
@@ -102,10 +108,8 @@ def _with_features(model, cells: pd.DataFrame, mask_page: int | None,
     if (not given and not inputs.measurable) or (given and not sarcomere):
         return cells
     model_size = pixel_size_of_model(model)
-    sizes, _ = cell_pixel_sizes(cells, inputs.image_column, pixel_size=pixel_size,
-                                assumed=model_size, source="--pixel-size")
-    table, errors, _ = check_cells(cells, inputs, mask_page=mask_page, sarcomere=sarcomere,
-                                   pixel_sizes=sizes, texture_pixel_size=model_size)
+    table, errors, *_ = check_cells(cells, inputs, mask_page=mask_page, sarcomere=sarcomere,
+                                    pixel_size=pixel_size, model_pixel_size=model_size)
     failed = errors.dropna()
     if len(failed):
         raise ValueError(f"{len(failed)} cell(s) cannot be explained, e.g. {failed.iloc[0]}")
@@ -136,6 +140,7 @@ def run_explain(args: argparse.Namespace) -> int:
     from ..images import read_planes
     from ..outputs import check_output, refuse_inputs, write_csv_atomically
     from ..pipeline import SarcNetPipeline
+    from ..score_table import score_table
     from ..tables import load_cells
 
     _check_counts(args)
@@ -152,7 +157,8 @@ def run_explain(args: argparse.Namespace) -> int:
     _say_seen(model, cells)
     planes = read_planes(cells[net.image_column], net.structure_page)  # each file read once
     in_memory = cells.assign(**{net.image_column: planes})
-    predicted = pipeline.predict_scores(in_memory)  # as predict's score_pred: clipped
+    scores = score_table(pipeline, in_memory)  # the score and error predict gives each cell
+    predicted = scores[SCORE_PRED_COLUMN].to_numpy()
     heatmaps = grad_cam(model, in_memory, layer=args.layer, direction=args.direction,
                         batch_size=args.batch_size)
     expert = cells[TARGET_COLUMN].tolist() if TARGET_COLUMN in cells.columns else None
@@ -162,11 +168,13 @@ def run_explain(args: argparse.Namespace) -> int:
             expert=None if expert is None else float(expert[i]),
             predicted=float(predicted[i]), label=Path(path).name,
         )
-    table = pd.DataFrame({net.image_column: paths, "predicted_score": predicted})
+    table = pd.DataFrame({net.image_column: paths, SCORE_PRED_COLUMN: predicted})
     for column in (TARGET_COLUMN, DAY_COLUMN):
         if column in cells.columns:
             table[column] = cells[column].to_numpy()
     table["heatmap"] = names
+    for column in (ERROR_COLUMN, OUT_OF_RANGE_COLUMN):
+        table[column] = scores[column].to_numpy()
     csv = write_csv_atomically(table, out / "predictions.csv",
                                inputs=args.data + paths + [args.model])
     print(f"wrote {len(names)} Grad-CAM heatmaps to {out.resolve()}")

@@ -81,6 +81,10 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--n-jobs", type=n_jobs, default=1,
                         help="cells measured in parallel (default: %(default)s)")
     add_test_time_augment_option(parser)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a finished run in OUT (its cells.csv; the overlays and "
+                             "crops of fields not in this run are removed); without it such "
+                             "an OUT is refused")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_json_option(parser)
     add_scale_arguments(parser, chunk_size=1, what="fields")
@@ -119,7 +123,7 @@ def run_fields(args: argparse.Namespace) -> int:
             score_border_cells=args.score_border_cells, explain=args.explain,
             save_crops=args.save_crops, device=args.device, n_jobs=args.n_jobs,
             chunk_size=args.chunk_size, client=client, progress=not args.quiet,
-            test_time_augment=args.test_time_augment,
+            test_time_augment=args.test_time_augment, overwrite=args.overwrite,
         )
     table, out = run.table, Path(args.out)
     cells = table[table["label"] != ""]

@@ -8,8 +8,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._backbones import BACKBONES
 from .._columns import GROUP_COLUMNS, TARGET_COLUMN
+from .._recipe import BACKBONES, DEFAULT_BACKBONE, MAX_EPOCHS
 from ._options import add_overwrite_option, model_format, positive
 
 if TYPE_CHECKING:
@@ -114,11 +114,12 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
         help="also try ImageNet backbone weights (they must be downloadable or cached)",
     )
     parser.add_argument(
-        "--backbones", nargs="+", choices=BACKBONES, default=["resnet18"],
+        "--backbones", nargs="+", choices=BACKBONES, default=[DEFAULT_BACKBONE],
         help="image branches to try (default: %(default)s)",
     )
     parser.add_argument(
-        "--max-epochs", type=positive, default=100, help="epochs per trial at most (default: 100)"
+        "--max-epochs", type=positive, default=MAX_EPOCHS,
+        help="epochs per trial at most (default: %(default)s)"
     )
     parser.add_argument("--device", help="torch device (default: cuda when present, else cpu)")
     parser.add_argument(

@@ -8,6 +8,7 @@ or feature gives that row an error message instead of stopping the run;
 :func:`model_card` / :func:`read_model_card`: what a model file is and was trained on.
 """
 
+from .._columns import ERROR_COLUMN, SCORE_RANGE
 from ._card import model_card, read_model_card
 from ._checks import ModelInputs, check_cells
 from ._finetune import InitialWeights, finetune_callbacks
@@ -19,13 +20,11 @@ from ._model_file import (
     save_model,
 )
 from ._predict import (
-    ERROR_COLUMN,
     HIGH_COLUMN,
     LOW_COLUMN,
     RANGE_COLUMN,
     RAW_COLUMN,
     SCORE_COLUMN,
-    SCORE_RANGE,
     predict_cells,
 )
 from ._suggest import cell_uncertainty, suggest_cells

@@ -142,6 +142,8 @@ def model_card(pipeline, metadata: dict | None = None) -> dict:
                              stored.get("score_range")),
         "test_time_augment": first(params.get("test_time_augment"),
                                    stored.get("test_time_augment")),
+        "canonical_orientation": bool(first(params.get("canonical_orientation"),
+                                            stored.get("canonical_orientation"), False)),
         "training_data": {
             "kind": kind,
             "source": training.get("source"),
@@ -286,9 +288,9 @@ def format_card(card: dict) -> str:
 
     for key in ("file", "format", "sha256", "model", "backbone", "initial_weights",
                 "protocol", "features", "image_size_px", "pixel_size_um", "score_range",
-                "test_time_augment", "training_data", "training", "validation_metrics",
-                "test_metrics", "calibration", "soundness_problems", "versions", "created",
-                "intended_use", "note", "other_metadata"):
+                "test_time_augment", "canonical_orientation", "training_data", "training",
+                "validation_metrics", "test_metrics", "calibration", "soundness_problems",
+                "versions", "created", "intended_use", "note", "other_metadata"):
         add(key.replace("_", " "), card.get(key))
     if card.get("stored") is False:
         lines.append("  (this file stores no card: built from its metadata)")

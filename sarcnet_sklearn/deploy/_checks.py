@@ -21,9 +21,10 @@ import pandas as pd
 from .._chunks import CHUNK_CELLS, chunk_slices
 from .._columns import CELL_MASK_PAGE, PIXEL_SIZE_UM, PROTOCOL_1, PROTOCOL_2, SARCOMERE_COLUMNS
 from .._console import progress_bar
+from .._pixel_size import PixelSizeRule
 from .._validation import as_frame, object_copy
 from ..features import PROTOCOL1_ERROR_COLUMN, measure_image_file, measure_sarcomeres
-from ..images import ImageReadError, as_image_source, model_plane, read_plane, source_name
+from ..images import ImageReadError, as_image_source, model_plane, open_image, source_name
 from ..pipeline import ModelInputs
 
 __all__ = ["CheckedCells", "ModelInputs", "check_cells", "identifying_columns", "with_images"]
@@ -39,6 +40,10 @@ class CheckedCells(NamedTuple):
     images: np.ndarray | None
     """``(n, image_size, image_size)`` uint8: each usable row's image as the model reads it
     (zeros elsewhere); None for a model that reads no images."""
+    pixel_sizes: np.ndarray | None = None
+    """Each row's pixel size (um), by the rule of :mod:`sarcnet_sklearn._pixel_size`."""
+    pixel_size_assumed: np.ndarray | None = None
+    """Per row: True where no pixel size was known and the model's was assumed."""
 
 
 def check_cells(
@@ -48,8 +53,8 @@ def check_cells(
     mask_page: int | None = None,
     progress: bool = False,
     sarcomere: bool = False,
-    pixel_sizes: np.ndarray | None = None,
-    texture_pixel_size: float = PIXEL_SIZE_UM,
+    pixel_size: float | None = None,
+    model_pixel_size: float = PIXEL_SIZE_UM,
 ) -> CheckedCells:
     """Check every cell a model would read; measure Protocol 1 features when absent.
 
@@ -74,18 +79,25 @@ def check_cells(
         ``orientation_order``, ``sarcomeric_fraction``) of every readable cell
         into the table's columns of those names (NaN where a cell has no mask
         or cannot be measured; the row is not failed for it).
-    pixel_sizes : array of float, optional
-        Each row's pixel size in micrometres (see
-        :func:`~sarcnet_sklearn._pixel_size.cell_pixel_sizes`); default 0.12.
-    texture_pixel_size : float, default=0.12
+    pixel_size : float, optional
+        The pixel size the user gave (um), for every row. Without it, each row's
+        comes from the table's ``pixel_size`` column, else from its image file's
+        metadata (read in the one open that decodes it), else the model's is
+        assumed, with one warning (see :class:`~sarcnet_sklearn._pixel_size.PixelSizeRule`).
+    model_pixel_size : float, default=0.12
         The model's pixel size: Protocol 1's texture is measured on each cell
-        resampled to it, so its distances are the same micrometres at any pixel size.
+        resampled to it, so its distances are the same micrometres at any pixel
+        size. (The network's image needs no resampling: every door resizes the
+        whole cell to ``image_size`` pixels, as the paper does, whatever its pixel
+        size; resampling first changed that image by under 1 % for 0.06 against
+        0.12 um/px, and would have made explain, which decodes the native plane
+        for its heatmap, differ from predict.)
 
     Returns
     -------
     checked : CheckedCells
-        ``(table, errors, images)``; :func:`with_images` makes the table the
-        model reads from them.
+        ``(table, errors, images, pixel_sizes, pixel_size_assumed)``;
+        :func:`with_images` makes the table the model reads from them.
 
     Raises
     ------
@@ -99,11 +111,13 @@ def check_cells(
     >>> tifffile.imwrite("flat.tiff", np.ones((8, 8), np.uint8))  # one page, no structure page
     >>> given = cells.head(3).copy()  # cells: scored cells with Protocol 1 features
     >>> given.loc[2, "image_path"] = "flat.tiff"
-    >>> table, errors, images = check_cells(given, ModelInputs(PROTOCOL_1))
+    >>> table, errors, images, *_ = check_cells(given, ModelInputs(PROTOCOL_1))
     >>> errors.tolist()
     [None, None, 'flat.tiff: has a single plane, plane 1 was requested']
     """
-    table = as_frame(cells, "cells").reset_index(drop=True).copy()
+    cells = as_frame(cells, "cells")
+    rule = PixelSizeRule(cells, pixel_size=pixel_size, assumed=model_pixel_size)
+    table = cells.reset_index(drop=True).copy()
     if len(table) == 0:
         raise ValueError("no cells: the input table is empty")
     errors = pd.Series([None] * len(table), dtype=object)
@@ -135,10 +149,11 @@ def check_cells(
         images = _decode_images(table, errors, inputs,
                                 CELL_MASK_PAGE if mask_page is None else mask_page,
                                 measure=measure, sarcomere=sarcomere, progress=progress,
-                                pixel_sizes=pixel_sizes, texture_pixel_size=texture_pixel_size)
+                                rule=rule, model_pixel_size=model_pixel_size)
     if missing:
         _check_features(table, errors, inputs.features)
-    return CheckedCells(table, errors, images)
+    rule.finish(failed=errors.notna().to_numpy())
+    return CheckedCells(table, errors, images, rule.sizes, rule.assumed)
 
 
 def with_images(table: pd.DataFrame, errors: pd.Series, images: np.ndarray | None,
@@ -160,9 +175,10 @@ def with_images(table: pd.DataFrame, errors: pd.Series, images: np.ndarray | Non
 
 def _decode_images(table: pd.DataFrame, errors: pd.Series, inputs: ModelInputs,
                    mask_page: int, *, measure: bool, sarcomere: bool = False,
-                   progress: bool, pixel_sizes: np.ndarray | None = None,
-                   texture_pixel_size: float = PIXEL_SIZE_UM) -> np.ndarray:
-    """Read each usable row's plane once: decode it for the model, measure it if asked."""
+                   progress: bool, rule: PixelSizeRule,
+                   model_pixel_size: float = PIXEL_SIZE_UM) -> np.ndarray:
+    """Read each usable row's file once: its pixel size, its plane decoded for the model,
+    its measures if asked."""
     size = inputs.image_size
     images = np.zeros((len(table), size, size), dtype=np.uint8)
     rows = np.flatnonzero(errors.isna().to_numpy())
@@ -171,19 +187,25 @@ def _decode_images(table: pd.DataFrame, errors: pd.Series, inputs: ModelInputs,
     def decode(row: int) -> tuple[str | None, dict | None]:
         source = as_image_source(sources.iloc[row])
         try:
-            plane = read_plane(source, inputs.structure_page)
-            images[row] = model_plane(plane, size, source)
+            with open_image(source) as read:  # one open: pixel size, structure, mask page
+                try:
+                    pixel_size = rule.resolve(row, read.pixel_size_um(), source_name(source))
+                except ValueError as exc:  # implausible metadata: this row only
+                    return str(exc), None
+                plane = read(inputs.structure_page)
+                images[row] = model_plane(plane, size, source)
+                if images[row].min() == images[row].max():
+                    return (f"{source_name(source)}: page {inputs.structure_page} is blank "
+                            f"(every pixel is {int(images[row].min())}); there is no "
+                            "structure to score"), None
+                if measure:
+                    return None, _measure(plane, source, read, mask_page, sarcomere, pixel_size,
+                                          model_pixel_size)
+                if sarcomere:
+                    return None, _sarcomeres(plane, source, read, mask_page, pixel_size)
+                return None, None
         except ImageReadError as exc:
             return str(exc), None
-        if images[row].min() == images[row].max():
-            return (f"{source_name(source)}: page {inputs.structure_page} is blank (every pixel "
-                    f"is {int(images[row].min())}); there is no structure to score"), None
-        pixel_size = PIXEL_SIZE_UM if pixel_sizes is None else float(pixel_sizes[row])
-        measured = (_measure(plane, source, mask_page, sarcomere, pixel_size, texture_pixel_size)
-                    if measure else None)
-        if sarcomere and not measure:
-            measured = _sarcomeres(plane, source, mask_page, pixel_size)
-        return None, measured
 
     measured_values = np.full((len(table), len(PROTOCOL_1)), np.nan)
     sarcomere_values = np.full((len(table), len(SARCOMERE_COLUMNS)), np.nan)
@@ -214,25 +236,31 @@ def _decode_images(table: pd.DataFrame, errors: pd.Series, inputs: ModelInputs,
     return images
 
 
-def _sarcomeres(plane: np.ndarray, source, mask_page: int,
+def _sarcomeres(plane: np.ndarray, source, read, mask_page: int,
                 pixel_size: float = PIXEL_SIZE_UM) -> dict:
-    """The sarcomere measures of a cell from its structure plane (NaN without a mask)."""
+    """The sarcomere measures of a cell from its structure plane and its mask page, read
+    from the same open file (``read``); NaN without a mask."""
     try:
         if isinstance(source, np.ndarray) and source.ndim == 2:
             raise ImageReadError("no mask page")
-        return measure_sarcomeres(plane, read_plane(source, mask_page), pixel_size)
+        return measure_sarcomeres(plane, read(mask_page), pixel_size)
     except (ImageReadError, ValueError):
         return dict.fromkeys(SARCOMERE_COLUMNS, np.nan)
 
 
-def _measure(plane: np.ndarray, source, mask_page: int, sarcomere: bool = False,
+def _measure(plane: np.ndarray, source, read, mask_page: int, sarcomere: bool = False,
              pixel_size: float = PIXEL_SIZE_UM,
              texture_pixel_size: float = PIXEL_SIZE_UM) -> dict:
-    """The Protocol 1 features of a cell from its structure plane, already read."""
+    """The Protocol 1 features of a cell from its structure plane, already read, and its
+    mask page, read from the same open file (``read``)."""
     sizes = {"pixel_size": pixel_size, "texture_pixel_size": texture_pixel_size}
     if isinstance(source, np.ndarray) and source.ndim == 2:  # no mask page: its own error
         return measure_image_file(source, sarcomere=sarcomere, **sizes)
-    result = measure_image_file(plane, source, structure_page=0, mask_page=mask_page,
+    try:
+        mask = read(mask_page)
+    except ImageReadError as exc:
+        return {name: np.nan for name in PROTOCOL_1} | {"error": str(exc)}
+    result = measure_image_file(plane, mask, structure_page=0, mask_page=0,
                                 sarcomere=sarcomere, **sizes)
     if result["error"] is not None:
         result["error"] = result["error"].replace(source_name(plane), source_name(source), 1)

@@ -14,6 +14,9 @@ from pathlib import Path
 import torch
 from skorch.callbacks import Callback, Freezer, Unfreezer
 
+from .._columns import SCORE_RANGE
+from .._recipe import IMAGE_SIZE_PX
+
 IMAGE_BRANCH_PARAMETERS = "image_branch.*"
 """The learnable parameters of SarcNet's image branch, as skorch's parameter patterns name them."""
 
@@ -34,7 +37,7 @@ def is_torchvision_weights(source) -> bool:
     return isinstance(source, (str, PathLike)) and Path(source).suffix in (".pth", ".pt")
 
 
-_DEFAULTS = {"protocol": 2, "image_size": 224, "score_range": (1.0, 5.0)}
+_DEFAULTS = {"protocol": 2, "image_size": IMAGE_SIZE_PX, "score_range": SCORE_RANGE}
 """train_model's defaults: with a model in ``init_from``, these mean "the model's"."""
 
 
@@ -99,7 +102,8 @@ def initial_settings(init_from, *, protocol: int, image_size: int,
                              f"{theirs[name]!r}; leave it out to keep the model's")
     kept = {key: value for part in (metadata, metadata.get("training") or {})
             for key, value in part.items() if "pixel_size" in key}
-    params = {"backbone": net.backbone, "head_activation": net.head_activation}
+    params = {"backbone": net.backbone, "head_activation": net.head_activation,
+              "canonical_orientation": bool(getattr(net, "canonical_orientation", False))}
     description = (str(Path(init_from).resolve()) if isinstance(init_from, (str, PathLike))
                    else type(init_from).__name__)
     return InitialSettings(theirs["protocol"], theirs["image_size"], theirs["score_range"],

@@ -50,6 +50,7 @@ from .._model_formats import FORMATS
 from .._pixel_size import model_pixel_size
 from ..outputs import write_atomically
 from ..pipeline import SarcNetPipeline
+from ._pipeline_settings import pipeline_from_settings, pipeline_settings
 from ._settings import REGRESSOR_SETTINGS, RENAMED_SETTINGS, STORED_ONLY_IF_SET, check_settings
 
 FORMAT = "sarcnet-sklearn-model"
@@ -403,7 +404,7 @@ def _storable(pipeline) -> SarcNetPipeline:
 def _safe_settings(pipeline: SarcNetPipeline) -> dict:
     """What ``model.json`` stores of the pipeline: its settings, checked as a loader will."""
     try:
-        settings = pipeline.to_settings(regressor_params=REGRESSOR_SETTINGS)
+        settings = pipeline_settings(pipeline, regressor_params=REGRESSOR_SETTINGS)
         return check_settings(_json_ready(settings, "settings"))
     except ValueError as exc:
         raise ValueError(f"format='safe' cannot store this model: {exc}") from exc
@@ -417,7 +418,7 @@ def _load_safe(path: Path, device: str | None):
                 raise ValueError(f"{SETTINGS_FILE} is not a sarcnet-sklearn model description")
             metadata = _check_header(content, path)
             settings = check_settings(content.get("pipeline"))
-            pipeline = SarcNetPipeline.from_settings(settings, device=device)
+            pipeline = pipeline_from_settings(settings, device=device)
             module = pipeline.regressor.module_
             expected = {name: tuple(value.shape) for name, value in module.state_dict().items()}
             n_bytes = sum(value.numel() * value.element_size()

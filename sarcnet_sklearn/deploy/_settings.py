@@ -15,6 +15,7 @@ from typing import Any
 
 from .._columns import PROTOCOLS
 from .._fingerprint import MAX_SEEN_CELLS
+from .._recipe import BACKBONES
 from .._score_map import check_score_map
 
 HEX = set("0123456789abcdef")
@@ -100,10 +101,10 @@ def _short(value) -> str:
 
 
 REGRESSOR_SETTINGS: dict[str, Setting] = {
-    "backbone": Setting("str", choices=("resnet18", "densenet121", "alexnet", "convnext_tiny",
-                                        "efficientnet_b0", "resnet50")),
+    "backbone": Setting("str", choices=BACKBONES),
     "augment": Setting("str|none", choices=("d4", None)),
     "test_time_augment": Setting("bool"),
+    "canonical_orientation": Setting("bool"),
     "consistency": Setting("float", 0, 1e6),
     "use_features": Setting("bool"),
     "use_images": Setting("bool"),

@@ -56,6 +56,7 @@ def cell_uncertainty(model, cells: pd.DataFrame, *, by: str = "d4",
     import torch
 
     from .._batches import N_D4, d4_transform
+    from .._pixel_size import pixel_size_of_model
     from ..intervals import predict_interval
     from ..pipeline import ModelInputs, SarcNetPipeline
     from ._checks import check_cells, with_images
@@ -64,7 +65,8 @@ def cell_uncertainty(model, cells: pd.DataFrame, *, by: str = "d4",
         raise ValueError(f"by must be one of {UNCERTAINTY_KINDS}, got {by!r}")
     pipeline = SarcNetPipeline.of(model)
     inputs = ModelInputs.of(pipeline)
-    table, errors, images = check_cells(cells, inputs)
+    table, errors, images, *_ = check_cells(cells, inputs,
+                                            model_pixel_size=pixel_size_of_model(model))
     usable = errors.isna().to_numpy()
     out = pd.DataFrame({SCORE_PRED_COLUMN: np.nan, UNCERTAINTY_COLUMN: np.nan,
                         ERROR_COLUMN: errors.to_numpy()}, index=cells.index)
@@ -78,7 +80,9 @@ def cell_uncertainty(model, cells: pd.DataFrame, *, by: str = "d4",
     else:
         if images is None:
             raise ValueError("by='d4' needs a model that reads images; use by='interval'")
-        single = pipeline.with_test_time_augment(False)
+        # a model scoring canonical poses gives all 8 one score: its spread over the poses
+        # as they lie says how much its score depends on the pose
+        single = pipeline.for_prediction(test_time_augment=False, canonical_orientation=False)
         planes = torch.from_numpy(np.ascontiguousarray(images[usable]))
         scores = []
         for t in range(N_D4):

@@ -13,11 +13,13 @@ from .._columns import (
     CELL_MASK_PAGE,
     IMAGE_COLUMN,
     PIXEL_SIZE_UM,
+    SCORE_RANGE,
     STRUCTURE_PAGE,
     TARGET_COLUMN,
 )
 from .._doors import option
-from .._pixel_size import MODEL_PIXEL_SIZE_KEY, cell_pixel_sizes
+from .._pixel_size import MODEL_PIXEL_SIZE_KEY
+from .._recipe import BATCH_SIZE, IMAGE_SIZE_PX, LEARNING_RATE, MAX_EPOCHS
 from ..pipeline import ModelInputs
 from ._checks import check_cells, with_images
 from ._settings import check_training_settings
@@ -33,19 +35,20 @@ def train_model(
     protocol: int = 2,
     target: str = TARGET_COLUMN,
     validation: str | float = 0.2,
-    image_size: int = 224,
-    max_epochs: int = 100,
-    lr: float = 5e-4,
-    batch_size: int = 40,
+    image_size: int = IMAGE_SIZE_PX,
+    max_epochs: int = MAX_EPOCHS,
+    lr: float = LEARNING_RATE,
+    batch_size: int = BATCH_SIZE,
     random_state: int | None = 0,
     device: str | None = None,
     mask_page: int | None = None,
     progress: bool = False,
     source: str | PathLike | None = None,
-    score_range: tuple[float, float] | None = (1.0, 5.0),
+    score_range: tuple[float, float] | None = SCORE_RANGE,
     test_time_augment: bool = True,
     pixel_size: float | None = None,
     consistency: float = 0.0,
+    canonical_orientation: bool = False,
     init_from=None,
     freeze_image_epochs: int = 0,
     cv: int = 0,
@@ -99,6 +102,10 @@ def train_model(
         Weight of the training loss's consistency term between two random
         flips or quarter turns of a cell (see
         :class:`~sarcnet_sklearn.SarcNetRegressor`); 0: off.
+    canonical_orientation : bool, default=False
+        Train and score every cell in its canonical pose among its 8 flips and
+        quarter turns: one forward pass, exactly invariant to them (see
+        :class:`~sarcnet_sklearn.SarcNetRegressor`).
     init_from : path, fitted pipeline, "imagenet" or None, default=None
         Fine-tune: start from this model's network weights (a model file of
         either format, or a fitted pipeline), keeping its protocol, backbone,
@@ -198,10 +205,9 @@ def train_model(
     measured = any(name not in cells.columns for name in inputs.features)
     # features measured from the images: at each cell's pixel size, their texture at the
     # model's (recorded in the model file), so that cells of any pixel size agree
-    sizes, assumed = cell_pixel_sizes(cells, IMAGE_COLUMN, pixel_size=pixel_size,
-                                      assumed=PIXEL_SIZE_UM)
-    table, errors, images = check_cells(cells, inputs, mask_page=mask_page, progress=progress,
-                                        pixel_sizes=sizes, texture_pixel_size=PIXEL_SIZE_UM)
+    table, errors, images, sizes, assumed = check_cells(
+        cells, inputs, mask_page=mask_page, progress=progress, pixel_size=pixel_size,
+        model_pixel_size=PIXEL_SIZE_UM)
     scores = pd.to_numeric(table[target], errors="coerce").astype(np.float64)
     no_score = ~np.isfinite(scores.to_numpy()) & errors.isna().to_numpy()
     errors[no_score] = f"no finite {target!r}"
@@ -271,7 +277,7 @@ def train_model(
             score_range=score_range,
             test_time_augment=test_time_augment,
             consistency=consistency,
-            **start.regressor_params,
+            **{"canonical_orientation": canonical_orientation, **start.regressor_params},
             callbacks=finetune_callbacks(start.source, freeze_image_epochs),
         )
 
@@ -338,7 +344,8 @@ def train_model(
         "score_mean": float(train[target].mean()),
         "features_measured": measured,
         MODEL_PIXEL_SIZE_KEY: PIXEL_SIZE_UM,
-        "cells_pixel_size_um": [float(np.min(sizes)), float(np.max(sizes))] if len(sizes) else None,
+        "cells_pixel_size_um": ([float(np.nanmin(sizes)), float(np.nanmax(sizes))]
+                                if np.isfinite(sizes).any() else None),
         "cells_pixel_size_assumed": int(assumed.sum()),
         "mask_page": mask_page,
         "image_size": image_size,

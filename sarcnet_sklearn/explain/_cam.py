@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .._batches import N_D4, d4_inverse, d4_transform
+from .._batches import N_D4, canonical_d4, d4_inverse, d4_transform
 from .._chunks import aligned_chunk_size, chunk_slices, prefetched
 from .._console import progress_bar
 from ..images import as_image_source, read_plane
@@ -168,10 +168,7 @@ class ImageInputModule(nn.Module):
         self.features: torch.Tensor | None = None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        parts = [self.module.image_branch(images)]
-        if self.module.use_features:
-            parts.append(self.module.feature_branch(self.features))
-        return self.module.head(torch.cat(parts, dim=1))
+        return self.module.forward_normalized(images, self.features)
 
 
 @contextmanager
@@ -242,7 +239,9 @@ def grad_cam(
         each turned back to the image's own orientation first, as the model's
         prediction averages its scores: the heatmap of a turned cell is then
         the turned heatmap. None: as the model predicts
-        (its ``test_time_augment``).
+        (its ``test_time_augment``). A model with ``canonical_orientation``
+        is explained in the canonical pose it scores, the heatmap turned back
+        onto the image (so a turned cell's heatmap is the turned heatmap too).
 
     Returns
     -------
@@ -290,14 +289,15 @@ def grad_cam(
         progress = len(Xt) > 200
     if test_time_augment is None:
         test_time_augment = bool(net.test_time_augment)
-    transforms = range(N_D4) if test_time_augment else range(1)
+    canonical = bool(getattr(net, "canonical_orientation", False))
+    transforms = range(N_D4) if test_time_augment and not canonical else range(1)
 
     def prepare(chunk: pd.DataFrame) -> tuple[dict, list[tuple[int, int]]]:
         # each plane is read once: its shape sizes the heatmap, the model decodes it
         planes = np.empty(len(chunk), dtype=object)
         planes[:] = [read_plane(as_image_source(value), net.structure_page)
                      if _names_an_image(value) else value for value in chunk[net.image_column]]
-        inputs = net._net_input(chunk.assign(**{net.image_column: planes}))
+        inputs = net.module_inputs(chunk.assign(**{net.image_column: planes}))
         return inputs, [plane.shape for plane in planes]
 
     chunks = (Xt.iloc[part] for part in chunk_slices(len(Xt), aligned_chunk_size(batch_size)))
@@ -315,7 +315,15 @@ def grad_cam(
                             inputs["features"][batch], device=device
                         )
                     total = 0.0
-                    for t in transforms:
+                    if canonical:  # the pose the network scores; heatmaps turned back
+                        posed, chosen = canonical_d4(cached)
+                        maps = torch.from_numpy(cam(
+                            input_tensor=module.normalize_images(posed).requires_grad_(True),
+                            targets=[target] * len(posed)))
+                        total = torch.stack([d4_inverse(one, int(t))
+                                             for one, t in zip(maps, chosen, strict=True)])
+                        total = total.numpy()
+                    for t in transforms if not canonical else ():
                         images = module.normalize_images(d4_transform(cached, t))
                         maps = cam(input_tensor=images.requires_grad_(True),
                                    targets=[target] * len(images))

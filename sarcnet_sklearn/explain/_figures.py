@@ -18,15 +18,25 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from scipy import ndimage
 
-from .._columns import STRUCTURE_PAGE
+from .._columns import SCORE_RANGE, STRUCTURE_PAGE
 from ..images import read_plane, to_uint8
 from ..metrics import spearman_score
+from ..outputs import write_atomically
 
 HEATMAP_CMAP = "jet"
 """The colour map of the overlays (OpenCV's JET, as drawn by pytorch-grad-cam)."""
 DPI = 110
 FLAT_RANGE = 0.05
 """A heatmap whose values over the cell span less than this (of its [0, 1]) shows nothing."""
+
+ScoreRange = tuple[float, float]
+
+
+def _axis_limits(score_range: ScoreRange) -> tuple[float, float]:
+    """A score axis: the model's score range and 5 % of it on either side."""
+    low, high = (float(value) for value in score_range)
+    margin = 0.05 * (high - low)
+    return low - margin, high + margin
 
 
 def read_display_image(path: str | PathLike, structure_page: int = STRUCTURE_PAGE) -> np.ndarray:
@@ -150,15 +160,16 @@ def _score_title(expert: float | None, predicted: float | None) -> str:
         parts.append(f"expert {expert:.1f}")
     if predicted is not None and np.isfinite(predicted):
         parts.append(f"predicted {predicted:.2f}")
+    elif predicted is not None:
+        parts.append("not scored")
     return "\n".join(parts)
 
 
 def _save(fig: Figure, path: str | PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the figure as a PNG atomically (a stopped run leaves no half-written file)."""
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=DPI, format="png")
-    return path
+    return write_atomically(path, lambda temporary: fig.savefig(temporary, dpi=DPI,
+                                                                format="png"))
 
 
 def plot_cell_heatmap(
@@ -300,6 +311,7 @@ def plot_day_histograms(
     path: str | PathLike,
     *,
     expert=None,
+    score_range: ScoreRange = SCORE_RANGE,
 ) -> Path:
     """Save histograms of the predicted scores per day of differentiation, means marked.
 
@@ -315,6 +327,8 @@ def plot_day_histograms(
     path : str or path-like
         PNG file to write.
     expert : array-like of shape (n_cells,), optional
+    score_range : (float, float), default=(1.0, 5.0)
+        The model's score range, which the score axis covers.
 
     Returns
     -------
@@ -342,7 +356,7 @@ def plot_day_histograms(
     fig = Figure(figsize=(5.2 * len(panels), 3.8), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False)).ravel()
     for ax, (name, values) in zip(axes, panels.items(), strict=True):
-        bins = _score_bins(values[np.isfinite(values)])
+        bins = _score_bins(values[np.isfinite(values)], score_range)
         for k, group in enumerate(groups):
             selected = values[(day == group) & np.isfinite(values)]
             if len(selected) == 0:
@@ -354,7 +368,7 @@ def plot_day_histograms(
                     edgecolor=color, label=f"day {group} (n={len(selected)}, mean {mean:.2f})")
             ax.axvline(mean, color=color, linestyle="--", linewidth=1.8)
         ax.set_xlabel(name)
-        ax.set_xticks(np.arange(1, 6))
+        ax.set_xticks(_score_ticks(score_range))
         ax.legend(fontsize=8, loc="upper left")
     for ax in axes:
         ax.set_ylabel("fraction of the day's cells")
@@ -362,14 +376,24 @@ def plot_day_histograms(
     return _save(fig, path)
 
 
-def _score_bins(values: np.ndarray) -> np.ndarray:
-    """Bin edges covering 1-5 and the values: 0.5 wide, centred on the experts' half-point
-    grid, when every value lies on it; else 0.25 wide."""
-    if len(values) == 0:
-        return np.arange(0.75, 5.3, 0.5)
-    width = 0.5 if np.allclose(values * 2, np.round(values * 2)) else 0.25
-    low = min(1.0, np.floor(values.min() / width) * width) - width / 2
-    high = max(5.0, np.ceil(values.max() / width) * width) + width / 2
+def _score_ticks(score_range: ScoreRange) -> np.ndarray:
+    """Whole-number ticks over the score range (at most about 10)."""
+    low, high = np.ceil(score_range[0]), np.floor(score_range[1])
+    step = max(1.0, np.ceil((high - low) / 10))
+    return np.arange(low, high + step / 2, step)
+
+
+def _score_bins(values: np.ndarray, score_range: ScoreRange = SCORE_RANGE) -> np.ndarray:
+    """Bin edges covering the score range and the values: 0.5 wide, centred on the experts'
+    half-point grid, when every value lies on it; else 0.25 wide (on the 1-5 range; scaled
+    with a wider one)."""
+    scale = max(1.0, (score_range[1] - score_range[0]) / 4)
+    width = 0.5 * scale
+    if len(values) and not np.allclose(values / width, np.round(values / width)):
+        width /= 2
+    values = np.concatenate([values, np.asarray(score_range, dtype=np.float64)])
+    low = np.floor(values.min() / width) * width - width / 2
+    high = np.ceil(values.max() / width) * width + width / 2
     return np.arange(low, high + width / 2, width)
 
 
@@ -381,6 +405,7 @@ def plot_intervals(
     *,
     expert=None,
     confidence: float = 0.9,
+    score_range: ScoreRange = SCORE_RANGE,
 ) -> Path:
     """Save each cell's prediction interval, cells ordered by predicted score.
 
@@ -396,6 +421,8 @@ def plot_intervals(
     expert : array-like of shape (n_cells,), optional
     confidence : float, default=0.9
         Shown in the title.
+    score_range : (float, float), default=(1.0, 5.0)
+        The model's score range, which the score axis covers.
 
     Returns
     -------
@@ -429,7 +456,7 @@ def plot_intervals(
         title += f"\n{inside.mean():.0%} of the expert scores inside their interval"
     ax.set_xlabel("cell")
     ax.set_ylabel("score")
-    ax.set_ylim(0.8, 5.2)
+    ax.set_ylim(*_axis_limits(score_range))
     ax.legend(fontsize=8, loc="upper left")
     fig.suptitle(title, fontsize=10)
     return _save(fig, path)
@@ -452,6 +479,7 @@ def plot_predicted_vs_expert(
     low=None,
     high=None,
     confidence: float = 0.9,
+    score_range: ScoreRange = SCORE_RANGE,
 ) -> Path:
     """Save a scatter of predicted against expert score, the identity line and Spearman's rho.
 
@@ -464,6 +492,8 @@ def plot_predicted_vs_expert(
         Prediction intervals, drawn as vertical bars through the points.
     confidence : float, default=0.9
         The intervals' confidence, for the legend.
+    score_range : (float, float), default=(1.0, 5.0)
+        The model's score range, which both axes cover.
 
     Returns
     -------
@@ -489,10 +519,10 @@ def plot_predicted_vs_expert(
     alpha = max(0.15, min(0.8, 40 / len(predicted)))
     ax.plot(expert, predicted, "o", color="tab:blue", alpha=alpha, markersize=4,
             markeredgewidth=0, label=f"cells (n={len(predicted)})")
-    ax.plot([1, 5], [1, 5], color="black", linewidth=1, linestyle="--",
+    ax.plot(score_range, score_range, color="black", linewidth=1, linestyle="--",
             label="identity (predicted = expert)")
-    ax.set_xlim(0.8, 5.2)
-    ax.set_ylim(0.8, 5.2)
+    ax.set_xlim(*_axis_limits(score_range))
+    ax.set_ylim(*_axis_limits(score_range))
     ax.set_aspect("equal")
     ax.set_xlabel("expert score")
     ax.set_ylabel("predicted score")
@@ -501,7 +531,8 @@ def plot_predicted_vs_expert(
     return _save(fig, path)
 
 
-def plot_residuals(predicted, expert, path: str | PathLike) -> Path:
+def plot_residuals(predicted, expert, path: str | PathLike, *,
+                   score_range: ScoreRange = SCORE_RANGE) -> Path:
     """Save box plots of the residuals (predicted minus expert score) per expert score.
 
     The expert scores are grouped to the nearest half point (the experts'
@@ -514,6 +545,8 @@ def plot_residuals(predicted, expert, path: str | PathLike) -> Path:
     predicted, expert : array-like of shape (n_cells,)
     path : str or path-like
         PNG file to write.
+    score_range : (float, float), default=(1.0, 5.0)
+        The model's score range, which the expert-score axis covers.
 
     Returns
     -------
@@ -540,7 +573,8 @@ def plot_residuals(predicted, expert, path: str | PathLike) -> Path:
             alpha=max(0.15, min(0.8, 40 / len(residual))), markersize=3, markeredgewidth=0)
     ax.set_xticks(levels, [f"{level:g}\nn={int(np.sum(group == level))}" for level in levels],
                   fontsize=8)
-    ax.set_xlim(min(0.6, levels[0] - 0.4), max(5.4, levels[-1] + 0.4))
+    ax.set_xlim(min(score_range[0] - 0.4, levels[0] - 0.4),
+                max(score_range[1] + 0.4, levels[-1] + 0.4))
     ax.set_xlabel("expert score (nearest half point) and number of cells")
     ax.set_ylabel("predicted \u2212 expert score")
     ax.set_title(f"Residuals by expert score (mean absolute {np.abs(residual).mean():.2f})",

@@ -19,7 +19,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._columns import DAY_COLUMN, SARCOMERE_COLUMNS, TARGET_COLUMN
+from .._columns import (
+    DAY_COLUMN,
+    ERROR_COLUMN,
+    OUT_OF_RANGE_COLUMN,
+    SARCOMERE_COLUMNS,
+    SCORE_HIGH_COLUMN,
+    SCORE_LOW_COLUMN,
+    SCORE_PRED_COLUMN,
+    SCORE_RANGE,
+    TARGET_COLUMN,
+)
 from .._doors import option
 from .._pages import embedded_figure as _figure
 from .._pages import html_document, provenance_list, sha256_of
@@ -30,6 +40,7 @@ from ..images import read_planes
 from ..metrics import metrics_table, metrics_with_intervals
 from ..outputs import write_atomically, write_csv_atomically
 from ..pipeline import SarcNetPipeline
+from ..score_table import score_table
 from ..soundness import assess_predictions, warn_if_unsound
 from ._cam import grad_cam, grad_cam_layer, map_sides
 from ._figures import (
@@ -158,15 +169,23 @@ def write_report(
     # Each image is read once: the cells shown are read as planes, which the prediction,
     # Grad-CAM and the figures share (without expert scores, the cells to show depend on
     # the predictions, so those few are read a second time).
+    # Scores, intervals and errors by the one score policy, as predict writes them.
     column = net.image_column
+    interval = INTERVAL_CONFIDENCE if _calibrated(model) else None
     if expert is not None:
         chosen = select_across_scores(expert, max_cells)
         shown = _with_planes(cells.iloc[chosen], column, net.structure_page)
-        predicted = pipeline.predict_scores(_replace_rows(cells, chosen, shown[column]))
+        scores = score_table(pipeline, _replace_rows(cells, chosen, shown[column]),
+                             interval=interval)
     else:
-        predicted = pipeline.predict_scores(cells)
-        chosen = select_across_scores(predicted, max_cells)
+        scores = score_table(pipeline, cells, interval=interval)
+        chosen = select_across_scores(scores[SCORE_PRED_COLUMN], max_cells)
         shown = _with_planes(cells.iloc[chosen], column, net.structure_page)
+    predicted = scores[SCORE_PRED_COLUMN].to_numpy(dtype=np.float64)
+    scored = np.isfinite(predicted)
+    if not scored.any():
+        raise ValueError(f"none of the {len(cells)} cells could be scored, e.g. "
+                         f"{scores[ERROR_COLUMN].dropna().iloc[0]}")
     heatmaps = grad_cam(model, shown, layer=layer, direction=direction, batch_size=batch_size)
     images = [read_display_image(plane, net.structure_page) for plane in shown[column]]
     shown_expert = None if expert is None else expert[chosen]
@@ -178,23 +197,26 @@ def write_report(
                           for heatmap, image in zip(heatmaps, images, strict=True)),
            "side": map_sides(net.backbone, net.image_size).get(layer_name)}
 
-    intervals = _intervals(model, predicted, expert, paths, score_range)
+    axis = score_range or SCORE_RANGE
+    intervals = _intervals(model, scores, expert, scored, paths, axis)
     drawn = {"days": day is not None, "agreement": expert is not None,
              "residuals": expert is not None}
     if day is not None:
-        plot_day_histograms(predicted, day, paths["days"], expert=expert)
+        plot_day_histograms(predicted[scored], day[scored], paths["days"],
+                            expert=None if expert is None else expert[scored], score_range=axis)
     if expert is not None:
         bounds = {} if intervals is None else {k: intervals[k] for k in ("low", "high")}
-        plot_predicted_vs_expert(predicted, expert, paths["agreement"], **bounds,
-                                 confidence=INTERVAL_CONFIDENCE)
-        plot_residuals(predicted, expert, paths["residuals"])
+        plot_predicted_vs_expert(predicted[scored], expert[scored], paths["agreement"],
+                                 **bounds, confidence=INTERVAL_CONFIDENCE, score_range=axis)
+        plot_residuals(predicted[scored], expert[scored], paths["residuals"], score_range=axis)
     for key in [key for key, done in drawn.items() if not done]:
         paths.pop(key).unlink(missing_ok=True)
 
     table = pd.DataFrame({net.image_column: cells[net.image_column].astype(str).to_numpy(),
-                          "predicted_score": predicted})
+                          SCORE_PRED_COLUMN: predicted})
     if intervals is not None:
-        table["score_low"], table["score_high"] = intervals["low"], intervals["high"]
+        for name in (SCORE_LOW_COLUMN, SCORE_HIGH_COLUMN):
+            table[name] = scores[name].to_numpy()
     if expert is not None:
         table[TARGET_COLUMN] = expert
     if day is not None:
@@ -203,17 +225,23 @@ def write_report(
         if name in cells.columns:
             table[name] = pd.to_numeric(cells[name], errors="coerce").to_numpy()
     table["in_figures"] = np.isin(np.arange(len(cells)), chosen)
+    for name in (ERROR_COLUMN, OUT_OF_RANGE_COLUMN):
+        table[name] = scores[name].to_numpy()
     write_csv_atomically(table, paths["predictions"], inputs=table[net.image_column])
 
+    # metrics, days and the soundness checks on the scored cells (refused ones are counted)
+    kept_expert = None if expert is None else expert[scored]
     assessment = assess_predictions(
-        model, cells, predicted, expert,
+        model, cells.iloc[np.flatnonzero(scored)], predicted[scored], kept_expert,
         interval_width=None if intervals is None else 2 * intervals["half_width"])
     warn_if_unsound(assessment["problems"], "the model reported on")
     metrics = assessment["metrics"]
     header = provenance(model, cells, model_path=model_path, data_source=data_source,
                         command=command)
-    page = _html_page(title, header, metrics, _day_table(predicted, expert, day), paths,
-                      intervals, cam, assessment, _sarcomere_table(table, predicted))
+    days = None if day is None else _day_table(predicted[scored], kept_expert, day[scored])
+    page = _html_page(title, header, metrics, days, paths, intervals, cam, assessment,
+                      _sarcomere_table(table[scored], predicted[scored]),
+                      _not_scored_note(scores[ERROR_COLUMN]))
     write_atomically(paths["html"], lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
     return paths
 
@@ -301,18 +329,30 @@ def _image_folder(cells: pd.DataFrame, column: str) -> str | None:
 INTERVAL_CONFIDENCE = 0.9
 
 
-def _intervals(model, predicted, expert, paths, score_range) -> dict | None:
-    """90 % intervals of a calibrated model (drawn into ``paths["intervals"]``), else None."""
-    from ..intervals import conformity_scores, interval_bounds, interval_half_width
+def _calibrated(model) -> bool:
+    """Whether the model's calibration gives 90 % intervals."""
+    from ..intervals import conformity_scores
 
     scores = conformity_scores(model)
-    if scores is None or len(scores) < 9:  # fewer cannot give 90 % intervals
+    return scores is not None and len(scores) >= 9  # fewer cannot give 90 % intervals
+
+
+def _intervals(model, scores: pd.DataFrame, expert, scored, paths,
+               score_range) -> dict | None:
+    """The 90 % intervals of the scored cells of a calibrated model (drawn into
+    ``paths["intervals"]``), else None."""
+    from ..intervals import conformity_scores, interval_half_width
+
+    if SCORE_LOW_COLUMN not in scores.columns:
         paths.pop("intervals").unlink(missing_ok=True)
         return None
-    predicted, low, high = interval_bounds(model, predicted, INTERVAL_CONFIDENCE, score_range)
+    predicted, low, high = (scores[name].to_numpy(dtype=np.float64)[scored] for name in (
+        SCORE_PRED_COLUMN, SCORE_LOW_COLUMN, SCORE_HIGH_COLUMN))
+    expert = None if expert is None else expert[scored]
     plot_intervals(predicted, low, high, paths["intervals"], expert=expert,
-                   confidence=INTERVAL_CONFIDENCE)
-    summary = {"low": low, "high": high, "n_calibration": len(scores),
+                   confidence=INTERVAL_CONFIDENCE, score_range=score_range)
+    summary = {"low": low, "high": high, "n_calibration": len(conformity_scores(model)),
+               "score_range": score_range,
                "half_width": interval_half_width(model, INTERVAL_CONFIDENCE)}
     if expert is not None:
         summary["coverage"] = float(np.mean((low <= expert) & (expert <= high)))
@@ -345,8 +385,8 @@ def _sarcomere_table(table: pd.DataFrame, predicted) -> pd.DataFrame | None:
     names = [name for name in SARCOMERE_COLUMNS if name in table.columns]
     if not names or table[names].isna().all().all():
         return None
-    frame = table[names].assign(predicted_score=np.round(np.asarray(predicted, float)))
-    grouped = frame.groupby("predicted_score")
+    frame = table[names].assign(**{SCORE_PRED_COLUMN: np.round(np.asarray(predicted, float))})
+    grouped = frame.groupby(SCORE_PRED_COLUMN)
     out = grouped.size().rename("cells").to_frame()
     for name in names:
         out[f"median_{name}"] = grouped[name].median()
@@ -367,9 +407,21 @@ def _day_table(predicted, expert, day) -> pd.DataFrame | None:
     return table.reset_index()
 
 
+def _not_scored_note(errors: pd.Series) -> str | None:
+    """What the page says about the cells the score policy refused (None: all scored)."""
+    failed = errors.dropna()
+    if not len(failed):
+        return None
+    return (f"{len(failed)} of the {len(errors)} cells were not scored (empty score_pred, "
+            f"reason in the error column of the predictions; left out of the metrics and "
+            f"figures), e.g. {failed.iloc[0]}")
+
+
 def _html_page(title, header, metrics, day_table, paths, intervals, cam,
-               assessment=None, sarcomere_table=None) -> str:
+               assessment=None, sarcomere_table=None, not_scored: str | None = None) -> str:
     parts = [f"<h1>{html.escape(title)}</h1>", provenance_list(header)]
+    if not_scored is not None:
+        parts.append(f'<p class="note">{html.escape(not_scored)}</p>')
     parts += _assessment_html(assessment)
     if metrics is not None:
         table = (metrics_table({"": metrics}) if assessment is None else metrics_with_intervals(
@@ -386,7 +438,9 @@ def _html_page(title, header, metrics, day_table, paths, intervals, cam,
         parts.append('<p class="note">No <code>score</code> column: no metrics, no comparison '
                      "with the experts.</p>")
     if intervals is not None:
-        text = (f"Each predicted score &plusmn; {intervals['half_width']:.2f} (clipped to 1-5) "
+        low, high = intervals["score_range"]
+        text = (f"Each predicted score &plusmn; {intervals['half_width']:.2f} (clipped to "
+                f"{low:g}-{high:g}) "
                 f"holds the cell's true score with probability at least "
                 f"{INTERVAL_CONFIDENCE:.0%}: split conformal prediction calibrated on "
                 f"{intervals['n_calibration']} held-out cells (columns score_low and score_high "

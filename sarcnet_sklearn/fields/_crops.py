@@ -10,6 +10,7 @@ import tifffile
 
 from .._columns import CELL_MASK_PAGE, N_AICS_PAGES, STRUCTURE_PAGE
 from .._pixel_size import write_tiff_with_pixel_size
+from ..outputs import write_atomically
 
 BACKGROUND_MASK_PAGE = 8
 
@@ -41,9 +42,8 @@ def write_cell_tiff(path: str | PathLike, image: np.ndarray, mask: np.ndarray,
     pages[STRUCTURE_PAGE] = image
     pages[CELL_MASK_PAGE] = mask * np.uint8(255)
     pages[BACKGROUND_MASK_PAGE] = ~mask * np.uint8(255)
-    path = Path(path)
     if pixel_size_um is None:
-        tifffile.imwrite(path, pages, compression="zlib", photometric="minisblack")
-    else:
-        write_tiff_with_pixel_size(path, pages, pixel_size_um)
-    return path
+        return write_atomically(path, lambda temporary: tifffile.imwrite(
+            temporary, pages, compression="zlib", photometric="minisblack"))
+    return write_atomically(path, lambda temporary: write_tiff_with_pixel_size(
+        temporary, pages, pixel_size_um))

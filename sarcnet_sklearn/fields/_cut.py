@@ -98,7 +98,8 @@ def _to_ubyte(image: np.ndarray) -> np.ndarray:
         return img_as_ubyte(image)
 
 
-def cut_cells(field: FieldImage | np.ndarray, labels: np.ndarray) -> list[CellCrop]:
+def cut_cells(field: FieldImage | np.ndarray, labels: np.ndarray, *,
+              stretched: np.ndarray | None = None) -> list[CellCrop]:
     """Cut every labelled cell out of a field by the AICS recipe.
 
     The field is stretched with :func:`stretch_field`; for each label ``k``
@@ -141,7 +142,11 @@ def cut_cells(field: FieldImage | np.ndarray, labels: np.ndarray) -> list[CellCr
     name = field_name(field)
     check_field(data, name)
     labels = check_labels(labels, data.shape, name)
-    stretched = stretch_field(data)
+    if stretched is None:
+        stretched = stretch_field(data)
+    elif stretched.shape != data.shape:
+        raise ValueError(f"{name}: the stretched field has shape {stretched.shape}, the field "
+                         f"{data.shape}")
     height, width = data.shape
     values, compact = compact_labels(labels)
     _check_coherent(compact, name)

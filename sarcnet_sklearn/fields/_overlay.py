@@ -15,8 +15,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from skimage.segmentation import find_boundaries
 
+from .._columns import SCORE_RANGE
 from .._reasons import BY_CODE, count_reasons, reason_codes, rgba
-from ..deploy import SCORE_RANGE
 from ..outputs import write_atomically
 from ._cut import check_labels, compact_ids, compact_labels
 
@@ -68,6 +68,7 @@ def plot_field_scores(
     path: str | PathLike,
     *,
     title: str | None = None,
+    score_range: tuple[float, float] = SCORE_RANGE,
 ) -> Path:
     """Save a PNG of a field with every cell filled by its predicted score.
 
@@ -83,6 +84,8 @@ def plot_field_scores(
     path : str or path-like
         PNG file to write.
     title : str, optional
+    score_range : (float, float), default=(1.0, 5.0)
+        The model's score range: the ends of the colour scale.
 
     Returns
     -------
@@ -93,7 +96,7 @@ def plot_field_scores(
     >>> plot_field_scores(stretched, labels, scores, "field_scores.png")  # doctest: +SKIP
     """
     values, compact = compact_labels(check_labels(labels, np.shape(labels), "the label image"))
-    norm = Normalize(*SCORE_RANGE)
+    norm = Normalize(*score_range)
     mappable = ScalarMappable(norm=norm, cmap=SCORE_CMAP)
     lookup = np.zeros((len(values) + 1, 4))
     ids = compact_ids(values, cells["label"])
@@ -117,7 +120,8 @@ def plot_field_scores(
         fontsize=10,
     )
     colour_bar = figure.colorbar(mappable, ax=axes, fraction=0.04, pad=0.02)
-    colour_bar.set_label("predicted sarcomere organization score (1-5)")
+    colour_bar.set_label(f"predicted sarcomere organization score "
+                         f"({score_range[0]:g}-{score_range[1]:g})")
     description = f"{scored} of {len(cells)} cells scored"
     if scored < len(cells):
         counts = count_reasons(cells["error"][~finite]) if "error" in cells else {}

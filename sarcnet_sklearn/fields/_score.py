@@ -6,24 +6,27 @@ import warnings
 from functools import partial
 from os import PathLike
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from .._chunks import chunk_slices
 from .._columns import (
     ERROR_COLUMN,
     MEASURABLE_FEATURES,
+    OUT_OF_RANGE_COLUMN,
     PIXEL_SIZE_UM,
     PROTOCOL_1,
     SARCOMERE_COLUMNS,
+    SCORE_PRED_COLUMN,
+    SCORE_RAW_COLUMN,
 )
 from .._console import progress_bar
 from .._doors import option
 from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN, pixel_size_of_model
 from .._validation import check_pixel_size_um
 from ..features import PROTOCOL1_ERROR_COLUMN, Protocol1Extractor
-from ._cut import CellCrop, check_labels, cut_cells
+from ._cut import CellCrop, check_field, check_labels, cut_cells, stretch_field
 from ._read import FieldImage, read_field, read_labels
 
 POSITION_COLUMNS = [
@@ -57,6 +60,9 @@ def border_error() -> str:
     True
     """
     return f"{BORDER_ERROR}; score it anyway with {option('score_border_cells')}"
+
+SCORE_COLUMNS = [SCORE_PRED_COLUMN, SCORE_RAW_COLUMN, ERROR_COLUMN, OUT_OF_RANGE_COLUMN]
+"""The score table's columns in a fields table (see :mod:`sarcnet_sklearn.score_table`)."""
 
 CROP_COLUMN = "crop"
 MASK_COLUMN = "mask"
@@ -172,6 +178,18 @@ def _objects(values: list) -> np.ndarray:
     return array
 
 
+class CutField(NamedTuple):
+    """One field, read and cut: what :func:`cut_field` gives."""
+
+    field: FieldImage
+    labels: np.ndarray
+    cells: pd.DataFrame
+    """One row per cell (see :func:`cut_fields`)."""
+    stretched: np.ndarray
+    """The field contrast-stretched once (:func:`stretch_field`): the crops and the overlays
+    are cut and drawn from it."""
+
+
 def cut_field(
     source: FieldSource,
     labels,
@@ -182,8 +200,9 @@ def cut_field(
     z=None,
     pixel_size: float | None = None,
     score_border_cells: bool = False,
-) -> tuple[FieldImage, np.ndarray, pd.DataFrame]:
-    """Read and cut one field: its image, label array and one row per cell.
+) -> CutField:
+    """Read and cut one field: its image, label array, one row per cell and the stretched
+    field (stretched once).
 
     The rows are those of :func:`cut_fields`; ``index`` names an array field
     (``<array index>``).
@@ -199,7 +218,9 @@ def cut_field(
             stacklevel=3,
         )
     try:
-        cells = cut_cells(field, label_image)
+        check_field(field.data, name)
+        stretched = stretch_field(field.data)
+        cells = cut_cells(field, label_image, stretched=stretched)
         label_image = check_labels(label_image, field.data.shape, name)  # as cut_cells saw it
     except ValueError as exc:
         message = str(exc)
@@ -213,7 +234,7 @@ def cut_field(
     if not score_border_cells:
         border = table["touches_border"].to_numpy() & table["error"].isna().to_numpy()
         table.loc[border, "error"] = border_error()
-    return field, label_image, table
+    return CutField(field, label_image, table, stretched)
 
 
 def cut_fields(
@@ -370,23 +391,19 @@ def score_fields(
     >>> scores[["label", "area", "score_pred", "error"]].shape
     (4, 4)
     """
-    from ..scale import map_chunks
+    from ..scale import map_table
 
     check_field_model(model)
     pairs = pair_fields(fields, labels)
     jobs = pd.DataFrame({"source": _objects([pair[0] for pair in pairs]),
                          "labels": _objects([pair[1] for pair in pairs])})
-    chunks = [jobs.iloc[part] for part in chunk_slices(len(jobs), chunk_size)]
     work = partial(_score_field_chunk, channel=channel, scene=scene, z=z,
                    pixel_size=pixel_size, score_border_cells=score_border_cells,
                    keep_crops=keep_crops, n_jobs=n_jobs, batch_size=batch_size)
-    scored = {}
     with progress_bar(total=len(jobs), desc="fields", unit="field",
                       show=progress and len(jobs) > 1) as bar:
-        for index, table in map_chunks(work, chunks, model=model, client=client):
-            scored[index] = table
-            bar.update(len(chunks[index]))
-    return pd.concat([scored[index] for index in range(len(chunks))], ignore_index=True)
+        return map_table(work, jobs, chunk_size, model=model, client=client,
+                         on_chunk=bar.update, ignore_index=True)
 
 
 def check_field_model(model) -> None:
@@ -428,8 +445,9 @@ def score_cut_cells(
     inputs = ModelInputs.of(model)
     table = measure_cells(table, n_jobs=n_jobs, progress=progress,
                           texture_pixel_size=pixel_size_of_model(model))
-    table["score_pred"] = np.nan
-    table["score_raw"] = np.nan
+    table[SCORE_PRED_COLUMN] = np.nan
+    table[SCORE_RAW_COLUMN] = np.nan
+    table[OUT_OF_RANGE_COLUMN] = None
     ready = table["error"].isna().to_numpy()
     if ready.any():
         cells = table.loc[ready, list(inputs.features)].copy()
@@ -437,15 +455,15 @@ def score_cut_cells(
             cells.insert(0, inputs.image_column, table.loc[ready, CROP_COLUMN])
         cells["pixel_size"] = table.loc[ready, "pixel_size"]  # known: no "assumed" warning
         predicted = predict_cells(model, cells, batch_size=batch_size, progress=progress)
-        table.loc[ready, "score_pred"] = predicted["score_pred"].to_numpy()
-        table.loc[ready, "score_raw"] = predicted["score_raw"].to_numpy()
-        table.loc[ready, ERROR_COLUMN] = predicted[ERROR_COLUMN].to_numpy()
-    columns = (POSITION_COLUMNS + PROTOCOL_1 + SARCOMERE_COLUMNS
-               + ["score_pred", "score_raw", "error"])
+        for column in SCORE_COLUMNS:
+            table.loc[ready, column] = predicted[column].to_numpy()
+    columns = POSITION_COLUMNS + PROTOCOL_1 + SARCOMERE_COLUMNS + SCORE_COLUMNS
     if keep_crops:
         columns += [CROP_COLUMN, MASK_COLUMN]
     out = table[columns].copy()
-    out["error"] = _objects([value if isinstance(value, str) else None for value in out["error"]])
+    for column in (ERROR_COLUMN, OUT_OF_RANGE_COLUMN):
+        out[column] = _objects([value if isinstance(value, str) else None
+                                for value in out[column]])
     return out
 
 

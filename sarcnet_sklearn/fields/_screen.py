@@ -22,19 +22,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._columns import IMAGE_COLUMN, PROTOCOL_1, REASON_COLUMN, SARCOMERE_COLUMNS, TARGET_COLUMN
+from .._columns import (
+    IMAGE_COLUMN,
+    PROTOCOL_1,
+    REASON_COLUMN,
+    SARCOMERE_COLUMNS,
+    SCORE_RANGE,
+    TARGET_COLUMN,
+)
 from .._console import show_progress
 from .._doors import current_door, entered_through
 from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN
 from .._reasons import reason_codes
 from ..outputs import refuse_inputs, write_csv_atomically
 from ._crops import write_cell_tiff
-from ._cut import stretch_field
 from ._maps import MAPS_FOLDER, map_paths, write_field_maps
 from ._score import (
     CROP_COLUMN,
     MASK_COLUMN,
     POSITION_COLUMNS,
+    SCORE_COLUMNS,
     check_field_model,
     cut_field,
     pair_fields,
@@ -45,7 +52,7 @@ CELLS_FILE = "cells.csv"
 CROPS_FOLDER = "crops"
 OVERLAYS_FOLDER = "overlays"
 CROP_PATH_COLUMN = "crop_path"
-OUTPUT_COLUMNS = ["score_pred", "score_raw", "error", REASON_COLUMN]
+OUTPUT_COLUMNS = [*SCORE_COLUMNS, REASON_COLUMN]
 INTEGER_COLUMNS = ["bbox_min_row", "bbox_min_col", "bbox_max_row", "bbox_max_col",
                    "area"]
 logger = logging.getLogger(__name__)
@@ -135,6 +142,7 @@ def score_field_files(
     client=None,
     progress: bool = False,
     test_time_augment: bool | None = None,
+    overwrite: bool = False,
 ) -> FieldsRun:
     """Score every labelled cell of field files into ``out``; resume an earlier run there.
 
@@ -150,6 +158,11 @@ def score_field_files(
     Finished fields are saved in ``out/cells.csv.partial/`` a chunk at a time:
     the same call after a stop (Ctrl-C, a killed job) skips them, and the
     tables are written, atomically, when every field is done.
+
+    Every argument and input is checked before ``out`` is touched, and a
+    finished run in ``out`` (its ``cells.csv``) is replaced only with
+    ``overwrite=True``; its overlays and crops of fields this run does not
+    write are then removed, so that ``out`` holds one run.
 
     Parameters
     ----------
@@ -181,6 +194,8 @@ def score_field_files(
     test_time_augment : bool, optional
         Score (and explain) with or without the mean over the 8 flips and
         quarter turns of each cell's image; default: as the model file says.
+    overwrite : bool, default=False
+        Replace a finished run in ``out``.
 
     Returns
     -------
@@ -189,8 +204,9 @@ def score_field_files(
     Raises
     ------
     ValueError
-        For a model that is not a Protocol 1 model, an output that is an input,
-        or an unfinished run in ``out`` with other settings.
+        For a model that is not a Protocol 1 model, a bad argument, an output
+        that is an input, a finished run in ``out`` (without ``overwrite``) or an
+        unfinished run in ``out`` with other settings.
 
     Examples
     --------
@@ -198,12 +214,19 @@ def score_field_files(
     >>> run = score_field_files("model.joblib", ["a.tif"], ["a_lab.tif"], "out")  # doctest: +SKIP
     >>> run.table[["field", "label", "score_pred", "error"]]  # doctest: +SKIP
     """
+    from .._validation import check_pixel_size_um
     from ..datasets._kind import is_synthetic_source
     from ..deploy import load_model
     from ..deploy._card import warn_if_synthetic_model
-    from ..scale import run_in_chunks
+    from ..scale import partial_folder, run_in_chunks
 
     out = Path(os.path.abspath(out))
+    if pixel_size is not None:
+        pixel_size = check_pixel_size_um(pixel_size, "pixel_size")
+    for name, value in (("n_jobs", n_jobs), ("batch_size", batch_size),
+                        ("chunk_size", chunk_size)):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
     fields = [Path(path) for path in fields]
     labels = [Path(path) for path in labels]
     pair_fields(fields, labels)
@@ -218,6 +241,10 @@ def score_field_files(
     check_outputs(out, stems, inputs)
     fitted = load_model(model_file, device=device)
     check_field_model(fitted)
+    finished = (out / CELLS_FILE).is_file() and not partial_folder(out / CELLS_FILE).exists()
+    if finished and not overwrite:
+        raise ValueError(f"{out} already holds a finished run ({CELLS_FILE}); give --overwrite "
+                         "(overwrite=True) to replace it, or choose another --out")
     warn_if_synthetic_model(getattr(fitted, "model_card_", None),
                             [path for path in fields if not is_synthetic_source(path)])
     out.mkdir(parents=True, exist_ok=True)
@@ -245,7 +272,7 @@ def score_field_files(
         inputs=inputs,
         chunk_size=chunk_size,
         model=model_file if client else fitted,
-        device=device,
+        load=partial(load_model, device=device),
         client=client,
         progress=progress,
         what="fields",
@@ -259,8 +286,30 @@ def score_field_files(
         crops = write_csv_atomically(crop_table(rows), out / CROPS_FOLDER / CELLS_FILE,
                                      inputs=inputs)
         n_crops = len(rows)
+    if finished:
+        _remove_stale(out, stems, table, explain)
     return FieldsRun(result.output, table, failed, crops, n_crops, result.n_resumed,
                      getattr(fitted, "model_card_", None))
+
+
+def _remove_stale(out: Path, stems: list[str], table: pd.DataFrame, explain: bool) -> None:
+    """Remove the overlays and crops an earlier run left in ``out`` that this one did not
+    write (a replaced run's files would otherwise sit beside the new table)."""
+    kinds = ("scores", "gradcam") if explain else ("scores",)
+    overlays = {f"{stem}_{kind}.png" for stem in stems for kind in kinds}
+    for path in (out / OVERLAYS_FOLDER).glob("*.png"):
+        if path.name not in overlays:
+            path.unlink()
+    crops = set(table[CROP_PATH_COLUMN]) if CROP_PATH_COLUMN in table.columns else set()
+    for path in (out / CROPS_FOLDER).glob("*_cell*.tiff"):
+        if f"{CROPS_FOLDER}/{path.name}" not in crops:
+            path.unlink()
+    if not crops:
+        (out / CROPS_FOLDER / CELLS_FILE).unlink(missing_ok=True)
+    maps = {path.name for stem in stems for path in map_paths(out / MAPS_FOLDER, stem).values()}
+    for path in (out / MAPS_FOLDER).glob("*.ome.tif"):
+        if path.name not in maps:
+            path.unlink()
 
 
 def check_outputs(out: Path, stems: list[str], inputs: list[Path]) -> None:
@@ -344,7 +393,7 @@ def _score_field_file(model, job, out: Path, *, explain, save_crops, n_jobs, bat
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             started = time.perf_counter()
-            field, label_image, cut = cut_field(job.path, job.labels, **options)
+            field, label_image, cut, image = cut_field(job.path, job.labels, **options)
             logger.log(logging.INFO if log else logging.DEBUG,
                        "%s: %d labelled cells cut; measuring and scoring them", job.field,
                        len(cut))
@@ -357,7 +406,7 @@ def _score_field_file(model, job, out: Path, *, explain, save_crops, n_jobs, bat
                        len(scores), seconds, len(scores) / max(seconds, 1e-9))
         for warning in caught:
             logger.warning("%s", str(warning.message).replace(job.path, job.field))
-        return _draw_field(model, job, out, field, label_image, scores, explain=explain,
+        return _draw_field(model, job, out, field, image, label_image, scores, explain=explain,
                            save_crops=save_crops)
     except (ValueError, OSError, MemoryError) as exc:  # a field that cannot be used: go on
         message = str(exc).replace(job.path, job.field)
@@ -369,14 +418,14 @@ def _score_field_file(model, job, out: Path, *, explain, save_crops, n_jobs, bat
         return pd.DataFrame({"field": [job.field], "error": [message]})
 
 
-def _draw_field(model, job, out: Path, field, label_image, scores, *, explain,
+def _draw_field(model, job, out: Path, field, image, label_image, scores, *, explain,
                 save_crops) -> pd.DataFrame:
-    """A scored field's overlays (and crops); its rows without the arrays."""
+    """A scored field's overlays, drawn on its stretched ``image`` (and crops); its rows
+    without the arrays."""
     scores["field"] = job.field
-    image = stretch_field(field.data)
     overlays = out / OVERLAYS_FOLDER
     plot_scores(image, label_image, scores, overlays / f"{job.stem}_scores.png",
-                title=job.field)
+                title=job.field, score_range=model.score_range)
     write_field_maps(out / MAPS_FOLDER, job.stem, label_image, scores, field.pixel_size)
     if explain:
         explain_field(model, image, label_image, scores,
@@ -386,10 +435,11 @@ def _draw_field(model, job, out: Path, field, label_image, scores, *, explain,
     return scores.drop(columns=[CROP_COLUMN, MASK_COLUMN])
 
 
-def plot_scores(image, labels, scores, path, *, title) -> None:
+def plot_scores(image, labels, scores, path, *, title, score_range=None) -> None:
     from ._overlay import plot_field_scores
 
-    plot_field_scores(image, labels, scores, path, title=title)
+    plot_field_scores(image, labels, scores, path, title=title,
+                      score_range=score_range or SCORE_RANGE)
 
 
 def explain_field(model, image, labels, scores, path, *, title) -> None:

@@ -10,12 +10,14 @@ import tifffile
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton
 from napari.utils.notifications import show_error, show_info
 
-from .._columns import CELL_MASK_PAGE, FIELD_COLUMN, STRUCTURE_PAGE, TARGET_COLUMN
+from .._columns import CELL_MASK_PAGE, FIELD_COLUMN, SCORE_RANGE, STRUCTURE_PAGE, TARGET_COLUMN
 from ..hand_scores import LABEL_COLUMN, ScoreSheet, field_sheet_table, merge_scorers
 from ._scoring import load_sarcnet_model, pixel_size_of
 
 CELL_LAYER = "cell to score"
 OUTLINE_LAYER = "cell outline"
+KEY_SCORES = range(int(SCORE_RANGE[0]), int(SCORE_RANGE[1]) + 1)
+"""The scores of the digit keys: the experts' scale."""
 SKIP_KEY, BACK_KEY = "s", "b"
 """Keys besides 1-5 (Shift-1 ... Shift-4: the half steps 1.5 ... 4.5, when allowed)."""
 ZOOM_MARGIN = 1.6
@@ -64,7 +66,7 @@ class HandScoringWidget(Container):
         self._half_steps = CheckBox(text="allow half steps (Shift-1 = 1.5)", value=False)
         self._start = PushButton(text="Start / resume")
         self._status = Label(label="cell", value="")
-        self._buttons = [PushButton(text=str(score)) for score in range(1, 6)]
+        self._buttons = [PushButton(text=str(score)) for score in KEY_SCORES]
         self._skip = PushButton(text="Skip (S)")
         self._back = PushButton(text="Back (B)")
         self._other = FileEdit(label="other scorer", mode="r", filter="*.csv")
@@ -109,10 +111,10 @@ class HandScoringWidget(Container):
         return run
 
     def _bind_keys(self) -> None:
-        for score in range(1, 6):
+        for score in KEY_SCORES:
             self._viewer.bind_key(str(score), self._safely(lambda s=score: self.score(s)),
                                   overwrite=True)
-        for score in range(1, 5):
+        for score in KEY_SCORES[:-1]:
             self._viewer.bind_key(f"Shift-{score}",
                                   self._safely(lambda s=score: self.score(s + 0.5)),
                                   overwrite=True)

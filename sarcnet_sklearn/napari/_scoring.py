@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SCORE_RANGE = (1.0, 5.0)
-INTERVAL_COLUMNS = ("score_low", "score_high")
+from .._columns import SCORE_HIGH_COLUMN, SCORE_LOW_COLUMN, SCORE_PRED_COLUMN, SCORE_RANGE
+
+INTERVAL_COLUMNS = (SCORE_LOW_COLUMN, SCORE_HIGH_COLUMN)
 """Columns of a model with prediction intervals (conformal); shown when present."""
 
 SAFE_SUFFIXES = (".zip",)
@@ -117,6 +118,22 @@ def check_label_layer(labels: np.ndarray) -> np.ndarray:
         raise PluginError(str(exc)) from exc
 
 
+def score_limits(model) -> tuple[float, float]:
+    """The colour scale of the score layer: the model's own score range (the experts' 1-5
+    when the model has none, or none is loaded yet).
+
+    Examples
+    --------
+    >>> score_limits(None)
+    (1.0, 5.0)
+    """
+    from ..pipeline import SarcNetPipeline
+
+    if model is None:
+        return SCORE_RANGE
+    return SarcNetPipeline.of(model).score_range or SCORE_RANGE
+
+
 def label_ids(labels: np.ndarray) -> np.ndarray:
     """The cell labels present (ascending, background 0 left out)."""
     ids = np.unique(labels)
@@ -138,8 +155,8 @@ def score_in_chunks(
     that a worker can report progress and be cancelled between chunks), then
     the table of all cells: one row per label, as
     :func:`~sarcnet_sklearn.fields.score_fields` returns it, sorted by label.
-    Each chunk is scored on the whole field with the other labels set to
-    background, so every cell is cut exactly as in a single call.
+    The field is read, stretched and cut once (every cell exactly as in a
+    single call); the chunks are measured and scored in turn.
 
     Raises
     ------
@@ -147,7 +164,7 @@ def score_in_chunks(
         When the field or label image cannot be scored at all (shapes differ,
         no cells, not one 2-D plane...).
     """
-    from ..fields import score_fields
+    from ..fields._score import check_field_model, cut_field, score_cut_cells
 
     field = np.asarray(field)
     labels = np.asarray(labels)
@@ -157,19 +174,22 @@ def score_in_chunks(
             "the labels drawn on this image"
         )
     labels = check_label_layer(labels)
-    ids = label_ids(labels)
+    if len(label_ids(labels)) == 0:
+        raise PluginError("the labels layer has no cells (every pixel is 0)")
+    try:
+        check_field_model(model)
+        cells = cut_field(field, labels, pixel_size=pixel_size,
+                          score_border_cells=score_border_cells).cells
+    except ValueError as exc:
+        raise PluginError(str(exc)) from exc
     tables = []
-    for start in range(0, len(ids), chunk_size):
-        chunk = ids[start:start + chunk_size]
-        only_chunk = np.where(np.isin(labels, chunk), labels, 0)
+    for start in range(0, len(cells), chunk_size):
         try:
-            tables.append(score_fields(model, field, only_chunk, pixel_size=pixel_size,
-                                       score_border_cells=score_border_cells))
+            tables.append(score_cut_cells(model, cells.iloc[start:start + chunk_size]))
         except ValueError as exc:
             raise PluginError(str(exc)) from exc
-        yield Progress(min(start + chunk_size, len(ids)), len(ids))
-    table = pd.concat(tables, ignore_index=True).sort_values("label", ignore_index=True)
-    yield table
+        yield Progress(min(start + chunk_size, len(cells)), len(cells))
+    yield pd.concat(tables, ignore_index=True).sort_values("label", ignore_index=True)
 
 
 def as_features(table: pd.DataFrame, image_name: str) -> pd.DataFrame:
@@ -185,7 +205,8 @@ def as_features(table: pd.DataFrame, image_name: str) -> pd.DataFrame:
     return features
 
 
-def score_map(labels: np.ndarray, table: pd.DataFrame, column: str = "score_pred") -> np.ndarray:
+def score_map(labels: np.ndarray, table: pd.DataFrame,
+              column: str = SCORE_PRED_COLUMN) -> np.ndarray:
     """An image of the field with each cell filled by its score and NaN elsewhere.
 
     Examples

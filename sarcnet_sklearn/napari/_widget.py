@@ -22,7 +22,7 @@ from magicgui.widgets import (
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 
-from .._columns import PIXEL_SIZE_UM, REASON_COLUMN
+from .._columns import ERROR_COLUMN, PIXEL_SIZE_UM, REASON_COLUMN, SCORE_PRED_COLUMN
 from .._doors import entered_through
 from .._reasons import BY_CODE, MAP_CODES, MAP_SCORED, count_reasons, reason_codes
 from ..deploy._card import synthetic_model_message
@@ -34,7 +34,6 @@ from ._sample import (
 )
 from ._scoring import (
     INTERVAL_COLUMNS,
-    SCORE_RANGE,
     PluginError,
     Progress,
     as_features,
@@ -42,13 +41,14 @@ from ._scoring import (
     load_sarcnet_model,
     pixel_size_of,
     score_in_chunks,
+    score_limits,
     score_map,
 )
 
 logger = logging.getLogger(__name__)
 
-TABLE_COLUMNS = ["label", "score_pred", *INTERVAL_COLUMNS, "area", "touches_border",
-                 REASON_COLUMN, "error"]
+TABLE_COLUMNS = ["label", SCORE_PRED_COLUMN, *INTERVAL_COLUMNS, "area", "touches_border",
+                 REASON_COLUMN, ERROR_COLUMN]
 SCORE_COLORMAP = "viridis"
 OUTLINE_PX = 1
 """Contour width the user's labels layer gets when scores are shown (filled labels at napari's
@@ -278,6 +278,7 @@ class ScoreCellsWidget(Container):
     def _show_score_layer(self, labels, label_image: np.ndarray, table: pd.DataFrame) -> None:
         name = f"{labels.name} scores"
         data = score_map(label_image, table)
+        limits = score_limits(self._model)
         scale, translate = tuple(labels.scale[-2:]), tuple(labels.translate[-2:])
         if name in self._viewer.layers:
             layer = self._viewer.layers[name]
@@ -285,10 +286,10 @@ class ScoreCellsWidget(Container):
             layer.scale, layer.translate = scale, translate
         else:
             layer = self._viewer.add_image(
-                data, name=name, colormap=SCORE_COLORMAP, contrast_limits=SCORE_RANGE,
+                data, name=name, colormap=SCORE_COLORMAP, contrast_limits=limits,
                 scale=scale, translate=translate, opacity=0.6, blending="translucent",
             )
-        layer.contrast_limits = SCORE_RANGE
+        layer.contrast_limits = limits
         layer.colorbar.visible = True
         self._place_above(layer, labels)
         if not labels.contour:  # the user's filled labels (opacity 0.7) would hide the scores

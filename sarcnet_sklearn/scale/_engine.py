@@ -2,23 +2,24 @@
 
 A chunk's work is a picklable callable ``work(chunk)``, or ``work(model, chunk)``
 when a model is given. On a cluster the model reaches each worker once, through
-a worker plugin: the plugin carries a model file's path (each worker loads the
-file the first time it needs it) or the fitted model itself, and workers that
-join later or restart after a crash get it too. Tasks that ran on a lost worker
-are run again by Dask on another one.
+a worker plugin: the plugin carries a model file's path and how to load it
+(each worker loads the file the first time it needs it) or the fitted model
+itself, and workers that join later or restart after a crash get it too. Tasks
+that ran on a lost worker are run again by Dask on another one. This module
+knows nothing of models: the caller says how a model file is loaded.
+:func:`map_table` is the one "split a table into chunks, map them, put the
+results back in order" that the package's chunked runs use.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from os import PathLike
 from pathlib import Path
 
 import pandas as pd
 
-MODEL_LOADS: Counter = Counter()
-"""Model files loaded by this process, by path (each worker's count shows it loaded once)."""
+from .._chunks import chunk_slices
 
 CLUSTER_EXTRA = (
     "running on a Dask cluster needs dask.distributed: pip install 'sarcnet-sklearn[cluster]'"
@@ -111,7 +112,7 @@ def map_chunks(
     chunks: Sequence[pd.DataFrame],
     *,
     model=None,
-    device: str | None = None,
+    load: Callable | None = None,
     client=None,
 ) -> Iterator[tuple[int, pd.DataFrame]]:
     """Yield ``(i, work([model, ]chunks[i]))`` as each chunk finishes.
@@ -123,9 +124,12 @@ def map_chunks(
         (a module-level function or a ``functools.partial`` of one) for a cluster.
     chunks : sequence of DataFrame
     model : path or fitted model, optional
-        Handed to ``work``; loaded here (a path) or once per cluster worker.
-    device : str, optional
-        Device a model file is loaded onto.
+        Handed to ``work``; a path is loaded with ``load``, here or once per
+        cluster worker.
+    load : callable, optional
+        ``load(path)`` gives the model in a model file, e.g.
+        ``functools.partial(sarcnet_sklearn.deploy.load_model, device="cpu")``
+        (picklable, for a cluster); needed when ``model`` is a path.
     client : distributed.Client, optional
         Run the chunks on its workers; default: here, in order.
 
@@ -137,12 +141,11 @@ def map_chunks(
     >>> [(i, part["x"].tolist()) for i, part in map_chunks(lambda c: c * 2, chunks)]
     [(0, [2, 4]), (1, [6])]
     """
+    if isinstance(model, (str, PathLike)) and load is None:
+        raise ValueError(f"model is a file ({model}): say how to load it with load=")
     if client is None:
         if isinstance(model, (str, PathLike)):
-            from ..deploy import load_model
-
-            path, model = str(model), load_model(model, device=device)
-            MODEL_LOADS[path] += 1
+            model = load(model)
         for index, chunk in enumerate(chunks):
             yield index, (work(chunk) if model is None else work(model, chunk))
         return
@@ -154,7 +157,7 @@ def map_chunks(
     if model is not None:
         if isinstance(model, (str, PathLike)):
             model = Path(model).resolve()
-        plugin = ModelPlugin(model, device)
+        plugin = ModelPlugin(model, load)
         client.register_plugin(plugin, name=plugin.name)
     name = None if plugin is None else plugin.name
     futures = {
@@ -170,3 +173,55 @@ def map_chunks(
         client.cancel(list(futures))
         if plugin is not None:
             client.unregister_worker_plugin(plugin.name)
+
+
+def map_table(
+    work: Callable,
+    table: pd.DataFrame,
+    chunk_size: int,
+    *,
+    model=None,
+    load: Callable | None = None,
+    client=None,
+    on_chunk: Callable[[int], object] | None = None,
+    ignore_index: bool = False,
+) -> pd.DataFrame:
+    """Split ``table`` into chunks of ``chunk_size`` rows, map ``work`` over them, reassemble.
+
+    The chunks run as in :func:`map_chunks` (here, or on the workers of
+    ``client``); the results are put back together in the order of the
+    chunks, whichever finished first.
+
+    Parameters
+    ----------
+    work, model, load, client
+        See :func:`map_chunks`.
+    table : DataFrame
+    chunk_size : int
+        Rows per chunk (per cluster task).
+    on_chunk : callable, optional
+        Called with the number of rows of each chunk as it finishes (a progress bar's
+        ``update``).
+    ignore_index : bool, default=False
+        Number the rows of the result 0..n-1 (else each result keeps its index).
+
+    Returns
+    -------
+    result : DataFrame
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from sarcnet_sklearn.scale import map_table
+    >>> map_table(lambda c: c * 2, pd.DataFrame({"x": [1, 2, 3]}), 2)["x"].tolist()
+    [2, 4, 6]
+    """
+    chunks = [table.iloc[part] for part in chunk_slices(len(table), chunk_size)]
+    done = {}
+    for index, result in map_chunks(work, chunks, model=model, load=load, client=client):
+        done[index] = result
+        if on_chunk is not None:
+            on_chunk(len(chunks[index]))
+    if not chunks:
+        return work(table) if model is None else work(model, table)
+    return pd.concat([done[index] for index in range(len(chunks))], ignore_index=ignore_index)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from os import PathLike
 
 from distributed import WorkerPlugin
-
-from ._engine import MODEL_LOADS
 
 
 class ModelPlugin(WorkerPlugin):
@@ -17,22 +16,21 @@ class ModelPlugin(WorkerPlugin):
     Parameters
     ----------
     model : path or fitted model
-        A model file (loaded with :func:`~sarcnet_sklearn.deploy.load_model` on
-        the worker, the first time a task needs it) or a fitted model (pickled
-        once per worker with the plugin).
-    device : str, optional
-        Device the model file is loaded onto (default: as ``load_model`` chooses).
+        A model file (loaded with ``load`` on the worker, the first time a task
+        needs it) or a fitted model (pickled once per worker with the plugin).
+    load : callable, optional
+        ``load(path)``: the model in a model file (picklable); needed for a path.
     """
 
-    def __init__(self, model, device: str | None = None) -> None:
+    def __init__(self, model, load: Callable | None = None) -> None:
         self.model = str(model) if isinstance(model, (str, PathLike)) else model
-        self.device = device
+        self.load = load
         self.name = f"sarcnet-model-{uuid.uuid4().hex}"
         self._loaded = None
         self._lock = threading.Lock()
 
     def __getstate__(self):
-        return {"model": self.model, "device": self.device, "name": self.name}
+        return {"model": self.model, "load": self.load, "name": self.name}
 
     def __setstate__(self, state) -> None:
         self.__dict__.update(state)
@@ -51,8 +49,5 @@ class ModelPlugin(WorkerPlugin):
             return self.model
         with self._lock:
             if self._loaded is None:
-                from ..deploy import load_model
-
-                self._loaded = load_model(self.model, device=self.device)
-                MODEL_LOADS[self.model] += 1
+                self._loaded = self.load(self.model)
             return self._loaded

@@ -86,7 +86,7 @@ def run_in_chunks(
     inputs: Iterable[str | PathLike] = (),
     chunk_size: int = 1000,
     model=None,
-    device: str | None = None,
+    load=None,
     client=None,
     progress: bool = False,
     what: str = "cells",
@@ -116,7 +116,7 @@ def run_in_chunks(
         Files never to be overwritten (the output is checked against them).
     chunk_size : int, default=1000
         Cells per chunk (a cluster task, a part file).
-    model, device, client
+    model, load, client
         See :func:`~sarcnet_sklearn.scale.map_chunks`.
     progress : bool, default=False
         Progress bar over cells.
@@ -163,7 +163,7 @@ def run_in_chunks(
     folder = partial_folder(output)
     with _locked(folder, output):
         return _run_locked(cells, work, output, folder, keys, settings=settings, inputs=inputs,
-                           chunk_size=chunk_size, model=model, device=device, client=client,
+                           chunk_size=chunk_size, model=model, load=load, client=client,
                            progress=progress, what=what, several_rows=several_rows,
                            finish=finish)
 
@@ -232,7 +232,7 @@ def _claim(folder: Path) -> None:
 
 
 def _run_locked(cells, work, output, folder, keys, *, settings, inputs, chunk_size, model,
-                device, client, progress, what, several_rows, finish) -> RunResult:
+                load, client, progress, what, several_rows, finish) -> RunResult:
     done = _resume(folder, dict(settings), keys, several_rows)
     pending = np.ones(len(cells), dtype=bool)
     for part in done:
@@ -250,7 +250,7 @@ def _run_locked(cells, work, output, folder, keys, *, settings, inputs, chunk_si
                        unit=what.removesuffix("s"), show=progress)
     try:
         with bar:
-            for index, result in map_chunks(work, chunks, model=model, device=device,
+            for index, result in map_chunks(work, chunks, model=model, load=load,
                                             client=client):
                 rows = chunks[index].index.to_numpy()
                 done.append(_save_part(folder, result, rows, keys, several_rows))

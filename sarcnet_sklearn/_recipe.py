@@ -1,0 +1,27 @@
+"""The paper's training recipe, the image branches and the score range, importable without torch.
+
+The one place for what several modules default to: the estimator
+(:class:`~sarcnet_sklearn.SarcNetRegressor`), :func:`~sarcnet_sklearn.deploy.train_model`,
+``reproduce`` and the command line's defaults and choices.
+"""
+
+from ._backbones import BACKBONES
+from ._columns import SCORE_RANGE
+
+IMAGE_SIZE_PX = 224
+"""Side of the square each cell image is resized to (the paper's 224 px)."""
+
+MAX_EPOCHS = 100
+"""Training epochs (the paper's 100)."""
+
+BATCH_SIZE = 40
+"""Cells per training batch (the paper's 40)."""
+
+LEARNING_RATE = 5e-4
+"""Adam's learning rate (the paper's 5e-4)."""
+
+DEFAULT_BACKBONE = "resnet18"
+"""The image branch of SarcNet (D-SarcNet's ResNet-18)."""
+
+__all__ = ["BACKBONES", "BATCH_SIZE", "DEFAULT_BACKBONE", "IMAGE_SIZE_PX", "LEARNING_RATE",
+           "MAX_EPOCHS", "SCORE_RANGE"]
