@@ -504,3 +504,17 @@ def test_segment_cellpose_without_cellpose_names_the_extra(model_file, troubled_
     code, _, err = _run(["fields", str(model_file), str(path), "--segment", "cellpose",
                          "--out", str(tmp_path / "c")])
     assert code == 2 and "pip install 'sarcnet-sklearn[cellpose]'" in err
+
+
+def test_segment_cellpose_offline_says_which_weights_and_where(model_file, troubled_field,
+                                                               tmp_path, monkeypatch):
+    """Where cellpose is installed: with no weights in its model folder and no network (as
+    here), the command fails before any output with the weights and the folder named."""
+    pytest.importorskip("cellpose", reason="cellpose is not installed here (the extra)")
+    monkeypatch.setenv("CELLPOSE_LOCAL_MODELS_PATH", str(tmp_path / "no_weights"))
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # no network, even where there is
+    path, *_ = troubled_field
+    code, _, err = _run(["fields", str(model_file), str(path), "--segment", "cellpose",
+                         "--out", str(tmp_path / "c")])
+    assert code == 2 and "could not load its" in err and "weights" in err
+    assert "--segment classical" in err and not (tmp_path / "c").exists()

@@ -23,7 +23,7 @@ from sarcnet_sklearn.commands import main
 from sarcnet_sklearn.datasets import make_synthetic_field
 from sarcnet_sklearn.deploy import predict_cells, save_model
 from sarcnet_sklearn.explain import grad_cam
-from sarcnet_sklearn.scale import partial_folder, run_in_chunks
+from sarcnet_sklearn.scale import map_chunks, partial_folder, run_in_chunks
 
 from . import file_opens
 
@@ -185,6 +185,18 @@ def cluster():
             distributed.Client(local) as client:
         client.register_plugin(file_opens.CountOpens())  # counts model loads (tests only)
         yield client
+
+
+def test_workers_word_their_messages_for_the_callers_door(cluster):
+    from sarcnet_sklearn._doors import entered_through, option
+
+    chunks = [pd.DataFrame({"x": [1]}), pd.DataFrame({"x": [2]})]
+    hint = lambda chunk: chunk.assign(hint=option("pixel_size"))  # noqa: E731
+    with entered_through("cli"):
+        there = dict(map_chunks(hint, chunks, client=cluster))
+    assert [there[i]["hint"].iloc[0] for i in (0, 1)] == ["--pixel-size"] * 2
+    python = dict(map_chunks(hint, chunks, client=cluster))
+    assert python[0]["hint"].iloc[0] == "pixel_size="
 
 
 def test_predict_cells_with_a_client_matches_the_local_run(model, cells, cluster):

@@ -31,7 +31,6 @@ from .._columns import (
     TARGET_COLUMN,
 )
 from .._console import show_progress
-from .._doors import current_door, entered_through
 from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN
 from .._reasons import reason_codes
 from ..outputs import refuse_inputs, write_csv_atomically
@@ -261,7 +260,7 @@ def score_field_files(
         jobs,
         partial(score_field_chunk, out=out, explain=explain, save_crops=save_crops,
                 n_jobs=1 if client else n_jobs, batch_size=batch_size,
-                test_time_augment=test_time_augment, door=current_door(),
+                test_time_augment=test_time_augment,
                 log=progress and not show_progress(progress), **options),
         out / CELLS_FILE,
         key_column=FIELD_KEY,
@@ -348,7 +347,6 @@ def score_field_chunk(
     batch_size: int = 200,
     test_time_augment: bool | None = None,
     log: bool = False,
-    door: str = "python",
     **options,
 ) -> pd.DataFrame:
     """The ``cells.csv`` rows of a chunk of fields, each row indexed by its field's row.
@@ -364,9 +362,8 @@ def score_field_chunk(
     model = SarcNetPipeline.of(model).with_test_time_augment(test_time_augment)
     tables = []
     for index, job in zip(chunk.index, chunk.itertuples(index=False), strict=True):
-        with entered_through(door):  # the caller's words, also on a cluster's worker
-            rows = _score_field_file(model, job, out, explain=explain, save_crops=save_crops,
-                                     n_jobs=n_jobs, batch_size=batch_size, log=log, **options)
+        rows = _score_field_file(model, job, out, explain=explain, save_crops=save_crops,
+                                 n_jobs=n_jobs, batch_size=batch_size, log=log, **options)
         if "label" in rows.columns:  # exact ids next to a failed field's empty row
             rows["label"] = rows["label"].astype(object)
         tables.append(rows.set_axis(np.full(len(rows), index), axis=0))

@@ -21,8 +21,9 @@ intersection over union above 0.5 (median 0.72). Check the labels it saves, corr
 (napari's labels layer), and score again: the corrected file is used as it is.
 
 ``cellpose`` (optional: ``pip install 'sarcnet-sklearn[cellpose]'``) runs cellpose's
-``cyto3`` model; cellpose fetches its weights itself the first time, so offline it fails
-with a message saying so.
+generalist model (Cellpose-SAM in cellpose 4, ``cyto3`` in cellpose 3); cellpose fetches
+its weights itself the first time, so offline it fails with a message saying which weights
+and where to put them.
 """
 
 from __future__ import annotations
@@ -91,24 +92,34 @@ def segment_classical(field: np.ndarray, pixel_size_um: float) -> np.ndarray:
 
 
 def segment_cellpose(field: np.ndarray, pixel_size_um: float) -> np.ndarray:
-    """Label the cells with cellpose's ``cyto3`` model (diameter 40 um at the field's pixel
-    size); a ValueError naming the extra without cellpose, or saying cellpose could not
-    fetch its weights (offline)."""
+    """Label the cells with cellpose's generalist model (cellpose 4: Cellpose-SAM; cellpose 3:
+    ``cyto3``; cell diameter 40 um at the field's pixel size); a ValueError naming the extra
+    without cellpose, or saying which weights cellpose could not fetch (offline) and where
+    to put them."""
+    from importlib.metadata import version
+
     try:
         from cellpose import models
     except ImportError:
         raise ValueError(f"cellpose segmentation needs cellpose: {CELLPOSE_HINT}; or use "
                          f"{option('segment_classical')}") from None
+    release = version("cellpose")
+    diameter_px = 40.0 / pixel_size_um
+    if int(release.split(".")[0]) >= 4:
+        weights, options, evaluate = "Cellpose-SAM", {}, {}
+    else:
+        weights, options, evaluate = "cyto3", {"model_type": "cyto3"}, {"channels": [0, 0]}
     try:
-        model = models.CellposeModel(model_type="cyto3", gpu=False)
+        model = models.CellposeModel(gpu=False, **options)
     except Exception as exc:  # cellpose downloads its weights: offline, a network error
+        folder = getattr(models, "MODEL_DIR", "~/.cellpose/models")
         raise ValueError(
-            f"cellpose could not load its 'cyto3' weights ({type(exc).__name__}: {exc}); "
-            "cellpose fetches them from the internet the first time: run it once online "
-            f"(or put the weights in cellpose's model folder), or use "
-            f"{option('segment_classical')}"
+            f"cellpose {release} could not load its {weights} weights ({type(exc).__name__}: "
+            f"{exc}); cellpose downloads them the first time it runs: run it once online, or "
+            f"copy the weights into {folder} (or the folder $CELLPOSE_LOCAL_MODELS_PATH "
+            f"names), or use {option('segment_classical')}"
         ) from None
-    masks = model.eval(np.asarray(field), diameter=40.0 / pixel_size_um, channels=[0, 0])[0]
+    masks = model.eval(np.asarray(field), diameter=diameter_px, **evaluate)[0]
     return np.asarray(masks, dtype=np.int32)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from .._chunks import chunk_slices
+from .._doors import current_door, entered_through
 
 CLUSTER_EXTRA = (
     "running on a Dask cluster needs dask.distributed: pip install 'sarcnet-sklearn[cluster]'"
@@ -99,12 +100,14 @@ def check_speaks_dask(address: str, timeout: float = 5.0) -> None:
         raise OSError(f"the server at {address} answered {shown!r}: {hint}")
 
 
-def _run_on_worker(work: Callable, plugin_name: str | None, chunk: pd.DataFrame) -> pd.DataFrame:
-    if plugin_name is None:
-        return work(chunk)
-    from distributed import get_worker
+def _run_on_worker(work: Callable, plugin_name: str | None, chunk: pd.DataFrame,
+                   door: str = "python") -> pd.DataFrame:
+    with entered_through(door):  # the caller's words in the worker's messages
+        if plugin_name is None:
+            return work(chunk)
+        from distributed import get_worker
 
-    return work(get_worker().plugins[plugin_name].get(), chunk)
+        return work(get_worker().plugins[plugin_name].get(), chunk)
 
 
 def map_chunks(
@@ -161,7 +164,7 @@ def map_chunks(
         client.register_plugin(plugin, name=plugin.name)
     name = None if plugin is None else plugin.name
     futures = {
-        client.submit(_run_on_worker, work, name, chunk, pure=False): index
+        client.submit(_run_on_worker, work, name, chunk, current_door(), pure=False): index
         for index, chunk in enumerate(chunks)
     }
     try:
