@@ -1,10 +1,10 @@
 """Agreement between scores: a model and a lab's scorer, or two scorers.
 
-:func:`spearman_interval` is Spearman's rho with a bootstrap interval that
-resamples whole fields when the cells' fields are known (cells of one field are
-not independent); :func:`scorer_agreement` adds the weighted kappa of two
-scorers' 1-5 scores; :func:`cross_validated_agreement` scores every cell with a
-model trained on the other folds (grouped by field when known).
+:func:`scorer_agreement` gives Spearman and the weighted kappa of two scorers'
+1-5 scores; :func:`cross_validated_agreement` scores every cell with a model
+trained on the other folds (grouped by field when known) and gives Spearman with
+a bootstrap interval (:func:`~sarcnet_sklearn.metrics.bootstrap_intervals`,
+resampling whole fields when the folds are grouped by field).
 """
 
 from __future__ import annotations
@@ -15,71 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ._columns import FIELD_COLUMN
-from .metrics import spearman_score
-
-
-def spearman_interval(
-    y_true,
-    y_pred,
-    groups=None,
-    *,
-    confidence: float = 0.95,
-    n_boot: int = 1000,
-    random_state: int | None = 0,
-) -> dict:
-    """Spearman's rho with a percentile bootstrap interval.
-
-    Parameters
-    ----------
-    y_true, y_pred : array-like of shape (n_cells,)
-    groups : array-like of shape (n_cells,), optional
-        The field (or well) of each cell: the bootstrap then resamples whole
-        groups, as cells of one field are not independent.
-    confidence : float, default=0.95
-    n_boot : int, default=1000
-    random_state : int or None, default=0
-
-    Returns
-    -------
-    dict
-        ``spearman``, ``ci_low``, ``ci_high``, ``n_cells``, ``n_groups`` (None
-        without groups).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> truth = rng.uniform(1, 5, 200)
-    >>> result = spearman_interval(truth, truth + rng.normal(0, 0.5, 200))
-    >>> bool(result["ci_low"] < result["spearman"] < result["ci_high"])
-    True
-    """
-    y_true = np.asarray(y_true, dtype=float).reshape(-1)
-    y_pred = np.asarray(y_pred, dtype=float).reshape(-1)
-    if len(y_true) != len(y_pred):
-        raise ValueError(f"y_true has {len(y_true)} values, y_pred {len(y_pred)}")
-    rng = np.random.default_rng(random_state)
-    if groups is None:
-        members = [np.array([i]) for i in range(len(y_true))]
-    else:
-        codes = pd.factorize(pd.Series(np.asarray(groups)).astype(str))[0]
-        members = [np.flatnonzero(codes == code) for code in range(codes.max() + 1)]
-    estimates = []
-    for _ in range(n_boot):
-        chosen = np.concatenate([members[i] for i in rng.integers(len(members), size=len(members))])
-        estimates.append(spearman_score(y_true[chosen], y_pred[chosen]))
-    estimates = np.asarray(estimates)
-    estimates = estimates[np.isfinite(estimates)]
-    tail = (1 - confidence) / 2 * 100
-    low, high = (np.percentile(estimates, [tail, 100 - tail]) if len(estimates)
-                 else (np.nan, np.nan))
-    return {
-        "spearman": spearman_score(y_true, y_pred),
-        "ci_low": float(low),
-        "ci_high": float(high),
-        "n_cells": len(y_true),
-        "n_groups": None if groups is None else len(members),
-    }
+from .metrics import bootstrap_intervals, spearman_score
 
 
 def scorer_agreement(first, second, *, score_step: float = 1.0) -> dict:
@@ -157,8 +93,10 @@ def cross_validated_agreement(
     Returns
     -------
     dict
-        As :func:`spearman_interval`, plus ``n_folds`` and ``grouped_by``
-        (``"field"`` or None).
+        ``spearman``, its bootstrap interval ``ci_low`` and ``ci_high``
+        (:func:`~sarcnet_sklearn.metrics.bootstrap_intervals`, resampling whole
+        fields when grouped), ``n_cells``, ``n_groups`` (fields, None without),
+        ``n_folds`` and ``grouped_by`` (``"field"`` or None).
 
     Examples
     --------
@@ -191,6 +129,8 @@ def cross_validated_agreement(
     for train, test in splitter.split(X, y, groups):
         model = build().fit(X.iloc[train], y[train])
         predicted[test] = np.asarray(model.predict(X.iloc[test]), dtype=float).reshape(-1)
-    result = spearman_interval(y, predicted, groups, confidence=confidence,
-                               random_state=random_state)
-    return result | {"n_folds": n_splits, "grouped_by": None if groups is None else FIELD_COLUMN}
+    low, high = bootstrap_intervals(y, predicted, groups=groups, confidence=confidence,
+                                    random_state=random_state)["spearman"]
+    return {"spearman": spearman_score(y, predicted), "ci_low": low, "ci_high": high,
+            "n_cells": len(y), "n_groups": None if groups is None else len(np.unique(groups)),
+            "n_folds": n_splits, "grouped_by": None if groups is None else FIELD_COLUMN}

@@ -98,7 +98,8 @@ def assess_predictions(model, cells, predicted, expert=None, *,
     Cells the model was fitted or calibrated on (:mod:`sarcnet_sklearn._fingerprint`)
     are counted and left out of the metrics when others remain (else the metrics are
     of all cells, and say that they include them); the metrics come with bootstrap
-    95 % intervals, the model's Spearman against each expert and the experts'
+    95 % intervals (resampling whole fields when every cell's ``field`` is known,
+    else cells), the model's Spearman against each expert and the experts'
     against each other (where ``cells`` has their columns), and the problems of
     :func:`soundness_problems`.
 
@@ -117,7 +118,8 @@ def assess_predictions(model, cells, predicted, expert=None, *,
     -------
     assessment : dict
         ``n_cells``, ``n_seen``, ``metrics_cells`` (a sentence: which cells the
-        metrics are of), ``metrics``, ``metrics_ci95``, ``experts`` (None without
+        metrics are of), ``metrics``, ``metrics_ci95``, ``metrics_ci95_resampling``
+        (what the bootstrap resampled, in words), ``experts`` (None without
         metrics) and ``problems``.
 
     Examples
@@ -131,13 +133,20 @@ def assess_predictions(model, cells, predicted, expert=None, *,
     True
     """
     from ._fingerprint import seen_mask
-    from .metrics import bootstrap_intervals, expert_agreement, regression_report
+    from .metrics import (
+        bootstrap_intervals,
+        expert_agreement,
+        field_groups,
+        regression_report,
+        resampling_note,
+    )
 
     predicted = np.asarray(predicted, dtype=np.float64).reshape(-1)
     seen = seen_mask(model, cells)
     n_seen, n = int(seen.sum()), len(cells)
     result = {"n_cells": n, "n_seen": n_seen, "metrics_cells": None, "metrics": None,
-              "metrics_ci95": None, "experts": None, "problems": []}
+              "metrics_ci95": None, "metrics_ci95_resampling": None, "experts": None,
+              "problems": []}
     final = model.steps[-1][1] if hasattr(model, "steps") else model
     score_range = getattr(final, "score_range", SCORE_RANGE)
     if expert is not None:
@@ -152,8 +161,10 @@ def assess_predictions(model, cells, predicted, expert=None, *,
                                        "calibration cells: these metrics overstate its accuracy")
         truth = np.asarray(expert, dtype=np.float64).reshape(-1)[keep]
         result["metrics"] = regression_report(truth, predicted[keep])
-        result["metrics_ci95"] = bootstrap_intervals(truth, predicted[keep])
         subset = cells.iloc[np.flatnonzero(keep)]
+        groups = field_groups(subset)
+        result["metrics_ci95"] = bootstrap_intervals(truth, predicted[keep], groups=groups)
+        result["metrics_ci95_resampling"] = resampling_note(groups)
         result["experts"] = expert_agreement(subset, predicted[keep])
         result["problems"] = soundness_problems(
             truth, predicted[keep], interval_width=interval_width, score_range=score_range,

@@ -256,7 +256,9 @@ def test_report_page_embeds_its_figures_and_shows_the_metrics(model, report, tmp
     assert re.findall(r'href="([^"]+)"', page) == ["predictions.csv"]
     spearman = regression_report(data["score"], model.predict(data))["spearman"]
     assert f"<td>{spearman:.3f} [" in page and '<table id="metrics">' in page  # 95 % interval
-    assert "Metrics (with bootstrap 95 % intervals) of all 40 cells (none was used" in page
+    n_fields = data["field"].nunique()  # the bootstrap draws whole fields of view
+    assert (f"Metrics (with bootstrap 95 % intervals, resampling whole fields ({n_fields} "
+            "fields)) of all 40 cells (none was used") in page
     assert '<table id="experts">' in page and "expert_1 vs expert_2" in page
     assert "layer <code>layer2.1</code>, a 8 x 8 map" in page
     assert "@media print" in page and "@page" in page

@@ -12,7 +12,7 @@ import torch
 from sklearn.metrics import cohen_kappa_score
 
 from sarcnet_sklearn import PROTOCOL_2
-from sarcnet_sklearn.agreement import scorer_agreement, spearman_interval
+from sarcnet_sklearn.agreement import scorer_agreement
 from sarcnet_sklearn.commands import main
 from sarcnet_sklearn.deploy import load_model, save_model, train_model
 from sarcnet_sklearn.score_table import predict_scores
@@ -37,8 +37,10 @@ def test_fine_tuning_starts_from_the_model_and_freezes_its_image_branch(base_fil
     state = net.module_.state_dict()
     # the model's settings are kept: 16 px and the 0-10 range, not train_model's 224 and 1-5
     assert (net.image_size, tuple(net.score_range)) == (16, (0, 10))
-    image = [name for name in state if name.startswith("image_branch.") and "weight" in name]
-    assert all(torch.equal(state[name], base[name]) for name in image)  # frozen for epoch 1
+    # frozen for epoch 1: weights, and the batch-norm running statistics (eval mode) too
+    image = [name for name in state if name.startswith("image_branch.")]
+    assert any("running_mean" in name for name in image)
+    assert [name for name in image if not torch.equal(state[name], base[name])] == []
     assert not torch.equal(state["head.0.weight"], base["head.0.weight"])
     assert info["training"]["init_from"] == str(Path(base_file).resolve())
     assert info["training"]["freeze_image_epochs"] == 1
@@ -63,34 +65,25 @@ def test_missing_imagenet_weights_fail_before_training(cells, tmp_path):
 
 
 def test_train_init_from_reports_agreement_grouped_by_field(base_file, cells, tmp_path):
-    table = cells.iloc[48:84][["image_path", *PROTOCOL_2, "score"]].copy()
-    table["field"] = np.repeat(np.arange(6), 6)
+    table = cells.iloc[48:72][["image_path", *PROTOCOL_2, "score"]].copy()
+    table["field"] = np.repeat(np.arange(6), 4)
     table.to_csv(tmp_path / "lab.csv", index=False)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         assert main(["train", str(tmp_path / "lab.csv"), "--init-from", str(base_file),
                      "--out", str(tmp_path / "lab.zip"), "--epochs", "1", "--batch-size", "16",
-                     "--device", "cpu", "--cv", "2", "--quiet", "--validation-fraction", "0",
+                     "--device", "cpu", "--cv", "2", "--quiet", "--validation-fraction", "0.25",
                      "--no-test-time-augment"]) == 0
     text = printed.getvalue()
-    assert "agreement with your scores (2-fold cross-validation on 36 cells, folds grouped " \
+    assert "agreement with your scores (2-fold cross-validation on 18 cells, folds grouped " \
            "by field" in text
+    # the validation metrics' intervals resample the table's fields too
+    assert "bootstrap 95 % interval (validation: resampling whole fields (" in text
     model, metadata = load_model(tmp_path / "lab.zip", return_metadata=True)
     assert model.regressor.image_size == 16
     agreement = metadata["agreement"]
     assert agreement["grouped_by"] == "field" and agreement["n_folds"] == 2
     assert agreement["ci_low"] <= agreement["spearman"] <= agreement["ci_high"]
-
-
-def test_spearman_interval_resamples_fields_and_is_wider_for_clustered_cells():
-    rng = np.random.default_rng(1)
-    fields = np.repeat(np.arange(10), 20)
-    truth = rng.normal(size=10)[fields] + rng.normal(0, 0.3, 200)
-    predicted = truth + rng.normal(size=10)[fields] * 0.8 + rng.normal(0, 0.3, 200)
-    cells = spearman_interval(truth, predicted, n_boot=300)
-    grouped = spearman_interval(truth, predicted, fields, n_boot=300)
-    assert grouped["spearman"] == cells["spearman"] and grouped["n_groups"] == 10
-    assert grouped["ci_high"] - grouped["ci_low"] > 1.5 * (cells["ci_high"] - cells["ci_low"])
 
 
 def test_scorer_agreement_is_sklearns_weighted_kappa_on_half_steps():
@@ -106,28 +99,71 @@ def test_scorer_agreement_is_sklearns_weighted_kappa_on_half_steps():
 
 def test_suggest_orders_unscored_cells_by_d4_spread_with_a_random_share(base_file, cells,
                                                                           tmp_path):
-    from sarcnet_sklearn.deploy import cell_uncertainty, suggest_cells
+    import pandas as pd
 
-    model = load_model(base_file)
-    table = cells.iloc[:20][["image_path", *PROTOCOL_2, "score"]].copy()
-    table.loc[table.index[3:], "score"] = np.nan  # three cells are scored, 17 to do
-    order = suggest_cells(model, table, random_share=0.25)
-    assert len(order) == 17 and not set(order.index) & set(table.index[:3])
-    assert order["suggested_by"].tolist()[:4] == ["model", "model", "model", "random"]
-    assert order["suggest_rank"].tolist() == list(range(1, 18))
+    from sarcnet_sklearn.deploy import cell_uncertainty
+
+    table = cells.iloc[:12][["image_path", *PROTOCOL_2, "score"]].copy()
+    table.loc[table.index[3:], "score"] = np.nan  # three cells are scored, nine to do
+    table.to_csv(tmp_path / "cells.csv", index=False)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):  # the command is suggest_cells, written out
+        assert main(["suggest", str(base_file), str(tmp_path / "cells.csv"), "--out",
+                     str(tmp_path / "order.csv"), "--random-share", "0.25"]) == 0
+    assert "wrote the order of 9 unscored cells" in printed.getvalue()
+    order = pd.read_csv(tmp_path / "order.csv")
+    order.index = order["image_path"].map(pd.Series(table.index, index=table["image_path"]))
+    assert len(order) == 9 and not set(order.index) & set(table.index[:3])
+    assert order["suggested_by"].tolist()[:5] == ["model", "model", "model", "random", "model"]
+    assert order["suggest_rank"].tolist() == list(range(1, 10))
     # the model's picks come in decreasing spread of the 8 transforms' scores
     by_model = order[order["suggested_by"] == "model"]["uncertainty"].to_numpy()
     assert (np.diff(by_model) <= 0).all() and by_model[0] > 0
     # the mean of the 8 transforms' scores is the model's test-time-averaged score
-    rows = order.index[:6]
+    model = load_model(base_file)
+    rows = order.index[:2]
     averaged = model.with_test_time_augment(True)  # the base model was saved without
     assert np.allclose(order.loc[rows, "score_pred"], predict_scores(averaged, table.loc[rows]),
                        atol=1e-4)
     alone = cell_uncertainty(model, table.loc[rows[:1]])  # a cell's spread is its own
     assert alone["uncertainty"].iloc[0] == pytest.approx(order["uncertainty"].iloc[0], rel=1e-3)
-    table.to_csv(tmp_path / "cells.csv", index=False)
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        assert main(["suggest", str(base_file), str(tmp_path / "cells.csv"), "--out",
-                     str(tmp_path / "order.csv")]) == 0
-    assert "wrote the order of 17 unscored cells" in printed.getvalue()
+
+
+def test_the_frozen_image_branch_keeps_its_batch_norm_statistics_then_trains_again():
+    from skorch import NeuralNetRegressor
+    from skorch.callbacks import Callback
+
+    from sarcnet_sklearn.deploy import finetune_callbacks
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.image_branch = torch.nn.Sequential(torch.nn.Linear(3, 4),
+                                                    torch.nn.BatchNorm1d(4))
+            self.head = torch.nn.Linear(4, 1)
+
+        def forward(self, X):
+            return self.head(self.image_branch(X))
+
+    class Record(Callback):  # the running mean and the branch's mode after each epoch
+        def initialize(self):
+            self.means, self.training = [], []
+            return self
+
+        def on_batch_end(self, net, training=False, **kwargs):
+            if training:
+                self.training.append(net.module_.image_branch.training)
+
+        def on_epoch_end(self, net, **kwargs):
+            self.means.append(net.module_.image_branch[1].running_mean.clone())
+
+    record = Record()
+    X = np.random.default_rng(0).normal(5, 1, (64, 3)).astype(np.float32)
+    y = X.sum(axis=1, keepdims=True)
+    net = NeuralNetRegressor(Net, max_epochs=3, batch_size=16, train_split=None, verbose=0,
+                             callbacks=[*finetune_callbacks(None, freeze_image_epochs=2),
+                                        ("record", record)])
+    net.fit(X, y)
+    assert record.training == [False] * 8 + [True] * 4  # eval mode in the 2 frozen epochs
+    assert torch.equal(record.means[1], torch.zeros(4))  # untouched while frozen
+    assert not torch.equal(record.means[2], record.means[1])  # updated once unfrozen

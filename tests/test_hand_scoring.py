@@ -121,3 +121,38 @@ def test_widget_scores_the_labels_of_the_open_field_into_its_features(make_napar
         [[3, 4], [7, 0]]
     widget.start()  # resumed from the file
     assert widget.sheet.current == 1 and layer.selected_label == 7
+
+
+@needs_napari
+def test_a_model_orders_the_labels_of_the_open_field(make_napari_viewer, cells, tmp_path):
+    from sarcnet_sklearn import PROTOCOL_1, make_sarcnet_pipeline
+    from sarcnet_sklearn.datasets import make_synthetic_field
+    from sarcnet_sklearn.deploy import save_model
+
+    model = make_sarcnet_pipeline(1, image_size=16, max_epochs=1, batch_size=16, verbose=0,
+                                  random_state=0, test_time_augment=False)
+    model.fit(cells.iloc[:16][["image_path", *PROTOCOL_1]], cells["score"].iloc[:16])
+    model_file = save_model(model, tmp_path / "model.zip", format="safe")
+    field, labels = make_synthetic_field((160, 160), n_cells=5, random_state=0)
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.asarray(field.data if hasattr(field, "data") else field),
+                             name="field", scale=(0.12, 0.12))
+    layer = viewer.add_labels(labels, name="field cells", scale=(0.12, 0.12))
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
+    widget._labels.value = layer
+    widget._scores_file.value = tmp_path / "hand.csv"
+    widget._model_file.value = model_file
+    with pytest.raises(ValueError, match="needs its image"):  # no image chosen yet
+        widget.start()
+    widget._image.value = image
+    widget.start()
+    order = widget.order
+    ids = sorted(int(label) for label in np.unique(labels) if label)
+    assert sorted(order["label"].astype(int)) == ids  # every cell once
+    picked = order[order["suggested_by"] == "model"]["uncertainty"].to_numpy()
+    assert len(picked) >= 3 and (np.diff(picked) <= 0).all() and picked[0] > 0
+    first = int(order["label"].iloc[0])
+    assert layer.selected_label == first  # the model's first cell is shown first
+    widget.score(3)
+    assert layer.selected_label == int(order["label"].iloc[1])
+    assert pd.read_csv(tmp_path / "hand.csv").set_index("label").loc[first, "score"] == 3

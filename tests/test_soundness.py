@@ -40,6 +40,29 @@ def test_bootstrap_intervals_hold_the_metric_and_narrow_with_more_cells():
     assert widths[1] < 0.5 * widths[0]  # about 1 / sqrt(16)
 
 
+def test_grouped_intervals_resample_fields_and_are_wider_when_fields_differ():
+    rng = np.random.default_rng(1)
+    fields = np.repeat(np.arange(20), 15)
+    truth = rng.normal(3, 0.5, 20)[fields] + rng.normal(0, 0.3, 300)
+    # a strong field effect in the errors: each field's cells are predicted too high or too low
+    pred = truth + rng.normal(0, 0.5, 20)[fields] + rng.normal(0, 0.2, 300)
+    cells = bootstrap_intervals(truth, pred)
+    grouped = bootstrap_intervals(truth, pred, groups=fields)
+    report = regression_report(truth, pred)
+    for key in ("spearman", "mae", "r2"):
+        assert grouped[key][0] <= report[key] <= grouped[key][1], key
+        assert np.diff(grouped[key])[0] > 1.5 * np.diff(cells[key])[0], key
+    # one cell per field is the cells' bootstrap; without a field effect the two agree
+    singletons = bootstrap_intervals(truth, pred, groups=[f"f{i}" for i in range(300)])
+    assert singletons == cells
+    plain = truth + rng.normal(0, 0.5, 300)
+    ratio = (np.diff(bootstrap_intervals(truth, plain, groups=fields)["mae"])
+             / np.diff(bootstrap_intervals(truth, plain)["mae"]))[0]
+    assert 0.6 < ratio < 1.6
+    with pytest.raises(ValueError, match="1 cell.s. without a group, e.g. cell 4"):
+        bootstrap_intervals(truth[:6], pred[:6], groups=["a", "a", "b", "b", None, "c"])
+
+
 def test_agreement_with_each_expert_on_the_real_labels():
     from .conftest import DATA
 
@@ -67,6 +90,26 @@ def test_a_model_remembers_the_cells_it_saw_by_their_file_names(cells):
     assert count_seen(model, cells.iloc[60:70]) == 2
     model.fit(train, train["score"])  # a refit forgets the old cells
     assert count_seen(model, cells.iloc[40:50]) == 0
+
+
+def test_the_reports_intervals_resample_fields_when_the_cells_fields_are_known(cells):
+    from sarcnet_sklearn import make_sarcnet_pipeline
+    from sarcnet_sklearn.soundness import assess_predictions
+
+    model = make_sarcnet_pipeline(use_images=False, max_epochs=1, verbose=0, random_state=0)
+    model.fit(cells.iloc[:40], cells["score"].iloc[:40])
+    unseen = cells.iloc[40:].copy()
+    predicted = model.predict(unseen)
+    assert unseen["field"].notna().all() and unseen["field"].nunique() < len(unseen)
+    by_field = assess_predictions(model, unseen, predicted, unseen["score"])
+    n_fields = unseen["field"].nunique()
+    assert by_field["metrics_ci95_resampling"] == f"resampling whole fields ({n_fields} fields)"
+    by_cell = assess_predictions(model, unseen.drop(columns="field"), predicted, unseen["score"])
+    assert by_cell["metrics_ci95_resampling"] == "resampling cells"
+    assert by_field["metrics"] == by_cell["metrics"]
+    assert by_field["metrics_ci95"] != by_cell["metrics_ci95"]
+    page = "".join(_assessment_html(by_field))
+    assert f"bootstrap 95 % intervals, resampling whole fields ({n_fields} fields)" in page
 
 
 def test_the_report_shows_the_warnings_and_says_what_its_metrics_include():

@@ -209,7 +209,10 @@ def run_train(args: argparse.Namespace) -> int:
         f"{training['n_excluded']} left out"
     )
     if metadata["metrics"]:
-        print("metrics, each with its bootstrap 95 % interval:")
+        resampling = metadata.get("metrics_ci95_resampling") or {}
+        how = "; ".join(f"{part}: {note}" for part, note in resampling.items())
+        print("metrics, each with its bootstrap 95 % interval" + (f" ({how})" if how else "")
+              + ":")
         print(metrics_with_intervals(metadata["metrics"], metadata["metrics_ci95"],
                                      index="cells").to_markdown())
     calibration = metadata.get("calibration")

@@ -30,7 +30,8 @@ CARD_KEY = "card"
 
 KNOWN_METADATA = {
     "versions", "created", "protocol", "feature_names", "image_column", "structure_page",
-    "image_size", "training", "metrics", "metrics_ci95", "calibration", "soundness",
+    "image_size", "training", "metrics", "metrics_ci95", "metrics_ci95_resampling",
+    "calibration", "soundness",
     "agreement", "demo", CARD_KEY,
 }
 """Metadata keys the card reads; any other is listed in the card's ``other_metadata``."""
@@ -163,6 +164,7 @@ def model_card(pipeline, metadata: dict | None = None) -> dict:
         "validation_metrics": (metadata.get("metrics") or {}).get("validation"),
         "test_metrics": (metadata.get("metrics") or {}).get("test"),
         "metrics_ci95": metadata.get("metrics_ci95"),
+        "metrics_ci95_resampling": metadata.get("metrics_ci95_resampling"),
         "calibration": {
             "score_map": first(_score_map_summary(net), (stored.get("calibration") or {})
                                .get("score_map")),

@@ -177,6 +177,55 @@ def _state_dict(source) -> dict:
     return pipeline.regressor.module_.state_dict()
 
 
+class FrozenImageStatistics(Callback):
+    """Keep the image branch in eval mode during its frozen epochs: batch norm stays as loaded.
+
+    skorch's ``Freezer`` stops the gradients, but a frozen branch in train mode
+    still normalises each batch by its own statistics and moves its batch-norm
+    running means and variances towards the new cells. With this callback the
+    frozen branch computes exactly what the model it came from computes (running
+    statistics used and kept); from epoch ``epochs + 1`` it trains as usual.
+
+    Parameters
+    ----------
+    epochs : int, default=1
+        The first ``epochs`` epochs of a fit (those ``Freezer`` freezes).
+
+    Examples
+    --------
+    >>> FrozenImageStatistics(epochs=2).epochs
+    2
+    """
+
+    def __init__(self, epochs: int = 1):
+        self.epochs = epochs
+
+    def initialize(self):
+        self.hook_ = None
+        return self
+
+    def on_epoch_begin(self, net, **kwargs):
+        frozen = len(net.history) <= self.epochs
+        branch = getattr(net.module_, "image_branch", None)
+        if frozen and self.hook_ is None and branch is not None:
+            # skorch sets train mode before each batch; the hook sets eval back, per forward
+            self.hook_ = branch.register_forward_pre_hook(_eval_mode)
+        elif not frozen:
+            self._remove()
+
+    def on_train_end(self, net, **kwargs):
+        self._remove()
+
+    def _remove(self):
+        if getattr(self, "hook_", None) is not None:
+            self.hook_.remove()
+            self.hook_ = None
+
+
+def _eval_mode(module, inputs) -> None:
+    module.train(False)
+
+
 def finetune_callbacks(init_from=None, freeze_image_epochs: int = 0) -> list:
     """skorch callbacks that start from ``init_from`` and freeze the image branch at first.
 
@@ -187,8 +236,9 @@ def finetune_callbacks(init_from=None, freeze_image_epochs: int = 0) -> list:
         the net's own initial weights (random or ``weights=``).
     freeze_image_epochs : int, default=0
         Train only the feature branch and the head for this many epochs (the
-        image branch's weights do not move), then everything: skorch's
-        ``Freezer`` and ``Unfreezer``.
+        image branch's weights do not move, and its batch norm keeps and uses
+        its running statistics: :class:`FrozenImageStatistics`), then
+        everything: skorch's ``Freezer`` and ``Unfreezer``.
 
     Returns
     -------
@@ -197,7 +247,7 @@ def finetune_callbacks(init_from=None, freeze_image_epochs: int = 0) -> list:
     Examples
     --------
     >>> [name for name, _ in finetune_callbacks(None, freeze_image_epochs=2)]
-    ['freeze_image_branch', 'unfreeze_image_branch']
+    ['freeze_image_branch', 'freeze_image_statistics', 'unfreeze_image_branch']
     """
     if isinstance(freeze_image_epochs, bool) or not isinstance(freeze_image_epochs, int) \
             or freeze_image_epochs < 0:
@@ -209,6 +259,7 @@ def finetune_callbacks(init_from=None, freeze_image_epochs: int = 0) -> list:
     if freeze_image_epochs:
         callbacks += [
             ("freeze_image_branch", Freezer(IMAGE_BRANCH_PARAMETERS, at=1)),
+            ("freeze_image_statistics", FrozenImageStatistics(epochs=freeze_image_epochs)),
             ("unfreeze_image_branch", Unfreezer(IMAGE_BRANCH_PARAMETERS,
                                                 at=freeze_image_epochs + 1)),
         ]

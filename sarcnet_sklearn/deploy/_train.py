@@ -163,8 +163,10 @@ def train_model(
         Fitted.
     metadata : dict
         ``training`` (cells used and left out, score range, settings),
-        ``metrics`` (on validation and, for the paper split, test cells) and
-        ``calibration`` (None without validation cells), ready for
+        ``metrics`` (on validation and, for the paper split, test cells),
+        ``metrics_ci95`` (their bootstrap intervals, resampling whole fields
+        when the cells' ``field`` is known: ``metrics_ci95_resampling`` says
+        which) and ``calibration`` (None without validation cells), ready for
         :func:`~sarcnet_sklearn.deploy.save_model`.
 
     The score map (:mod:`sarcnet_sklearn._score_map`) is fitted on the
@@ -210,7 +212,7 @@ def train_model(
     from ..datasets import paper_split
     from ..datasets._kind import data_kind
     from ..intervals import calibrate, interval_half_width
-    from ..metrics import bootstrap_intervals, regression_report
+    from ..metrics import bootstrap_intervals, field_groups, regression_report, resampling_note
     from ..pipeline import make_sarcnet_pipeline, protocol_features
     from ..regressor import DEFAULT_DEVICE
     from ..soundness import soundness_problems, warn_if_unsound
@@ -328,14 +330,16 @@ def train_model(
         raise KeyboardInterrupt(
             f"training interrupted after epoch {len(net.history_)} of {max_epochs}"
         )
-    metrics, metrics_ci, predictions = {}, {}, {}
+    metrics, metrics_ci, resampling, predictions = {}, {}, {}, {}
     for name, part in (("validation", valid), ("test", test)):
         if part is not None:
             predictions[name] = (_cross_fitted_predictions(pipeline, part, part[target],
                                                            random_state=random_state)
                                  if name == "validation" else pipeline.predict(part))
             metrics[name] = regression_report(part[target], predictions[name])
-            metrics_ci[name] = bootstrap_intervals(part[target], predictions[name])
+            groups = field_groups(part)  # cells of one field are not independent
+            metrics_ci[name] = bootstrap_intervals(part[target], predictions[name], groups=groups)
+            resampling[name] = resampling_note(groups)
     calibration = None
     if valid is not None:
         calibrate(pipeline, valid, valid[target])
@@ -396,5 +400,6 @@ def train_model(
     pipeline.pixel_size_um_ = PIXEL_SIZE_UM
     training["n_fingerprinted"] = len(getattr(pipeline.regressor, "seen_cells_", ()))
     return pipeline, {"training": training, "metrics": metrics, "metrics_ci95": metrics_ci,
+                      "metrics_ci95_resampling": resampling,
                       "calibration": calibration, "soundness": problems,
                       "agreement": agreement}

@@ -503,7 +503,9 @@ def _assessment_html(assessment) -> list[str]:
                      "cells were among the model's own training, validation or calibration "
                      "cells.</p>")
     if assessment["metrics_cells"]:
-        parts.append(f'<p class="note">Metrics (with bootstrap 95 % intervals) of '
+        resampling = assessment.get("metrics_ci95_resampling") or "resampling cells"
+        parts.append(f'<p class="note">Metrics (with bootstrap 95 % intervals, '
+                     f'{html.escape(resampling)}) of '
                      f'{html.escape(assessment["metrics_cells"])}.</p>')
     experts = assessment.get("experts") or {}
     if experts:

@@ -12,7 +12,7 @@ from napari.utils.notifications import show_error, show_info
 
 from .._columns import CELL_MASK_PAGE, FIELD_COLUMN, SCORE_RANGE, STRUCTURE_PAGE, TARGET_COLUMN
 from ..hand_scores import LABEL_COLUMN, ScoreSheet, field_sheet_table, merge_scorers
-from ._scoring import load_sarcnet_model
+from ._scoring import load_sarcnet_model, pixel_size_of
 
 CELL_LAYER = "cell to score"
 OUTLINE_LAYER = "cell outline"
@@ -37,7 +37,9 @@ class HandScoringWidget(Container):
     starting again on the same file resumes at the first unscored cell. With
     a model, the cells come in the order of
     :func:`~sarcnet_sklearn.deploy.suggest_cells` (the model's most uncertain
-    first, a fifth at random). Merge joins this table with another scorer's
+    first, a fifth at random); for a field, the model cuts and measures its
+    cells from the chosen image layer (at the layer's scale, as the scoring
+    widget does). Merge joins this table with another scorer's
     and shows their agreement.
 
     Parameters
@@ -58,6 +60,9 @@ class HandScoringWidget(Container):
                                      tooltip="where a field's scores are saved")
         self._model_file = FileEdit(label="model (optional)", mode="r",
                                     tooltip="order the cells by the model's uncertainty")
+        self._image = ComboBox(label="field image", choices=self._image_layers, nullable=True,
+                               tooltip="the field's alpha-actinin-2 image, for a model to "
+                                       "order its cells")
         self._half_steps = CheckBox(text="allow half steps (Shift-1 = 1.5)", value=False)
         self._start = PushButton(text="Start / resume")
         self._status = Label(label="cell", value="")
@@ -72,9 +77,10 @@ class HandScoringWidget(Container):
         row = Container(widgets=self._buttons, layout="horizontal", labels=False)
         moves = Container(widgets=[self._skip, self._back], layout="horizontal", labels=False)
         self.extend([self._table_file, self._labels, self._scores_file, self._model_file,
-                     self._half_steps, self._start, self._status, row, moves, self._other,
-                     self._merged_file, self._merge, self._agreement])
+                     self._image, self._half_steps, self._start, self._status, row, moves,
+                     self._other, self._merged_file, self._merge, self._agreement])
         self.sheet: ScoreSheet | None = None
+        self.order = None  # with a model: suggest_cells's order of the cells
         self._layer = None  # the Labels layer of a field being scored
         self._start.changed.connect(self._safely(self.start))
         for score, button in enumerate(self._buttons, 1):
@@ -90,6 +96,10 @@ class HandScoringWidget(Container):
     def _labels_layers(self, _widget=None):
         return [(layer.name, layer) for layer in self._viewer.layers
                 if isinstance(layer, napari.layers.Labels) and layer.name != OUTLINE_LAYER]
+
+    def _image_layers(self, _widget=None):
+        return [(layer.name, layer) for layer in self._viewer.layers
+                if isinstance(layer, napari.layers.Image) and layer.name != CELL_LAYER]
 
     def _safely(self, action):
         def run(*_):
@@ -144,12 +154,46 @@ class HandScoringWidget(Container):
         from ..deploy import suggest_cells
         from ..tables import load_cells
 
-        if self._layer is not None:
-            raise ValueError("ordering by a model needs a crops table (fields --save-crops)")
         model = load_sarcnet_model(model_file)
-        cells = load_cells(sheet.path)
-        order = suggest_cells(model, cells.reset_index(drop=True))
-        return ScoreSheet(sheet.table, sheet.path, order=order.index.tolist(), **options)
+        if self._layer is None:
+            cells = load_cells(sheet.path)
+            order = suggest_cells(model, cells.reset_index(drop=True))
+            self.order = order
+            return ScoreSheet(sheet.table, sheet.path, order=order.index.tolist(), **options)
+        order = self._field_order(model, sheet.table)
+        self.order = order
+        position = {int(label): i for i, label in enumerate(sheet.table[LABEL_COLUMN])}
+        return ScoreSheet(sheet.table, sheet.path, **options,
+                          order=[position[int(label)] for label in order[LABEL_COLUMN]])
+
+    def _field_order(self, model, table):
+        """suggest_cells on the field's cells, cut from the image layer and measured."""
+        import pandas as pd
+
+        from .._columns import PIXEL_SIZE_UM
+        from ..deploy import ModelInputs, suggest_cells
+        from ..fields import score_fields
+        from ..fields._score import CROP_COLUMN
+
+        image = self._image.value
+        if image is None:
+            raise ValueError("ordering a field's cells by a model needs its image: choose the "
+                             "field image layer")
+        data = np.asarray(image.data[0] if getattr(image, "multiscale", False) else image.data)
+        pixel_size = pixel_size_of(image.scale) or PIXEL_SIZE_UM
+        cut = score_fields(model, data, np.asarray(self._layer.data), pixel_size=pixel_size,
+                           score_border_cells=True, keep_crops=True)
+        inputs = ModelInputs.of(model)
+        cells = cut[[LABEL_COLUMN, *inputs.features, "pixel_size"]].copy()
+        if inputs.image_column is not None:
+            cells.insert(0, inputs.image_column, cut[CROP_COLUMN])
+        ready = cut["error"].isna().to_numpy()
+        cells[TARGET_COLUMN] = table.set_index(LABEL_COLUMN)[TARGET_COLUMN].reindex(
+            cells[LABEL_COLUMN]).to_numpy()  # scored cells are left out of the order
+        order = suggest_cells(model, cells[ready].reset_index(drop=True))
+        failed = cut.loc[~ready, [LABEL_COLUMN, "error"]]  # cannot be cut: last
+        return pd.concat([order, failed[cells.loc[~ready, TARGET_COLUMN].isna().to_numpy()]],
+                         ignore_index=True)
 
     def score(self, value: float) -> None:
         """Give the current cell ``value`` (saved at once) and show the next."""
