@@ -61,13 +61,17 @@ def test_random_d4_gives_each_image_one_of_its_eight_transforms():
         random_d4(torch.zeros((2, 4, 6), dtype=torch.uint8))
 
 
-@pytest.fixture(scope="module")
-def invariant_model(cells):
+def _tiny_model(cells, **params):
+    """A 1-epoch Protocol 2 SarcNet at 32 px on the first 32 cells."""
     train = cells.iloc[:32]
     pipe = make_sarcnet_pipeline(protocol=2, image_size=32, max_epochs=1, batch_size=16,
-                                 head_activation=True, verbose=0, random_state=0, device="cpu",
-                                 augment="d4", test_time_augment=True)
+                                 verbose=0, random_state=0, device="cpu", **params)
     return pipe.fit(train, train["score"])
+
+
+@pytest.fixture(scope="module")
+def invariant_model(cells):
+    return _tiny_model(cells, head_activation=True, augment="d4", test_time_augment=True)
 
 
 def test_augmented_training_sees_turned_images_and_fits(cells, invariant_model):
@@ -129,11 +133,7 @@ def test_canonical_pose_is_the_same_for_the_eight_transforms_ties_included():
 
 @pytest.fixture(scope="module")
 def canonical_model(cells):
-    train = cells.iloc[:32]
-    pipe = make_sarcnet_pipeline(protocol=2, image_size=32, max_epochs=1, batch_size=16,
-                                 verbose=0, random_state=0, device="cpu",
-                                 canonical_orientation=True)
-    return pipe.fit(train, train["score"])
+    return _tiny_model(cells, canonical_orientation=True)
 
 
 def test_canonical_orientation_makes_one_pass_exactly_invariant(cells, canonical_model,

@@ -290,7 +290,7 @@ def grad_cam(
     if test_time_augment is None:
         test_time_augment = bool(net.test_time_augment)
     canonical = bool(getattr(net, "canonical_orientation", False))
-    transforms = range(N_D4) if test_time_augment and not canonical else range(1)
+    transforms = range(N_D4) if test_time_augment else range(1)
 
     def prepare(chunk: pd.DataFrame) -> tuple[dict, list[tuple[int, int]]]:
         # each plane is read once: its shape sizes the heatmap, the model decodes it
@@ -314,21 +314,22 @@ def grad_cam(
                         wrapper.features = torch.as_tensor(
                             inputs["features"][batch], device=device
                         )
-                    total = 0.0
                     if canonical:  # the pose the network scores; heatmaps turned back
                         posed, chosen = canonical_d4(cached)
                         maps = torch.from_numpy(cam(
                             input_tensor=module.normalize_images(posed).requires_grad_(True),
                             targets=[target] * len(posed)))
-                        total = torch.stack([d4_inverse(one, int(t))
-                                             for one, t in zip(maps, chosen, strict=True)])
-                        total = total.numpy()
-                    for t in transforms if not canonical else ():
-                        images = module.normalize_images(d4_transform(cached, t))
-                        maps = cam(input_tensor=images.requires_grad_(True),
-                                   targets=[target] * len(images))
-                        total = total + d4_inverse(torch.from_numpy(maps), t).numpy()
-                    heatmaps += map(_resize_heatmap, total / len(transforms), shapes[batch])
+                        mean = torch.stack([d4_inverse(one, int(t))
+                                            for one, t in zip(maps, chosen, strict=True)]).numpy()
+                    else:
+                        total = 0.0
+                        for t in transforms:
+                            images = module.normalize_images(d4_transform(cached, t))
+                            maps = cam(input_tensor=images.requires_grad_(True),
+                                       targets=[target] * len(images))
+                            total = total + d4_inverse(torch.from_numpy(maps), t).numpy()
+                        mean = total / len(transforms)
+                    heatmaps += map(_resize_heatmap, mean, shapes[batch])
                     bar.update(len(cached))
         finally:
             cam.activations_and_grads.release()
