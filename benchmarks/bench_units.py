@@ -4,15 +4,15 @@ Run: ``python benchmarks/bench_units.py [--fields 3] [--cells 6] [--field-um 130
 (about 5 minutes on 2 idle cores with the defaults).
 
 Trains a small Protocol 1 SarcNet (image and features, 32 px) on ``--train-cells`` synthetic
-cells rendered at 0.12 um/px, the pixel size it records. Then renders ``--fields`` synthetic
-fields of view of ``--field-um`` micrometres square (the first seeds from ``--seed`` whose
-cells fit), each at 0.06, 0.12 and 0.24 um/px (the
-same cells, drawn in micrometres from one seed: ``make_synthetic_field`` with the shape
-scaled), and scores each with ``score_fields`` given its pixel size. Prints, for every cell,
-the relative difference of each Protocol 1 feature (um) and of the sarcomere length, and the
-absolute difference of the score, from the same cell at 0.12 um/px: median and largest, for
-all cells and for the organized ones (latent level >= 3), and the share of cells within the
-targets of issue #24 (features 5 %, sarcomere length 3 %, score 0.15).
+cells rendered at 0.12 um/px (or at each of ``--train-pixel-sizes`` in turn); the model
+records 0.12 um/px. Then renders ``--fields`` synthetic fields of view of ``--field-um``
+micrometres square (the first seeds from ``--seed`` whose cells fit), each at 0.06, 0.12 and
+0.24 um/px (the same cells, drawn in micrometres from one seed: ``make_synthetic_field`` with
+the shape scaled), and scores each with ``score_fields`` given its pixel size. Prints, for
+every cell, the relative difference of each Protocol 1 feature (um) and of the sarcomere
+length, and the absolute difference of the score, from the same cell at 0.12 um/px: median and
+largest, for all cells and for the organized ones (latent level >= 3), and the share of cells
+within the targets of issue #24 (features 5 %, sarcomere length 3 %, score 0.15).
 
 One more row shows what no 0.24 um/px image can do better than: the 0.12 um/px field with
 everything finer than 0.24 um/px's sampling limit removed (an ideal low-pass filter, 0.25
@@ -100,6 +100,9 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=8, help="cells per field")
     parser.add_argument("--field-um", type=float, default=160.0, help="side of a field (um)")
     parser.add_argument("--train-cells", type=int, default=300)
+    parser.add_argument("--train-pixel-sizes", type=float, nargs="+", default=[REFERENCE],
+                        help="render the training cells at these pixel sizes (um), an equal "
+                             "share at each; the model records 0.12 um/px whatever they are")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=3, help="seed of the first field")
     parser.add_argument("--cells-table", help="also write every cell's rows to this CSV")
@@ -107,14 +110,16 @@ def main() -> None:
     torch.set_num_threads(2)
 
     start = time.perf_counter()
-    root = make_synthetic_aics(tempfile.mkdtemp() + "/cells", n_cells=args.train_cells,
-                               pixel_size_um=REFERENCE, random_state=0, n_jobs=2)
+    cells = load_aics(make_synthetic_aics(tempfile.mkdtemp() + "/cells", n_cells=args.train_cells,
+                                          pixel_size_um=args.train_pixel_sizes, random_state=0,
+                                          n_jobs=2))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model, _ = train_model(load_aics(root), protocol=1, image_size=32,
+        model, _ = train_model(cells, protocol=1, image_size=32,
                                max_epochs=args.epochs, lr=1e-3, batch_size=16, device="cpu",
                                test_time_augment=False)
-    print(f"trained a Protocol 1 model on {args.train_cells} cells at {REFERENCE} um/px in "
+    sizes = ", ".join(f"{size:g}" for size in args.train_pixel_sizes)
+    print(f"trained a Protocol 1 model on {args.train_cells} cells rendered at {sizes} um/px in "
           f"{time.perf_counter() - start:.0f} s")
 
     runs: dict = {name: [] for name in (*PIXEL_SIZES, BAND_LIMITED)}

@@ -151,10 +151,7 @@ class PixelSizeRule:
         elif PIXEL_SIZE_COLUMN in cells.columns:
             column = np.array(pd.to_numeric(cells[PIXEL_SIZE_COLUMN], errors="coerce"),
                               dtype=float)
-            if PIXEL_SIZE_ASSUMED_COLUMN in cells.columns:  # a value assumed before is unknown
-                guessed = cells[PIXEL_SIZE_ASSUMED_COLUMN].astype(str).str.lower().isin(
-                    ["true", "1", "1.0"]).to_numpy()
-                column[guessed] = np.nan
+            column[assumed_rows(cells)] = np.nan  # a value assumed before is unknown
             for row in np.flatnonzero(np.isfinite(column)):
                 self.sizes[row] = check_pixel_size_um(
                     column[row], f"column {PIXEL_SIZE_COLUMN!r}, row {cells.index[row]!r}")
@@ -202,6 +199,40 @@ class PixelSizeRule:
                           f"um/px, the model's; give {option('pixel_size')} if that is wrong "
                           f"(column {PIXEL_SIZE_ASSUMED_COLUMN!r} marks them)", UserWarning,
                           stacklevel=3)
+
+
+def assumed_rows(cells: pd.DataFrame) -> np.ndarray:
+    """Which rows :data:`PIXEL_SIZE_ASSUMED_COLUMN` marks, whether the table holds booleans or
+    the text a CSV gives back (all False without the column).
+
+    >>> assumed_rows(pd.DataFrame({"pixel_size_assumed": ["True", "False", None, 1]})).tolist()
+    [True, False, False, True]
+    """
+    if PIXEL_SIZE_ASSUMED_COLUMN not in cells.columns:
+        return np.zeros(len(cells), bool)
+    return cells[PIXEL_SIZE_ASSUMED_COLUMN].astype(str).str.lower().isin(
+        ["true", "1", "1.0"]).to_numpy()
+
+
+def fields_without_pixel_size_message(cells: pd.DataFrame, pixel_size: float) -> str | None:
+    """The one warning of a run for the fields whose pixel size was assumed, from their
+    cells' rows (``field`` and :data:`PIXEL_SIZE_ASSUMED_COLUMN`), or None when none was.
+
+    >>> cells = pd.DataFrame({"field": ["a.tif", "a.tif", "b.tif"],
+    ...                       "pixel_size_assumed": [True, True, False]})
+    >>> print(fields_without_pixel_size_message(cells, 0.12))
+    1 of 2 field(s) had no pixel size in their metadata (e.g. a.tif): their 2 cell(s) were \
+measured as if at 0.12 um/px, the model's, and are marked in the column 'pixel_size_assumed'; \
+give pixel_size= if that is wrong
+    """
+    assumed = assumed_rows(cells)
+    if not assumed.any():
+        return None
+    fields = pd.unique(cells.loc[assumed, "field"])
+    return (f"{len(fields)} of {cells['field'].nunique()} field(s) had no pixel size in their "
+            f"metadata (e.g. {fields[0]}): their {int(assumed.sum())} cell(s) were measured as "
+            f"if at {pixel_size:g} um/px, the model's, and are marked in the column "
+            f"{PIXEL_SIZE_ASSUMED_COLUMN!r}; give {option('pixel_size')} if that is wrong")
 
 
 def cell_pixel_sizes(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -261,6 +263,25 @@ def test_score_fields_gives_one_row_per_cell_with_features_and_scores(
     assert not np.allclose(coarse["peak_height"][:4], scores["peak_height"][:4])
 
 
+def test_fields_without_a_pixel_size_are_measured_at_the_models_with_one_warning(
+    fields_model, field_and_labels
+):
+    field, labels = field_and_labels
+    known = FieldImage(field, 0.24, None, None, None, None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scores = score_fields(fields_model, [field, known, field], [labels] * 3)
+    about = [str(w.message) for w in caught if "pixel size" in str(w.message)]
+    assert len(about) == 1, about  # once for the call, naming the column and the count
+    assert about[0].startswith("2 of 3 field(s) had no pixel size") and "<array 0>" in about[0]
+    assert "'pixel_size_assumed'" in about[0] and "as if at 0.12 um/px, the model's" in about[0]
+    assumed = scores["pixel_size_assumed"].to_numpy(bool)
+    assert assumed.tolist() == [True] * 4 + [False] * 4 + [True] * 4
+    assert scores.loc[~assumed, "pixel_size"].eq(0.24).all()
+    given = score_fields(fields_model, field, labels, pixel_size=0.12)
+    np.testing.assert_allclose(scores["score_raw"][:4], given["score_raw"])
+
+
 def test_score_fields_reads_files_and_rejects_protocol_2_models(
     fields_model, field_and_labels, tmp_path, cells, tiny_params
 ):
@@ -382,6 +403,8 @@ def test_fields_command_writes_the_table_overlays_and_crops_that_train_and_predi
     assert main(["train", str(crops_csv), "--out", "lab.joblib", "--epochs", "1",
                  "--image-size", "32", "--validation-fraction", "0", "--device", "cpu",
                  "--quiet"]) == 0
+    said = capsys.readouterr().out  # the crops carry the field's 0.12 um/px: nothing resampled
+    assert "measured at 0.12 um/px, the pixel size the model file records\n" in said
     assert main(["predict", "lab.joblib", str(crops_csv), "--out", "scores.csv",
                  "--quiet"]) == 0
     predicted = pd.read_csv("scores.csv")

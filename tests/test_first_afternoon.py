@@ -125,6 +125,16 @@ def test_fields_counts_unscored_cells_per_reason_and_exits_with_a_documented_sta
     assert summary["unscored_by_reason"] == {"border": 2, "tiny": 1, "no_signal": 1}
     assert "scored 4 of 8 cells" in err
 
+    # a file without a pixel size: one warning for the run, naming the column that marks them
+    tifffile.imwrite(tmp_path / "plain.tif", image)
+    code, _, err = _run(["fields", str(model_file), str(tmp_path / "plain.tif"), "--labels",
+                         str(labels_path), "--out", str(tmp_path / "p"), "--quiet"])
+    assert code == 3 and err.count("no pixel size") == 1, err
+    assert ("1 of 1 field(s) had no pixel size in their metadata (e.g. "
+            f"{tmp_path / 'plain.tif'})") in err
+    assert "'pixel_size_assumed'" in err and "--pixel-size" in err
+    assert pd.read_csv(tmp_path / "p" / "cells.csv")["pixel_size_assumed"].all()
+
     # nothing to score: a label image of one cell reaching the border
     only_border = np.where(labels == 1, 1, 0)
     top, left = np.argwhere(only_border)[0]

@@ -201,6 +201,24 @@ def test_load_aics_gives_the_rendering_pixel_size_and_the_rule_takes_it(dataset,
     assert rule.known.all() and not any(rule.needs_metadata(row) for row in range(len(loaded)))
 
 
+def test_several_pixel_sizes_render_the_cells_at_each_in_turn(tmp_path):
+    from sarcnet_sklearn._pixel_size import tiff_pixel_size
+    from sarcnet_sklearn.datasets import load_aics
+
+    root = make_synthetic_aics(tmp_path / "mixed", n_cells=4, pixel_size_um=[0.5, 1.0],
+                               random_state=1)
+    loaded = load_aics(root)
+    sizes = dict(zip(loaded["image_path"], loaded["pixel_size"], strict=True))
+    assert sorted(sizes.values()) == [0.5, 0.5, 1.0, 1.0]
+    for path, size in sizes.items():  # each file says its own
+        assert tiff_pixel_size(path) == pytest.approx(size)
+        assert tifffile.imread(path).shape[-1] > 0
+    with pytest.raises(ValueError, match=r"pixel_size_um\[1\]"):
+        make_synthetic_aics(tmp_path / "bad", n_cells=2, pixel_size_um=[0.5, 0.0])
+    with pytest.raises(ValueError, match="empty"):
+        make_synthetic_aics(tmp_path / "none", n_cells=2, pixel_size_um=[])
+
+
 def test_mask_shape_measures(cells):
     aspect = (
         cells["napariCell_AreaShape_MajorAxisLength"]

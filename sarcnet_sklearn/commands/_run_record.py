@@ -55,15 +55,14 @@ def pixel_sizes_used(table) -> dict:
     import pandas as pd
 
     from .._columns import PIXEL_SIZE_COLUMN
-    from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN
+    from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN, assumed_rows
 
     used: dict = {}
     if PIXEL_SIZE_COLUMN in table:
         values = pd.to_numeric(table[PIXEL_SIZE_COLUMN], errors="coerce").dropna().unique()
         used["values_um"] = sorted(float(value) for value in values)
     if PIXEL_SIZE_ASSUMED_COLUMN in table:
-        assumed = table[PIXEL_SIZE_ASSUMED_COLUMN].astype(str).str.lower() == "true"
-        used["n_cells_assumed"] = int(assumed.sum())
+        used["n_cells_assumed"] = int(assumed_rows(table).sum())
     return used
 
 

@@ -223,14 +223,36 @@ def run_train(args: argparse.Namespace) -> int:
     for problem in metadata["soundness"]:
         print(f"warning: the model is not sound: {problem}", file=sys.stderr)
     print(f"model saved to {out.resolve()} ({file_format} format)")
-    print(f"its features are measured at {training['pixel_size_um']:g} um/px, the pixel size "
-          "the model file records")
+    print(pixel_size_sentence(training))
     return 0
+
+
+def pixel_size_sentence(training: dict) -> str:
+    """What train says of the model's pixel size and of its cells' own, when they differ.
+
+    >>> print(pixel_size_sentence({"pixel_size_um": 0.12, "cells_pixel_size_um": [0.48, 0.48],
+    ...                            "cells_pixel_size_assumed": 0}))
+    its features are measured at 0.12 um/px, the pixel size the model file records; its \
+training cells were imaged at 0.48 um/px and resampled to it for the texture features, as \
+every cell it scores will be
+    """
+    model = training["pixel_size_um"]
+    sentence = (f"its features are measured at {model:g} um/px, the pixel size the model file "
+                "records")
+    cells = training.get("cells_pixel_size_um")
+    if cells and not all(abs(size - model) <= 1e-9 * model for size in cells):
+        imaged = f"{cells[0]:g}" if cells[0] == cells[1] else f"{cells[0]:g}-{cells[1]:g}"
+        sentence += (f"; its training cells were imaged at {imaged} um/px and resampled to it "
+                     "for the texture features, as every cell it scores will be")
+    if training.get("cells_pixel_size_assumed"):
+        sentence += (f" ({training['cells_pixel_size_assumed']} cell(s) had no pixel size: "
+                     f"assumed {model:g})")
+    return sentence
 
 
 def run_predict(args: argparse.Namespace) -> int:
     """Score the cells named by ``args`` and write the CSV; returns the exit code."""
-    from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN, model_pixel_size
+    from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN, assumed_rows, model_pixel_size
     from ..datasets._kind import data_kind
     from ..deploy import load_model, predict_cells
     from ..deploy._card import warn_if_synthetic_model
@@ -303,12 +325,11 @@ def run_predict(args: argparse.Namespace) -> int:
     print(f"wrote {len(result.table)} predictions to {result.output.resolve()} (model trained "
           f"at {model_pixel_size(metadata):g} um/px); {summary['n_scored']} of "
           f"{summary['n_cells']} cells scored", file=human)
-    if PIXEL_SIZE_ASSUMED_COLUMN in result.table:
-        assumed = result.table[PIXEL_SIZE_ASSUMED_COLUMN].astype(str).str.lower() == "true"
-        if assumed.any():
-            print(f"warning: {int(assumed.sum())} of {len(result.table)} cells had no pixel size "
-                  f"and were measured at the model's (see '{PIXEL_SIZE_ASSUMED_COLUMN}')",
-                  file=sys.stderr)
+    assumed = assumed_rows(result.table)
+    if assumed.any():
+        print(f"warning: {int(assumed.sum())} of {len(result.table)} cells had no pixel size "
+              f"and were measured at the model's (see '{PIXEL_SIZE_ASSUMED_COLUMN}')",
+              file=sys.stderr)
     record = write_run_record(result.output, args, started=started, model_file=args.model,
                               model=model, summary=summary, table=result.table,
                               exit_status=status, inputs=[args.data, args.model, *images])

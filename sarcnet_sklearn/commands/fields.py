@@ -66,7 +66,8 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
                                     "(required for a Z stack)")
     parser.add_argument("--pixel-size", type=pixel_size_um, metavar="UM",
                         help="micrometres per pixel, overriding the files' metadata "
-                             "(default: from the metadata, else 0.12 with a warning)")
+                             "(default: from the metadata, else the model's with a warning; "
+                             "the pixel_size_assumed column marks those cells)")
     parser.add_argument("--score-border-cells", action="store_true",
                         help="also score cells touching the field's border (left out by default, "
                              "as in the AICS data)")
@@ -94,6 +95,7 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
 
 def run_fields(args: argparse.Namespace) -> int:
     """Score the fields named by ``args`` and write the outputs; returns the exit code."""
+    from .._pixel_size import assumed_rows, fields_without_pixel_size_message
     from ..fields._maps import MAPS_FOLDER, reason_legend
     from ..fields._screen import OVERLAYS_FOLDER, score_field_files
     from ..outputs import refuse_inputs
@@ -151,6 +153,11 @@ def run_fields(args: argparse.Namespace) -> int:
     )
     print(f"run record: {record.resolve()}", file=human)
     print_summary(summary, args, status=status)
+    assumed = assumed_rows(cells)
+    if assumed.any():
+        message = fields_without_pixel_size_message(
+            cells, float(cells.loc[assumed, "pixel_size"].iloc[0]))
+        print(f"warning: {message}", file=sys.stderr)
     if run.failed_fields:
         print(f"error: {len(run.failed_fields)} of {n_fields} field(s) could not be used: "
               f"{', '.join(run.failed_fields)} (see the messages above and the 'error' column)",

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def make_synthetic_aics(
     n_jobs: int | None = None,
     progress: bool | None = None,
     *,
-    pixel_size_um: float | None = None,
+    pixel_size_um: float | Sequence[float] | None = None,
 ) -> Path:
     """Write a synthetic AICS-like dataset in the exact layout of the real Quilt package.
 
@@ -107,11 +108,16 @@ def make_synthetic_aics(
         Cells rendered in parallel with joblib; ``None`` means 1, ``-1`` all cores.
     progress : bool or None, default=None
         Show a tqdm progress bar; ``None`` shows one when ``n_cells > 500``.
-    pixel_size_um : float, optional
+    pixel_size_um : float or sequence of float, optional
         Micrometres per pixel of the images; default 0.12 (the AICS images') unless
         ``image_size`` is given. The cells are drawn in micrometres, so their
         geometry does not depend on it; only the sampling does (0.24-0.5 um/px
-        renders quickly).
+        renders quickly). Several values render the cells at each in turn (cell
+        ``i`` at ``pixel_size_um[i % len(pixel_size_um)]``): training data for a
+        model that scores fields of those pixel sizes alike (a model trained at one
+        pixel size scores a coarser image's cells differently: the coarser image
+        lacks the finer detail its texture features saw; see
+        ``benchmarks/RESULTS.md``, "Physical units").
 
     Returns
     -------
@@ -261,6 +267,7 @@ def make_synthetic_aics(
     cells = _draw_cells(rng, n_cells)
     tag = hashlib.sha1(json.dumps([seed_seq.entropy, n_cells, image_size if pixel_size_um is None
                                    else pixel_size_um]).encode()).hexdigest()
+    sizes = pixel_size_um if isinstance(pixel_size_um, list) else [pixel_size_um]
     for row in cells:
         row["file_name"] = f"{tag[:24]}_{Path(row['fov_path']).stem}_cell{row['object']}.tiff"
     for cohort in COHORTS:
@@ -274,7 +281,7 @@ def make_synthetic_aics(
             cell_seeds[i],
             cells[i]["level"],
             cells[i]["no_signal"],
-            pixel_size_um,
+            sizes[i % len(sizes)],
             image_size,
             base / FIELDS_DIR.format(cohort=cells[i]["cohort"]) / IMAGE_DIR / cells[i]["file_name"],
             cells[i]["acquisition"],
@@ -414,8 +421,10 @@ def _draw_cells(rng: np.random.Generator, n_cells: int) -> list[dict]:
     return cells
 
 
-def _pixel_size(image_size: int | None, pixel_size_um: float | None) -> float | None:
-    """The pixel size to render at (default 0.12), or None for scaled cells (``image_size``)."""
+def _pixel_size(image_size: int | None,
+                pixel_size_um: float | Sequence[float] | None) -> float | list[float] | None:
+    """The pixel size to render at (default 0.12; a list of several), or None for scaled
+    cells (``image_size``)."""
     if image_size is not None and pixel_size_um is not None:
         raise ValueError("give image_size or pixel_size_um, not both")
     if image_size is not None:
@@ -424,7 +433,13 @@ def _pixel_size(image_size: int | None, pixel_size_um: float | None) -> float | 
         return None
     if pixel_size_um is None:
         return PIXEL_SIZE_UM
-    return check_pixel_size_um(pixel_size_um, "pixel_size_um")
+    if np.ndim(pixel_size_um) == 0:
+        return check_pixel_size_um(pixel_size_um, "pixel_size_um")
+    sizes = [check_pixel_size_um(size, f"pixel_size_um[{i}]")
+             for i, size in enumerate(pixel_size_um)]
+    if not sizes:
+        raise ValueError("pixel_size_um is an empty sequence; give one pixel size or more")
+    return sizes[0] if len(sizes) == 1 else sizes
 
 
 def _classifier_fractions(rng: np.random.Generator, rendered: np.ndarray) -> np.ndarray:

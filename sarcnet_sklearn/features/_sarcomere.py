@@ -53,6 +53,10 @@ PROMINENCE = 0.25
 """Below this share of the band's power above the background, a cell has no sarcomeric
 pattern: its length and order are NaN."""
 
+ALIGNED_NOISE_FACTOR = 8.0
+"""A band whose power is aligned (``|sum P exp(2 i phi)|``) by more than this many times the
+share isotropic noise gives (``1 / sqrt(bins)``) holds a pattern, however faint."""
+
 SARCOMERIC_SHARE = 0.5
 """A pixel is sarcomeric where more than this share of its local signal energy (above a
 background smoothed over one period) lies in the sarcomeric band."""
@@ -143,6 +147,20 @@ def _frequency_grid(side: int):
     return bins, weight.astype(np.float32), radius.astype(np.float32), phase
 
 
+def _background_density(density: np.ndarray, peak_radius: float, rings):
+    """The isotropic background's power per frequency at ``rings``: interpolated, as a power
+    law, between the spectrum's floor at the :data:`FLANKS` of the peak."""
+    radii, floors = [], []
+    for factor in FLANKS:
+        centre = int(round(peak_radius * factor))
+        floors.append(min(density[max(1, min(centre + offset, len(density) - 1))]
+                          for offset in (-1, 0, 1)))
+        radii.append(peak_radius * factor)
+    logs = np.log(np.maximum(floors, 1e-300))
+    slope = (logs[1] - logs[0]) / math.log(radii[1] / radii[0])
+    return np.exp(logs[0] + slope * np.log(np.asarray(rings, float) / radii[0]))
+
+
 def _spectral_measures(values: np.ndarray, inside: np.ndarray,
                        pixel_size: float) -> dict[str, float]:
     """Period, orientation order and sarcomeric fraction from the cell's power spectrum."""
@@ -163,30 +181,40 @@ def _spectral_measures(values: np.ndarray, inside: np.ndarray,
     high = min(high, len(profile) - 2)
     if high <= low + 1:
         return nothing
-    peak = low + int(np.argmax(profile[low:high + 1]))
+    # the ring of a cell a few periods wide spreads over neighbouring radii while the noise
+    # of one radius does not: the strongest ring is sought on the profile smoothed (1-2-1)
+    smoothed = np.convolve(profile, [0.25, 0.5, 0.25], mode="same")
+    peak = low + int(np.argmax(smoothed[low:high + 1]))
     if peak in (low, high) or profile[peak] <= 0:
         return nothing
-    left, centre, right = np.log(profile[peak - 1:peak + 2] + 1e-300)
-    curvature = left - 2 * centre + right
-    shift = 0.5 * (left - right) / curvature if curvature < 0 else 0.0
-    peak_radius = peak + float(np.clip(shift, -0.5, 0.5))
-
-    annulus = np.abs(radius - peak_radius) <= ANNULUS_HALF_WIDTH * peak_radius
-    weights = annulus * weight.reshape(power.shape)
-    in_band = power * weights
     # An isotropic background (puncta, noise) adds the same power in every direction: it
     # leaves sum(P exp(2 i phi)) alone and is taken out of sum(P), estimated from the
     # power per frequency just outside the band, where the spectrum has no sarcomeric peak.
     counts = np.bincount(bins, weight).astype(np.float64)
     density = profile / np.maximum(counts, 1e-12)
-    flanks = [min(density[max(1, min(int(round(peak_radius * f)) + offset, len(density) - 1))]
-                  for offset in (-1, 0, 1)) for f in FLANKS]
-    background = float(np.sqrt(np.prod(flanks))) * float(weights.sum())
+    # the period: the centroid of the band's power above that background (a broad or
+    # speckled ring, as patches of slightly different periods give, is not one bin)
+    rings = np.arange(math.ceil(peak * (1 - ANNULUS_HALF_WIDTH)),
+                      min(math.floor(peak * (1 + ANNULUS_HALF_WIDTH)), len(profile) - 1) + 1)
+    excess = np.clip(profile[rings] - _background_density(density, peak, rings) * counts[rings],
+                     0.0, None)
+    peak_radius = float(np.dot(rings, excess) / excess.sum()) if excess.sum() > 0 else peak
+
+    annulus = np.abs(radius - peak_radius) <= ANNULUS_HALF_WIDTH * peak_radius
+    weights = annulus * weight.reshape(power.shape)
+    in_band = power * weights
+    background = float(_background_density(density, peak_radius, peak_radius)) * float(
+        weights.sum())
     total = float(in_band.sum())
     aligned = abs(complex(np.sum(in_band * phase)))
-    if total - background < PROMINENCE * total:  # no sarcomeric peak above the background
+    # a pattern stands out by its power above the background, or (faint, parallel
+    # myofibrils) by its direction: isotropic noise over n bins aligns about 1 / sqrt(n)
+    # of its power, so an aligned share several times that is no noise
+    noise_alignment = ALIGNED_NOISE_FACTOR / math.sqrt(max(float(annulus.sum()), 1.0))
+    signal = max(total - background, aligned)
+    if signal < PROMINENCE * total and aligned < noise_alignment * total:
         return nothing
-    order = aligned / (total - background)
+    order = aligned / signal
 
     # local energy at the sarcomere period against all local energy above a slow background
     period = side / peak_radius

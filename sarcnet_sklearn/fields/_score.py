@@ -23,7 +23,12 @@ from .._columns import (
 )
 from .._console import progress_bar
 from .._doors import option
-from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN, pixel_size_of_model
+from .._pixel_size import (
+    PIXEL_SIZE_ASSUMED_COLUMN,
+    assumed_rows,
+    fields_without_pixel_size_message,
+    pixel_size_of_model,
+)
 from .._validation import check_pixel_size_um
 from ..features import PROTOCOL1_ERROR_COLUMN, Protocol1Extractor
 from ._cut import CellCrop, check_field, check_labels, cut_cells, stretch_field
@@ -210,13 +215,6 @@ def cut_field(
     name, field, label_image = load_field(
         source, labels, index, channel=channel, scene=scene, z=z, pixel_size=pixel_size,
     )
-    if field.pixel_size is None:
-        warnings.warn(
-            f"{name}: no pixel size in its metadata; measuring Protocol 1 at "
-            f"{PIXEL_SIZE_UM} um/px (the AICS images'); give {option('pixel_size')} if it differs",
-            UserWarning,
-            stacklevel=3,
-        )
     try:
         check_field(field.data, name)
         stretched = stretch_field(field.data)
@@ -261,7 +259,16 @@ def cut_fields(
         for index, (source, label_source) in enumerate(
             progress_bar(pairs, desc="cutting fields", unit="field", show=progress))
     ]
-    return pd.concat(tables, ignore_index=True)
+    table = pd.concat(tables, ignore_index=True)
+    warn_assumed_fields(table, PIXEL_SIZE_UM)
+    return table
+
+
+def warn_assumed_fields(table: pd.DataFrame, pixel_size: float) -> None:
+    """One warning for the run when some fields had no pixel size (their cells are marked)."""
+    message = fields_without_pixel_size_message(table, pixel_size)
+    if message is not None:
+        warnings.warn(message, UserWarning, stacklevel=3)
 
 
 def measure_cells(
@@ -343,7 +350,8 @@ def score_fields(
         What to read from each field file, see :func:`read_field`.
     pixel_size : float, optional
         Micrometres per pixel, overriding the files' metadata. Where neither
-        gives one, 0.12 (the AICS images') is used with a warning.
+        gives one, the cells are measured at the model's pixel size, marked in
+        ``pixel_size_assumed``, with one warning for the call.
     score_border_cells : bool, default=False
         Also score cells that touch a field's border (the AICS pipeline left
         them out; by default they get an error instead of a score).
@@ -402,8 +410,10 @@ def score_fields(
                    keep_crops=keep_crops, n_jobs=n_jobs, batch_size=batch_size)
     with progress_bar(total=len(jobs), desc="fields", unit="field",
                       show=progress and len(jobs) > 1) as bar:
-        return map_table(work, jobs, chunk_size, model=model, client=client,
-                         on_chunk=bar.update, ignore_index=True)
+        table = map_table(work, jobs, chunk_size, model=model, client=client,
+                          on_chunk=bar.update, ignore_index=True)
+    warn_assumed_fields(table, pixel_size_of_model(model))
+    return table
 
 
 def check_field_model(model) -> None:
@@ -443,8 +453,13 @@ def score_cut_cells(
     from ..deploy import ModelInputs, predict_cells
 
     inputs = ModelInputs.of(model)
+    model_pixel_size = pixel_size_of_model(model)
+    assumed = assumed_rows(table)
+    if assumed.any():  # a cell of unknown pixel size is measured at the model's
+        table = table.copy()
+        table.loc[assumed, "pixel_size"] = model_pixel_size
     table = measure_cells(table, n_jobs=n_jobs, progress=progress,
-                          texture_pixel_size=pixel_size_of_model(model))
+                          texture_pixel_size=model_pixel_size)
     table[SCORE_PRED_COLUMN] = np.nan
     table[SCORE_RAW_COLUMN] = np.nan
     table[OUT_OF_RANGE_COLUMN] = None

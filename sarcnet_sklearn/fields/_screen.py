@@ -31,7 +31,7 @@ from .._columns import (
     TARGET_COLUMN,
 )
 from .._console import show_progress
-from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN
+from .._pixel_size import PIXEL_SIZE_ASSUMED_COLUMN, assumed_rows
 from .._reasons import reason_codes
 from ..outputs import refuse_inputs, write_csv_atomically
 from ._crops import write_cell_tiff
@@ -467,8 +467,7 @@ def save_crops_of(scores: pd.DataFrame, out: Path, stem: str) -> list[str | None
     """
     (out / CROPS_FOLDER).mkdir(parents=True, exist_ok=True)
     paths: list[str | None] = []
-    assumed = (scores[PIXEL_SIZE_ASSUMED_COLUMN].fillna(False).astype(bool)
-               if PIXEL_SIZE_ASSUMED_COLUMN in scores else pd.Series(False, scores.index))
+    assumed = assumed_rows(scores)
     for crop, mask, label, size, guessed in zip(
             scores[CROP_COLUMN], scores[MASK_COLUMN], scores["label"], scores["pixel_size"],
             assumed, strict=True):
