@@ -3,8 +3,9 @@
 The measures biologists check a score against (SarcAsM and SarcGraph report them), all from
 the 2-D power spectrum of the masked, mean-subtracted cell (faded out at its border):
 
-- the sarcomere length: the radius of the strongest ring of the spectrum within the band of
-  plausible sarcomere lengths, refined by interpolating the peak, in micrometres;
+- the sarcomere length: the strongest ring of the spectrum (radial profile smoothed over
+  three radii) within the band of plausible sarcomere lengths, refined to the centroid of
+  the ring's power above the isotropic background (weighted by its square), in micrometres;
 - the orientation order parameter (OOP) of the myofibrils: over the spectrum's sarcomeric
   band (frequencies within 15 % of the dominant one), with ``phi`` the direction of each
   frequency (the Z-disc normal, i.e. the myofibril direction) and ``P`` its power,
@@ -50,8 +51,9 @@ FLANKS = (0.7, 1.4)
 """Frequencies (relative to the dominant one) where the isotropic background is read."""
 
 PROMINENCE = 0.25
-"""Below this share of the band's power above the background, a cell has no sarcomeric
-pattern: its length and order are NaN."""
+"""Below this share of the band's power above the background (and without an aligned share
+of :data:`ALIGNED_NOISE_FACTOR`), a cell has no sarcomeric pattern: its length and order are
+NaN."""
 
 ALIGNED_NOISE_FACTOR = 8.0
 """A band whose power is aligned (``|sum P exp(2 i phi)|``) by more than this many times the
@@ -193,12 +195,15 @@ def _spectral_measures(values: np.ndarray, inside: np.ndarray,
     counts = np.bincount(bins, weight).astype(np.float64)
     density = profile / np.maximum(counts, 1e-12)
     # the period: the centroid of the band's power above that background (a broad or
-    # speckled ring, as patches of slightly different periods give, is not one bin)
+    # speckled ring, as patches of slightly different periods give, is not one bin),
+    # weighted by its square
     rings = np.arange(math.ceil(peak * (1 - ANNULUS_HALF_WIDTH)),
                       min(math.floor(peak * (1 + ANNULUS_HALF_WIDTH)), len(profile) - 1) + 1)
     excess = np.clip(profile[rings] - _background_density(density, peak, rings) * counts[rings],
                      0.0, None)
-    peak_radius = float(np.dot(rings, excess) / excess.sum()) if excess.sum() > 0 else peak
+    weights_sq = excess**2
+    peak_radius = (float(np.dot(rings, weights_sq) / weights_sq.sum()) if weights_sq.sum() > 0
+                   else float(peak))
 
     annulus = np.abs(radius - peak_radius) <= ANNULUS_HALF_WIDTH * peak_radius
     weights = annulus * weight.reshape(power.shape)
