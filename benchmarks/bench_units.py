@@ -104,6 +104,10 @@ def main() -> None:
                         help="render the training cells at these pixel sizes (um), an equal "
                              "share at each; the model records 0.12 um/px whatever they are")
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--model-seed", type=int, default=0,
+                        help="seed of the training cells and of the training")
+    parser.add_argument("--pixel-sizes", type=float, nargs="+", default=list(PIXEL_SIZES),
+                        help=f"render the fields at these (um; {REFERENCE} is always added)")
     parser.add_argument("--seed", type=int, default=3, help="seed of the first field")
     parser.add_argument("--cells-table", help="also write every cell's rows to this CSV")
     args = parser.parse_args()
@@ -111,21 +115,22 @@ def main() -> None:
 
     start = time.perf_counter()
     cells = load_aics(make_synthetic_aics(tempfile.mkdtemp() + "/cells", n_cells=args.train_cells,
-                                          pixel_size_um=args.train_pixel_sizes, random_state=0,
-                                          n_jobs=2))
+                                          pixel_size_um=args.train_pixel_sizes,
+                                          random_state=args.model_seed, n_jobs=2))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model, _ = train_model(cells, protocol=1, image_size=32,
                                max_epochs=args.epochs, lr=1e-3, batch_size=16, device="cpu",
-                               test_time_augment=False)
+                               test_time_augment=False, random_state=args.model_seed)
     sizes = ", ".join(f"{size:g}" for size in args.train_pixel_sizes)
     print(f"trained a Protocol 1 model on {args.train_cells} cells rendered at {sizes} um/px in "
           f"{time.perf_counter() - start:.0f} s")
 
-    runs: dict = {name: [] for name in (*PIXEL_SIZES, BAND_LIMITED)}
+    pixel_sizes = sorted({*args.pixel_sizes, REFERENCE})
+    runs: dict = {name: [] for name in (*pixel_sizes, BAND_LIMITED)}
     levels = []
     for seed in fitting_seeds(args):
-        for pixel_size in PIXEL_SIZES:
+        for pixel_size in pixel_sizes:
             side = int(round(args.field_um / pixel_size))
             start = time.perf_counter()
             field, labels, field_levels = make_synthetic_field(

@@ -339,6 +339,20 @@ def test_ome_pixel_size_units_are_converted(tmp_path, size, unit):
     assert field.pixel_size == pytest.approx(0.12)
 
 
+def test_a_given_pixel_size_that_the_metadata_contradicts_says_which_was_used(tmp_path):
+    import warnings
+
+    from sarcnet_sklearn.fields import read_field
+
+    path = _ome(tmp_path / "f.ome.tiff", 0.24, "\u00b5m")
+    with pytest.warns(UserWarning, match=r"f.ome.tiff: pixel_size= 0.12 um/px used; its "
+                                         r"metadata says 0.24 um/px"):
+        assert read_field(path, pixel_size=0.12).pixel_size == 0.12
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # agreeing: nothing to say
+        assert read_field(path, pixel_size=0.24).pixel_size == 0.24
+
+
 @pytest.mark.parametrize("where", ["ome", "imagej", "resolution"])
 def test_implausible_pixel_sizes_are_refused_naming_value_and_source(tmp_path, where):
     from sarcnet_sklearn.fields import read_field

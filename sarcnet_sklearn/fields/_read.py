@@ -19,6 +19,7 @@ import numpy as np
 
 from .._doors import option
 from .._pixel_size import resolution_pixel_size
+from .._resample import same_pixel_size
 from .._validation import check_pixel_size_um
 from ..images import PIL_SUFFIXES
 
@@ -367,11 +368,21 @@ def _read_bioio(path: Path, channel, scene, z, pixel_size, *, what: str) -> Fiel
     else:
         z_choice = _pick(z, [str(index) for index in range(n_planes)], path, "Z plane")
         plane = stack[z_choice]
-    if pixel_size is None and what == "field":  # the file's own, unless given
-        if not plain_tiff:
-            pixel_size = _metadata_pixel_size(image, path)
-        elif tiff_pixel_size is not None:
-            pixel_size = check_pixel_size_um(*tiff_pixel_size)
+    if what == "field":  # the file's own, unless given
+        given = pixel_size
+        try:
+            if not plain_tiff:
+                pixel_size = _metadata_pixel_size(image, path)
+            elif tiff_pixel_size is not None:
+                pixel_size = check_pixel_size_um(*tiff_pixel_size)
+        except ValueError:
+            if given is None:
+                raise
+        if given is not None:
+            if pixel_size is not None and not same_pixel_size(pixel_size, given):
+                warnings.warn(f"{path}: {option('pixel_size')} {given:g} um/px used; its "
+                              f"metadata says {pixel_size:g} um/px", UserWarning, stacklevel=2)
+            pixel_size = given
     return FieldImage(
         np.ascontiguousarray(plane),
         pixel_size,
