@@ -10,8 +10,9 @@ Measured: Spearman on the lab's held-out test cells of
 - the model trained on synthetic AICS cells, as is;
 - models trained from scratch on N of the lab's cells (and on ``--reference`` cells);
 - the AICS model fine-tuned on the same N cells (first epoch with the image branch frozen);
-- fine-tuned on cells the model chose (``suggest_cells``: D4 spread, 20 % random) against random
-  cells, at equal counts: rounds of 50, 100, 200 cells, each round asking the last round's model.
+- fine-tuned on cells the model chose (``suggest_cells``: D4 spread, 20 % random, the picks spread
+  over ``--strata`` bands of the predicted score) against random cells, at equal counts: rounds of
+  50, 100, 200 cells, each round asking the last round's model.
 
 Sized for a shared 2-core CPU: 32 px images, few epochs, 1 seed by default.
 
@@ -32,6 +33,7 @@ import torch
 from skimage.transform import resize
 
 from sarcnet_sklearn import PROTOCOL_1, make_sarcnet_pipeline, spearman_score
+from sarcnet_sklearn._columns import PIXEL_SIZE_UM
 from sarcnet_sklearn.datasets import load_aics, make_synthetic_aics
 from sarcnet_sklearn.deploy import finetune_callbacks, suggest_cells
 from sarcnet_sklearn.features import extract_protocol1
@@ -58,15 +60,17 @@ def other_lab(source: pd.DataFrame, out: Path, margin: float, seed: int) -> pd.D
         path = write_cell_tiff(out / f"lab_{i:05d}.tiff", image, mask)
         features = extract_protocol1(image, mask)
         rows.append({"image_path": str(path), **{k: features[k] for k in PROTOCOL_1},
-                     "score": cell.score})
+                     "pixel_size": PIXEL_SIZE_UM, "score": cell.score})
     table = pd.DataFrame(rows)
     return table[np.isfinite(table[PROTOCOL_1]).all(axis=1)].reset_index(drop=True)
 
 
-def fit(cells: pd.DataFrame, args, seed: int, init=None):
-    epochs = int(np.clip(round(args.steps / len(cells)), args.min_epochs, args.max_epochs))
+def fit(cells: pd.DataFrame, args, seed: int, init=None, min_epochs: int | None = None):
+    epochs = int(np.clip(round(args.steps / len(cells)), min_epochs or args.min_epochs,
+                         args.max_epochs))
     model = make_sarcnet_pipeline(
-        1, image_size=args.image_size, max_epochs=epochs, batch_size=32, lr=args.lr,
+        1, image_size=args.image_size, max_epochs=epochs, batch_size=32,
+        lr=args.lr if init is None else args.finetune_lr,
         random_state=seed, device="cpu", train_split=None, verbose=0, test_time_augment=False,
         callbacks=finetune_callbacks(init, freeze_image_epochs=1 if init is not None else 0),
     )
@@ -93,10 +97,21 @@ def main() -> None:
     parser.add_argument("--min-epochs", type=int, default=4)
     parser.add_argument("--max-epochs", type=int, default=25)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--finetune-lr", type=float, default=None,
+                        help="learning rate when fine-tuning (default: --lr)")
+    parser.add_argument("--reference-min-epochs", type=int, default=15,
+                        help="at least this many epochs for the scratch reference")
+    parser.add_argument("--arms", nargs="+", default=["scratch", "finetuned", "chosen"],
+                        choices=["scratch", "finetuned", "chosen"])
+    parser.add_argument("--strata", type=int, nargs="+", default=[1],
+                        help="suggest_cells' strata for the chosen arm (one arm each)")
+    parser.add_argument("--chosen-counts", type=int, nargs="+", default=[100, 200])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--only-aics", action="store_true",
                         help="only the AICS model, on AICS and on the lab's test cells")
     args = parser.parse_args()
+    if args.finetune_lr is None:
+        args.finetune_lr = args.lr
     torch.set_num_threads(2)
     started = time.time()
     aics = load_aics(make_synthetic_aics(args.out / "aics", args.aics_cells, args.crop_size,
@@ -119,43 +134,53 @@ def main() -> None:
         if args.only_aics:
             results.append(row)
             continue
-        for n in [*args.counts, args.reference]:
+        counts = sorted({*args.counts, *(args.chosen_counts if "chosen" in args.arms else [])})
+        for n in [*counts, args.reference]:
             cells = pool.iloc[:n]
-            row[f"scratch_{n}"] = rho(fit(cells, args, seed), test)
-            if n != args.reference:
+            if "scratch" in args.arms and (n in args.counts or n == args.reference):
+                row[f"scratch_{n}"] = rho(fit(cells, args, seed, min_epochs=(
+                    args.reference_min_epochs if n == args.reference else None)), test)
+            if n != args.reference and ("finetuned" in args.arms or n in args.chosen_counts):
                 row[f"finetuned_{n}"] = rho(fit(cells, args, seed, init=aics_model), test)
-            tuned = row.get(f"finetuned_{n}", float("nan"))
-            print(f"  {n} cells: scratch {row[f'scratch_{n}']:.3f}, fine-tuned {tuned:.3f} "
+            print(f"  {n} cells: scratch {row.get(f'scratch_{n}', float('nan')):.3f}, "
+                  f"fine-tuned {row.get(f'finetuned_{n}', float('nan')):.3f} "
                   f"({time.time() - started:.0f} s)", flush=True)
-        chosen = pool.iloc[:50]  # the first round: random cells, as the random arm's
-        model = fit(chosen, args, seed, init=aics_model)
-        for n in (100, 200):
-            rest = pool.drop(index=chosen.index)
-            asked = suggest_cells(model, rest.assign(score=np.nan), random_share=0.2,
-                                  random_state=seed).head(n - len(chosen))
-            chosen = pd.concat([chosen, pool.loc[asked.index]])
+        for strata in args.strata if "chosen" in args.arms else []:
+            arm = "chosen" if strata == 1 else f"chosen_strata{strata}"
+            chosen = pool.iloc[:50]  # the first round: random cells, as the random arm's
             model = fit(chosen, args, seed, init=aics_model)
-            row[f"chosen_{n}"] = rho(model, test)
-            print(f"  {n} cells chosen by the model: fine-tuned {row[f'chosen_{n}']:.3f} "
-                  f"(random: {row.get(f'finetuned_{n}', float('nan')):.3f}; "
-                  f"{time.time() - started:.0f} s)", flush=True)
+            for n in args.chosen_counts:
+                rest = pool.drop(index=chosen.index)
+                asked = suggest_cells(model, rest.assign(score=np.nan), random_share=0.2,
+                                      strata=strata, random_state=seed).head(n - len(chosen))
+                chosen = pd.concat([chosen, pool.loc[asked.index]])
+                model = fit(chosen, args, seed, init=aics_model)
+                row[f"{arm}_{n}"] = rho(model, test)
+                print(f"  {n} cells chosen by the model (strata {strata}): fine-tuned "
+                      f"{row[f'{arm}_{n}']:.3f} (random: "
+                      f"{row.get(f'finetuned_{n}', float('nan')):.3f}; "
+                      f"{time.time() - started:.0f} s)", flush=True)
         results.append(row)
     table = pd.DataFrame(results)
     print(table.to_markdown(index=False, floatfmt=".3f"))
     summary = table.drop(columns=["seed"]).mean().to_dict()
     if args.only_aics:
         return
-    if "finetuned_200" in summary:
+    if "finetuned_200" in summary and f"scratch_{args.reference}" in summary:
         goal = 0.9 * summary[f"scratch_{args.reference}"]
         print(f"goal 1: fine-tuned on 200 cells {summary['finetuned_200']:.3f} vs 90 % of "
               f"scratch on {args.reference} ({goal:.3f}): "
               f"{'met' if summary['finetuned_200'] >= goal else 'missed'} by "
               f"{summary['finetuned_200'] - goal:+.3f}")
-    for n in (100, 200):
-        if f"chosen_{n}" in summary and f"finetuned_{n}" in summary:
-            chosen, random = summary[f"chosen_{n}"], summary[f"finetuned_{n}"]
-            print(f"goal 2 at {n} cells: chosen {chosen:.3f} vs random {random:.3f} "
-                  f"({chosen - random:+.3f})")
+    for strata in args.strata:
+        arm = "chosen" if strata == 1 else f"chosen_strata{strata}"
+        for n in args.chosen_counts:
+            if f"{arm}_{n}" in summary and f"finetuned_{n}" in summary:
+                chosen, random = summary[f"{arm}_{n}"], summary[f"finetuned_{n}"]
+                wins = int((table[f"{arm}_{n}"] > table[f"finetuned_{n}"]).sum())
+                print(f"goal 2 at {n} cells (strata {strata}): chosen {chosen:.3f} vs random "
+                      f"{random:.3f} ({chosen - random:+.3f}; higher in {wins} of "
+                      f"{len(table)} seeds)")
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     print(f"{time.time() - started:.0f} s in all; results in {args.out / 'results.json'}")
 

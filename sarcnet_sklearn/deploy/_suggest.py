@@ -104,6 +104,7 @@ def suggest_cells(
     *,
     random_share: float = 0.2,
     by: str = "d4",
+    strata: int = 1,
     target: str = TARGET_COLUMN,
     random_state: int | None = 0,
 ) -> pd.DataFrame:
@@ -121,6 +122,13 @@ def suggest_cells(
         chase outliers; 1: a random order.
     by : {"d4", "interval"}, default="d4"
         See :func:`cell_uncertainty`.
+    strata : int, default=1
+        Spread the model's picks over this many bands of equal width of its
+        predicted score (from the lowest to the highest prediction), taking
+        the most uncertain cell of each band in turn, starting with the band of
+        the most uncertain cell: the hand-scored cells then cover the whole
+        score range, which a rank measure of agreement needs, instead of
+        crowding where the model is unsure. 1: by uncertainty alone.
     target : str, default="score"
     random_state : int or None, default=0
 
@@ -140,6 +148,8 @@ def suggest_cells(
     """
     if not 0 <= random_share <= 1:
         raise ValueError(f"random_share must be in [0, 1], got {random_share!r}")
+    if isinstance(strata, bool) or not isinstance(strata, (int, np.integer)) or strata < 1:
+        raise ValueError(f"strata must be a whole number >= 1, got {strata!r}")
     todo = cells
     if target in cells.columns:
         todo = cells[pd.to_numeric(cells[target], errors="coerce").isna()]
@@ -150,6 +160,8 @@ def suggest_cells(
     usable = np.flatnonzero(measured[ERROR_COLUMN].isna().to_numpy())
     by_uncertainty = list(usable[np.argsort(-measured[UNCERTAINTY_COLUMN].to_numpy()[usable],
                                             kind="stable")])
+    by_uncertainty = _across_strata(by_uncertainty,
+                                    measured[SCORE_PRED_COLUMN].to_numpy(dtype=float), strata)
     shuffled = list(rng.permutation(usable))
     every = np.inf if random_share == 0 else 1 / random_share
     placed, chosen_by, taken = [], [], set()
@@ -169,4 +181,22 @@ def suggest_cells(
         out[column] = measured[column].to_numpy()[order]
     out.insert(0, CHOSEN_BY_COLUMN, chosen_by + [None] * len(failed))
     out.insert(0, RANK_COLUMN, np.arange(1, len(out) + 1))
+    return out
+
+
+def _across_strata(ranked: list, predicted: np.ndarray, strata: int) -> list:
+    """``ranked`` (rows, most uncertain first) taken in turn from ``strata`` equal bands of
+    ``predicted``, starting with the first row's band."""
+    if strata == 1 or len(ranked) < 2:
+        return ranked
+    values = predicted[ranked]
+    edges = np.linspace(values.min(), values.max(), strata + 1)[1:-1]
+    bands = np.searchsorted(edges, values, side="right")
+    queues = [[row for row, band in zip(ranked, bands, strict=True) if band == b]
+              for b in range(strata)]
+    out, band = [], int(bands[0])
+    while len(out) < len(ranked):
+        if queues[band]:
+            out.append(queues[band].pop(0))
+        band = (band + 1) % strata
     return out
