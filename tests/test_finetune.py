@@ -14,7 +14,7 @@ from sklearn.metrics import cohen_kappa_score
 from sarcnet_sklearn import PROTOCOL_2
 from sarcnet_sklearn.agreement import scorer_agreement
 from sarcnet_sklearn.commands import main
-from sarcnet_sklearn.deploy import load_model, save_model, train_model
+from sarcnet_sklearn.deploy import load_model, save_model, suggest_cells, train_model
 from sarcnet_sklearn.score_table import predict_scores
 
 SMALL = {"max_epochs": 1, "batch_size": 16, "device": "cpu", "test_time_augment": False}
@@ -75,7 +75,7 @@ def test_train_init_from_reports_agreement_grouped_by_field(base_file, cells, tm
                      "--device", "cpu", "--cv", "2", "--quiet", "--validation-fraction", "0.25",
                      "--no-test-time-augment"]) == 0
     text = printed.getvalue()
-    assert "agreement with your scores (2-fold cross-validation on 18 cells, folds grouped " \
+    assert "agreement with your scores (2-fold cross-validation on 16 cells, folds grouped " \
            "by field" in text
     # the validation metrics' intervals resample the table's fields too
     assert "bootstrap 95 % interval (validation: resampling whole fields (" in text
@@ -83,6 +83,9 @@ def test_train_init_from_reports_agreement_grouped_by_field(base_file, cells, tm
     assert model.regressor.image_size == 16
     agreement = metadata["agreement"]
     assert agreement["grouped_by"] == "field" and agreement["n_folds"] == 2
+    # the validation quarter is whole fields: 2 of the 6 fields of 4 cells
+    assert metadata["training"]["split"] == "by field, validation 0.25"
+    assert metadata["training"]["n_validation"] == 8
     assert agreement["ci_low"] <= agreement["spearman"] <= agreement["ci_high"]
 
 
@@ -127,6 +130,17 @@ def test_suggest_orders_unscored_cells_by_d4_spread_with_a_random_share(base_fil
                        atol=1e-4)
     alone = cell_uncertainty(model, table.loc[rows[:1]])  # a cell's spread is its own
     assert alone["uncertainty"].iloc[0] == pytest.approx(order["uncertainty"].iloc[0], rel=1e-3)
+    # spread over 3 bands of the predicted score: each band in turn, its most unsure first
+    spread = suggest_cells(model, table, strata=3, random_share=0)
+    assert spread.index[0] == order.index[0]  # the most uncertain cell still comes first
+    predicted = spread["score_pred"].to_numpy()
+    bands = np.searchsorted(np.linspace(predicted.min(), predicted.max(), 4)[1:-1], predicted,
+                            side="right")
+    assert len(set(bands[:3])) == len(set(bands)) == 3, bands
+    for band in range(3):
+        assert (np.diff(spread["uncertainty"].to_numpy()[bands == band]) <= 0).all()
+    with pytest.raises(ValueError, match="strata must be a whole number"):
+        suggest_cells(model, table, strata=0)
 
 
 def test_the_frozen_image_branch_keeps_its_batch_norm_statistics_then_trains_again():

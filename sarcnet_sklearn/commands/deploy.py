@@ -76,8 +76,9 @@ def add_subcommand(subparsers) -> None:
                        help="read the images in sub-folders of a DATA folder too")
     train.add_argument(
         "--validation-fraction", type=float,
-        help="fraction of cells held out for validation, 0 for none (default: the paper's "
-             "split for an AICS root, else 0.2)",
+        help="fraction of cells held out for validation, 0 for none; whole fields when a "
+             "'field' column names 5 or more (default: the paper's split for an AICS root, "
+             "else 0.2)",
     )
     train.add_argument("--no-test-time-augment", dest="test_time_augment",
                        action="store_false",

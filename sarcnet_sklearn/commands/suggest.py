@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from .._columns import TARGET_COLUMN
+from .._recipe import SUGGEST_RANDOM_SHARE, SUGGEST_STRATA
 from ._options import DATA_HELP, check_csv_output
 
 
@@ -34,11 +35,15 @@ def add_subcommand(subparsers) -> None:
     suggest.add_argument("data", metavar="DATA", help=DATA_HELP)
     suggest.add_argument("--out", required=True, metavar="ORDER.csv",
                          help="CSV to write (never one of the inputs)")
-    suggest.add_argument("--random-share", type=float, default=0.2,
+    suggest.add_argument("--random-share", type=float, default=SUGGEST_RANDOM_SHARE,
                          help="share of the order drawn at random (default: %(default)s)")
     suggest.add_argument("--by", choices=["d4", "interval"], default="d4",
                          help="uncertainty: spread over the 8 flips and turns, or interval "
                               "width (calibrated models) (default: %(default)s)")
+    suggest.add_argument("--strata", type=int, default=SUGGEST_STRATA, metavar="N",
+                         help="spread the model's picks over N bands of its predicted score, "
+                              "the most uncertain of each in turn (1: by uncertainty alone; "
+                              "default: %(default)s)")
     suggest.add_argument("--target", default=TARGET_COLUMN,
                          help="column of the scores given so far (default: %(default)s)")
     suggest.add_argument("--random-state", type=int, default=0, help="default: %(default)s")
@@ -58,7 +63,8 @@ def run_suggest(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=args.device)
     cells = load_cells(args.data)
     order = suggest_cells(model, cells, random_share=args.random_share, by=args.by,
-                          target=args.target, random_state=args.random_state)
+                          strata=args.strata, target=args.target,
+                          random_state=args.random_state)
     output = write_csv_atomically(order, args.out, inputs=[args.data, args.model])
     counts = order[CHOSEN_BY_COLUMN].value_counts()
     failed = order[CHOSEN_BY_COLUMN].isna().sum()

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._columns import ERROR_COLUMN, SCORE_PRED_COLUMN, TARGET_COLUMN
+from .._recipe import SUGGEST_RANDOM_SHARE, SUGGEST_STRATA
 
 RANK_COLUMN = "suggest_rank"
 """1 = score this cell first."""
@@ -102,9 +103,9 @@ def suggest_cells(
     model,
     cells: pd.DataFrame,
     *,
-    random_share: float = 0.2,
+    random_share: float = SUGGEST_RANDOM_SHARE,
     by: str = "d4",
-    strata: int = 1,
+    strata: int = SUGGEST_STRATA,
     target: str = TARGET_COLUMN,
     random_state: int | None = 0,
 ) -> pd.DataFrame:
@@ -122,7 +123,7 @@ def suggest_cells(
         chase outliers; 1: a random order.
     by : {"d4", "interval"}, default="d4"
         See :func:`cell_uncertainty`.
-    strata : int, default=1
+    strata : int, default=SUGGEST_STRATA
         Spread the model's picks over this many bands of equal width of its
         predicted score (from the lowest to the highest prediction), taking
         the most uncertain cell of each band in turn, starting with the band of

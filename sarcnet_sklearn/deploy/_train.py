@@ -7,7 +7,7 @@ from os import PathLike
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
 from .._columns import (
     CELL_MASK_PAGE,
@@ -31,6 +31,9 @@ class ExcludedCellsWarning(UserWarning):
 
 VALIDATION_FOLDS = 10
 """Folds of the validation cells for their cross-fitted scores (fewer cells: one cell each)."""
+
+MIN_FIELDS_TO_SPLIT = 5
+"""A validation fraction is drawn as whole fields when the cells come from at least this many."""
 
 
 def _cross_fitted_predictions(pipeline, cells: pd.DataFrame, observed, *,
@@ -106,8 +109,11 @@ def train_model(
         ``"paper"``: the paper's split (:func:`~sarcnet_sklearn.datasets.paper_split`,
         needs ``expert_1``; its test cells are scored too and left out of
         training). A float: that fraction of the cells, drawn at random with
-        ``random_state``, for validation (the best epoch on it is kept); 0: no
-        validation, all epochs are trained and the last one kept.
+        ``random_state``, for validation (the best epoch on it is kept), as whole
+        fields when a ``field`` column names every cell's field and there are at
+        least 5 (cells of one field are alike, so a cell split would flatter the
+        validation metrics); 0: no validation, all epochs are trained and the
+        last one kept.
     image_size, max_epochs, lr, batch_size, random_state, device
         Passed to :class:`~sarcnet_sklearn.SarcNetRegressor`. The same
         ``random_state`` on the same machine gives the same model.
@@ -294,7 +300,17 @@ def train_model(
             split = "random, validation 0.2 (too few cells for the paper's split)"
             train, valid = train_test_split(table, test_size=0.2, random_state=random_state)
     elif validation > 0:
-        train, valid = train_test_split(table, test_size=validation, random_state=random_state)
+        fields = field_groups(table)
+        if fields is not None and len(set(fields)) >= MIN_FIELDS_TO_SPLIT:
+            # cells of one field are alike: no field on both sides of the split
+            split = f"by field, validation {validation}"
+            parts = GroupShuffleSplit(n_splits=1, test_size=validation,
+                                      random_state=random_state).split(table, groups=fields)
+            rows, rest = next(parts)
+            train, valid = table.iloc[rows], table.iloc[rest]
+        else:
+            train, valid = train_test_split(table, test_size=validation,
+                                            random_state=random_state)
     else:
         train, valid = table, None
     if valid is not None and len(valid) < 2:
