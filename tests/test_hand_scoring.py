@@ -101,6 +101,23 @@ def test_widget_scores_crops_by_key_is_closed_midway_and_resumes(make_napari_vie
 
 
 @needs_napari
+def test_closing_the_widget_gives_the_keys_back(make_napari_viewer):
+    from app_model.types import KeyBinding
+
+    def mine(viewer):
+        return None
+
+    viewer = make_napari_viewer()
+    viewer.bind_key("b", mine)
+    dock, _ = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
+    assert viewer.keymap[KeyBinding.from_str("b")] is not mine  # the widget's Back
+    assert KeyBinding.from_str("3") in viewer.keymap
+    viewer.window.remove_dock_widget(dock)  # what the dock's close button does
+    assert viewer.keymap[KeyBinding.from_str("b")] is mine
+    assert KeyBinding.from_str("3") not in viewer.keymap
+
+
+@needs_napari
 def test_widget_scores_the_labels_of_the_open_field_into_its_features(make_napari_viewer,
                                                                        tmp_path):
     labels = np.zeros((64, 64), np.uint8)

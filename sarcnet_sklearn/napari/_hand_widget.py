@@ -9,6 +9,7 @@ import numpy as np
 import tifffile
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QEvent, QObject
 
 from .._columns import CELL_MASK_PAGE, FIELD_COLUMN, SCORE_RANGE, STRUCTURE_PAGE, TARGET_COLUMN
 from ..hand_scores import LABEL_COLUMN, ScoreSheet, field_sheet_table, merge_scorers
@@ -110,16 +111,24 @@ class HandScoringWidget(Container):
                 show_error(str(exc))
         return run
 
+    def _key_actions(self) -> dict:
+        actions = {str(score): lambda s=score: self.score(s) for score in KEY_SCORES}
+        actions |= {f"Shift-{score}": lambda s=score: self.score(s + 0.5)
+                    for score in KEY_SCORES[:-1]}
+        return actions | {SKIP_KEY: self.skip, BACK_KEY: self.back}
+
     def _bind_keys(self) -> None:
-        for score in KEY_SCORES:
-            self._viewer.bind_key(str(score), self._safely(lambda s=score: self.score(s)),
-                                  overwrite=True)
-        for score in KEY_SCORES[:-1]:
-            self._viewer.bind_key(f"Shift-{score}",
-                                  self._safely(lambda s=score: self.score(s + 0.5)),
-                                  overwrite=True)
-        self._viewer.bind_key(SKIP_KEY, self._safely(self.skip), overwrite=True)
-        self._viewer.bind_key(BACK_KEY, self._safely(self.back), overwrite=True)
+        """Take the keys, keeping what they did before, and give them back when the widget
+        leaves the window (napari takes a closed dock widget out of it)."""
+        self._replaced = {key: self._viewer.bind_key(key, self._safely(action), overwrite=True)
+                          for key, action in self._key_actions().items()}
+        self._on_undock = _WhenUnparented(self._unbind_keys)
+        self.native.installEventFilter(self._on_undock)
+
+    def _unbind_keys(self) -> None:
+        for key, before in getattr(self, "_replaced", {}).items():
+            self._viewer.bind_key(key, before, overwrite=True)
+        self._replaced = {}
 
     # -- actions ----------------------------------------------------------------------------
 
@@ -294,3 +303,18 @@ class HandScoringWidget(Container):
             self._viewer.add_labels(mask.astype(np.uint8), name=OUTLINE_LAYER, opacity=0.8)
         layers[OUTLINE_LAYER].contour = 1
         self._viewer.reset_view()
+
+
+class _WhenUnparented(QObject):
+    """Calls ``callback`` once when the widget it filters loses its parent."""
+
+    def __init__(self, callback) -> None:
+        super().__init__()
+        self._callback = callback
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt's name)
+        if (event.type() == QEvent.Type.ParentChange and watched.parent() is None
+                and self._callback is not None):
+            callback, self._callback = self._callback, None
+            callback()
+        return False
