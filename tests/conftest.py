@@ -73,6 +73,11 @@ def image_only_net(cells, tmp_path_factory):
         net = SarcNetRegressor(use_features=False, image_size=64, max_epochs=4, batch_size=16,
                                lr=1e-3, train_split=None, verbose=0, random_state=0,
                                device="cpu", augment=None, test_time_augment=False)
-        net.fit(train[["image_path"]], train["score"])
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the same net with or without xdist (sums in one order)
+        try:
+            net.fit(train[["image_path"]], train["score"])
+        finally:
+            torch.set_num_threads(threads)
         saved.write_bytes(pickle.dumps(net))
         return net
