@@ -11,7 +11,7 @@ Measured: Spearman on the lab's held-out test cells of
 - models trained from scratch on N of the lab's cells (and on ``--reference`` cells);
 - the AICS model fine-tuned on the same N cells (first epoch with the image branch frozen);
 - fine-tuned on cells the model chose (``suggest_cells``: D4 spread, 20 % random, the picks spread
-  over ``--strata`` bands of the predicted score) against random cells, at equal counts: rounds of
+  over ``--groups`` k-means groups of alike cells) against random cells, at equal counts: rounds of
   50, 100, 200 cells, each round asking the last round's model.
 
 Sized for a shared 2-core CPU: 32 px images, few epochs, 1 seed by default.
@@ -103,8 +103,8 @@ def main() -> None:
                         help="at least this many epochs for the scratch reference")
     parser.add_argument("--arms", nargs="+", default=["scratch", "finetuned", "chosen"],
                         choices=["scratch", "finetuned", "chosen"])
-    parser.add_argument("--strata", type=int, nargs="+", default=[1],
-                        help="suggest_cells' strata for the chosen arm (one arm each)")
+    parser.add_argument("--groups", type=int, nargs="+", default=[1],
+                        help="suggest_cells' groups for the chosen arm (one arm each)")
     parser.add_argument("--chosen-counts", type=int, nargs="+", default=[100, 200])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--only-aics", action="store_true",
@@ -145,18 +145,18 @@ def main() -> None:
             print(f"  {n} cells: scratch {row.get(f'scratch_{n}', float('nan')):.3f}, "
                   f"fine-tuned {row.get(f'finetuned_{n}', float('nan')):.3f} "
                   f"({time.time() - started:.0f} s)", flush=True)
-        for strata in args.strata if "chosen" in args.arms else []:
-            arm = "chosen" if strata == 1 else f"chosen_strata{strata}"
+        for groups in args.groups if "chosen" in args.arms else []:
+            arm = "chosen" if groups == 1 else f"chosen_groups{groups}"
             chosen = pool.iloc[:50]  # the first round: random cells, as the random arm's
             model = fit(chosen, args, seed, init=aics_model)
             for n in args.chosen_counts:
                 rest = pool.drop(index=chosen.index)
                 asked = suggest_cells(model, rest.assign(score=np.nan), random_share=0.2,
-                                      strata=strata, random_state=seed).head(n - len(chosen))
+                                      groups=groups, random_state=seed).head(n - len(chosen))
                 chosen = pd.concat([chosen, pool.loc[asked.index]])
                 model = fit(chosen, args, seed, init=aics_model)
                 row[f"{arm}_{n}"] = rho(model, test)
-                print(f"  {n} cells chosen by the model (strata {strata}): fine-tuned "
+                print(f"  {n} cells chosen by the model (groups {groups}): fine-tuned "
                       f"{row[f'{arm}_{n}']:.3f} (random: "
                       f"{row.get(f'finetuned_{n}', float('nan')):.3f}; "
                       f"{time.time() - started:.0f} s)", flush=True)
@@ -172,13 +172,13 @@ def main() -> None:
               f"scratch on {args.reference} ({goal:.3f}): "
               f"{'met' if summary['finetuned_200'] >= goal else 'missed'} by "
               f"{summary['finetuned_200'] - goal:+.3f}")
-    for strata in args.strata:
-        arm = "chosen" if strata == 1 else f"chosen_strata{strata}"
+    for groups in args.groups:
+        arm = "chosen" if groups == 1 else f"chosen_groups{groups}"
         for n in args.chosen_counts:
             if f"{arm}_{n}" in summary and f"finetuned_{n}" in summary:
                 chosen, random = summary[f"{arm}_{n}"], summary[f"finetuned_{n}"]
                 wins = int((table[f"{arm}_{n}"] > table[f"finetuned_{n}"]).sum())
-                print(f"goal 2 at {n} cells (strata {strata}): chosen {chosen:.3f} vs random "
+                print(f"goal 2 at {n} cells (groups {groups}): chosen {chosen:.3f} vs random "
                       f"{random:.3f} ({chosen - random:+.3f}; higher in {wins} of "
                       f"{len(table)} seeds)")
     (args.out / "results.json").write_text(json.dumps(results, indent=1))

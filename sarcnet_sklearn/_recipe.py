@@ -27,8 +27,8 @@ SUGGEST_RANDOM_SHARE = 0.2
 """Share of the hand-scoring order drawn at random (``suggest``), so it does not only chase
 outliers."""
 
-SUGGEST_STRATA = 1
-"""Bands of the predicted score the model's picks for hand-scoring are spread over."""
+SUGGEST_GROUPS = 1
+"""Groups of alike cells the model's picks for hand-scoring are spread over."""
 
 __all__ = ["BACKBONES", "BATCH_SIZE", "DEFAULT_BACKBONE", "IMAGE_SIZE_PX", "LEARNING_RATE",
-           "MAX_EPOCHS", "SCORE_RANGE", "SUGGEST_RANDOM_SHARE", "SUGGEST_STRATA"]
+           "MAX_EPOCHS", "SCORE_RANGE", "SUGGEST_RANDOM_SHARE", "SUGGEST_GROUPS"]

@@ -130,17 +130,22 @@ def test_suggest_orders_unscored_cells_by_d4_spread_with_a_random_share(base_fil
                        atol=1e-4)
     alone = cell_uncertainty(model, table.loc[rows[:1]])  # a cell's spread is its own
     assert alone["uncertainty"].iloc[0] == pytest.approx(order["uncertainty"].iloc[0], rel=1e-3)
-    # spread over 3 bands of the predicted score: each band in turn, its most unsure first
-    spread = suggest_cells(model, table, strata=3, random_share=0)
-    assert spread.index[0] == order.index[0]  # the most uncertain cell still comes first
-    predicted = spread["score_pred"].to_numpy()
-    bands = np.searchsorted(np.linspace(predicted.min(), predicted.max(), 4)[1:-1], predicted,
-                            side="right")
-    assert len(set(bands[:3])) == len(set(bands)) == 3, bands
-    for band in range(3):
-        assert (np.diff(spread["uncertainty"].to_numpy()[bands == band]) <= 0).all()
-    with pytest.raises(ValueError, match="strata must be a whole number"):
-        suggest_cells(model, table, strata=0)
+    # spread over 3 groups of alike cells: the same cells, the most uncertain still first
+    spread = suggest_cells(model, table, groups=3, random_share=0)
+    assert spread.index[0] == order.index[0] and set(spread.index) == set(order.index)
+    with pytest.raises(ValueError, match="groups must be a whole number"):
+        suggest_cells(model, table, groups=0)
+
+
+def test_the_models_picks_take_alike_cells_in_turn():
+    from sarcnet_sklearn.deploy._suggest import _across_groups
+
+    # rows 0-3 and 4-7 are two kinds of cell; the model is least sure about rows 0, 1, 2, 4, ...
+    rng = np.random.default_rng(0)
+    descriptors = np.vstack([rng.normal(0, 0.1, (4, 3)), rng.normal(5, 0.1, (4, 3))])
+    ranked = [0, 1, 2, 4, 3, 5, 6, 7]
+    assert _across_groups(ranked, descriptors, 2, random_state=0) == [0, 4, 1, 5, 2, 6, 3, 7]
+    assert _across_groups(ranked, descriptors, 1, random_state=0) == ranked
 
 
 def test_the_frozen_image_branch_keeps_its_batch_norm_statistics_then_trains_again():

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from .._columns import TARGET_COLUMN
-from .._recipe import SUGGEST_RANDOM_SHARE, SUGGEST_STRATA
+from .._recipe import SUGGEST_GROUPS, SUGGEST_RANDOM_SHARE
 from ._options import DATA_HELP, check_csv_output
 
 
@@ -40,10 +40,10 @@ def add_subcommand(subparsers) -> None:
     suggest.add_argument("--by", choices=["d4", "interval"], default="d4",
                          help="uncertainty: spread over the 8 flips and turns, or interval "
                               "width (calibrated models) (default: %(default)s)")
-    suggest.add_argument("--strata", type=int, default=SUGGEST_STRATA, metavar="N",
-                         help="spread the model's picks over N bands of its predicted score, "
-                              "the most uncertain of each in turn (1: by uncertainty alone; "
-                              "default: %(default)s)")
+    suggest.add_argument("--groups", type=int, default=SUGGEST_GROUPS, metavar="N",
+                         help="spread the model's picks over N groups of alike cells (k-means "
+                              "of their features and predicted score), the most uncertain of "
+                              "each in turn (1: by uncertainty alone; default: %(default)s)")
     suggest.add_argument("--target", default=TARGET_COLUMN,
                          help="column of the scores given so far (default: %(default)s)")
     suggest.add_argument("--random-state", type=int, default=0, help="default: %(default)s")
@@ -63,7 +63,7 @@ def run_suggest(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=args.device)
     cells = load_cells(args.data)
     order = suggest_cells(model, cells, random_share=args.random_share, by=args.by,
-                          strata=args.strata, target=args.target,
+                          groups=args.groups, target=args.target,
                           random_state=args.random_state)
     output = write_csv_atomically(order, args.out, inputs=[args.data, args.model])
     counts = order[CHOSEN_BY_COLUMN].value_counts()

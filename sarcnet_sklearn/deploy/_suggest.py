@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._columns import ERROR_COLUMN, SCORE_PRED_COLUMN, TARGET_COLUMN
-from .._recipe import SUGGEST_RANDOM_SHARE, SUGGEST_STRATA
+from .._recipe import SUGGEST_GROUPS, SUGGEST_RANDOM_SHARE
 
 RANK_COLUMN = "suggest_rank"
 """1 = score this cell first."""
@@ -54,6 +54,12 @@ def cell_uncertainty(model, cells: pd.DataFrame, *, by: str = "d4",
     >>> cell_uncertainty(model, cells.head(3)).columns.tolist()  # doctest: +SKIP
     ['score_pred', 'uncertainty', 'error']
     """
+    return _measure(model, cells, by=by, confidence=confidence)[0]
+
+
+def _measure(model, cells: pd.DataFrame, *, by: str, confidence: float = 0.9):
+    """:func:`cell_uncertainty`'s table, and the model's input features of each cell (as
+    measured or read for it; NaN where it could not be scored)."""
     import torch
 
     from .._batches import N_D4, d4_transform
@@ -71,8 +77,10 @@ def cell_uncertainty(model, cells: pd.DataFrame, *, by: str = "d4",
     usable = errors.isna().to_numpy()
     out = pd.DataFrame({SCORE_PRED_COLUMN: np.nan, UNCERTAINTY_COLUMN: np.nan,
                         ERROR_COLUMN: errors.to_numpy()}, index=cells.index)
+    features = np.full((len(cells), len(inputs.features)), np.nan)
     if not usable.any():
-        return out
+        return out, features
+    features[usable] = table.loc[usable, list(inputs.features)].to_numpy(dtype=float)
     ready = with_images(table, errors, images, inputs.image_column)[usable]
     if by == "interval":
         predicted, low, high = predict_interval(pipeline, ready, confidence,
@@ -96,7 +104,7 @@ def cell_uncertainty(model, cells: pd.DataFrame, *, by: str = "d4",
             predicted = np.clip(predicted, *pipeline.score_range)
     out.loc[out.index[usable], SCORE_PRED_COLUMN] = predicted
     out.loc[out.index[usable], UNCERTAINTY_COLUMN] = spread
-    return out
+    return out, features
 
 
 def suggest_cells(
@@ -105,7 +113,7 @@ def suggest_cells(
     *,
     random_share: float = SUGGEST_RANDOM_SHARE,
     by: str = "d4",
-    strata: int = SUGGEST_STRATA,
+    groups: int = SUGGEST_GROUPS,
     target: str = TARGET_COLUMN,
     random_state: int | None = 0,
 ) -> pd.DataFrame:
@@ -123,13 +131,14 @@ def suggest_cells(
         chase outliers; 1: a random order.
     by : {"d4", "interval"}, default="d4"
         See :func:`cell_uncertainty`.
-    strata : int, default=SUGGEST_STRATA
-        Spread the model's picks over this many bands of equal width of its
-        predicted score (from the lowest to the highest prediction), taking
-        the most uncertain cell of each band in turn, starting with the band of
-        the most uncertain cell: the hand-scored cells then cover the whole
-        score range, which a rank measure of agreement needs, instead of
-        crowding where the model is unsure. 1: by uncertainty alone.
+    groups : int, default=SUGGEST_GROUPS
+        Spread the model's picks over this many groups of alike cells
+        (scikit-learn's :class:`~sklearn.cluster.KMeans` of the cells' model
+        features and predicted score, each standardized), taking the most
+        uncertain cell of each group in turn (the groups in the order of their
+        most uncertain cell): the hand-scored cells then stand for every kind of
+        cell in the table instead of crowding where the model is unsure. 1: by
+        uncertainty alone.
     target : str, default="score"
     random_state : int or None, default=0
 
@@ -149,20 +158,20 @@ def suggest_cells(
     """
     if not 0 <= random_share <= 1:
         raise ValueError(f"random_share must be in [0, 1], got {random_share!r}")
-    if isinstance(strata, bool) or not isinstance(strata, (int, np.integer)) or strata < 1:
-        raise ValueError(f"strata must be a whole number >= 1, got {strata!r}")
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"groups must be a whole number >= 1, got {groups!r}")
     todo = cells
     if target in cells.columns:
         todo = cells[pd.to_numeric(cells[target], errors="coerce").isna()]
     if len(todo) == 0:
         raise ValueError(f"every cell already has a {target!r}: nothing to suggest")
-    measured = cell_uncertainty(model, todo, by=by)
+    measured, features = _measure(model, todo, by=by)
     rng = np.random.default_rng(random_state)
     usable = np.flatnonzero(measured[ERROR_COLUMN].isna().to_numpy())
     by_uncertainty = list(usable[np.argsort(-measured[UNCERTAINTY_COLUMN].to_numpy()[usable],
                                             kind="stable")])
-    by_uncertainty = _across_strata(by_uncertainty,
-                                    measured[SCORE_PRED_COLUMN].to_numpy(dtype=float), strata)
+    descriptors = np.column_stack([features, measured[SCORE_PRED_COLUMN].to_numpy(float)])
+    by_uncertainty = _across_groups(by_uncertainty, descriptors, groups, random_state)
     shuffled = list(rng.permutation(usable))
     every = np.inf if random_share == 0 else 1 / random_share
     placed, chosen_by, taken = [], [], set()
@@ -185,19 +194,24 @@ def suggest_cells(
     return out
 
 
-def _across_strata(ranked: list, predicted: np.ndarray, strata: int) -> list:
-    """``ranked`` (rows, most uncertain first) taken in turn from ``strata`` equal bands of
-    ``predicted``, starting with the first row's band."""
-    if strata == 1 or len(ranked) < 2:
+def _across_groups(ranked: list, descriptors: np.ndarray, groups: int, random_state) -> list:
+    """``ranked`` (rows, most uncertain first) taken in turn from ``groups`` k-means groups of
+    the rows' standardized ``descriptors``, the groups in the order of their first row."""
+    if groups == 1 or len(ranked) < 2:
         return ranked
-    values = predicted[ranked]
-    edges = np.linspace(values.min(), values.max(), strata + 1)[1:-1]
-    bands = np.searchsorted(edges, values, side="right")
-    queues = [[row for row, band in zip(ranked, bands, strict=True) if band == b]
-              for b in range(strata)]
-    out, band = [], int(bands[0])
+    from sklearn.cluster import KMeans
+
+    values = descriptors[ranked]
+    values = (values - values.mean(axis=0)) / np.where(values.std(axis=0) > 0,
+                                                       values.std(axis=0), 1.0)
+    labels = KMeans(n_clusters=min(groups, len(ranked)), n_init=3,
+                    random_state=random_state).fit_predict(np.nan_to_num(values))
+    queues: dict = {}
+    for row, label in zip(ranked, labels, strict=True):
+        queues.setdefault(label, []).append(row)  # groups in the order of their first row
+    out, turn = [], list(queues.values())
     while len(out) < len(ranked):
-        if queues[band]:
-            out.append(queues[band].pop(0))
-        band = (band + 1) % strata
+        for queue in turn:
+            if queue:
+                out.append(queue.pop(0))
     return out
