@@ -44,6 +44,9 @@ OPTIONS = {
                         "napari": "direction='lower'"},
     "segment_classical": {"python": "method='classical'", "cli": "--segment classical",
                           "napari": "method='classical'"},
+    "random_share": {"python": "random_share=", "cli": "--random-share",
+                     "napari": "random_share="},
+    "groups": {"python": "groups=", "cli": "--groups", "napari": "groups="},
 }
 """How each option the library's messages mention is set, door by door."""
 

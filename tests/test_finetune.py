@@ -133,7 +133,7 @@ def test_suggest_orders_unscored_cells_by_d4_spread_with_a_random_share(base_fil
     # spread over 3 groups of alike cells: the same cells, the most uncertain still first
     spread = suggest_cells(model, table, groups=3, random_share=0)
     assert spread.index[0] == order.index[0] and set(spread.index) == set(order.index)
-    with pytest.raises(ValueError, match="groups must be a whole number"):
+    with pytest.raises(ValueError, match="groups= must be a whole number"):
         suggest_cells(model, table, groups=0)
 
 

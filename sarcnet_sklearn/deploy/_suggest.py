@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._columns import ERROR_COLUMN, SCORE_PRED_COLUMN, TARGET_COLUMN
+from .._doors import option
 from .._recipe import SUGGEST_GROUPS, SUGGEST_RANDOM_SHARE
 
 RANK_COLUMN = "suggest_rank"
@@ -157,9 +158,9 @@ def suggest_cells(
     ['model', 'model', 'model', 'random']
     """
     if not 0 <= random_share <= 1:
-        raise ValueError(f"random_share must be in [0, 1], got {random_share!r}")
+        raise ValueError(f"{option('random_share')} must be in [0, 1], got {random_share!r}")
     if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise ValueError(f"groups must be a whole number >= 1, got {groups!r}")
+        raise ValueError(f"{option('groups')} must be a whole number >= 1, got {groups!r}")
     todo = cells
     if target in cells.columns:
         todo = cells[pd.to_numeric(cells[target], errors="coerce").isna()]
