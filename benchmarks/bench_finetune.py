@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ from skimage.transform import resize
 from sarcnet_sklearn import PROTOCOL_1, make_sarcnet_pipeline, spearman_score
 from sarcnet_sklearn._columns import PIXEL_SIZE_UM
 from sarcnet_sklearn.datasets import load_aics, make_synthetic_aics
-from sarcnet_sklearn.deploy import finetune_callbacks, suggest_cells
+from sarcnet_sklearn.deploy import finetune_callbacks, suggest_cells, train_model
 from sarcnet_sklearn.features import extract_protocol1
 from sarcnet_sklearn.fields._crops import write_cell_tiff
 
@@ -77,6 +78,19 @@ def fit(cells: pd.DataFrame, args, seed: int, init=None, min_epochs: int | None 
     return model.fit(cells, cells["score"])
 
 
+def fit_as_train(cells: pd.DataFrame, args, seed: int, init) -> object:
+    """Fine-tune as ``train --init-from`` does: a validation part of the cells, the best epoch
+    on it kept (``train_model``)."""
+    epochs = int(np.clip(round(args.steps / len(cells)), args.min_epochs, args.max_epochs))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # small validation parts: soundness notices
+        model, _ = train_model(cells, protocol=1, validation=args.finetune_validation,
+                               image_size=args.image_size, max_epochs=epochs, batch_size=32,
+                               lr=args.finetune_lr, random_state=seed, device="cpu",
+                               test_time_augment=False, init_from=init, freeze_image_epochs=1)
+    return model
+
+
 def rho(model, test: pd.DataFrame) -> float:
     return spearman_score(test["score"], model.predict(test))
 
@@ -99,6 +113,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--finetune-lr", type=float, default=None,
                         help="learning rate when fine-tuning (default: --lr)")
+    parser.add_argument("--finetune-validation", type=float, default=0.0,
+                        help="fine-tune as train --init-from does, keeping the best epoch on "
+                             "this fraction of the cells (0: all cells, the last epoch)")
     parser.add_argument("--reference-min-epochs", type=int, default=15,
                         help="at least this many epochs for the scratch reference")
     parser.add_argument("--arms", nargs="+", default=["scratch", "finetuned", "chosen"],
@@ -112,6 +129,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.finetune_lr is None:
         args.finetune_lr = args.lr
+    tune = fit_as_train if args.finetune_validation > 0 else fit
     torch.set_num_threads(2)
     started = time.time()
     aics = load_aics(make_synthetic_aics(args.out / "aics", args.aics_cells, args.crop_size,
@@ -141,20 +159,20 @@ def main() -> None:
                 row[f"scratch_{n}"] = rho(fit(cells, args, seed, min_epochs=(
                     args.reference_min_epochs if n == args.reference else None)), test)
             if n != args.reference and ("finetuned" in args.arms or n in args.chosen_counts):
-                row[f"finetuned_{n}"] = rho(fit(cells, args, seed, init=aics_model), test)
+                row[f"finetuned_{n}"] = rho(tune(cells, args, seed, init=aics_model), test)
             print(f"  {n} cells: scratch {row.get(f'scratch_{n}', float('nan')):.3f}, "
                   f"fine-tuned {row.get(f'finetuned_{n}', float('nan')):.3f} "
                   f"({time.time() - started:.0f} s)", flush=True)
         for groups in args.groups if "chosen" in args.arms else []:
             arm = "chosen" if groups == 1 else f"chosen_groups{groups}"
             chosen = pool.iloc[:50]  # the first round: random cells, as the random arm's
-            model = fit(chosen, args, seed, init=aics_model)
+            model = tune(chosen, args, seed, init=aics_model)
             for n in args.chosen_counts:
                 rest = pool.drop(index=chosen.index)
                 asked = suggest_cells(model, rest.assign(score=np.nan), random_share=0.2,
                                       groups=groups, random_state=seed).head(n - len(chosen))
                 chosen = pd.concat([chosen, pool.loc[asked.index]])
-                model = fit(chosen, args, seed, init=aics_model)
+                model = tune(chosen, args, seed, init=aics_model)
                 row[f"{arm}_{n}"] = rho(model, test)
                 print(f"  {n} cells chosen by the model (groups {groups}): fine-tuned "
                       f"{row[f'{arm}_{n}']:.3f} (random: "
