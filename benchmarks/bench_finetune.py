@@ -10,9 +10,9 @@ Measured: Spearman on the lab's held-out test cells of
 - the model trained on synthetic AICS cells, as is;
 - models trained from scratch on N of the lab's cells (and on ``--reference`` cells);
 - the AICS model fine-tuned on the same N cells (first epoch with the image branch frozen);
-- fine-tuned on cells the model chose (``suggest_cells``: D4 spread, 20 % random, the picks spread
-  over ``--groups`` k-means groups of alike cells) against random cells, at equal counts: rounds of
-  50, 100, 200 cells, each round asking the last round's model.
+- fine-tuned on cells the model chose (``suggest_cells``: D4 spread, 20 % random, with the
+  settings of ``--choose``: groups of alike cells, typicality) against random cells, at equal
+  counts: rounds of 50, 100, 200 cells, each round asking the last round's model.
 
 Sized for a shared 2-core CPU: 32 px images, few epochs, 1 seed by default.
 
@@ -35,6 +35,7 @@ from skimage.transform import resize
 
 from sarcnet_sklearn import PROTOCOL_1, make_sarcnet_pipeline, spearman_score
 from sarcnet_sklearn._columns import PIXEL_SIZE_UM
+from sarcnet_sklearn._recipe import FINETUNE_LR_FACTOR
 from sarcnet_sklearn.datasets import load_aics, make_synthetic_aics
 from sarcnet_sklearn.deploy import finetune_callbacks, suggest_cells, train_model
 from sarcnet_sklearn.features import extract_protocol1
@@ -91,6 +92,17 @@ def fit_as_train(cells: pd.DataFrame, args, seed: int, init) -> object:
     return model
 
 
+def choice_arm(spec: str) -> tuple[str, dict]:
+    """``"groups=50"`` -> ``("chosen_groups50", {"groups": 50})``; ``"groups=1"`` -> "chosen"."""
+    settings = {}
+    for item in spec.split(","):
+        key, value = item.split("=")
+        settings[key] = int(value) if key == "groups" else float(value)
+    name = "".join(f"_{key}{value:g}" for key, value in settings.items()
+                   if (key, value) != ("groups", 1))
+    return "chosen" + name, settings
+
+
 def rho(model, test: pd.DataFrame) -> float:
     return spearman_score(test["score"], model.predict(test))
 
@@ -112,7 +124,8 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=25)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--finetune-lr", type=float, default=None,
-                        help="learning rate when fine-tuning (default: --lr)")
+                        help="learning rate when fine-tuning (default: --lr times the "
+                             "package's fine-tuning share, as train --init-from does)")
     parser.add_argument("--finetune-validation", type=float, default=0.0,
                         help="fine-tune as train --init-from does, keeping the best epoch on "
                              "this fraction of the cells (0: all cells, the last epoch)")
@@ -120,15 +133,16 @@ def main() -> None:
                         help="at least this many epochs for the scratch reference")
     parser.add_argument("--arms", nargs="+", default=["scratch", "finetuned", "chosen"],
                         choices=["scratch", "finetuned", "chosen"])
-    parser.add_argument("--groups", type=int, nargs="+", default=[1],
-                        help="suggest_cells' groups for the chosen arm (one arm each)")
+    parser.add_argument("--choose", nargs="+", default=["groups=1"],
+                        help="suggest_cells settings of the chosen arms, one arm each "
+                             "(e.g. groups=50 density=1; 'groups=1' is the plain order)")
     parser.add_argument("--chosen-counts", type=int, nargs="+", default=[100, 200])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--only-aics", action="store_true",
                         help="only the AICS model, on AICS and on the lab's test cells")
     args = parser.parse_args()
     if args.finetune_lr is None:
-        args.finetune_lr = args.lr
+        args.finetune_lr = args.lr * FINETUNE_LR_FACTOR
     tune = fit_as_train if args.finetune_validation > 0 else fit
     torch.set_num_threads(2)
     started = time.time()
@@ -163,18 +177,18 @@ def main() -> None:
             print(f"  {n} cells: scratch {row.get(f'scratch_{n}', float('nan')):.3f}, "
                   f"fine-tuned {row.get(f'finetuned_{n}', float('nan')):.3f} "
                   f"({time.time() - started:.0f} s)", flush=True)
-        for groups in args.groups if "chosen" in args.arms else []:
-            arm = "chosen" if groups == 1 else f"chosen_groups{groups}"
+        for spec in args.choose if "chosen" in args.arms else []:
+            arm, settings = choice_arm(spec)
             chosen = pool.iloc[:50]  # the first round: random cells, as the random arm's
             model = tune(chosen, args, seed, init=aics_model)
             for n in args.chosen_counts:
                 rest = pool.drop(index=chosen.index)
                 asked = suggest_cells(model, rest.assign(score=np.nan), random_share=0.2,
-                                      groups=groups, random_state=seed).head(n - len(chosen))
+                                      random_state=seed, **settings).head(n - len(chosen))
                 chosen = pd.concat([chosen, pool.loc[asked.index]])
                 model = tune(chosen, args, seed, init=aics_model)
                 row[f"{arm}_{n}"] = rho(model, test)
-                print(f"  {n} cells chosen by the model (groups {groups}): fine-tuned "
+                print(f"  {n} cells chosen by the model ({spec}): fine-tuned "
                       f"{row[f'{arm}_{n}']:.3f} (random: "
                       f"{row.get(f'finetuned_{n}', float('nan')):.3f}; "
                       f"{time.time() - started:.0f} s)", flush=True)
@@ -190,13 +204,13 @@ def main() -> None:
               f"scratch on {args.reference} ({goal:.3f}): "
               f"{'met' if summary['finetuned_200'] >= goal else 'missed'} by "
               f"{summary['finetuned_200'] - goal:+.3f}")
-    for groups in args.groups:
-        arm = "chosen" if groups == 1 else f"chosen_groups{groups}"
+    for spec in args.choose:
+        arm, _ = choice_arm(spec)
         for n in args.chosen_counts:
             if f"{arm}_{n}" in summary and f"finetuned_{n}" in summary:
                 chosen, random = summary[f"{arm}_{n}"], summary[f"finetuned_{n}"]
                 wins = int((table[f"{arm}_{n}"] > table[f"finetuned_{n}"]).sum())
-                print(f"goal 2 at {n} cells (groups {groups}): chosen {chosen:.3f} vs random "
+                print(f"goal 2 at {n} cells ({spec}): chosen {chosen:.3f} vs random "
                       f"{random:.3f} ({chosen - random:+.3f}; higher in {wins} of "
                       f"{len(table)} seeds)")
     (args.out / "results.json").write_text(json.dumps(results, indent=1))

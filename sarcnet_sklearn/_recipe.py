@@ -20,6 +20,11 @@ BATCH_SIZE = 40
 LEARNING_RATE = 5e-4
 """Adam's learning rate (the paper's 5e-4)."""
 
+FINETUNE_LR_FACTOR = 0.2
+"""Fine-tuning (``init_from``) trains at this share of the learning rate by default: learnt
+weights want small steps (measured in ``benchmarks/bench_finetune.py``: at a fifth of the rate,
+200 of a lab's cells gave a model 0.09 better in Spearman than at the full rate)."""
+
 DEFAULT_BACKBONE = "resnet18"
 """The image branch of SarcNet (D-SarcNet's ResNet-18)."""
 
@@ -27,8 +32,12 @@ SUGGEST_RANDOM_SHARE = 0.2
 """Share of the hand-scoring order drawn at random (``suggest``), so it does not only chase
 outliers."""
 
+SUGGEST_DENSITY = 0.0
+"""Power of each cell's typicality weighing the model's uncertainty in hand-scoring orders."""
+
 SUGGEST_GROUPS = 1
 """Groups of alike cells the model's picks for hand-scoring are spread over."""
 
-__all__ = ["BACKBONES", "BATCH_SIZE", "DEFAULT_BACKBONE", "IMAGE_SIZE_PX", "LEARNING_RATE",
-           "MAX_EPOCHS", "SCORE_RANGE", "SUGGEST_RANDOM_SHARE", "SUGGEST_GROUPS"]
+__all__ = ["BACKBONES", "BATCH_SIZE", "DEFAULT_BACKBONE", "FINETUNE_LR_FACTOR", "IMAGE_SIZE_PX",
+           "LEARNING_RATE", "MAX_EPOCHS", "SCORE_RANGE", "SUGGEST_DENSITY", "SUGGEST_GROUPS",
+           "SUGGEST_RANDOM_SHARE"]

@@ -86,6 +86,7 @@ def test_train_init_from_reports_agreement_grouped_by_field(base_file, cells, tm
     # the validation quarter is whole fields: 2 of the 6 fields of 4 cells
     assert metadata["training"]["split"] == "by field, validation 0.25"
     assert metadata["training"]["n_validation"] == 8
+    assert metadata["training"]["lr"] == pytest.approx(1e-4)  # a fifth of 5e-4: fine-tuning
     assert agreement["ci_low"] <= agreement["spearman"] <= agreement["ci_high"]
 
 
@@ -135,6 +136,11 @@ def test_suggest_orders_unscored_cells_by_d4_spread_with_a_random_share(base_fil
     assert spread.index[0] == order.index[0] and set(spread.index) == set(order.index)
     with pytest.raises(ValueError, match="groups= must be a whole number"):
         suggest_cells(model, table, groups=0)
+    # weighed by typicality: the same cells; odd ones later
+    typical = suggest_cells(model, table, density=1.0, random_share=0)
+    assert set(typical.index) == set(order.index)
+    with pytest.raises(ValueError, match="density= must be 0 or more"):
+        suggest_cells(model, table, density=-1.0)
 
 
 def test_the_models_picks_take_alike_cells_in_turn():
@@ -146,6 +152,16 @@ def test_the_models_picks_take_alike_cells_in_turn():
     ranked = [0, 1, 2, 4, 3, 5, 6, 7]
     assert _across_groups(ranked, descriptors, 2, random_state=0) == [0, 4, 1, 5, 2, 6, 3, 7]
     assert _across_groups(ranked, descriptors, 1, random_state=0) == ranked
+
+
+def test_an_odd_cell_is_the_least_typical():
+    from sarcnet_sklearn.deploy._suggest import _typicality
+
+    rng = np.random.default_rng(1)
+    descriptors = np.vstack([rng.normal(0, 1, (30, 4)), np.full((1, 4), 8.0)])
+    typical = _typicality(descriptors)
+    assert typical.argmin() == 30 and typical.max() == 1.0
+    assert typical[30] < 0.5 * np.median(typical[:30])
 
 
 def test_the_frozen_image_branch_keeps_its_batch_norm_statistics_then_trains_again():

@@ -11,7 +11,13 @@ from pathlib import Path
 
 from .._columns import ERROR_COLUMN, IMAGE_COLUMN, PROTOCOL_2, SCORE_RANGE, TARGET_COLUMN
 from .._model_formats import FORMATS
-from .._recipe import BATCH_SIZE, IMAGE_SIZE_PX, LEARNING_RATE, MAX_EPOCHS
+from .._recipe import (
+    BATCH_SIZE,
+    FINETUNE_LR_FACTOR,
+    IMAGE_SIZE_PX,
+    LEARNING_RATE,
+    MAX_EPOCHS,
+)
 from ._exit import EXIT_STATUS_HELP
 from ._finetune import add_finetune_arguments, finetune_options, print_agreement
 from ._options import (
@@ -65,7 +71,10 @@ def add_subcommand(subparsers) -> None:
                        help="model input size in pixels (default: %(default)s)")
     train.add_argument("--epochs", type=positive, default=MAX_EPOCHS,
                        help="default: %(default)s")
-    train.add_argument("--lr", type=float, default=LEARNING_RATE, help="default: %(default)s")
+    train.add_argument("--lr", type=float,
+                       help=f"learning rate (default: {LEARNING_RATE:g}; with --init-from "
+                            f"{LEARNING_RATE * FINETUNE_LR_FACTOR:g}: learnt weights want "
+                            "small steps)")
     train.add_argument("--batch-size", type=positive, default=BATCH_SIZE,
                        help="default: %(default)s")
     train.add_argument("--score-range", type=float, nargs=2, default=SCORE_RANGE,

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from .._columns import TARGET_COLUMN
-from .._recipe import SUGGEST_GROUPS, SUGGEST_RANDOM_SHARE
+from .._recipe import SUGGEST_DENSITY, SUGGEST_GROUPS, SUGGEST_RANDOM_SHARE
 from ._options import DATA_HELP, check_csv_output
 
 
@@ -44,6 +44,10 @@ def add_subcommand(subparsers) -> None:
                          help="spread the model's picks over N groups of alike cells (k-means "
                               "of their features and predicted score), the most uncertain of "
                               "each in turn (1: by uncertainty alone; default: %(default)s)")
+    suggest.add_argument("--density", type=float, default=SUGGEST_DENSITY, metavar="POWER",
+                         help="weigh the uncertainty by how typical each cell is (its density "
+                              "among the cells) to this power, so that odd cells come later "
+                              "(0: uncertainty alone; default: %(default)s)")
     suggest.add_argument("--target", default=TARGET_COLUMN,
                          help="column of the scores given so far (default: %(default)s)")
     suggest.add_argument("--random-state", type=int, default=0, help="default: %(default)s")
@@ -63,7 +67,7 @@ def run_suggest(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=args.device)
     cells = load_cells(args.data)
     order = suggest_cells(model, cells, random_share=args.random_share, by=args.by,
-                          groups=args.groups, target=args.target,
+                          groups=args.groups, density=args.density, target=args.target,
                           random_state=args.random_state)
     output = write_csv_atomically(order, args.out, inputs=[args.data, args.model])
     counts = order[CHOSEN_BY_COLUMN].value_counts()

@@ -11,7 +11,7 @@ import pandas as pd
 
 from .._columns import ERROR_COLUMN, SCORE_PRED_COLUMN, TARGET_COLUMN
 from .._doors import option
-from .._recipe import SUGGEST_GROUPS, SUGGEST_RANDOM_SHARE
+from .._recipe import SUGGEST_DENSITY, SUGGEST_GROUPS, SUGGEST_RANDOM_SHARE
 
 RANK_COLUMN = "suggest_rank"
 """1 = score this cell first."""
@@ -115,6 +115,7 @@ def suggest_cells(
     random_share: float = SUGGEST_RANDOM_SHARE,
     by: str = "d4",
     groups: int = SUGGEST_GROUPS,
+    density: float = SUGGEST_DENSITY,
     target: str = TARGET_COLUMN,
     random_state: int | None = 0,
 ) -> pd.DataFrame:
@@ -140,6 +141,14 @@ def suggest_cells(
         most uncertain cell): the hand-scored cells then stand for every kind of
         cell in the table instead of crowding where the model is unsure. 1: by
         uncertainty alone.
+    density : float, default=SUGGEST_DENSITY
+        Weigh each cell's uncertainty by how typical it is, raised to this
+        power (information density: its density among the table's cells, one
+        over the mean distance to its 10 nearest neighbours in the standardized
+        model features and predicted score, as a share of the densest cell's):
+        odd cells (bad segmentations, rare shapes), which a model is often
+        unsure of but learns little from, then come later. 0: uncertainty
+        alone.
     target : str, default="score"
     random_state : int or None, default=0
 
@@ -159,6 +168,8 @@ def suggest_cells(
     """
     if not 0 <= random_share <= 1:
         raise ValueError(f"{option('random_share')} must be in [0, 1], got {random_share!r}")
+    if not np.isfinite(density) or density < 0:
+        raise ValueError(f"{option('density')} must be 0 or more, got {density!r}")
     if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
         raise ValueError(f"{option('groups')} must be a whole number >= 1, got {groups!r}")
     todo = cells
@@ -169,9 +180,11 @@ def suggest_cells(
     measured, features = _measure(model, todo, by=by)
     rng = np.random.default_rng(random_state)
     usable = np.flatnonzero(measured[ERROR_COLUMN].isna().to_numpy())
-    by_uncertainty = list(usable[np.argsort(-measured[UNCERTAINTY_COLUMN].to_numpy()[usable],
-                                            kind="stable")])
     descriptors = np.column_stack([features, measured[SCORE_PRED_COLUMN].to_numpy(float)])
+    priority = measured[UNCERTAINTY_COLUMN].to_numpy()[usable]
+    if density > 0 and len(usable) > 1:
+        priority = priority * _typicality(descriptors[usable]) ** density
+    by_uncertainty = list(usable[np.argsort(-priority, kind="stable")])
     by_uncertainty = _across_groups(by_uncertainty, descriptors, groups, random_state)
     shuffled = list(rng.permutation(usable))
     every = np.inf if random_share == 0 else 1 / random_share
@@ -195,6 +208,23 @@ def suggest_cells(
     return out
 
 
+def _standardized(values: np.ndarray) -> np.ndarray:
+    spread = values.std(axis=0)
+    return np.nan_to_num((values - values.mean(axis=0)) / np.where(spread > 0, spread, 1.0))
+
+
+def _typicality(descriptors: np.ndarray, neighbours: int = 10) -> np.ndarray:
+    """Each row's density among the rows: one over its mean distance to its nearest
+    ``neighbours``, as a share of the densest row's (1 = the most typical)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    values = _standardized(descriptors)
+    count = min(neighbours + 1, len(values))
+    distances, _ = NearestNeighbors(n_neighbors=count).fit(values).kneighbors(values)
+    density = 1.0 / (distances[:, 1:].mean(axis=1) + 1e-9)
+    return density / density.max()
+
+
 def _across_groups(ranked: list, descriptors: np.ndarray, groups: int, random_state) -> list:
     """``ranked`` (rows, most uncertain first) taken in turn from ``groups`` k-means groups of
     the rows' standardized ``descriptors``, the groups in the order of their first row."""
@@ -202,11 +232,8 @@ def _across_groups(ranked: list, descriptors: np.ndarray, groups: int, random_st
         return ranked
     from sklearn.cluster import KMeans
 
-    values = descriptors[ranked]
-    values = (values - values.mean(axis=0)) / np.where(values.std(axis=0) > 0,
-                                                       values.std(axis=0), 1.0)
     labels = KMeans(n_clusters=min(groups, len(ranked)), n_init=3,
-                    random_state=random_state).fit_predict(np.nan_to_num(values))
+                    random_state=random_state).fit_predict(_standardized(descriptors[ranked]))
     queues: dict = {}
     for row, label in zip(ranked, labels, strict=True):
         queues.setdefault(label, []).append(row)  # groups in the order of their first row

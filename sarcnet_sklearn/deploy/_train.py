@@ -19,7 +19,13 @@ from .._columns import (
 )
 from .._doors import option
 from .._pixel_size import MODEL_PIXEL_SIZE_KEY
-from .._recipe import BATCH_SIZE, IMAGE_SIZE_PX, LEARNING_RATE, MAX_EPOCHS
+from .._recipe import (
+    BATCH_SIZE,
+    FINETUNE_LR_FACTOR,
+    IMAGE_SIZE_PX,
+    LEARNING_RATE,
+    MAX_EPOCHS,
+)
 from ..pipeline import ModelInputs
 from ._checks import check_cells, with_images
 from ._settings import check_training_settings
@@ -73,7 +79,7 @@ def train_model(
     validation: str | float = 0.2,
     image_size: int = IMAGE_SIZE_PX,
     max_epochs: int = MAX_EPOCHS,
-    lr: float = LEARNING_RATE,
+    lr: float | None = None,
     batch_size: int = BATCH_SIZE,
     random_state: int | None = 0,
     device: str | None = None,
@@ -116,7 +122,9 @@ def train_model(
         last one kept.
     image_size, max_epochs, lr, batch_size, random_state, device
         Passed to :class:`~sarcnet_sklearn.SarcNetRegressor`. The same
-        ``random_state`` on the same machine gives the same model.
+        ``random_state`` on the same machine gives the same model. ``lr``
+        defaults to the paper's 5e-4, and to a fifth of it when fine-tuning
+        (``init_from``; :data:`~sarcnet_sklearn._recipe.FINETUNE_LR_FACTOR`).
     mask_page : int, optional
         Page of the cell mask when features are measured (default 9).
     progress : bool, default=False
@@ -234,6 +242,8 @@ def train_model(
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive whole number, got {value!r}")
     check_training_settings(image_size=int(image_size), batch_size=int(batch_size))
+    if lr is None:
+        lr = LEARNING_RATE * (FINETUNE_LR_FACTOR if init_from is not None else 1.0)
     if not (isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     fraction = isinstance(validation, (int, float)) and not isinstance(validation, bool)
