@@ -214,13 +214,14 @@ def assumed_rows(cells: pd.DataFrame) -> np.ndarray:
         ["true", "1", "1.0"]).to_numpy()
 
 
-def fields_without_pixel_size_message(cells: pd.DataFrame, pixel_size: float) -> str | None:
+def fields_without_pixel_size_message(cells: pd.DataFrame) -> str | None:
     """The one warning of a run for the fields whose pixel size was assumed, from their
-    cells' rows (``field`` and :data:`PIXEL_SIZE_ASSUMED_COLUMN`), or None when none was.
+    cells' rows (``field``, :data:`PIXEL_SIZE_ASSUMED_COLUMN` and the ``pixel_size`` they
+    were given), or None when none was.
 
-    >>> cells = pd.DataFrame({"field": ["a.tif", "a.tif", "b.tif"],
+    >>> cells = pd.DataFrame({"field": ["a.tif", "a.tif", "b.tif"], "pixel_size": 0.12,
     ...                       "pixel_size_assumed": [True, True, False]})
-    >>> print(fields_without_pixel_size_message(cells, 0.12))
+    >>> print(fields_without_pixel_size_message(cells))
     1 of 2 field(s) had no pixel size in their metadata (e.g. a.tif): their 2 cell(s) were \
 measured as if at 0.12 um/px, the model's, and are marked in the column 'pixel_size_assumed'; \
 give pixel_size= if that is wrong
@@ -229,6 +230,7 @@ give pixel_size= if that is wrong
     if not assumed.any():
         return None
     fields = pd.unique(cells.loc[assumed, "field"])
+    pixel_size = float(cells.loc[assumed, PIXEL_SIZE_COLUMN].iloc[0])
     return (f"{len(fields)} of {cells['field'].nunique()} field(s) had no pixel size in their "
             f"metadata (e.g. {fields[0]}): their {int(assumed.sum())} cell(s) were measured as "
             f"if at {pixel_size:g} um/px, the model's, and are marked in the column "

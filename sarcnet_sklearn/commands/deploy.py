@@ -246,11 +246,13 @@ def pixel_size_sentence(training: dict) -> str:
 training cells were imaged at 0.48 um/px and resampled to it for the texture features, as \
 every cell it scores will be
     """
+    from .._resample import same_pixel_size
+
     model = training["pixel_size_um"]
     sentence = (f"its features are measured at {model:g} um/px, the pixel size the model file "
                 "records")
     cells = training.get("cells_pixel_size_um")
-    if cells and not all(abs(size - model) <= 1e-9 * model for size in cells):
+    if cells and not all(same_pixel_size(size, model) for size in cells):
         imaged = f"{cells[0]:g}" if cells[0] == cells[1] else f"{cells[0]:g}-{cells[1]:g}"
         sentence += (f"; its training cells were imaged at {imaged} um/px and resampled to it "
                      "for the texture features, as every cell it scores will be")

@@ -95,7 +95,7 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
 
 def run_fields(args: argparse.Namespace) -> int:
     """Score the fields named by ``args`` and write the outputs; returns the exit code."""
-    from .._pixel_size import assumed_rows, fields_without_pixel_size_message
+    from .._pixel_size import fields_without_pixel_size_message
     from ..fields._maps import MAPS_FOLDER, reason_legend
     from ..fields._screen import OVERLAYS_FOLDER, score_field_files
     from ..outputs import refuse_inputs
@@ -153,10 +153,8 @@ def run_fields(args: argparse.Namespace) -> int:
     )
     print(f"run record: {record.resolve()}", file=human)
     print_summary(summary, args, status=status)
-    assumed = assumed_rows(cells)
-    if assumed.any():
-        message = fields_without_pixel_size_message(
-            cells, float(cells.loc[assumed, "pixel_size"].iloc[0]))
+    message = fields_without_pixel_size_message(cells)
+    if message is not None:
         print(f"warning: {message}", file=sys.stderr)
     if run.failed_fields:
         print(f"error: {len(run.failed_fields)} of {n_fields} field(s) could not be used: "

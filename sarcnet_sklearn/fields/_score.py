@@ -260,13 +260,13 @@ def cut_fields(
             progress_bar(pairs, desc="cutting fields", unit="field", show=progress))
     ]
     table = pd.concat(tables, ignore_index=True)
-    warn_assumed_fields(table, PIXEL_SIZE_UM)
+    warn_assumed_fields(table)
     return table
 
 
-def warn_assumed_fields(table: pd.DataFrame, pixel_size: float) -> None:
+def warn_assumed_fields(table: pd.DataFrame) -> None:
     """One warning for the run when some fields had no pixel size (their cells are marked)."""
-    message = fields_without_pixel_size_message(table, pixel_size)
+    message = fields_without_pixel_size_message(table)
     if message is not None:
         warnings.warn(message, UserWarning, stacklevel=3)
 
@@ -412,7 +412,7 @@ def score_fields(
                       show=progress and len(jobs) > 1) as bar:
         table = map_table(work, jobs, chunk_size, model=model, client=client,
                           on_chunk=bar.update, ignore_index=True)
-    warn_assumed_fields(table, pixel_size_of_model(model))
+    warn_assumed_fields(table)
     return table
 
 

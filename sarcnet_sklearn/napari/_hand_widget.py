@@ -126,7 +126,7 @@ class HandScoringWidget(Container):
         self.native.installEventFilter(self._on_undock)
 
     def _unbind_keys(self) -> None:
-        for key, before in getattr(self, "_replaced", {}).items():
+        for key, before in self._replaced.items():
             self._viewer.bind_key(key, before, overwrite=True)
         self._replaced = {}
 
