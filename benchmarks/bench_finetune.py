@@ -10,9 +10,11 @@ Measured: Spearman on the lab's held-out test cells of
 - the model trained on synthetic AICS cells, as is;
 - models trained from scratch on N of the lab's cells (and on ``--reference`` cells);
 - the AICS model fine-tuned on the same N cells (first epoch with the image branch frozen);
-- fine-tuned on cells the model chose (``suggest_cells``: D4 spread, 20 % random, with the
-  settings of ``--choose``: groups of alike cells, typicality) against random cells, at equal
-  counts: rounds of 50, 100, 200 cells, each round asking the last round's model.
+- fine-tuned on cells the model chose (``suggest_cells`` with the settings of ``--choose``, e.g.
+  ``order=representative`` or ``order=uncertain,groups=50``; 20 % random) against random cells,
+  at equal counts: rounds of 50 (random), 100, 200 cells, each round asking the last round's
+  model. ``order=random`` runs the same rounds with random cells: the fair control, averaged
+  over ``--repeats`` draws (one draw of random cells varies by +-0.05 in Spearman here).
 
 Sized for a shared 2-core CPU: 32 px images, few epochs, 1 seed by default.
 
@@ -93,13 +95,18 @@ def fit_as_train(cells: pd.DataFrame, args, seed: int, init) -> object:
 
 
 def choice_arm(spec: str) -> tuple[str, dict]:
-    """``"groups=50"`` -> ``("chosen_groups50", {"groups": 50})``; ``"groups=1"`` -> "chosen"."""
-    settings = {}
+    """``"order=uncertain,groups=50"`` -> ``("chosen_uncertain_groups50", {"order":
+    "uncertain", "groups": 50, "random_share": 0.2})``; ``"order=random"``: random cells (a
+    random share of 1)."""
+    settings = {"random_share": 0.2}
     for item in spec.split(","):
         key, value = item.split("=")
-        settings[key] = int(value) if key == "groups" else float(value)
-    name = "".join(f"_{key}{value:g}" for key, value in settings.items()
-                   if (key, value) != ("groups", 1))
+        settings[key] = (int(value) if key == "groups" else value if key == "order"
+                         else float(value))
+    name = "".join(f"_{value}" if key == "order" else f"_{key}{value}"
+                   for key, value in settings.items() if key != "random_share")
+    if settings.get("order") == "random":
+        settings = {"random_share": 1.0}
     return "chosen" + name, settings
 
 
@@ -133,11 +140,15 @@ def main() -> None:
                         help="at least this many epochs for the scratch reference")
     parser.add_argument("--arms", nargs="+", default=["scratch", "finetuned", "chosen"],
                         choices=["scratch", "finetuned", "chosen"])
-    parser.add_argument("--choose", nargs="+", default=["groups=1"],
-                        help="suggest_cells settings of the chosen arms, one arm each "
-                             "(e.g. groups=50 density=1; 'groups=1' is the plain order)")
+    parser.add_argument("--choose", nargs="+", default=["order=random", "order=representative"],
+                        help="suggest_cells settings of the chosen arms, one arm each (e.g. "
+                             "order=representative order=uncertain,groups=50; order=random: "
+                             "random cells in the same rounds, the control)")
     parser.add_argument("--chosen-counts", type=int, nargs="+", default=[100, 200])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="draws of each chosen arm per seed (the suggest order's random "
+                             "share and, with order=random, the cells), averaged")
     parser.add_argument("--only-aics", action="store_true",
                         help="only the AICS model, on AICS and on the lab's test cells")
     args = parser.parse_args()
@@ -177,23 +188,30 @@ def main() -> None:
             print(f"  {n} cells: scratch {row.get(f'scratch_{n}', float('nan')):.3f}, "
                   f"fine-tuned {row.get(f'finetuned_{n}', float('nan')):.3f} "
                   f"({time.time() - started:.0f} s)", flush=True)
+        first_round = None  # the first round: random cells, as the random arm's
         for spec in args.choose if "chosen" in args.arms else []:
             arm, settings = choice_arm(spec)
-            chosen = pool.iloc[:50]  # the first round: random cells, as the random arm's
-            model = tune(chosen, args, seed, init=aics_model)
+            first_round = first_round or tune(pool.iloc[:50], args, seed, init=aics_model)
+            draws = {n: [] for n in args.chosen_counts}
+            for repeat in range(args.repeats):
+                chosen, model = pool.iloc[:50], first_round
+                for n in args.chosen_counts:
+                    rest = pool.drop(index=chosen.index)
+                    asked = suggest_cells(model, pd.concat([chosen, rest.assign(score=np.nan)]),
+                                          random_state=seed * 1000 + repeat,
+                                          **settings).head(n - len(chosen))
+                    chosen = pd.concat([chosen, pool.loc[asked.index]])
+                    model = tune(chosen, args, seed, init=aics_model)
+                    draws[n].append(rho(model, test))
+                    print(f"  {n} cells chosen by the model ({spec}, draw {repeat}): fine-tuned "
+                          f"{draws[n][-1]:.3f} (first {n} random cells: "
+                          f"{row.get(f'finetuned_{n}', float('nan')):.3f}; "
+                          f"{time.time() - started:.0f} s)", flush=True)
             for n in args.chosen_counts:
-                rest = pool.drop(index=chosen.index)
-                asked = suggest_cells(model, rest.assign(score=np.nan), random_share=0.2,
-                                      random_state=seed, **settings).head(n - len(chosen))
-                chosen = pd.concat([chosen, pool.loc[asked.index]])
-                model = tune(chosen, args, seed, init=aics_model)
-                row[f"{arm}_{n}"] = rho(model, test)
-                print(f"  {n} cells chosen by the model ({spec}): fine-tuned "
-                      f"{row[f'{arm}_{n}']:.3f} (random: "
-                      f"{row.get(f'finetuned_{n}', float('nan')):.3f}; "
-                      f"{time.time() - started:.0f} s)", flush=True)
+                row[f"{arm}_{n}"] = float(np.mean(draws[n]))
+                row.setdefault("draws", {})[f"{arm}_{n}"] = draws[n]
         results.append(row)
-    table = pd.DataFrame(results)
+    table = pd.DataFrame(results).drop(columns=["draws"], errors="ignore")
     print(table.to_markdown(index=False, floatfmt=".3f"))
     summary = table.drop(columns=["seed"]).mean().to_dict()
     if args.only_aics:
@@ -204,12 +222,13 @@ def main() -> None:
               f"scratch on {args.reference} ({goal:.3f}): "
               f"{'met' if summary['finetuned_200'] >= goal else 'missed'} by "
               f"{summary['finetuned_200'] - goal:+.3f}")
+    control = "chosen_random" if "order=random" in args.choose else "finetuned"
     for spec in args.choose:
         arm, _ = choice_arm(spec)
         for n in args.chosen_counts:
-            if f"{arm}_{n}" in summary and f"finetuned_{n}" in summary:
-                chosen, random = summary[f"{arm}_{n}"], summary[f"finetuned_{n}"]
-                wins = int((table[f"{arm}_{n}"] > table[f"finetuned_{n}"]).sum())
+            if arm != control and f"{arm}_{n}" in summary and f"{control}_{n}" in summary:
+                chosen, random = summary[f"{arm}_{n}"], summary[f"{control}_{n}"]
+                wins = int((table[f"{arm}_{n}"] > table[f"{control}_{n}"]).sum())
                 print(f"goal 2 at {n} cells ({spec}): chosen {chosen:.3f} vs random "
                       f"{random:.3f} ({chosen - random:+.3f}; higher in {wins} of "
                       f"{len(table)} seeds)")

@@ -47,6 +47,7 @@ OPTIONS = {
     "random_share": {"python": "random_share=", "cli": "--random-share",
                      "napari": "random_share="},
     "groups": {"python": "groups=", "cli": "--groups", "napari": "groups="},
+    "order": {"python": "order=", "cli": "--order", "napari": "order="},
     "density": {"python": "density=", "cli": "--density", "napari": "density="},
 }
 """How each option the library's messages mention is set, door by door."""

@@ -32,6 +32,12 @@ SUGGEST_RANDOM_SHARE = 0.2
 """Share of the hand-scoring order drawn at random (``suggest``), so it does not only chase
 outliers."""
 
+SUGGEST_ORDERS = ("representative", "uncertain")
+"""How ``suggest`` orders the cells to score by hand (see ``suggest_cells``)."""
+
+SUGGEST_ORDER = "uncertain"
+"""The default of :data:`SUGGEST_ORDERS`."""
+
 SUGGEST_DENSITY = 0.0
 """Power of each cell's typicality weighing the model's uncertainty in hand-scoring orders."""
 
@@ -40,4 +46,4 @@ SUGGEST_GROUPS = 1
 
 __all__ = ["BACKBONES", "BATCH_SIZE", "DEFAULT_BACKBONE", "FINETUNE_LR_FACTOR", "IMAGE_SIZE_PX",
            "LEARNING_RATE", "MAX_EPOCHS", "SCORE_RANGE", "SUGGEST_DENSITY", "SUGGEST_GROUPS",
-           "SUGGEST_RANDOM_SHARE"]
+           "SUGGEST_ORDER", "SUGGEST_ORDERS", "SUGGEST_RANDOM_SHARE"]

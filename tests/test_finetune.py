@@ -143,6 +143,49 @@ def test_suggest_orders_unscored_cells_by_d4_spread_with_a_random_share(base_fil
         suggest_cells(model, table, density=-1.0)
 
 
+def test_the_representative_order_complements_the_scored_cells(base_file, cells, tmp_path):
+    import pandas as pd
+
+    table = cells.iloc[:12][["image_path", *PROTOCOL_2, "score"]].copy()
+    table.loc[table.index[3:], "score"] = np.nan
+    table.to_csv(tmp_path / "cells.csv", index=False)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["suggest", str(base_file), str(tmp_path / "cells.csv"), "--out",
+                     str(tmp_path / "order.csv"), "--order", "representative",
+                     "--random-share", "0"]) == 0
+    assert "(9 chosen by the model, 0 at random)" in printed.getvalue()
+    order = pd.read_csv(tmp_path / "order.csv")
+    assert sorted(order["image_path"]) == sorted(table["image_path"].iloc[3:])
+    model = load_model(base_file)
+    assert suggest_cells(model, table, order="representative", random_share=0)[
+        "image_path"].tolist() == order["image_path"].tolist()
+    # the cells scored so far steer it: without them, another order of the same cells
+    alone = suggest_cells(model, table.iloc[3:], order="representative", random_share=0)
+    assert sorted(alone["image_path"]) == sorted(order["image_path"])
+    assert alone["image_path"].tolist() != order["image_path"].tolist()
+    with pytest.raises(ValueError, match="groups= and density= weigh the model's uncertainty"):
+        suggest_cells(model, table, order="representative", groups=3)
+    with pytest.raises(ValueError, match="order= must be one of"):
+        suggest_cells(model, table, order="chaos")
+
+
+def test_representative_picks_go_first_to_the_kinds_the_scored_cells_miss():
+    from sarcnet_sklearn.deploy._suggest import _herding
+
+    rng = np.random.default_rng(0)
+    common, rare = rng.normal(0, 0.3, (80, 5)), rng.normal(4, 0.3, (20, 5))
+    candidates = np.vstack([common, rare])  # rows 80-99 are the rare kind
+    # nothing scored yet: the first 10 picks share the kinds as the table does (8:2)
+    first = _herding(candidates, np.empty((0, 5)), rng)[:10]
+    assert (first >= 80).sum() == 2
+    # 10 common cells scored: the rare kind comes first, then both kinds in turn
+    scored = rng.normal(0, 0.3, (10, 5))
+    picks = _herding(candidates, scored, rng)
+    assert picks[0] >= 80 and (picks[:4] >= 80).sum() >= 2
+    assert sorted(picks) == list(range(100))
+
+
 def test_the_models_picks_take_alike_cells_in_turn():
     from sarcnet_sklearn.deploy._suggest import _across_groups
 

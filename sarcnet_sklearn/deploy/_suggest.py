@@ -1,7 +1,9 @@
 """The model asks: which unscored cells to score by hand next.
 
-Cells the model is least sure about teach it the most; a share of random cells
-keeps the order from chasing only odd cells (outliers, bad segmentations).
+Two orders: the cells that make the hand-scored set most like the whole table as
+the model sees cells (``"representative"``), or the cells the model is least sure
+about (``"uncertain"``); a share of random cells keeps either from chasing only
+odd cells (outliers, bad segmentations).
 """
 
 from __future__ import annotations
@@ -11,14 +13,20 @@ import pandas as pd
 
 from .._columns import ERROR_COLUMN, SCORE_PRED_COLUMN, TARGET_COLUMN
 from .._doors import option
-from .._recipe import SUGGEST_DENSITY, SUGGEST_GROUPS, SUGGEST_RANDOM_SHARE
+from .._recipe import (
+    SUGGEST_DENSITY,
+    SUGGEST_GROUPS,
+    SUGGEST_ORDER,
+    SUGGEST_ORDERS,
+    SUGGEST_RANDOM_SHARE,
+)
 
 RANK_COLUMN = "suggest_rank"
 """1 = score this cell first."""
 UNCERTAINTY_COLUMN = "uncertainty"
 """How unsure the model is about the cell (see :func:`cell_uncertainty`)."""
 CHOSEN_BY_COLUMN = "suggested_by"
-"""``"model"`` (among the most uncertain) or ``"random"``."""
+"""``"model"`` (the order's pick) or ``"random"``."""
 UNCERTAINTY_KINDS = ("d4", "interval")
 
 
@@ -112,6 +120,7 @@ def suggest_cells(
     model,
     cells: pd.DataFrame,
     *,
+    order: str = SUGGEST_ORDER,
     random_share: float = SUGGEST_RANDOM_SHARE,
     by: str = "d4",
     groups: int = SUGGEST_GROUPS,
@@ -119,36 +128,41 @@ def suggest_cells(
     target: str = TARGET_COLUMN,
     random_state: int | None = 0,
 ) -> pd.DataFrame:
-    """Order the unscored cells: the model's most uncertain first, mixed with random ones.
+    """Order the unscored cells for scoring by hand: the model's picks mixed with random ones.
 
     Parameters
     ----------
     model : fitted SarcNet pipeline
     cells : DataFrame
         Cells as ``predict`` reads them; rows with a ``target`` score are
-        already scored and left out.
+        already scored: left out of the order, and with
+        ``order="representative"`` the order complements them.
+    order : {"representative", "uncertain"}, default=SUGGEST_ORDER
+        ``"representative"``: each next cell the one that makes the scored
+        cells and those before it in the order most like the table as a whole
+        in the model's features and predicted score (kernel herding, Chen,
+        Welling and Smola 2010): kinds of cell the scored ones miss come first,
+        common kinds get more places than rare ones. ``"uncertain"``: the
+        cells the model is least sure about first (see ``by``, ``groups`` and
+        ``density``).
     random_share : float in [0, 1], default=0.2
         The share of the order drawn at random from the cells not yet placed
-        (every ``1/random_share``-th place), so that the order does not only
-        chase outliers; 1: a random order.
+        (every ``1/random_share``-th place); 1: a random order.
     by : {"d4", "interval"}, default="d4"
-        See :func:`cell_uncertainty`.
+        See :func:`cell_uncertainty`: the ``uncertainty`` column, and the
+        ``"uncertain"`` order.
     groups : int, default=SUGGEST_GROUPS
-        Spread the model's picks over this many groups of alike cells
-        (scikit-learn's :class:`~sklearn.cluster.KMeans` of the cells' model
-        features and predicted score, each standardized), taking the most
-        uncertain cell of each group in turn (the groups in the order of their
-        most uncertain cell): the hand-scored cells then stand for every kind of
-        cell in the table instead of crowding where the model is unsure. 1: by
-        uncertainty alone.
+        ``"uncertain"`` order: spread the model's picks over this many groups
+        of alike cells (scikit-learn's :class:`~sklearn.cluster.KMeans` of the
+        cells' model features and predicted score, each standardized), taking
+        the most uncertain cell of each group in turn (the groups in the order
+        of their most uncertain cell). 1: by uncertainty alone.
     density : float, default=SUGGEST_DENSITY
-        Weigh each cell's uncertainty by how typical it is, raised to this
-        power (information density: its density among the table's cells, one
-        over the mean distance to its 10 nearest neighbours in the standardized
-        model features and predicted score, as a share of the densest cell's):
-        odd cells (bad segmentations, rare shapes), which a model is often
-        unsure of but learns little from, then come later. 0: uncertainty
-        alone.
+        ``"uncertain"`` order: weigh each cell's uncertainty by how typical it
+        is, raised to this power (its density among the table's cells, one
+        over the mean distance to its 10 nearest neighbours in the
+        standardized model features and predicted score, as a share of the
+        densest cell's), so that odd cells come later. 0: uncertainty alone.
     target : str, default="score"
     random_state : int or None, default=0
 
@@ -166,32 +180,46 @@ def suggest_cells(
     >>> order["suggested_by"].head(4).tolist()  # doctest: +SKIP
     ['model', 'model', 'model', 'random']
     """
+    if order not in SUGGEST_ORDERS:
+        raise ValueError(f"{option('order')} must be one of {SUGGEST_ORDERS}, got {order!r}")
     if not 0 <= random_share <= 1:
         raise ValueError(f"{option('random_share')} must be in [0, 1], got {random_share!r}")
     if not np.isfinite(density) or density < 0:
         raise ValueError(f"{option('density')} must be 0 or more, got {density!r}")
     if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
         raise ValueError(f"{option('groups')} must be a whole number >= 1, got {groups!r}")
-    todo = cells
+    representative = order == "representative"
+    if representative and (groups != 1 or density != 0):
+        raise ValueError(f"{option('groups')} and {option('density')} weigh the model's "
+                         f"uncertainty: they go with {option('order')} 'uncertain'")
+    unscored = np.ones(len(cells), dtype=bool)
     if target in cells.columns:
-        todo = cells[pd.to_numeric(cells[target], errors="coerce").isna()]
-    if len(todo) == 0:
+        unscored = pd.to_numeric(cells[target], errors="coerce").isna().to_numpy()
+    if not unscored.any():
         raise ValueError(f"every cell already has a {target!r}: nothing to suggest")
-    measured, features = _measure(model, todo, by=by)
+    todo = cells[unscored]
+    measured, features = _measure(model, cells if representative else todo, by=by)
+    descriptors = np.column_stack([features, measured[SCORE_PRED_COLUMN].to_numpy(float)])
+    if representative:
+        scored = descriptors[~unscored]
+        scored = scored[np.isfinite(scored).all(axis=1)]
+        measured, descriptors = measured[unscored], descriptors[unscored]
     rng = np.random.default_rng(random_state)
     usable = np.flatnonzero(measured[ERROR_COLUMN].isna().to_numpy())
-    descriptors = np.column_stack([features, measured[SCORE_PRED_COLUMN].to_numpy(float)])
-    priority = measured[UNCERTAINTY_COLUMN].to_numpy()[usable]
-    if density > 0 and len(usable) > 1:
-        priority = priority * _typicality(descriptors[usable]) ** density
-    by_uncertainty = list(usable[np.argsort(-priority, kind="stable")])
-    by_uncertainty = _across_groups(by_uncertainty, descriptors, groups, random_state)
+    if representative:
+        by_model = list(usable[_herding(descriptors[usable], scored, rng)])
+    else:
+        priority = measured[UNCERTAINTY_COLUMN].to_numpy()[usable]
+        if density > 0 and len(usable) > 1:
+            priority = priority * _typicality(descriptors[usable]) ** density
+        by_model = list(usable[np.argsort(-priority, kind="stable")])
+        by_model = _across_groups(by_model, descriptors, groups, random_state)
     shuffled = list(rng.permutation(usable))
     every = np.inf if random_share == 0 else 1 / random_share
     placed, chosen_by, taken = [], [], set()
     while len(placed) < len(usable):
         random_turn = np.floor((len(placed) + 1) / every) > np.floor(len(placed) / every)
-        source = shuffled if random_turn else by_uncertainty
+        source = shuffled if random_turn else by_model
         while source[0] in taken:
             source.pop(0)
         row = source.pop(0)
@@ -199,18 +227,20 @@ def suggest_cells(
         placed.append(row)
         chosen_by.append("random" if random_turn else "model")
     failed = np.flatnonzero(measured[ERROR_COLUMN].notna().to_numpy())
-    order = np.concatenate([np.asarray(placed, dtype=int), failed])
-    out = todo.iloc[order].drop(columns=[RANK_COLUMN, CHOSEN_BY_COLUMN], errors="ignore")
+    ranked = np.concatenate([np.asarray(placed, dtype=int), failed])
+    out = todo.iloc[ranked].drop(columns=[RANK_COLUMN, CHOSEN_BY_COLUMN], errors="ignore")
     for column in (UNCERTAINTY_COLUMN, SCORE_PRED_COLUMN, ERROR_COLUMN):
-        out[column] = measured[column].to_numpy()[order]
+        out[column] = measured[column].to_numpy()[ranked]
     out.insert(0, CHOSEN_BY_COLUMN, chosen_by + [None] * len(failed))
     out.insert(0, RANK_COLUMN, np.arange(1, len(out) + 1))
     return out
 
 
 def _standardized(values: np.ndarray) -> np.ndarray:
-    spread = values.std(axis=0)
-    return np.nan_to_num((values - values.mean(axis=0)) / np.where(spread > 0, spread, 1.0))
+    """Each column to mean 0 and standard deviation 1 (NaN: 0, the mean)."""
+    from sklearn.preprocessing import StandardScaler
+
+    return np.nan_to_num(StandardScaler().fit_transform(values))
 
 
 def _typicality(descriptors: np.ndarray, neighbours: int = 10) -> np.ndarray:
@@ -243,3 +273,41 @@ def _across_groups(ranked: list, descriptors: np.ndarray, groups: int, random_st
             if queue:
                 out.append(queue.pop(0))
     return out
+
+
+
+HERDING_CELLS = 4000
+"""The representative order herds at most this many cells (a random sample of the table's);
+the rest follow in random order (a random sample stands for the table too)."""
+
+
+def _herding(candidates: np.ndarray, scored: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Kernel herding (Chen, Welling and Smola 2010): the rows of ``candidates`` in the order
+    that keeps the kernel mean of ``scored`` plus those placed closest to that of all rows
+    (a Gaussian kernel of median bandwidth on the standardized columns): every prefix stands
+    for the whole."""
+    from sklearn.metrics.pairwise import euclidean_distances
+
+    herded = np.arange(len(candidates))
+    rest = np.empty(0, dtype=int)
+    if len(candidates) > HERDING_CELLS:
+        shuffled = rng.permutation(len(candidates))
+        herded, rest = shuffled[:HERDING_CELLS], shuffled[HERDING_CELLS:]
+    if len(herded) < 2:
+        return np.concatenate([herded, rest])
+    values = _standardized(np.vstack([candidates[herded], scored]).astype(float))
+    squared = euclidean_distances(values, squared=True)
+    bandwidth = np.median(squared[squared > 0]) if (squared > 0).any() else 1.0
+    kernel = np.exp(-squared / bandwidth)
+    n = len(herded)
+    target = kernel.mean(axis=1)[:n]
+    running = kernel[:n, n:].sum(axis=1)
+    count = len(scored)
+    placed, left = [], np.ones(n, dtype=bool)
+    while len(placed) < n:
+        pick = int(np.argmax(np.where(left, target - running / (count + 1), -np.inf)))
+        placed.append(pick)
+        left[pick] = False
+        running += kernel[:n, pick]
+        count += 1
+    return np.concatenate([herded[placed], rest])

@@ -37,8 +37,8 @@ class HandScoringWidget(Container):
     table at once (atomically) and into the Labels layer's ``features``;
     starting again on the same file resumes at the first unscored cell. With
     a model, the cells come in the order of
-    :func:`~sarcnet_sklearn.deploy.suggest_cells` (the model's most uncertain
-    first, a fifth at random); for a field, the model cuts and measures its
+    :func:`~sarcnet_sklearn.deploy.suggest_cells` (its default order, a fifth
+    at random); for a field, the model cuts and measures its
     cells from the chosen image layer (at the layer's scale, as the scoring
     widget does). Merge joins this table with another scorer's
     and shows their agreement.
@@ -60,7 +60,7 @@ class HandScoringWidget(Container):
                                      value="hand_scores.csv",
                                      tooltip="where a field's scores are saved")
         self._model_file = FileEdit(label="model (optional)", mode="r",
-                                    tooltip="order the cells by the model's uncertainty")
+                                    tooltip="a model to choose the cells' order (as suggest does)")
         self._image = ComboBox(label="field image", choices=self._image_layers, nullable=True,
                                tooltip="the field's alpha-actinin-2 image, for a model to "
                                        "order its cells")
