@@ -113,7 +113,8 @@ def test_suggest_orders_unscored_cells_by_d4_spread_with_a_random_share(base_fil
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):  # the command is suggest_cells, written out
         assert main(["suggest", str(base_file), str(tmp_path / "cells.csv"), "--out",
-                     str(tmp_path / "order.csv"), "--random-share", "0.25"]) == 0
+                     str(tmp_path / "order.csv"), "--random-share", "0.25",
+                     "--order", "uncertain"]) == 0
     assert "wrote the order of 9 unscored cells" in printed.getvalue()
     order = pd.read_csv(tmp_path / "order.csv")
     order.index = order["image_path"].map(pd.Series(table.index, index=table["image_path"]))
@@ -132,15 +133,15 @@ def test_suggest_orders_unscored_cells_by_d4_spread_with_a_random_share(base_fil
     alone = cell_uncertainty(model, table.loc[rows[:1]])  # a cell's spread is its own
     assert alone["uncertainty"].iloc[0] == pytest.approx(order["uncertainty"].iloc[0], rel=1e-3)
     # spread over 3 groups of alike cells: the same cells, the most uncertain still first
-    spread = suggest_cells(model, table, groups=3, random_share=0)
+    spread = suggest_cells(model, table, order="uncertain", groups=3, random_share=0)
     assert spread.index[0] == order.index[0] and set(spread.index) == set(order.index)
     with pytest.raises(ValueError, match="groups= must be a whole number"):
-        suggest_cells(model, table, groups=0)
+        suggest_cells(model, table, order="uncertain", groups=0)
     # weighed by typicality: the same cells; odd ones later
-    typical = suggest_cells(model, table, density=1.0, random_share=0)
+    typical = suggest_cells(model, table, order="uncertain", density=1.0, random_share=0)
     assert set(typical.index) == set(order.index)
     with pytest.raises(ValueError, match="density= must be 0 or more"):
-        suggest_cells(model, table, density=-1.0)
+        suggest_cells(model, table, order="uncertain", density=-1.0)
 
 
 def test_the_representative_order_complements_the_scored_cells(base_file, cells, tmp_path):
@@ -152,8 +153,7 @@ def test_the_representative_order_complements_the_scored_cells(base_file, cells,
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         assert main(["suggest", str(base_file), str(tmp_path / "cells.csv"), "--out",
-                     str(tmp_path / "order.csv"), "--order", "representative",
-                     "--random-share", "0"]) == 0
+                     str(tmp_path / "order.csv"), "--random-share", "0"]) == 0
     assert "(9 chosen by the model, 0 at random)" in printed.getvalue()
     order = pd.read_csv(tmp_path / "order.csv")
     assert sorted(order["image_path"]) == sorted(table["image_path"].iloc[3:])
