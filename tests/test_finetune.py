@@ -170,7 +170,8 @@ def test_the_representative_order_complements_the_scored_cells(base_file, cells,
         suggest_cells(model, table, order="chaos")
 
 
-def test_representative_picks_go_first_to_the_kinds_the_scored_cells_miss():
+def test_representative_picks_go_first_to_the_kinds_the_scored_cells_miss(monkeypatch):
+    from sarcnet_sklearn.deploy import _suggest
     from sarcnet_sklearn.deploy._suggest import _herding
 
     rng = np.random.default_rng(0)
@@ -184,6 +185,11 @@ def test_representative_picks_go_first_to_the_kinds_the_scored_cells_miss():
     picks = _herding(candidates, scored, rng)
     assert picks[0] >= 80 and (picks[:4] >= 80).sum() >= 2
     assert sorted(picks) == list(range(100))
+    # big tables: 60 of the 100 herded, against 60 of 600 scored common cells weighing 10 each
+    monkeypatch.setattr(_suggest, "HERDING_CELLS", 60)
+    picks = _herding(candidates, rng.normal(0, 0.3, (600, 5)), rng)
+    assert sorted(picks) == list(range(100)) and picks[0] >= 80
+    assert (picks[:10] >= 80).sum() >= 5  # the 600 common cells outweigh the herded ones
 
 
 def test_the_models_picks_take_alike_cells_in_turn():

@@ -276,9 +276,11 @@ def _across_groups(ranked: list, descriptors: np.ndarray, groups: int, random_st
 
 
 
-HERDING_CELLS = 4000
-"""The representative order herds at most this many cells (a random sample of the table's);
-the rest follow in random order (a random sample stands for the table too)."""
+HERDING_CELLS = 3000
+"""The representative order herds at most this many unscored cells (a random sample of the
+table's; the rest follow in random order, a random sample standing for the table too) against
+at most this many of the scored cells (a random sample, each weighing for the cells it stands
+for)."""
 
 
 def _herding(candidates: np.ndarray, scored: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -295,19 +297,26 @@ def _herding(candidates: np.ndarray, scored: np.ndarray, rng: np.random.Generato
         herded, rest = shuffled[:HERDING_CELLS], shuffled[HERDING_CELLS:]
     if len(herded) < 2:
         return np.concatenate([herded, rest])
-    values = _standardized(np.vstack([candidates[herded], scored]).astype(float))
-    squared = euclidean_distances(values, squared=True)
-    bandwidth = np.median(squared[squared > 0]) if (squared > 0).any() else 1.0
-    kernel = np.exp(-squared / bandwidth)
-    n = len(herded)
-    target = kernel.mean(axis=1)[:n]
-    running = kernel[:n, n:].sum(axis=1)
+    kept = scored
+    if len(scored) > HERDING_CELLS:
+        kept = scored[rng.choice(len(scored), HERDING_CELLS, replace=False)]
+    n, m = len(herded), len(kept)
+    values = _standardized(np.vstack([candidates[herded], kept])).astype(np.float32)
+    sample = values if len(values) <= 2000 else values[rng.choice(len(values), 2000,
+                                                                  replace=False)]
+    spread = euclidean_distances(sample, squared=True)
+    bandwidth = np.median(spread[spread > 0]) if (spread > 0).any() else 1.0
+    kernel = np.exp(-euclidean_distances(values[:n], values, squared=True) / bandwidth)
+    scored_weight = len(scored) / m if m else 0.0
+    weights = np.concatenate([np.full(n, len(candidates) / n), np.full(m, scored_weight)])
+    target = kernel @ weights / weights.sum()
+    running = kernel[:, n:].sum(axis=1) * scored_weight
     count = len(scored)
     placed, left = [], np.ones(n, dtype=bool)
     while len(placed) < n:
         pick = int(np.argmax(np.where(left, target - running / (count + 1), -np.inf)))
         placed.append(pick)
         left[pick] = False
-        running += kernel[:n, pick]
+        running += kernel[:, pick]
         count += 1
     return np.concatenate([herded[placed], rest])
