@@ -141,6 +141,33 @@ def test_widget_scores_the_labels_of_the_open_field_into_its_features(make_napar
 
 
 @needs_napari
+def test_a_model_orders_a_crops_table_around_the_cells_scored_so_far(make_napari_viewer, cells,
+                                                                     crops, tmp_path):
+    from sarcnet_sklearn import PROTOCOL_1, make_sarcnet_pipeline
+    from sarcnet_sklearn.deploy import save_model, suggest_cells
+    from sarcnet_sklearn.tables import load_cells
+
+    model = make_sarcnet_pipeline(1, image_size=16, max_epochs=1, batch_size=16, verbose=0,
+                                  random_state=0, test_time_augment=False)
+    model.fit(cells.iloc[:16][["image_path", *PROTOCOL_1]], cells["score"].iloc[:16])
+    model_file = save_model(model, tmp_path / "model.zip", format="safe")
+    pd.read_csv(crops).assign(score=[2.0, np.nan, 4.0, np.nan, np.nan]).to_csv(crops,
+                                                                              index=False)
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
+    widget._table_file.value = crops
+    widget._model_file.value = model_file
+    widget.start()
+    expected = suggest_cells(model, load_cells(crops).reset_index(drop=True))
+    assert widget.order.index.tolist() == expected.index.tolist()
+    assert sorted(widget.order.index) == [1, 3, 4]  # the scored cells 0 and 2 are left out
+    first = tifffile.imread(crops.parent / f"f_cell{widget.order.index[0] + 1}.tiff")[1]
+    assert np.array_equal(viewer.layers["cell to score"].data, first)
+    widget.score(3)
+    assert pd.read_csv(crops)["score"].iloc[widget.order.index[0]] == 3
+
+
+@needs_napari
 def test_a_model_orders_the_labels_of_the_open_field(make_napari_viewer, cells, tmp_path):
     from sarcnet_sklearn import PROTOCOL_1, make_sarcnet_pipeline
     from sarcnet_sklearn.datasets import make_synthetic_field
