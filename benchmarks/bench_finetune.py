@@ -37,7 +37,7 @@ from skimage.transform import resize
 
 from sarcnet_sklearn import PROTOCOL_1, make_sarcnet_pipeline, spearman_score
 from sarcnet_sklearn._columns import PIXEL_SIZE_UM
-from sarcnet_sklearn._recipe import FINETUNE_LR_FACTOR
+from sarcnet_sklearn._recipe import FINETUNE_LR_FACTOR, SUGGEST_RANDOM_SHARE
 from sarcnet_sklearn.datasets import load_aics, make_synthetic_aics
 from sarcnet_sklearn.deploy import finetune_callbacks, suggest_cells, train_model
 from sarcnet_sklearn.features import extract_protocol1
@@ -98,7 +98,7 @@ def choice_arm(spec: str) -> tuple[str, dict]:
     """``"order=uncertain,groups=50"`` -> ``("chosen_uncertain_groups50", {"order":
     "uncertain", "groups": 50, "random_share": 0.2})``; ``"order=random"``: random cells (a
     random share of 1)."""
-    settings = {"random_share": 0.2}
+    settings = {"random_share": SUGGEST_RANDOM_SHARE}
     for item in spec.split(","):
         key, value = item.split("=")
         settings[key] = (int(value) if key == "groups" else value if key == "order"
@@ -191,7 +191,8 @@ def main() -> None:
         first_round = None  # the first round: random cells, as the random arm's
         for spec in args.choose if "chosen" in args.arms else []:
             arm, settings = choice_arm(spec)
-            first_round = first_round or tune(pool.iloc[:50], args, seed, init=aics_model)
+            if first_round is None:
+                first_round = tune(pool.iloc[:50], args, seed, init=aics_model)
             draws = {n: [] for n in args.chosen_counts}
             for repeat in range(args.repeats):
                 chosen, model = pool.iloc[:50], first_round

@@ -81,9 +81,8 @@ def run_suggest(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=args.device)
     cells = load_cells(args.data)
     order = suggest_cells(model, cells, order=args.order, random_share=args.random_share,
-                          by=args.by,
-                          groups=args.groups, density=args.density, target=args.target,
-                          random_state=args.random_state)
+                          by=args.by, groups=args.groups, density=args.density,
+                          target=args.target, random_state=args.random_state)
     output = write_csv_atomically(order, args.out, inputs=[args.data, args.model])
     counts = order[CHOSEN_BY_COLUMN].value_counts()
     failed = order[CHOSEN_BY_COLUMN].isna().sum()

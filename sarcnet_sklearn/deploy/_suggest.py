@@ -28,6 +28,11 @@ UNCERTAINTY_COLUMN = "uncertainty"
 CHOSEN_BY_COLUMN = "suggested_by"
 """``"model"`` (the order's pick) or ``"random"``."""
 UNCERTAINTY_KINDS = ("d4", "interval")
+HERDING_CELLS = 3000
+"""The representative order herds at most this many unscored cells (a random sample of the
+table's; the rest follow in random order, a random sample standing for the table too) against
+at most this many of the scored cells (a random sample, each weighing for the cells it stands
+for)."""
 
 
 def cell_uncertainty(model, cells: pd.DataFrame, *, by: str = "d4",
@@ -145,7 +150,7 @@ def suggest_cells(
         common kinds get more places than rare ones. ``"uncertain"``: the
         cells the model is least sure about first (see ``by``, ``groups`` and
         ``density``).
-    random_share : float in [0, 1], default=0.2
+    random_share : float in [0, 1], default=SUGGEST_RANDOM_SHARE
         The share of the order drawn at random from the cells not yet placed
         (every ``1/random_share``-th place); 1: a random order.
     by : {"d4", "interval"}, default="d4"
@@ -273,14 +278,6 @@ def _across_groups(ranked: list, descriptors: np.ndarray, groups: int, random_st
             if queue:
                 out.append(queue.pop(0))
     return out
-
-
-
-HERDING_CELLS = 3000
-"""The representative order herds at most this many unscored cells (a random sample of the
-table's; the rest follow in random order, a random sample standing for the table too) against
-at most this many of the scored cells (a random sample, each weighing for the cells it stands
-for)."""
 
 
 def _herding(candidates: np.ndarray, scored: np.ndarray, rng: np.random.Generator) -> np.ndarray:
